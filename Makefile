@@ -1,0 +1,37 @@
+# datalake: one command to run, one to test, on a fresh machine.
+SHELL := /bin/bash
+export PIPENV_VENV_IN_PROJECT := 1
+export PIPENV_NOSPIN := 1
+export PIPENV_YES := 1
+VENV := .venv
+PYTHON := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+CONFIG ?= configs/datalake_config.json
+RUN_DATE ?= 2026-11-15
+
+.PHONY: install run test lint package clean
+
+install: $(STAMP)
+
+$(STAMP): Pipfile Pipfile.lock
+	@java -version >/dev/null 2>&1 && [ "$$(java -version 2>&1 | sed -nE 's/.*version "([0-9]+).*/\1/p' | head -1)" -ge 17 ] \
+	  || { echo "make install: Java 17 or newer is required (Debian/Ubuntu: apt-get install openjdk-17-jre-headless)"; exit 1; }
+	@command -v pipenv >/dev/null 2>&1 || python3 -m pip install --quiet pipenv
+	pipenv install --dev --deploy
+	@touch $(STAMP)
+
+run: install
+	DEBUG=1 PYSPARK_PYTHON=$(PYTHON) $(PYTHON) jobs/datalake_job.py --config $(CONFIG) --run-date $(RUN_DATE)
+
+test: install
+	PYSPARK_PYTHON=$(CURDIR)/$(PYTHON) $(PYTHON) -m pytest tests
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+package: install
+	./build_dependencies.sh
+
+clean:
+	rm -rf $(VENV) packages.zip output .pytest_cache .ruff_cache spark-warehouse metastore_db derby.log
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,1 @@
+"""Helpers shared by the jobs: Spark sessions, configuration, logging, I/O."""

@@ -1,0 +1,110 @@
+"""The input tables of the data contract: their columns, and how to read them raw.
+
+Tables are read as they are on disk, never with schema inference: CSV columns come in as
+strings (header names, any order, extra columns kept for the reject record) and are typed
+by validation, so that a bad value becomes a reject instead of a silent null.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import StringType, StructField, StructType
+from pyspark.sql.utils import AnalysisException
+
+CORRUPT_RECORD = "_corrupt_record"
+MEASURED_DATE = "measured_date"
+
+
+@dataclass(frozen=True)
+class Column:
+    """A contract column: its name, Spark SQL type and whether it is required."""
+
+    name: str
+    type: str
+    required: bool
+
+
+TABLES: dict[str, tuple[Column, ...]] = {
+    "device": (
+        Column("device_id", "string", True),
+        Column("serial_number", "string", False),
+        Column("device_type", "string", True),
+        Column("manufacturer", "string", False),
+        Column("model", "string", False),
+    ),
+    "measuring_component": (
+        Column("measuring_component_id", "string", True),
+        Column("device_id", "string", True),
+        Column("component_type", "string", True),
+        Column("reading_type", "string", True),
+        Column("interval_minutes", "int", True),
+        Column("register_max", "double", False),
+    ),
+    "install_event": (
+        Column("install_event_id", "string", True),
+        Column("device_id", "string", True),
+        Column("service_point_id", "string", True),
+        Column("installed_at", "timestamp", True),
+        Column("removed_at", "timestamp", False),
+        Column("customer_class", "string", True),
+        Column("has_generation", "boolean", True),
+    ),
+    "measurements": (
+        Column("measuring_component_id", "string", True),
+        Column("measured_at", "timestamp", True),
+        Column("value", "double", True),
+    ),
+}
+TABLE_NAMES = tuple(TABLES)
+
+
+class InputError(RuntimeError):
+    """The input cannot be used at all: the run stops without publishing anything."""
+
+
+def path_exists(spark: SparkSession, path: str) -> bool:
+    """Whether ``path`` exists, through Hadoop's file system API (local, HDFS, s3a …)."""
+    jvm = spark.sparkContext._jvm
+    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
+    fs = hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    return bool(fs.exists(hadoop_path))
+
+
+def read_raw_table(spark: SparkSession, base_path: str, table: str, fmt: str) -> DataFrame:
+    """Read one table directory as stored, checking that every required column is there.
+
+    CSV: every column a string, plus ``_corrupt_record`` for lines that do not parse.
+    Parquet: the file schema. A missing directory, an unreadable table or a missing
+    required column raises :class:`InputError` naming the table.
+    """
+    path = f"{base_path.rstrip('/')}/{table}"
+    if not path_exists(spark, path):
+        raise InputError(f"table {table}: directory not found: {path}")
+    try:
+        if fmt == "csv":
+            header = spark.read.option("header", True).csv(path).columns
+            data_columns = [c for c in header if c != MEASURED_DATE]
+            schema = StructType(
+                [StructField(name, StringType()) for name in data_columns]
+                + [StructField(CORRUPT_RECORD, StringType())]
+            )
+            frame = (
+                spark.read.schema(schema)
+                .option("header", True)
+                .option("mode", "PERMISSIVE")
+                .option("columnNameOfCorruptRecord", CORRUPT_RECORD)
+                .csv(path)
+            )
+        else:
+            frame = spark.read.parquet(path)
+    except AnalysisException as error:
+        raise InputError(f"table {table}: cannot read {path}: {error.getMessage()}") from None
+    missing = [c.name for c in TABLES[table] if c.required and c.name not in frame.columns]
+    if missing:
+        raise InputError(f"table {table}: missing required column {', '.join(missing)}")
+    if CORRUPT_RECORD not in frame.columns:
+        frame = frame.withColumn(CORRUPT_RECORD, F.lit(None).cast("string"))
+    return frame

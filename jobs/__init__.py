@@ -1,0 +1,1 @@
+"""PySpark jobs and the transformation steps they are made of."""

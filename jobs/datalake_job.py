@@ -1,0 +1,284 @@
+"""datalake: the daily batch job that finds electricity theft in smart-meter data.
+
+The story, top-down: parse arguments -> start Spark -> extract the four tables -> validate
+(every row used, deduplicated, outside the window, or rejected with a reason) -> usage ->
+detect (one function per rule) -> score -> load (atomic, idempotent per run date).
+
+Run it with spark-submit (``--py-files packages.zip --files CONFIG``) or locally with
+``DEBUG=1 python jobs/datalake_job.py --config CONFIG --run-date YYYY-MM-DD``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+# Run as a plain script (DEBUG=1, IPython): import the repository's packages from the checkout.
+# Under spark-submit they come from --py-files packages.zip, as on the cluster's executors.
+if __package__ in (None, "") and "PYSPARK_GATEWAY_PORT" not in os.environ:
+    sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from dependencies.config import ConfigError
+from dependencies.publish import publish, stage_outputs
+from dependencies.run_window import RunWindow
+from dependencies.spark import start_spark
+from dependencies.tables import MEASURED_DATE, TABLE_NAMES, InputError, read_raw_table
+from jobs import rules, usage, validate
+
+APP_NAME = "datalake_job"
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_CONFIG = 2
+EXIT_BAD_INPUT = 3
+
+
+@dataclass
+class Checked:
+    """Every input row with its status; ``used`` rows are the valid input of detection."""
+
+    tables: dict[str, DataFrame]
+
+    def used(self, table: str) -> DataFrame:
+        """The rows of ``table`` that detection uses, typed."""
+        frame = self.tables[table].where(F.col("status") == validate.USED)
+        return frame.drop("status", "record")
+
+
+@dataclass
+class StageTimer:
+    """Wall-clock seconds per stage of the run."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def measure(self, stage: str, started: float) -> None:
+        """Record the time since ``started`` under ``stage``."""
+        self.seconds[stage] = round(time.monotonic() - started, 3)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """``--run-date`` (default: yesterday, UTC) and ``--config``."""
+    parser = argparse.ArgumentParser(description="Find electricity theft in smart-meter data.")
+    parser.add_argument(
+        "--run-date",
+        type=date.fromisoformat,
+        default=datetime.now(UTC).date() - timedelta(days=1),
+        help="last UTC day of the detection window, YYYY-MM-DD (default: yesterday)",
+    )
+    parser.add_argument("--config", help="JSON config (default: a *config.json sent with --files)")
+    return parser.parse_args(argv)
+
+
+def extract(spark: SparkSession, input_config: dict[str, Any], window: RunWindow) -> dict[str, DataFrame]:
+    """The four tables as stored; measurements only from the day partitions the run needs."""
+    raw = {
+        table: read_raw_table(spark, input_config["path"], table, input_config["format"])
+        for table in TABLE_NAMES
+    }
+    if MEASURED_DATE in raw["measurements"].columns:
+        day = F.col(MEASURED_DATE).cast("string")
+        first, last = window.read_start_date, window.window_end.date()
+        raw["measurements"] = raw["measurements"].where(day.between(str(first), str(last)))
+    return raw
+
+
+def validate_tables(raw: dict[str, DataFrame], window: RunWindow, run_started_at: datetime) -> Checked:
+    """Give every row of every table its status, tables in dependency order."""
+    checked: dict[str, DataFrame] = {}
+    checked["device"] = raw["device"].transform(validate.type_rows("device")).transform(
+        validate.check_keys("device")
+    ).transform(validate.finish)
+    devices = Checked(checked).used("device")
+    checked["measuring_component"] = (
+        raw["measuring_component"]
+        .transform(validate.type_rows("measuring_component"))
+        .transform(validate.check_components)
+        .transform(validate.check_reference("device_id", devices, "device_id", "unknown_device"))
+        .transform(validate.check_keys("measuring_component"))
+        .transform(validate.finish)
+    )
+    checked["install_event"] = (
+        raw["install_event"]
+        .transform(validate.type_rows("install_event"))
+        .transform(validate.check_installs)
+        .transform(validate.check_reference("device_id", devices, "device_id", "unknown_device"))
+        .transform(validate.check_keys("install_event"))
+        .transform(validate.check_overlaps)
+        .transform(validate.check_install_window(window))
+        .transform(validate.finish)
+    )
+    components = Checked(checked).used("measuring_component")
+    checked["measurements"] = (
+        raw["measurements"]
+        .transform(validate.type_rows("measurements"))
+        .transform(validate.check_measurement_values(run_started_at))
+        .transform(
+            validate.check_reference(
+                "measuring_component_id", components, "measuring_component_id", "unknown_component"
+            )
+        )
+        # One shuffle by component: the duplicate, window and usage windows all reuse it.
+        .repartition("measuring_component_id")
+        .transform(validate.check_readings(window))
+        .transform(validate.finish)
+        .select("measuring_component_id", "measured_at", "value", "status", "record")
+    )
+    for table in ("device", "measuring_component", "install_event"):
+        checked[table] = checked[table].cache()  # small, and read by several steps
+    return Checked(checked)
+
+
+def count_rows(checked: Checked) -> dict[str, dict[str, Any]]:
+    """Per table: rows read, used, rejected (and by reason), deduplicated, outside_window.
+
+    Fails loudly if the counts do not reconcile."""
+    counts: dict[str, dict[str, Any]] = {}
+    for table, frame in checked.tables.items():
+        try:
+            by_status = {row["status"]: row["count"] for row in frame.groupBy("status").count().collect()}
+        except Exception as error:
+            raise InputError(f"table {table}: cannot read: {str(error).splitlines()[0]}") from error
+        reasons = {k: v for k, v in sorted(by_status.items()) if k not in validate.NOT_REJECTED}
+        entry = {
+            "read": sum(by_status.values()),
+            "used": by_status.get(validate.USED, 0),
+            "rejected": sum(reasons.values()),
+            "deduplicated": by_status.get(validate.DEDUPLICATED, 0),
+            "outside_window": by_status.get(validate.OUTSIDE_WINDOW, 0),
+            "rejected_by_reason": reasons,
+        }
+        accounted = entry["used"] + entry["rejected"] + entry["deduplicated"] + entry["outside_window"]
+        if accounted != entry["read"]:
+            raise RuntimeError(f"table {table}: counts do not reconcile: {entry}")
+        counts[table] = entry
+    if counts["device"]["read"] == 0:
+        raise InputError("table device: no rows")
+    return counts
+
+
+def rejects(checked: Checked) -> DataFrame:
+    """All rejected rows: table, reason and the original row as JSON."""
+    frames = [
+        frame.where(~F.col("status").isin(*validate.NOT_REJECTED)).select(
+            F.lit(table).alias("table"), F.col("status").alias("reason"), "record"
+        )
+        for table, frame in checked.tables.items()
+    ]
+    result = frames[0]
+    for frame in frames[1:]:
+        result = result.unionByName(frame)
+    return result
+
+
+def compute_usage(checked: Checked, window: RunWindow, usage_config: dict[str, Any]) -> DataFrame:
+    """Daily usage per device over B and W, from the used readings."""
+    return (
+        checked.used("measurements")
+        .transform(usage.to_intervals(checked.used("measuring_component"), usage_config))
+        .transform(usage.attach_installs(checked.used("install_event")))
+        .transform(usage.split_by_day)
+        .transform(usage.mark_zero_runs(usage_config))
+        .transform(usage.daily_usage(window))
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the job; return the process exit code."""
+    args = parse_args(argv)
+    run_started_at = datetime.now(UTC).replace(microsecond=0)
+    run_id = f"{args.run_date.isoformat()}-{uuid.uuid4().hex[:12]}"
+    timer = StageTimer()
+    try:
+        spark, log, config = start_spark(app_name=APP_NAME, config_path=args.config)
+    except ConfigError as error:
+        print(f"datalake: bad config: {error}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    window = RunWindow.from_config(args.run_date, config)
+    log.info("run %s: window %s..%s, baseline from %s", run_id, window.window_start_date,
+             window.run_date, window.baseline_start_date)
+    try:
+        started = time.monotonic()
+        checked = validate_tables(extract(spark, config["input"], window), window, run_started_at)
+        checked.tables["measurements"].persist(StorageLevel.MEMORY_AND_DISK)
+        counts = count_rows(checked)
+        timer.measure("extract_validate", started)
+
+        started = time.monotonic()
+        daily = compute_usage(checked, window, config["usage"]).persist(StorageLevel.MEMORY_AND_DISK)
+        evidence = rules.Evidence.build(
+            daily,
+            checked.used("measuring_component"),
+            checked.used("install_event"),
+            window,
+            config,
+        )
+        findings = rules.detect(evidence, config).persist()
+        alerts = rules.score(findings, evidence, config)
+        timer.measure("detect", started)
+
+        started = time.monotonic()
+        outputs = {"alerts": alerts, "findings": findings, "rejects": rejects(checked)}
+        staging = stage_outputs(outputs, config["output"]["path"], run_id)
+        timer.measure("write", started)
+        report = {
+            "run_id": run_id,
+            "run_date": args.run_date.isoformat(),
+            "run_started_at": run_started_at.isoformat().replace("+00:00", "Z"),
+            "parameters": {
+                "config": args.config,
+                "input": config["input"],
+                "output": config["output"],
+                "window_start": window.window_start_date.isoformat(),
+                "window_end": window.run_date.isoformat(),
+                "baseline_start": window.baseline_start_date.isoformat(),
+                "window_days": window.window_days,
+                "baseline_days": window.baseline_days,
+            },
+            "counts": counts,
+            "findings_by_rule": rules.count_by_rule(findings),
+            "alerts": alerts.count(),
+            "spark_application_id": spark.sparkContext.applicationId,
+            "durations_seconds": timer.seconds,
+        }
+        paths = publish(spark, staging, report, config["output"]["path"], args.run_date)
+    except InputError as error:
+        log.error("bad input: %s", error)
+        print(f"datalake: bad input: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except Exception as error:
+        log.exception("run %s failed", run_id)
+        print(f"datalake: run failed: {str(error).splitlines()[0]}", file=sys.stderr)
+        return EXIT_FAILED
+    print_summary(report, paths, alerts)
+    return EXIT_OK
+
+
+def print_summary(report: dict[str, Any], paths: dict[str, str], alerts: DataFrame) -> None:
+    """What the run read and found, for a person at a terminal."""
+    print(f"datalake run {report['run_id']} for {report['run_date']}")
+    for table, entry in report["counts"].items():
+        print(
+            f"  {table:<20} read {entry['read']:>9}  used {entry['used']:>9}  rejected "
+            f"{entry['rejected']:>6}  deduplicated {entry['deduplicated']:>6}  outside "
+            f"{entry['outside_window']:>9}"
+        )
+    print(f"  findings by rule: {report['findings_by_rule']}")
+    print(f"  alerts: {report['alerts']}")
+    for row in alerts.orderBy(F.desc("score"), "device_id").collect():
+        print(f"    {row['device_id']:<12} score {row['score']:.3f}  {', '.join(row['rules'])}")
+    for name, path in paths.items():
+        print(f"  {name}: {path}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,364 @@
+"""Theft detection: one pure function per rule, then the score and the alerts.
+
+Each rule takes the run's :class:`Evidence` and its own parameters from the config's
+``rules`` section, and returns ``(device_id, metric)`` for the devices where it fires.
+:func:`detect` names, weighs and places them; :func:`score` combines a device's findings
+into ``1 - prod(1 - weight)`` and keeps the devices at or above ``alert_threshold``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pyspark.sql import Column as SparkColumn
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+from dependencies.run_window import RunWindow
+from jobs.usage import HOURS, IMPORT_KWH, MINUTES_PER_DAY
+
+WINDOW = "W"
+BASELINE = "B"
+
+Rule = Callable[["Evidence", dict[str, Any]], DataFrame]
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the rules look at, built once per run and shared by all of them.
+
+    ``daily``: usage per (device, day) with its ``period`` (B or W), ``has_data`` and the
+    day's intra-day coefficient of variation ``cv``. ``devices``: one row per device with its
+    context (service point, class, generation: of its latest installed interval in W), its W
+    and B summaries, ``comparable``, the ratio ``r`` = W mean / baseline mean and the class
+    drift ``drift``. ``installs`` and ``components``: the valid input tables.
+    """
+
+    daily: DataFrame
+    devices: DataFrame
+    installs: DataFrame
+    components: DataFrame
+    window: RunWindow
+
+    @classmethod
+    def build(
+        cls,
+        daily_usage: DataFrame,
+        components: DataFrame,
+        installs: DataFrame,
+        window: RunWindow,
+        config: dict[str, Any],
+    ) -> Evidence:
+        """Derive the per-day flags and the per-device summaries from daily usage."""
+        usage, peers = config["usage"], config["peers"]
+        mean = F.col("shape_kwh") / F.col("shape_intervals")
+        variance = F.greatest(F.col("shape_kwh_squared") / F.col("shape_intervals") - mean * mean,
+                              F.lit(0.0))
+        daily = (
+            daily_usage.withColumn(
+                "period",
+                F.when(F.col("day") >= F.lit(window.window_start_date), WINDOW).otherwise(BASELINE),
+            )
+            .withColumn(
+                "has_data",
+                F.col("present_intervals") >= usage["day_has_data_share"] * F.col("expected_intervals"),
+            )
+            .withColumn("cv", F.when(mean > 0, F.sqrt(variance) / mean))
+        )
+        devices = _device_summaries(daily, window, peers).transform(_with_class_drift(peers))
+        return cls(daily, devices, installs, components, window)
+
+
+def _in(period: str, column: SparkColumn | str, with_data: bool = True) -> SparkColumn:
+    """``column`` on the days of ``period`` (with data, unless ``with_data`` is False)."""
+    condition = F.col("period") == period
+    if with_data:
+        condition = condition & F.col("has_data")
+    return F.when(condition, column if isinstance(column, SparkColumn) else F.col(column))
+
+
+def _sum_arrays(arrays: SparkColumn) -> SparkColumn:
+    """Element-wise sum of a list of 24-element arrays."""
+    zero = F.array_repeat(F.lit(0.0), len(HOURS))
+    return F.aggregate(arrays, zero, lambda acc, x: F.zip_with(acc, x, lambda a, b: a + b))
+
+
+def _hourly_means(period: str) -> SparkColumn:
+    """Mean interval amount per hour of day over ``period``'s days with data."""
+    sums = _sum_arrays(F.collect_list(_in(period, F.transform("hour_kwh", lambda v: F.coalesce(v, F.lit(0.0))))))
+    counts = _sum_arrays(F.collect_list(_in(period, F.transform("hour_intervals", lambda n: n.cast("double")))))
+    return F.zip_with(sums, counts, lambda s, n: F.when(n > 0, s / n))
+
+
+def _device_summaries(daily: DataFrame, window: RunWindow, peers: dict[str, Any]) -> DataFrame:
+    share = peers["comparable_share"]
+    latest = F.max_by("latest_install", _in(WINDOW, "latest_installed_start", with_data=False))
+    summaries = daily.groupBy("device_id").agg(
+        latest.alias("context"),
+        F.count(_in(WINDOW, F.lit(1))).alias("window_days_with_data"),
+        F.count(_in(BASELINE, F.lit(1))).alias("baseline_days_with_data"),
+        F.avg(_in(WINDOW, "import_kwh")).alias("window_mean_kwh"),
+        F.avg(_in(BASELINE, "import_kwh")).alias("baseline_mean_kwh"),
+        F.sum(_in(WINDOW, "uninstalled_import_kwh", with_data=False)).alias("uninstalled_import_kwh"),
+        F.sum(_in(WINDOW, "rollback_kwh", with_data=False)).alias("rollback_kwh"),
+        F.sum(_in(WINDOW, "export_without_generation_kwh", with_data=False)).alias(
+            "export_without_generation_kwh"
+        ),
+        F.sum(_in(WINDOW, "tamper_events", with_data=False)).alias("tamper_events"),
+        F.sum(_in(WINDOW, "present_intervals", with_data=False)).alias("window_present_intervals"),
+        F.avg(_in(WINDOW, "cv")).alias("window_cv"),
+        F.avg(_in(BASELINE, "cv")).alias("baseline_cv"),
+        _hourly_means(WINDOW).alias("window_hourly_kwh"),
+        _hourly_means(BASELINE).alias("baseline_hourly_kwh"),
+    )
+    comparable = (F.col("window_days_with_data") >= share * window.window_days) & (
+        F.col("baseline_days_with_data") >= share * window.baseline_days
+    )
+    return summaries.select(
+        "*",
+        F.col("context.service_point_id").alias("service_point_id"),
+        F.col("context.customer_class").alias("customer_class"),
+        F.coalesce(F.col("context.has_generation"), F.lit(False)).alias("has_generation"),
+        comparable.alias("comparable"),
+        F.when(
+            comparable & (F.col("baseline_mean_kwh") >= peers["min_baseline_kwh"]),
+            F.col("window_mean_kwh") / F.col("baseline_mean_kwh"),
+        ).alias("r"),
+    ).drop("context")
+
+
+def _with_class_drift(peers: dict[str, Any]) -> Callable[[DataFrame], DataFrame]:
+    """Per customer class (of the devices that have ``r``): the exact median of ``r`` and its
+    median absolute deviation; ``drift`` is the median, or 1 for a class smaller than
+    ``min_class_devices`` (too few to tell a season from theft)."""
+
+    def transform(devices: DataFrame) -> DataFrame:
+        rated = devices.where(F.col("r").isNotNull() & F.col("customer_class").isNotNull())
+        medians = rated.groupBy("customer_class").agg(
+            F.count("*").alias("class_devices"), F.median("r").alias("class_median_r")
+        )
+        deviations = (
+            rated.join(medians, "customer_class")
+            .groupBy("customer_class")
+            .agg(F.median(F.abs(F.col("r") - F.col("class_median_r"))).alias("class_mad_r"))
+        )
+        stats = medians.join(deviations, "customer_class")
+        large = F.col("class_devices") >= peers["min_class_devices"]
+        return (
+            devices.join(F.broadcast(stats), "customer_class", "left")
+            .withColumn("drift", F.when(large, F.col("class_median_r")).otherwise(F.lit(1.0)))
+            .withColumn("peer_class", large)
+        )
+
+    return transform
+
+
+def _fires(devices: DataFrame, condition: SparkColumn, metric: SparkColumn) -> DataFrame:
+    return devices.where(condition).select("device_id", metric.cast("double").alias("metric"))
+
+
+def uninstalled_consumption(evidence: Evidence, params: dict[str, Any]) -> DataFrame:
+    """Import on intervals outside any install period of the device: a ghost meter, or a
+    meter still drawing after removal (bypass or reuse). Metric: kWh."""
+    kwh = F.col("uninstalled_import_kwh")
+    return _fires(evidence.devices, kwh > params["min_kwh"], kwh)
+
+
+def register_rollback(evidence: Evidence, params: dict[str, Any]) -> DataFrame:
+    """An import register that runs backwards (not a rollover at its maximum): a wound-back
+    or reprogrammed meter. Metric: total kWh fallen in W."""
+    fallen = F.col("rollback_kwh")
+    return _fires(evidence.devices, fallen > params["min_kwh"], fallen)
+
+
+def reverse_flow(evidence: Evidence, params: dict[str, Any]) -> DataFrame:
+    """Export at a service point without generation: a meter wired in reverse, so that
+    consumption registers as export. Solar sites are excluded by their flag. Metric: kWh."""
+    kwh = F.col("export_without_generation_kwh")
+    return _fires(evidence.devices, kwh > params["min_kwh"], kwh)
+
+
+def tamper_events(evidence: Evidence, params: dict[str, Any]) -> DataFrame:
+    """Increments of the meter's own tamper counter (cover opened, magnet). Metric: events."""
+    events = F.col("tamper_events")
+    return _fires(evidence.devices, events >= params["min_events"], events)
+
+
+def zero_consumption(evidence: Evidence, params: dict[str, Any]) -> DataFrame:
+    """Consecutive days with data and (almost) no import, at a place that used to consume:
+    a full bypass. Days without data break a run, so a communication gap is not zero use.
+    Metric: longest run, days."""
+    zero_days = evidence.daily.where(
+        (F.col("period") == WINDOW) & F.col("has_data") & (F.col("import_kwh") < params["max_kwh"])
+    )
+    order = Window.partitionBy("device_id").orderBy("day")
+    runs = (
+        zero_days.withColumn("run", F.date_diff("day", F.lit(evidence.window.window_start_date))
+                             - F.row_number().over(order))
+        .groupBy("device_id", "run")
+        .count()
+        .groupBy("device_id")
+        .agg(F.max("count").alias("longest_zero_days"))
+    )
+    devices = evidence.devices.join(runs, "device_id")
+    condition = (F.col("longest_zero_days") >= params["min_days"]) & (
+        F.col("baseline_mean_kwh") >= params["min_baseline_kwh"]
+    )
+    return _fires(devices, condition, F.col("longest_zero_days"))
+
+
+def consumption_drop(evidence: Evidence, params: dict[str, Any]) -> DataFrame:
+    """Mean daily import in W far below the device's own baseline, after removing the drift
+    of its class (season, weather): a partial bypass or a slowed meter (h1, h3, h4).
+    Only comparable devices with a real baseline. Metric: r / drift."""
+    ratio = F.col("r") / F.col("drift")
+    return _fires(evidence.devices, F.col("r").isNotNull() & (ratio <= params["max_ratio"]), ratio)
+
+
+def zero_runs(evidence: Evidence, params: dict[str, Any]) -> DataFrame:
+    """On several days of W, hours-long runs of zero import that B never had: a switched
+    bypass for part of the day (h2). Not at sites with generation, whose net import is zero
+    while the sun shines. Metric: days."""
+    long_run = F.col("longest_zero_run_minutes") >= params["min_run_hours"] * 60
+    days = evidence.daily.groupBy("device_id").agg(
+        F.count(F.when((F.col("period") == WINDOW) & long_run, True)).alias("window_run_days"),
+        F.count(F.when((F.col("period") == BASELINE) & long_run, True)).alias("baseline_run_days"),
+    )
+    devices = evidence.devices.join(days, "device_id")
+    condition = (
+        F.col("comparable")
+        & ~F.col("has_generation")
+        & (F.col("window_run_days") >= params["min_days"])
+        & (F.col("baseline_run_days") == 0)
+    )
+    return _fires(devices, condition, F.col("window_run_days"))
+
+
+def flat_profile(evidence: Evidence, params: dict[str, Any]) -> DataFrame:
+    """The day's shape flattened against the baseline (mean intra-day coefficient of
+    variation collapsed): a meter replaying an average (h5) or a constant. Metric: W/B."""
+    ratio = F.col("window_cv") / F.col("baseline_cv")
+    condition = (
+        F.col("comparable")
+        & (F.col("baseline_cv") >= params["min_baseline_cv"])
+        & (ratio <= params["max_cv_ratio"])
+    )
+    return _fires(evidence.devices, condition, ratio)
+
+
+def profile_shift(evidence: Evidence, params: dict[str, Any]) -> DataFrame:
+    """The hour-of-day profile of W no longer resembles B's (Pearson correlation of the 24
+    hourly means): readings shuffled or reversed in time (h6, h4). Metric: correlation."""
+    hours = evidence.devices.where(F.col("comparable")).select(
+        "device_id",
+        F.explode(F.arrays_zip("window_hourly_kwh", "baseline_hourly_kwh")).alias("hour"),
+    )
+    correlation = hours.groupBy("device_id").agg(
+        F.corr("hour.window_hourly_kwh", "hour.baseline_hourly_kwh").alias("correlation")
+    )
+    condition = F.col("correlation") < params["max_correlation"]
+    return _fires(correlation.where(~F.isnan("correlation")), condition, F.col("correlation"))
+
+
+def peer_deviation(evidence: Evidence, params: dict[str, Any]) -> DataFrame:
+    """A drop far outside what the device's peers (same customer class) did over the same
+    days: robust z-score 0.6745 (r - median) / MAD. Only classes with enough devices.
+    Metric: z."""
+    z = F.lit(0.6745) * (F.col("r") - F.col("class_median_r")) / F.col("class_mad_r")
+    condition = F.col("peer_class") & (F.col("class_mad_r") > 0) & (z <= params["max_z"])
+    return _fires(evidence.devices.where(F.col("r").isNotNull()), condition, z)
+
+
+def data_gap(evidence: Evidence, params: dict[str, Any]) -> DataFrame:
+    """Installed through all of W, yet most expected import intervals are missing: a meter
+    cut off from communication to hide its readings. Metric: share present."""
+    window = evidence.window
+    through_w = evidence.installs.where(
+        (F.col("installed_at") <= F.lit(window.window_start))
+        & (F.col("removed_at").isNull() | (F.col("removed_at") >= F.lit(window.window_end)))
+    ).select("device_id").distinct()
+    expected = (
+        evidence.components.where(F.col("component_type") == IMPORT_KWH)
+        .groupBy("device_id")
+        .agg(F.sum(MINUTES_PER_DAY / F.col("interval_minutes")).alias("expected_per_day"))
+    )
+    present = evidence.devices.select("device_id", "window_present_intervals")
+    share = F.coalesce(F.col("window_present_intervals"), F.lit(0)) / (
+        F.col("expected_per_day") * window.window_days
+    )
+    devices = through_w.join(expected, "device_id").join(present, "device_id", "left")
+    return _fires(devices, share < params["max_present_share"], share)
+
+
+RULES: dict[str, Rule] = {
+    "UNINSTALLED_CONSUMPTION": uninstalled_consumption,
+    "REGISTER_ROLLBACK": register_rollback,
+    "REVERSE_FLOW": reverse_flow,
+    "TAMPER_EVENTS": tamper_events,
+    "ZERO_CONSUMPTION": zero_consumption,
+    "CONSUMPTION_DROP": consumption_drop,
+    "ZERO_RUNS": zero_runs,
+    "FLAT_PROFILE": flat_profile,
+    "PROFILE_SHIFT": profile_shift,
+    "PEER_DEVIATION": peer_deviation,
+    "DATA_GAP": data_gap,
+}
+
+
+def rule_params(config: dict[str, Any], rule: str) -> dict[str, Any]:
+    """A rule's own parameters, plus the shared ones some rules need."""
+    return {**config["rules"][rule], "min_baseline_kwh": config["peers"]["min_baseline_kwh"]}
+
+
+def detect(evidence: Evidence, config: dict[str, Any]) -> DataFrame:
+    """Every rule's findings: device, service point, rule, weight, metric and the window."""
+    found = None
+    for name, rule in RULES.items():
+        params = rule_params(config, name)
+        frame = rule(evidence, params).select(
+            "device_id",
+            F.lit(name).alias("rule"),
+            F.lit(float(params["weight"])).alias("weight"),
+            "metric",
+        )
+        found = frame if found is None else found.unionByName(frame)
+    places = evidence.devices.select("device_id", "service_point_id")
+    return found.join(places, "device_id", "left").select(
+        "device_id",
+        "service_point_id",
+        "rule",
+        "weight",
+        "metric",
+        F.lit(evidence.window.window_start_date).alias("window_start"),
+        F.lit(evidence.window.run_date).alias("window_end"),
+    )
+
+
+def score(findings: DataFrame, evidence: Evidence, config: dict[str, Any]) -> DataFrame:
+    """One alert per device whose score 1 - prod(1 - weight) reaches ``alert_threshold``."""
+    kept = F.aggregate(F.collect_list(1 - F.col("weight")), F.lit(1.0), lambda acc, x: acc * x)
+    scored = findings.groupBy("device_id").agg(
+        (1 - kept).alias("score"), F.array_sort(F.collect_list("rule")).alias("rules")
+    )
+    places = evidence.devices.select("device_id", "service_point_id", "customer_class")
+    return (
+        scored.where(F.col("score") >= config["alert_threshold"])
+        .join(places, "device_id", "left")
+        .select(
+            "device_id",
+            "service_point_id",
+            "customer_class",
+            "score",
+            "rules",
+            F.lit(evidence.window.window_start_date).alias("window_start"),
+            F.lit(evidence.window.run_date).alias("window_end"),
+        )
+    )
+
+
+def count_by_rule(findings: DataFrame) -> dict[str, int]:
+    """Findings per rule, every rule named (zero where it did not fire)."""
+    counts = {row["rule"]: row["count"] for row in findings.groupBy("rule").count().collect()}
+    return {name: counts.get(name, 0) for name in RULES}

@@ -1,0 +1,222 @@
+"""Validation: type every input row and give it exactly one status.
+
+A row's ``status`` is ``used``, ``deduplicated``, ``outside_window`` or a reject reason; the
+first failing check names the reason. Rejected rows keep the original row as JSON in
+``record``. Every step is a ``DataFrame -> DataFrame`` function.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from pyspark.sql import Column as SparkColumn
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+from dependencies.run_window import RunWindow
+from dependencies.tables import CORRUPT_RECORD, TABLES
+
+USED = "used"
+DEDUPLICATED = "deduplicated"
+OUTSIDE_WINDOW = "outside_window"
+NOT_REJECTED = (USED, DEDUPLICATED, OUTSIDE_WINDOW)
+
+READING_TYPES = ("CUMULATIVE", "INTERVAL")
+CUSTOMER_CLASSES = ("RESIDENTIAL", "COMMERCIAL", "INDUSTRIAL")
+KEYS = {
+    "device": ("device_id",),
+    "measuring_component": ("measuring_component_id",),
+    "install_event": ("install_event_id",),
+    "measurements": ("measuring_component_id", "measured_at"),
+}
+RAW = "_raw"
+
+Transform = Callable[[DataFrame], DataFrame]
+
+
+def flag(frame: DataFrame, condition: SparkColumn, reason: str) -> DataFrame:
+    """Give ``reason`` to the still-valid rows where ``condition`` holds."""
+    return frame.withColumn(
+        "status", F.coalesce(F.col("status"), F.when(condition, F.lit(reason)))
+    )
+
+
+def type_rows(table: str) -> Transform:
+    """Keep the original row in ``_raw``, type each contract column, and flag rows that do not
+    parse: ``malformed_row``, ``missing_required``, ``bad_timestamp``, ``bad_number``,
+    ``bad_boolean``."""
+    columns = TABLES[table]
+    type_reasons = {"timestamp": "bad_timestamp", "double": "bad_number", "int": "bad_number",
+                    "boolean": "bad_boolean"}
+
+    def transform(raw: DataFrame) -> DataFrame:
+        originals = [c for c in raw.columns if c != CORRUPT_RECORD]
+        present = [c for c in columns if c.name in raw.columns]
+        frame = raw.select(
+            F.struct(*originals).alias(RAW),
+            F.col(CORRUPT_RECORD),
+            *[_typed(raw, c.name, c.type).alias(c.name) for c in present],
+            *[F.lit(None).cast(c.type).alias(c.name) for c in columns if c not in present],
+            F.lit(None).cast("string").alias("status"),
+        )
+        frame = flag(frame, F.col(CORRUPT_RECORD).isNotNull(), "malformed_row")
+        blank = [_blank(F.col(f"{RAW}.{c.name}")) for c in present if c.required]
+        frame = flag(frame, _any(blank), "missing_required")
+        for reason in dict.fromkeys(type_reasons.values()):
+            unparsed = [
+                _blank(F.col(f"{RAW}.{c.name}")).__invert__() & F.col(c.name).isNull()
+                for c in present
+                if type_reasons.get(c.type) == reason
+            ]
+            if reason == "bad_number":
+                unparsed += [_not_finite(F.col(c.name)) for c in present if c.type == "double"]
+            frame = flag(frame, _any(unparsed), reason)
+        return frame.drop(CORRUPT_RECORD)
+
+    return transform
+
+
+def check_components(frame: DataFrame) -> DataFrame:
+    """Flag components with an unknown reading type or a non-positive interval or register."""
+    return (
+        frame.transform(lambda f: flag(f, ~F.col("reading_type").isin(*READING_TYPES),
+                                       "invalid_value"))
+        .transform(lambda f: flag(f, F.col("interval_minutes") <= 0, "invalid_value"))
+        .transform(lambda f: flag(f, F.col("register_max") <= 0, "invalid_value"))
+    )
+
+
+def check_installs(frame: DataFrame) -> DataFrame:
+    """Flag install events with an unknown customer class or removed before installed."""
+    return flag(
+        frame, ~F.col("customer_class").isin(*CUSTOMER_CLASSES), "invalid_value"
+    ).transform(
+        lambda f: flag(f, F.col("removed_at") <= F.col("installed_at"), "removed_before_installed")
+    )
+
+
+def check_measurement_values(run_started_at: datetime) -> Transform:
+    """Flag negative readings, and readings stamped after the run started (clock errors)."""
+
+    def transform(frame: DataFrame) -> DataFrame:
+        frame = flag(frame, F.col("value") < 0, "negative_value")
+        return flag(frame, F.col("measured_at") > F.lit(run_started_at), "future_timestamp")
+
+    return transform
+
+
+def check_reference(column: str, known: DataFrame, key: str, reason: str) -> Transform:
+    """Flag rows whose ``column`` is not a ``key`` of the valid rows of ``known``."""
+
+    def transform(frame: DataFrame) -> DataFrame:
+        keys = known.select(F.col(key).alias("_known_key"), F.lit(True).alias("_known"))
+        joined = frame.join(F.broadcast(keys), frame[column] == keys["_known_key"], "left")
+        return flag(joined, F.col("_known").isNull(), reason).drop("_known_key", "_known")
+
+    return transform
+
+
+def check_keys(table: str) -> Transform:
+    """Among valid rows sharing a key: identical copies after the first are
+    ``deduplicated``; copies that differ are all ``duplicate_key``."""
+    keys = KEYS[table]
+    fields = [c.name for c in TABLES[table]]
+
+    def transform(frame: DataFrame) -> DataFrame:
+        same_key = Window.partitionBy(*keys, F.col("status").isNull())
+        versions = F.size(F.collect_set(F.struct(*fields)).over(same_key))
+        frame = flag(frame, versions > 1, "duplicate_key")
+        order = Window.partitionBy(*keys, F.col("status").isNull()).orderBy(*fields)
+        return flag(frame, F.row_number().over(order) > 1, DEDUPLICATED)
+
+    return transform
+
+
+def check_overlaps(frame: DataFrame) -> DataFrame:
+    """Flag an install period that starts before an earlier period of its device ended."""
+    earlier = (
+        Window.partitionBy("device_id", F.col("status").isNull())
+        .orderBy("installed_at", "install_event_id")
+        .rowsBetween(Window.unboundedPreceding, -1)
+    )
+    open_until = F.max(F.coalesce("removed_at", F.lit("9999-12-31").cast("timestamp"))).over(
+        earlier
+    )
+    return flag(frame, F.col("installed_at") < open_until, "overlapping_install")
+
+
+def check_install_window(window: RunWindow) -> Transform:
+    """Install periods that end before the read range or start after W are not needed."""
+
+    def transform(frame: DataFrame) -> DataFrame:
+        outside = (F.col("removed_at") <= F.lit(window.read_start)) | (
+            F.col("installed_at") >= F.lit(window.window_end)
+        )
+        return flag(frame, outside, OUTSIDE_WINDOW)
+
+    return transform
+
+
+def check_readings(window: RunWindow) -> Transform:
+    """Duplicates and the read range, per component in time order.
+
+    Same (component, instant) and value: one reading, the copies ``deduplicated``; different
+    values: all ``conflicting_duplicate``. Readings after W, or before B except the last one
+    (it opens B's first interval), are ``outside_window``.
+    """
+
+    def transform(frame: DataFrame) -> DataFrame:
+        frame = flag(
+            frame,
+            (F.col("measured_at") < F.lit(window.read_start))
+            | (F.col("measured_at") > F.lit(window.window_end)),
+            OUTSIDE_WINDOW,
+        )
+        valid = F.col("status").isNull()
+        same = Window.partitionBy("measuring_component_id", "measured_at", valid)
+        frame = flag(frame, F.min("value").over(same) != F.max("value").over(same),
+                     "conflicting_duplicate")
+        frame = flag(frame, F.row_number().over(same.orderBy("value")) > 1, DEDUPLICATED)
+        before_baseline = F.col("status").isNull() & (F.col("measured_at") < F.lit(window.baseline_start))
+        latest = Window.partitionBy("measuring_component_id", before_baseline)
+        return flag(
+            frame,
+            before_baseline & (F.col("measured_at") < F.max("measured_at").over(latest)),
+            OUTSIDE_WINDOW,
+        )
+
+    return transform
+
+
+def finish(frame: DataFrame) -> DataFrame:
+    """Valid rows become ``used``; rejects carry their original row as JSON in ``record``."""
+    status = F.coalesce(F.col("status"), F.lit(USED))
+    return frame.withColumn("status", status).withColumn(
+        "record", F.when(~status.isin(*NOT_REJECTED), F.to_json(F.col(RAW)))
+    ).drop(RAW)
+
+
+def _typed(raw: DataFrame, name: str, type_name: str) -> SparkColumn:
+    """Column ``name`` of ``raw`` as ``type_name``: as is when stored so, else parsed from
+    its text (null where it does not parse)."""
+    column = raw[name]
+    if raw.schema[name].dataType.simpleString() == type_name:
+        return F.trim(column) if type_name == "string" else column
+    text = F.trim(column.cast("string"))
+    return text if type_name == "string" else text.try_cast(type_name)
+
+
+def _blank(column: SparkColumn) -> SparkColumn:
+    return column.isNull() | (F.trim(column.cast("string")) == "")
+
+
+def _not_finite(column: SparkColumn) -> SparkColumn:
+    return F.isnan(column) | (F.abs(column) == float("inf"))
+
+
+def _any(conditions: list[SparkColumn]) -> SparkColumn:
+    result = F.lit(False)
+    for condition in conditions:
+        result = result | condition
+    return result
