@@ -4,7 +4,8 @@ The population is a set of *sites* (service points): households, offices and sho
 plants, each with one meter. Every site's load is a deterministic function of (seed, site,
 15-minute slot): base load, morning and evening peaks that move on weekends and public
 holidays, lighting that follows the sunset, electric heating that follows the day's
-temperature, a slow per-site drift, day-to-day activity, slot noise and appliance spikes;
+temperature, a slow per-site drift, day-to-day and week-to-week activity, slot noise and
+appliance spikes, all on the local clock (daylight saving time included);
 rooftop solar nets import down and exports the surplus. Honest sites may have their meter
 exchanged, be newly connected, roll their register over, go silent for a while, or go on
 holiday; every reading may be lost in transit.
@@ -350,7 +351,9 @@ class Generator:
         frame = frame.withColumns({
             "away": ((day >= F.col("absence_day")) & (day < F.col("absence_day") + F.col("absence_days"))
                      & F.col("honest_event").eqNullSafe("absence")),
-            "activity": F.exp(0.15 * self.n("activity", "site", day)),
+            # Day-to-day and week-to-week changes of a household's routine (guests, travel).
+            "activity": F.exp(0.15 * self.n("activity", "site", day)
+                              + 0.12 * self.n("week", "site", F.floor(day / 7))),
             "drift": 1 + F.col("trend") * (day - self.days / 2) / self.days,
             "slot_noise": self.n("noise", "site", slot),
         })
@@ -650,7 +653,8 @@ def generate(spark: SparkSession, settings: GeneratorSettings, window: RunWindow
                 partition_by=MEASURED_DATE)
     truth = generator.ground_truth(devices).join(
         generator.baseline_reverse_correlation(components), "device_id", "left")
-    truth.orderBy("device_id").coalesce(1).write.mode("overwrite").option("header", True).csv(
+    truth.orderBy("device_id").coalesce(1).write.mode("overwrite").option("header", True).option(
+        "escape", '"').csv(
         f"{out}/{GROUND_TRUTH}")
     description = {
         "settings": json.loads(json.dumps(asdict(settings), default=str)),
