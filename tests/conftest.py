@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -68,7 +69,7 @@ def write_config(tmp_path: Path) -> Callable[..., Path]:
 # --- Real servers on 127.0.0.1, started by the tests (moto for AWS, Prometheus Pushgateway) ---
 
 MOTO_SERVER = Path(sys.executable).with_name("moto_server")
-PUSHGATEWAY = "/usr/bin/prometheus-pushgateway"
+PUSHGATEWAY = shutil.which("prometheus-pushgateway") or "/usr/bin/prometheus-pushgateway"
 SERVER_START_SECONDS = 30.0
 
 
