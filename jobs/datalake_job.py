@@ -31,7 +31,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from dependencies.config import ConfigError
-from dependencies.logging import LOGGER_NAME, bind_run_context, flush_logger
+from dependencies.logging import LOGGER_NAME, bind_run_context, flush_logger, redact
 from dependencies.metrics import push_run_metrics, run_metrics
 from dependencies.publish import publish, stage_outputs
 from dependencies.run_window import RunWindow
@@ -285,7 +285,7 @@ def finish(
     metrics = run_metrics(exit_code, run_started_at.timestamp(), time.time(), timer.seconds, report)
     try:
         if push_run_metrics(metrics, config["metrics"]):
-            log.info("metrics pushed to %s", config["metrics"]["pushgateway_url"])
+            log.info("metrics pushed to %s", redact(config["metrics"]["pushgateway_url"]))
     except (OSError, ValueError) as error:  # unreachable, refused or malformed URL
         log.warning("metrics not pushed: %s: %s", type(error).__name__, error)
     flush_logger(log)

@@ -22,7 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from dependencies.cloudwatch import logs_client
 from dependencies.logging import LOGGER_NAME
-from jobs.datalake_job import EXIT_OK, main
+from jobs.datalake_job import EXIT_BAD_INPUT, EXIT_OK, main
 
 TEST_DATA = Path(__file__).resolve().parent / "test_data"
 RUN_DATE = "2026-11-15"
@@ -235,3 +235,44 @@ def test_killing_the_cloudwatch_endpoint_mid_run_changes_no_output_or_exit_code(
     assert records(run.log_file.read_text(encoding="utf-8"), run.report["run_id"]) == records(
         run.console, run.report["run_id"]
     )
+
+
+def test_a_failed_run_pushes_its_failure_and_logs_it(spark, pushgateway, write_config, tmp_path, capsys):
+    # GIVEN a config whose input directory has no tables, and a Pushgateway
+    job_name = f"datalake-{uuid.uuid4().hex}"
+    (tmp_path / "empty").mkdir()
+    config = write_config(
+        {
+            "input": {"path": str(tmp_path / "empty"), "format": "csv"},
+            "logging": {"console": {"enabled": True, "format": "json"}, "spark": {"enabled": False}},
+            "metrics": {"pushgateway_url": pushgateway, "job_name": job_name},
+        }
+    )
+
+    # WHEN the job runs
+    try:
+        exit_code = main(["--config", str(config), "--run-date", RUN_DATE])
+    finally:
+        close_job_logger()
+
+    # THEN it exits with the bad-input code, logs the error and the outcome, and the
+    # Pushgateway says the run failed
+    assert exit_code == EXIT_BAD_INPUT
+    logged = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+    assert [record["level"] for record in logged if record["message"].startswith("bad input")] == ["ERROR"]
+    assert [record["message"] for record in logged[-2:]] == [
+        f"run finished with exit code {EXIT_BAD_INPUT}",
+        f"metrics pushed to {pushgateway}",
+    ]
+    with urllib.request.urlopen(f"{pushgateway}/metrics", timeout=10) as response:
+        families = text_string_to_metric_families(response.read().decode("utf-8"))
+    samples = {
+        sample.name: sample.value
+        for family in families
+        for sample in family.samples
+        if sample.labels.get("job") == job_name and not sample.labels.get("stage")
+    }
+    assert samples["datalake_run_success"] == 0
+    assert samples["datalake_run_exit_code"] == EXIT_BAD_INPUT
+    assert "datalake_last_failure_timestamp_seconds" in samples
+    assert "datalake_rows_read" not in samples
