@@ -240,12 +240,8 @@ def build_logger(
         "spark": lambda: Log4jHandler(jvm, logger.level),
         "cloudwatch": lambda: _cloudwatch_handler(logging_config["cloudwatch"], aws_config, context),
     }
-    skipped = []
     for name, make_handler in targets.items():
-        if not logging_config[name]["enabled"]:
-            continue
-        if name == "spark" and jvm is None:
-            skipped.append("spark (no JVM reachable: Spark Connect or no session)")
+        if not logging_config[name]["enabled"] or (name == "spark" and jvm is None):
             continue
         try:
             handler = make_handler()
@@ -254,8 +250,8 @@ def build_logger(
             continue
         handler.addFilter(context)
         logger.addHandler(handler)
-    for target in skipped:
-        logger.info("log target left out: %s", target)
+    if logging_config["spark"]["enabled"] and jvm is None:
+        logger.info("log target left out: spark (no JVM reachable: Spark Connect or no session)")
     return logger
 
 
