@@ -9,9 +9,9 @@ STAMP := $(VENV)/.installed
 CONFIG ?= configs/datalake_config.json
 RUN_DATE ?= 2026-11-15
 
-.PHONY: install run test lint package clean
+.PHONY: install test-servers run test lint package clean
 
-install: $(STAMP)
+install: $(STAMP) test-servers
 
 $(STAMP): Pipfile Pipfile.lock
 	@java -version >/dev/null 2>&1 && [ "$$(java -version 2>&1 | sed -nE 's/.*version "([0-9]+).*/\1/p' | head -1)" -ge 17 ] \
@@ -19,6 +19,16 @@ $(STAMP): Pipfile Pipfile.lock
 	@command -v pipenv >/dev/null 2>&1 || python3 -m pip install --quiet pipenv
 	pipenv install --dev --deploy
 	@touch $(STAMP)
+
+# Servers the tests start on 127.0.0.1: moto comes with the dev packages, the Prometheus
+# Pushgateway from Debian/Ubuntu (installed once, when missing).
+test-servers:
+	@command -v prometheus-pushgateway >/dev/null 2>&1 || { \
+	  command -v apt-get >/dev/null 2>&1 \
+	    || { echo "make install: the tests need prometheus-pushgateway (Debian/Ubuntu package) on the PATH"; exit 1; }; \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$sudo apt-get update -qq \
+	    && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus-pushgateway; }
 
 run: install
 	DEBUG=1 PYSPARK_PYTHON=$(PYTHON) $(PYTHON) jobs/datalake_job.py --config $(CONFIG) --run-date $(RUN_DATE)

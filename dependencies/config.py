@@ -22,7 +22,11 @@ CONFIG_GLOB = "*config.json"
 REQUIRED_KEYS = (("input", "path"), ("output", "path"))
 # Sections whose keys are free (Spark properties); every other key must exist in the defaults.
 FREE_SECTIONS = frozenset({"spark"})
-CHOICES = {("input", "format"): ("csv", "parquet"), ("logging", "console", "format"): ("text", "json")}
+CHOICES = {
+    ("input", "format"): ("csv", "parquet"),
+    ("logging", "level"): ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+    ("logging", "console", "format"): ("text", "json"),
+}
 
 
 class ConfigError(ValueError):

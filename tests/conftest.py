@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import socket
+import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -58,3 +64,149 @@ def write_config(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return write
+
+
+# --- Real servers on 127.0.0.1, started by the tests (moto for AWS, Prometheus Pushgateway) ---
+
+MOTO_SERVER = Path(sys.executable).with_name("moto_server")
+PUSHGATEWAY = shutil.which("prometheus-pushgateway") or "/usr/bin/prometheus-pushgateway"
+SERVER_START_SECONDS = 30.0
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class RunningServer:
+    """A server process started by a test, and the URL it answers on."""
+
+    url: str
+    process: subprocess.Popen
+
+    def stop(self) -> None:
+        """Stop the process (SIGTERM, then SIGKILL) and wait for it."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_server(command: Callable[[int], list[str]], ready_path: str, log_path: Path) -> RunningServer:
+    """Start ``command(port)`` on a free port and wait until ``ready_path`` answers HTTP 200.
+    Fails (never skips) when the server cannot be started: CI must run these tests."""
+    for _ in range(3):  # another process may take the port between probe and bind
+        port = free_port()
+        with log_path.open("ab") as log:
+            process = subprocess.Popen(command(port), stdout=log, stderr=subprocess.STDOUT)
+        server = RunningServer(f"http://127.0.0.1:{port}", process)
+        deadline = time.monotonic() + SERVER_START_SECONDS
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                with urllib.request.urlopen(server.url + ready_path, timeout=1) as response:
+                    if response.status == 200:
+                        return server
+            except OSError:
+                time.sleep(0.1)
+        server.stop()
+    raise RuntimeError(f"{command(0)[0]} did not start; see {log_path}")
+
+
+@pytest.fixture(scope="session")
+def aws_test_credentials(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Fake AWS credentials and region for the session; no real profile or account is read."""
+    empty = tmp_path_factory.mktemp("aws") / "none"
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_SESSION_TOKEN": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_CONFIG_FILE": str(empty),
+            "AWS_SHARED_CREDENTIALS_FILE": str(empty),
+        }.items():
+            patch.setenv(name, value)
+        patch.delenv("AWS_PROFILE", raising=False)
+        yield
+
+
+@pytest.fixture
+def start_moto_server(tmp_path: Path, aws_test_credentials: None) -> Iterator[Callable[[], RunningServer]]:
+    """Start private moto servers (S3, CloudWatch Logs, ...) a test may stop or kill; all
+    are stopped after the test."""
+    servers: list[RunningServer] = []
+
+    def start() -> RunningServer:
+        server = start_server(
+            lambda port: [str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(port)],
+            "/moto-api/",
+            tmp_path / "moto_server.log",
+        )
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory: pytest.TempPathFactory, aws_test_credentials: None) -> Iterator[str]:
+    """The suite's moto server (all AWS services moto mocks); its endpoint URL. Tests share
+    it, so each should use its own bucket / log group names."""
+    server = start_server(
+        lambda port: [str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(port)],
+        "/moto-api/",
+        tmp_path_factory.mktemp("moto") / "moto_server.log",
+    )
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def pushgateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Prometheus Pushgateway (Debian's ``prometheus-pushgateway``, installed by
+    ``make install``) with its own persistence file; its URL."""
+    directory = tmp_path_factory.mktemp("pushgateway")
+    server = start_server(
+        lambda port: [
+            PUSHGATEWAY,
+            f"--web.listen-address=127.0.0.1:{port}",
+            f"--persistence.file={directory / 'metrics.store'}",
+        ],
+        "/-/ready",
+        directory / "pushgateway.log",
+    )
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def driver_log(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A file that receives, through a log4j appender in the session's JVM, every line the
+    log4j logger ``datalake`` writes to the driver log (the message only, one per line)."""
+    jvm = spark.sparkContext._jvm
+    log4j = jvm.org.apache.logging.log4j
+    path = tmp_path_factory.mktemp("driver_log") / "datalake.log"
+    name = f"datalake-test-{path.parent.name}"
+    log4j.core.config.Configurator.setLevel("datalake", log4j.Level.toLevel("INFO"))
+    context = log4j.LogManager.getContext(False)
+    configuration = context.getConfiguration()
+    layout = log4j.core.layout.PatternLayout.newBuilder().withPattern("%m%n").build()
+    appender = (
+        log4j.core.appender.FileAppender.newBuilder().setName(name).withFileName(str(path)).setLayout(layout).build()
+    )
+    appender.start()
+    configuration.addAppender(appender)
+    configuration.getLoggerConfig("datalake").addAppender(appender, None, None)
+    context.updateLoggers()
+    yield path
+    configuration.getLoggerConfig("datalake").removeAppender(name)
+    appender.stop()
+    context.updateLoggers()
