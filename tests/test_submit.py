@@ -145,7 +145,8 @@ def test_backfill_waits_for_the_lock_then_stops_at_the_first_failure(
     # code from spark-submit, and summed up
     assert holder.poll() == 0
     assert result.returncode == EXIT_INPUT_NOT_READY, result.stderr[-3000:]
-    assert "datalake: input not ready: no _SUCCESS marker yet" in result.stderr
+    # (spark-submit sends the Python driver's stderr to its own stdout)
+    assert "datalake: input not ready: no _SUCCESS marker yet" in result.stdout
     assert result.stdout.count("datalake submit: 2026-11-") == 1
     assert result.stdout.splitlines()[-4:] == [
         "  2026-11-14  input not ready (exit 4)",
