@@ -4,10 +4,12 @@ The zip holds ``dependencies/``, every other repository module the job's entry f
 (the entry file itself goes to spark-submit on its own), the bundled default config, and the
 runtime packages of the lock (``pipenv requirements``) except those Spark provides, copied
 from the virtualenv that ``make install`` synced with the lock. A package with native code
-cannot be imported from a zip: it is refused, and the README's ``--archives`` route applies.
+cannot be imported from a zip: it is refused, and the README's ``--archives`` route applies
+(there, ``--modules-only`` leaves the runtime packages to the packed virtualenv).
 The zip is reproducible: sorted entries, fixed timestamps and modes, no bytecode.
 
     python -m scripts.package_zip --requirements REQS --entry jobs/datalake_job.py --output ZIP
+    python -m scripts.package_zip --modules-only --entry jobs/datalake_job.py --output ZIP
 """
 
 from __future__ import annotations
@@ -164,7 +166,8 @@ def check_zip_imports(output: Path, modules: set[str]) -> None:
 
 
 def build(requirements_text: str, entry: Path, output: Path) -> dict[str, Path]:
-    """Build the zip at ``output``; return its entries."""
+    """Build the zip at ``output`` (runtime packages from ``requirements_text``, none when it
+    is empty); return its entries."""
     entries = own_modules(entry)
     entries[BUNDLED_CONFIG] = REPO / BUNDLED_CONFIG
     runtime_modules: set[str] = set()
@@ -187,13 +190,16 @@ def build(requirements_text: str, entry: Path, output: Path) -> dict[str, Path]:
 def main(argv: list[str] | None = None) -> int:
     """Command line: build the zip, or explain in one line per problem why not."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requirements", required=True, help="output of `pipenv requirements`")
+    sources = parser.add_mutually_exclusive_group(required=True)
+    sources.add_argument("--requirements", help="output of `pipenv requirements`")
+    sources.add_argument("--modules-only", action="store_true", help="no runtime packages (--archives route)")
     parser.add_argument("--entry", required=True, help="the job's entry file, given to spark-submit")
     parser.add_argument("--output", required=True, help="the zip to write")
     args = parser.parse_args(argv)
     output = Path(args.output).resolve()
     try:
-        entries = build(Path(args.requirements).read_text(encoding="utf-8"), Path(args.entry), output)
+        requirements = "" if args.modules_only else Path(args.requirements).read_text(encoding="utf-8")
+        entries = build(requirements, Path(args.entry), output)
     except PackagingError as error:
         for line in str(error).splitlines():
             print(f"build_dependencies: {line}", file=sys.stderr)

@@ -82,3 +82,14 @@ def test_a_package_with_native_code_is_refused(tmp_path: Path) -> None:
     assert "cannot be imported from a zip" in result.stderr
     assert "--archives" in result.stderr
     assert not output.exists()
+
+
+def test_modules_only_leaves_runtime_packages_out(tmp_path: Path) -> None:
+    # GIVEN the --archives route, where a packed virtualenv brings the runtime packages
+    output = tmp_path / "modules.zip"
+    # WHEN the zip is built with --modules-only
+    subprocess.run([str(REPO / "build_dependencies.sh"), "--modules-only", str(output)], check=True, timeout=300)
+    # THEN it holds the job's modules and the config, and no runtime package
+    names = set(zipfile.ZipFile(output).namelist())
+    assert {"dependencies/s3.py", "jobs/rules.py", BUNDLED_CONFIG} <= names
+    assert not [name for name in names if not name.startswith(("dependencies/", "jobs/", "configs/"))]
