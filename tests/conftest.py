@@ -99,7 +99,7 @@ def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
-def aws_config(moto_endpoint: str) -> dict[str, Any]:
+def moto_aws_config(moto_endpoint: str) -> dict[str, Any]:
     """The ``aws`` config section pointing at the moto server, with few retries."""
     return {"region": "us-east-1", "profile": "", "endpoint_url": moto_endpoint, "max_attempts": 2}
 

@@ -50,9 +50,9 @@ def test_markers_are_not_checked_unless_required(spark: SparkSession, tmp_path: 
         require_ready(spark, {**input_config, "require_success_marker": True}, TABLE_NAMES, {})
 
 
-def test_markers_on_s3(spark: SparkSession, aws_config: dict[str, Any]) -> None:
+def test_markers_on_s3(spark: SparkSession, moto_aws_config: dict[str, Any]) -> None:
     # GIVEN an S3 input where three of the four tables carry their marker
-    client = s3.client(aws_config)
+    client = s3.client(moto_aws_config)
     client.create_bucket(Bucket=BUCKET)
     for table in TABLE_NAMES[:3]:
         client.put_object(Bucket=BUCKET, Key=f"mdm/2026-11-15/{table}/part-0.csv", Body=b"a,b\n")
@@ -60,9 +60,9 @@ def test_markers_on_s3(spark: SparkSession, aws_config: dict[str, Any]) -> None:
     client.put_object(Bucket=BUCKET, Key="mdm/2026-11-15/measurements/part-0.csv", Body=b"a,b\n")
 
     # WHEN the markers are checked through boto3
-    missing = missing_markers(spark, f"s3://{BUCKET}/mdm/2026-11-15/", TABLE_NAMES, aws_config)
+    missing = missing_markers(spark, f"s3://{BUCKET}/mdm/2026-11-15/", TABLE_NAMES, moto_aws_config)
 
     # THEN only the fourth table's marker is missing; once it lands, none is
     assert missing == [f"s3://{BUCKET}/mdm/2026-11-15/measurements/_SUCCESS"]
     client.put_object(Bucket=BUCKET, Key="mdm/2026-11-15/measurements/_SUCCESS", Body=b"")
-    assert missing_markers(spark, f"s3://{BUCKET}/mdm/2026-11-15", TABLE_NAMES, aws_config) == []
+    assert missing_markers(spark, f"s3://{BUCKET}/mdm/2026-11-15", TABLE_NAMES, moto_aws_config) == []

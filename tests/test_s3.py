@@ -29,9 +29,9 @@ SLOW_DOWN = (
 
 
 @pytest.fixture
-def bucket(aws_config: dict[str, Any]) -> Iterator[Any]:
+def bucket(moto_aws_config: dict[str, Any]) -> Iterator[Any]:
     """An empty bucket on the moto server; its client. Removed after the test."""
-    client = s3.client(aws_config)
+    client = s3.client(moto_aws_config)
     client.create_bucket(Bucket=BUCKET)
     yield client
     for entry in client.list_objects_v2(Bucket=BUCKET).get("Contents", []):
@@ -76,11 +76,11 @@ def test_client_honours_region_profile_endpoint_and_attempts(
     from_profile.delete_bucket(Bucket="profile-bucket")
 
 
-def test_an_unknown_profile_is_a_clear_error(aws_config: dict[str, Any]) -> None:
+def test_an_unknown_profile_is_a_clear_error(moto_aws_config: dict[str, Any]) -> None:
     # GIVEN a profile that no AWS config file defines
     # WHEN a client is made THEN the error names it
     with pytest.raises(s3.AwsError, match="aws.profile 'nobody' is not defined"):
-        s3.client({**aws_config, "profile": "nobody"})
+        s3.client({**moto_aws_config, "profile": "nobody"})
 
 
 def test_config_is_read_from_an_s3_url(
@@ -127,21 +127,21 @@ def test_markers_and_listings(bucket: Any) -> None:
     assert len(everything) == 4
 
 
-def test_report_upload(bucket: Any, aws_config: dict[str, Any]) -> None:
+def test_report_upload(bucket: Any, moto_aws_config: dict[str, Any]) -> None:
     # GIVEN a run report
     report = {"run_id": "2026-11-15-abc", "alerts": 9, "counts": {"device": {"read": 39}}}
 
     # WHEN it is uploaded under a prefix
-    url = s3.upload_report(aws_config, f"s3://{BUCKET}/reports/", date(2026, 11, 15), report)
+    url = s3.upload_report(moto_aws_config, f"s3://{BUCKET}/reports/", date(2026, 11, 15), report)
 
     # THEN it lands in the run date's partition, as JSON
     assert url == f"s3://{BUCKET}/reports/run_date=2026-11-15/report.json"
     assert json.loads(s3.read_text(bucket, url)) == report
 
 
-def test_a_missing_bucket_is_a_clear_error(aws_config: dict[str, Any]) -> None:
+def test_a_missing_bucket_is_a_clear_error(moto_aws_config: dict[str, Any]) -> None:
     # GIVEN no bucket "absent-bucket"
-    client = s3.client(aws_config)
+    client = s3.client(moto_aws_config)
     # WHEN a marker is checked or an object read THEN the message says the bucket is missing
     with pytest.raises(s3.AwsError, match=r"s3://absent-bucket/t/_SUCCESS: no such bucket: absent-bucket"):
         s3.object_exists(client, "s3://absent-bucket/t/_SUCCESS")
@@ -239,11 +239,11 @@ class ThrottlingProxy:
         self.server.server_close()
 
 
-def test_throttled_calls_are_retried(bucket: Any, aws_config: dict[str, Any], moto_endpoint: str) -> None:
+def test_throttled_calls_are_retried(bucket: Any, moto_aws_config: dict[str, Any], moto_endpoint: str) -> None:
     # GIVEN an object, reached through a proxy that throttles the first two requests
     bucket.put_object(Bucket=BUCKET, Key="config.json", Body=b'{"a": 1}')
     with ThrottlingProxy(moto_endpoint, throttled=2) as proxy:
-        client = s3.client({**aws_config, "endpoint_url": proxy.url, "max_attempts": 3})
+        client = s3.client({**moto_aws_config, "endpoint_url": proxy.url, "max_attempts": 3})
 
         # WHEN the object is read
         text = s3.read_text(client, f"s3://{BUCKET}/config.json")
@@ -254,11 +254,11 @@ def test_throttled_calls_are_retried(bucket: Any, aws_config: dict[str, Any], mo
 
 
 def test_throttling_beyond_the_attempts_is_a_clear_error(
-    bucket: Any, aws_config: dict[str, Any], moto_endpoint: str
+    bucket: Any, moto_aws_config: dict[str, Any], moto_endpoint: str
 ) -> None:
     # GIVEN a proxy that throttles every request, and two attempts allowed
     with ThrottlingProxy(moto_endpoint, throttled=1000) as proxy:
-        client = s3.client({**aws_config, "endpoint_url": proxy.url, "max_attempts": 2})
+        client = s3.client({**moto_aws_config, "endpoint_url": proxy.url, "max_attempts": 2})
 
         # WHEN a marker is checked THEN the error says it was throttled, after how many attempts
         with pytest.raises(s3.AwsError, match=r"throttled by S3 \(SlowDown\) after 2 attempts"):
