@@ -8,8 +8,19 @@ PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CONFIG ?= configs/datalake_config.json
 RUN_DATE ?= 2026-11-15
+# make submit / make backfill (README: "Scheduling with cron").
+MASTER ?= local[*]
+DEPLOY_MODE ?= client
+SUBMIT_ARGS ?=
+LOCK_DIR ?= /tmp
+LOCK_WAIT ?= 0
+SUBMIT = $(PYTHON) -m scripts.submit --spark-submit $(VENV)/bin/spark-submit --master '$(MASTER)' \
+	--deploy-mode $(DEPLOY_MODE) --config '$(CONFIG)' --package packages.zip \
+	--lock-dir '$(LOCK_DIR)' --lock-wait $(LOCK_WAIT) --submit-args '$(SUBMIT_ARGS)'
+PACKAGE_SOURCES = Pipfile.lock build_dependencies.sh scripts/package_zip.py configs/datalake_config.json \
+	$(wildcard dependencies/*.py jobs/*.py)
 
-.PHONY: install test-servers run test lint package clean
+.PHONY: install test-servers run test lint package submit backfill clean
 
 install: $(STAMP) test-servers
 
@@ -39,8 +50,19 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check .
 
-package: install
-	./build_dependencies.sh
+package: packages.zip
+
+packages.zip: $(STAMP) $(PACKAGE_SOURCES)
+	./build_dependencies.sh $@
+
+submit backfill: export PYSPARK_PYTHON ?= $(CURDIR)/$(PYTHON)
+
+submit: packages.zip
+	$(SUBMIT) --run-date $(RUN_DATE)
+
+backfill: packages.zip
+	@[ -n "$(FROM)" ] && [ -n "$(TO)" ] || { echo "usage: make backfill FROM=YYYY-MM-DD TO=YYYY-MM-DD"; exit 2; }
+	$(SUBMIT) --from $(FROM) --to $(TO)
 
 clean:
 	rm -rf $(VENV) packages.zip output .pytest_cache .ruff_cache spark-warehouse metastore_db derby.log

@@ -3,6 +3,8 @@
 The story, top-down: parse arguments -> start Spark -> extract the four tables -> validate
 (every row used, deduplicated, outside the window, or rejected with a reason) -> usage ->
 detect (one function per rule) -> score -> load (atomic, idempotent per run date).
+With ``input.require_success_marker`` a run whose input tables lack their ``_SUCCESS`` marker
+stops before reading anything, with its own exit code.
 
 Run it with spark-submit (``--py-files packages.zip --files CONFIG``) or locally with
 ``DEBUG=1 python jobs/datalake_job.py --config CONFIG --run-date YYYY-MM-DD``.
@@ -30,20 +32,34 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from dependencies import s3
 from dependencies.config import ConfigError
 from dependencies.logging import LOGGER_NAME, bind_run_context, flush_logger, redact
 from dependencies.metrics import push_run_metrics, run_metrics
 from dependencies.publish import publish, stage_outputs
+from dependencies.readiness import InputNotReady, require_ready
 from dependencies.run_window import RunWindow
 from dependencies.spark import start_spark
 from dependencies.tables import MEASURED_DATE, TABLE_NAMES, InputError, read_raw_table
 from jobs import rules, usage, validate
 
 APP_NAME = "datalake_job"
+# Exit codes of a run (README, "Scheduling with cron"). EXIT_LOCK_BUSY comes from
+# scripts/submit.py, which holds the lock on the output path around spark-submit.
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_CONFIG = 2
 EXIT_BAD_INPUT = 3
+EXIT_INPUT_NOT_READY = 4
+EXIT_LOCK_BUSY = 5
+EXIT_CODE_NAMES = {
+    EXIT_OK: "ok",
+    EXIT_FAILED: "run failed",
+    EXIT_BAD_CONFIG: "bad config",
+    EXIT_BAD_INPUT: "bad input",
+    EXIT_INPUT_NOT_READY: "input not ready",
+    EXIT_LOCK_BUSY: "lock busy",
+}
 
 
 @dataclass
@@ -215,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     log.info("run %s: window %s..%s, baseline from %s", run_id, window.window_start_date,
              window.run_date, window.baseline_start_date)
     try:
+        require_ready(spark, config["input"], TABLE_NAMES, config["aws"])
         started = time.monotonic()
         checked = validate_tables(extract(spark, config["input"], window), window, run_started_at)
         checked.tables["measurements"].persist(StorageLevel.MEMORY_AND_DISK)
@@ -259,6 +276,14 @@ def main(argv: list[str] | None = None) -> int:
             "durations_seconds": timer.seconds,
         }
         paths = publish(spark, staging, report, config["output"]["path"], args.run_date)
+        if config["output"]["report_s3_url"]:
+            paths["report_copy"] = s3.upload_report(
+                config["aws"], config["output"]["report_s3_url"], args.run_date, report
+            )
+    except InputNotReady as error:
+        log.error("input not ready: %s", error)
+        print(f"datalake: input not ready: {error}", file=sys.stderr)
+        return EXIT_INPUT_NOT_READY
     except InputError as error:
         log.error("bad input: %s", error)
         print(f"datalake: bad input: {error}", file=sys.stderr)

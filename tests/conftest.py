@@ -24,6 +24,86 @@ RUN_DATE = "2026-11-15"
 
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+# boto3 in tests talks only to servers the tests start: fake credentials, no ~/.aws files.
+AWS_TEST_ENVIRONMENT = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+}
+os.environ.update(AWS_TEST_ENVIRONMENT)
+os.environ.pop("AWS_PROFILE", None)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_moto_server(log_path: Path, environment: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
+    """Start ``moto_server`` on a free port of 127.0.0.1; return it and its URL once it answers."""
+    port = free_port()
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(environment or {})},
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/moto-api/", timeout=2).close()
+            return process, url
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                stop_process(process)
+                pytest.fail(f"moto_server did not start: {log_path.read_text()[-2000:]}")
+            time.sleep(0.2)
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    """Terminate a process this suite started, and wait for it."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="session")
+def packages_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """packages.zip, built by ./build_dependencies.sh into a temporary directory."""
+    output = tmp_path_factory.mktemp("package") / "packages.zip"
+    built = subprocess.run(
+        [str(REPO / "build_dependencies.sh"), str(output)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert built.returncode == 0, built.stderr
+    return output
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a moto server (S3 and friends) on 127.0.0.1, shared by the session."""
+    process, url = start_moto_server(tmp_path_factory.mktemp("moto") / "moto_server.log")
+    yield url
+    stop_process(process)
+
+
+@pytest.fixture
+def moto_aws_config(moto_endpoint: str) -> dict[str, Any]:
+    """The ``aws`` config section pointing at the moto server, with few retries."""
+    return {"region": "us-east-1", "profile": "", "endpoint_url": moto_endpoint, "max_attempts": 2}
 
 
 @pytest.fixture(scope="session")
