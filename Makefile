@@ -14,10 +14,10 @@ DEPLOY_MODE ?= client
 SUBMIT_ARGS ?=
 LOCK_DIR ?= /tmp
 LOCK_WAIT ?= 0
-SUBMIT = $(PYTHON) -m scripts.submit --spark-submit $(VENV)/bin/spark-submit --master '$(MASTER)' \
+SUBMIT = $(PYTHON) -m dependencies.submit --spark-submit $(VENV)/bin/spark-submit --master '$(MASTER)' \
 	--deploy-mode $(DEPLOY_MODE) --config '$(CONFIG)' --package packages.zip \
 	--lock-dir '$(LOCK_DIR)' --lock-wait $(LOCK_WAIT) --submit-args '$(SUBMIT_ARGS)'
-PACKAGE_SOURCES = Pipfile.lock build_dependencies.sh scripts/package_zip.py configs/datalake_config.json \
+PACKAGE_SOURCES = Pipfile.lock build_dependencies.sh dependencies/packaging.py configs/datalake_config.json \
 	$(wildcard dependencies/*.py jobs/*.py)
 
 .PHONY: install test-servers run test lint package submit backfill clean

@@ -13,7 +13,7 @@ python=.venv/bin/python
 [ -x "$python" ] || { echo "build_dependencies: no virtualenv in .venv: run make install" >&2; exit 1; }
 
 if [ "${1:-}" = "--modules-only" ]; then
-  "$python" -m scripts.package_zip --modules-only --entry jobs/datalake_job.py --output "${2:-packages.zip}"
+  "$python" -m dependencies.packaging --modules-only --entry jobs/datalake_job.py --output "${2:-packages.zip}"
   exit
 fi
 command -v pipenv >/dev/null || {
@@ -23,4 +23,4 @@ command -v pipenv >/dev/null || {
 requirements="$(mktemp)"
 trap 'rm -f "$requirements"' EXIT
 pipenv requirements > "$requirements"
-"$python" -m scripts.package_zip --requirements "$requirements" --entry jobs/datalake_job.py --output "${1:-packages.zip}"
+"$python" -m dependencies.packaging --requirements "$requirements" --entry jobs/datalake_job.py --output "${1:-packages.zip}"

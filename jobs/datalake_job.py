@@ -45,7 +45,7 @@ from jobs import rules, usage, validate
 
 APP_NAME = "datalake_job"
 # Exit codes of a run (README, "Scheduling with cron"). EXIT_LOCK_BUSY comes from
-# scripts/submit.py, which holds the lock on the output path around spark-submit.
+# dependencies/submit.py, which holds the lock on the output path around spark-submit.
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_CONFIG = 2

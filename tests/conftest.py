@@ -36,36 +36,6 @@ os.environ.update(AWS_TEST_ENVIRONMENT)
 os.environ.pop("AWS_PROFILE", None)
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def start_moto_server(log_path: Path, environment: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
-    """Start ``moto_server`` on a free port of 127.0.0.1; return it and its URL once it answers."""
-    port = free_port()
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **(environment or {})},
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/moto-api/", timeout=2).close()
-            return process, url
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                stop_process(process)
-                pytest.fail(f"moto_server did not start: {log_path.read_text()[-2000:]}")
-            time.sleep(0.2)
-
-
 def stop_process(process: subprocess.Popen) -> None:
     """Terminate a process this suite started, and wait for it."""
     if process.poll() is None:
@@ -92,18 +62,10 @@ def packages_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return output
 
 
-@pytest.fixture(scope="session")
-def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """URL of a moto server (S3 and friends) on 127.0.0.1, shared by the session."""
-    process, url = start_moto_server(tmp_path_factory.mktemp("moto") / "moto_server.log")
-    yield url
-    stop_process(process)
-
-
 @pytest.fixture
-def moto_aws_config(moto_endpoint: str) -> dict[str, Any]:
+def moto_aws_config(moto_server: str) -> dict[str, Any]:
     """The ``aws`` config section pointing at the moto server, with few retries."""
-    return {"region": "us-east-1", "profile": "", "endpoint_url": moto_endpoint, "max_attempts": 2}
+    return {"region": "us-east-1", "profile": "", "endpoint_url": moto_server, "max_attempts": 2}
 
 
 @pytest.fixture(scope="session")
@@ -160,6 +122,11 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def moto_command(port: int) -> list[str]:
+    """The command line of a moto server (S3, CloudWatch Logs, IAM ...) on 127.0.0.1:port."""
+    return [str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(port)]
+
+
 @dataclass
 class RunningServer:
     """A server process started by a test, and the URL it answers on."""
@@ -168,14 +135,8 @@ class RunningServer:
     process: subprocess.Popen
 
     def stop(self) -> None:
-        """Stop the process (SIGTERM, then SIGKILL) and wait for it."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        """Stop the process and wait for it."""
+        stop_process(self.process)
 
 
 def start_server(command: Callable[[int], list[str]], ready_path: str, log_path: Path) -> RunningServer:
@@ -198,36 +159,14 @@ def start_server(command: Callable[[int], list[str]], ready_path: str, log_path:
     raise RuntimeError(f"{command(0)[0]} did not start; see {log_path}")
 
 
-@pytest.fixture(scope="session")
-def aws_test_credentials(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Fake AWS credentials and region for the session; no real profile or account is read."""
-    empty = tmp_path_factory.mktemp("aws") / "none"
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_SESSION_TOKEN": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_CONFIG_FILE": str(empty),
-            "AWS_SHARED_CREDENTIALS_FILE": str(empty),
-        }.items():
-            patch.setenv(name, value)
-        patch.delenv("AWS_PROFILE", raising=False)
-        yield
-
-
 @pytest.fixture
-def start_moto_server(tmp_path: Path, aws_test_credentials: None) -> Iterator[Callable[[], RunningServer]]:
+def start_moto_server(tmp_path: Path) -> Iterator[Callable[[], RunningServer]]:
     """Start private moto servers (S3, CloudWatch Logs, ...) a test may stop or kill; all
     are stopped after the test."""
     servers: list[RunningServer] = []
 
     def start() -> RunningServer:
-        server = start_server(
-            lambda port: [str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(port)],
-            "/moto-api/",
-            tmp_path / "moto_server.log",
-        )
+        server = start_server(moto_command, "/moto-api/", tmp_path / "moto_server.log")
         servers.append(server)
         return server
 
@@ -237,14 +176,10 @@ def start_moto_server(tmp_path: Path, aws_test_credentials: None) -> Iterator[Ca
 
 
 @pytest.fixture(scope="session")
-def moto_server(tmp_path_factory: pytest.TempPathFactory, aws_test_credentials: None) -> Iterator[str]:
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The suite's moto server (all AWS services moto mocks); its endpoint URL. Tests share
     it, so each should use its own bucket / log group names."""
-    server = start_server(
-        lambda port: [str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(port)],
-        "/moto-api/",
-        tmp_path_factory.mktemp("moto") / "moto_server.log",
-    )
+    server = start_server(moto_command, "/moto-api/", tmp_path_factory.mktemp("moto") / "moto_server.log")
     yield server.url
     server.stop()
 

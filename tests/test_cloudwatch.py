@@ -300,7 +300,7 @@ def test_an_unavailable_endpoint_is_given_up_on_and_the_caller_carries_on(faulty
     assert [json.loads(event["message"])["message"] for event in events] == ["event 4"]
 
 
-def test_a_refused_connection_is_reported_on_the_console_and_logging_goes_on(capsys, aws_test_credentials):
+def test_a_refused_connection_is_reported_on_the_console_and_logging_goes_on(capsys):
     # GIVEN the job logger with a CloudWatch target whose endpoint refuses connections
     config = bundled_defaults()
     config["logging"]["console"]["format"] = "json"

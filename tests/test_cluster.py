@@ -28,9 +28,9 @@ from conftest import RUN_DATE, TEST_DATA, free_port
 from pyspark.sql import SparkSession
 
 from dependencies import s3
+from dependencies.submit import Submission
 from dependencies.tables import TABLE_NAMES
 from jobs import datalake_job
-from scripts.submit import Submission
 
 SPARK_HOME = Path(pyspark.__file__).resolve().parent
 CLUSTER_START_SECONDS = 180
@@ -132,13 +132,13 @@ def marked_input(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return copy
 
 
-def job_config(directory: Path, marked_input: Path, moto_endpoint: str, name: str) -> Path:
+def job_config(directory: Path, marked_input: Path, moto_server: str, name: str) -> Path:
     """A config that requires the markers and copies the report to S3 (moto)."""
     config = {
         "input": {"path": str(marked_input), "format": "csv", "require_success_marker": True},
         "output": {"path": str(directory / "output"), "report_s3_url": f"s3://{REPORT_BUCKET}/{name}"},
         "spark": {"spark.sql.shuffle.partitions": "2"},
-        "aws": {"endpoint_url": moto_endpoint, "region": "us-east-1"},
+        "aws": {"endpoint_url": moto_server, "region": "us-east-1"},
     }
     path = directory / "datalake_config.json"
     path.write_text(json.dumps(config), encoding="utf-8")
@@ -146,21 +146,21 @@ def job_config(directory: Path, marked_input: Path, moto_endpoint: str, name: st
 
 
 @pytest.fixture(scope="module")
-def report_bucket(moto_endpoint: str) -> Any:
+def report_bucket(moto_server: str) -> Any:
     """The S3 bucket (moto) that both runs copy their report to; its client."""
-    client = s3.client({"region": "us-east-1", "profile": "", "endpoint_url": moto_endpoint, "max_attempts": 2})
+    client = s3.client({"region": "us-east-1", "profile": "", "endpoint_url": moto_server, "max_attempts": 2})
     client.create_bucket(Bucket=REPORT_BUCKET)
     return client
 
 
 @pytest.fixture(scope="module")
 def local_run(
-    spark: SparkSession, tmp_path_factory: pytest.TempPathFactory, marked_input: Path, moto_endpoint: str,
+    spark: SparkSession, tmp_path_factory: pytest.TempPathFactory, marked_input: Path, moto_server: str,
     report_bucket: Any,
 ) -> Path:
     """The job run locally (in this process, on the suite's session); its output path."""
     directory = tmp_path_factory.mktemp("local_run")
-    config = job_config(directory, marked_input, moto_endpoint, "local")
+    config = job_config(directory, marked_input, moto_server, "local")
     assert datalake_job.main(["--config", str(config), "--run-date", RUN_DATE]) == datalake_job.EXIT_OK
     spark.catalog.clearCache()
     return directory / "output"
@@ -169,11 +169,11 @@ def local_run(
 @pytest.fixture(scope="module")
 def cluster_submission(
     spark_cluster: str, packages_zip: Path, tmp_path_factory: pytest.TempPathFactory, marked_input: Path,
-    moto_endpoint: str, report_bucket: Any,
+    moto_server: str, report_bucket: Any,
 ) -> tuple[Submission, Path]:
     """How make submit would submit the job to the test cluster, and the run's directory."""
     directory = tmp_path_factory.mktemp("cluster_run")
-    config = job_config(directory, marked_input, moto_endpoint, "cluster")
+    config = job_config(directory, marked_input, moto_server, "cluster")
     extra = ("--driver-memory", "1g", "--executor-memory", "1g", "--conf", "spark.log.level=WARN")
     return Submission(str(SPARK_HOME / "bin" / "spark-submit"), spark_cluster, "client", str(packages_zip),
                       str(config), extra), directory  # fmt: skip

@@ -26,7 +26,7 @@ def test_the_zip_holds_the_job_modules_the_config_and_pure_runtime_packages(pack
     assert {"jobs/__init__.py", "jobs/rules.py", "jobs/usage.py", "jobs/validate.py", BUNDLED_CONFIG} <= names
     assert {"boto3/__init__.py", "botocore/__init__.py", "six.py", "prometheus_client/__init__.py"} <= names
     assert "jobs/datalake_job.py" not in names
-    assert not [n for n in names if n.startswith(("pyspark/", "py4j/", "scripts/", "tests/")) or n.endswith(".pyc")]
+    assert not [n for n in names if n.startswith(("pyspark/", "py4j/", "tests/")) or n.endswith(".pyc")]
 
 
 def test_the_same_lock_gives_the_same_zip(packages_zip: Path, tmp_path: Path) -> None:
@@ -37,7 +37,7 @@ def test_the_same_lock_gives_the_same_zip(packages_zip: Path, tmp_path: Path) ->
     assert again.read_bytes() == packages_zip.read_bytes()
 
 
-def test_runtime_packages_work_from_the_zip_alone(packages_zip: Path, moto_endpoint: str) -> None:
+def test_runtime_packages_work_from_the_zip_alone(packages_zip: Path, moto_server: str) -> None:
     # GIVEN an isolated interpreter (no site-packages, no PYTHONPATH) that sees only the zip
     script = f"""
 import json, sys
@@ -45,7 +45,7 @@ sys.path.insert(0, {str(packages_zip)!r})
 import boto3
 from dependencies import s3
 from dependencies.config import bundled_defaults
-client = s3.client({{"region": "us-east-1", "profile": "", "endpoint_url": {moto_endpoint!r}, "max_attempts": 2}})
+client = s3.client({{"region": "us-east-1", "profile": "", "endpoint_url": {moto_server!r}, "max_attempts": 2}})
 client.create_bucket(Bucket="zip-probe")
 s3.upload_text(client, "s3://zip-probe/probe.json", json.dumps(bundled_defaults()))
 print(json.dumps({{"boto3": boto3.__file__, "read_back": json.loads(s3.read_text(client, "s3://zip-probe/probe.json"))}}))
@@ -71,7 +71,7 @@ def test_a_package_with_native_code_is_refused(tmp_path: Path) -> None:
 
     # WHEN the zip is built
     result = subprocess.run(
-        [sys.executable, "-m", "scripts.package_zip", "--requirements", str(requirements),
+        [sys.executable, "-m", "dependencies.packaging", "--requirements", str(requirements),
          "--entry", "jobs/datalake_job.py", "--output", str(output)],
         check=False, cwd=REPO, capture_output=True, text=True, timeout=120,
     )  # fmt: skip

@@ -16,7 +16,7 @@ from typing import Any, Self
 from urllib.parse import urlparse
 
 import pytest
-from conftest import start_moto_server, stop_process
+from conftest import moto_command, start_server
 
 from dependencies import s3
 from dependencies.config import ConfigError, find_config_file, load_config
@@ -52,13 +52,13 @@ def write_aws_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, profile: st
 
 
 def test_client_honours_region_profile_endpoint_and_attempts(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, moto_endpoint: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, moto_server: str
 ) -> None:
     # GIVEN a profile with its own keys and region, and a config naming it and the endpoint
     keys = {"AccessKeyId": "AKIDPROFILEKEY", "SecretAccessKey": "profile-secret"}
     write_aws_files(tmp_path, monkeypatch, "datalake-test", keys, "eu-west-3")
     monkeypatch.delenv("AWS_DEFAULT_REGION")  # the environment would outrank the profile
-    aws = {"region": "", "profile": "datalake-test", "endpoint_url": moto_endpoint, "max_attempts": 7}
+    aws = {"region": "", "profile": "datalake-test", "endpoint_url": moto_server, "max_attempts": 7}
 
     # WHEN clients are made from it, with and without a region of its own
     from_profile = s3.client(aws)
@@ -69,7 +69,7 @@ def test_client_honours_region_profile_endpoint_and_attempts(
     assert from_profile._request_signer._credentials.access_key == "AKIDPROFILEKEY"
     assert from_profile.meta.region_name == "eu-west-3"
     assert with_region.meta.region_name == "ap-south-1"
-    assert from_profile.meta.endpoint_url == moto_endpoint
+    assert from_profile.meta.endpoint_url == moto_server
     assert from_profile.meta.config.retries == {"mode": "standard", "total_max_attempts": 7}
     from_profile.create_bucket(Bucket="profile-bucket", CreateBucketConfiguration={"LocationConstraint": "eu-west-3"})
     assert "profile-bucket" in [b["Name"] for b in with_region.list_buckets()["Buckets"]]
@@ -84,12 +84,12 @@ def test_an_unknown_profile_is_a_clear_error(moto_aws_config: dict[str, Any]) ->
 
 
 def test_config_is_read_from_an_s3_url(
-    bucket: Any, write_config: Any, monkeypatch: pytest.MonkeyPatch, moto_endpoint: str
+    bucket: Any, write_config: Any, monkeypatch: pytest.MonkeyPatch, moto_server: str
 ) -> None:
     # GIVEN a job config uploaded to S3, and boto3's endpoint from the environment
     local = write_config({"window_days": 7})
     bucket.put_object(Bucket=BUCKET, Key="configs/job_config.json", Body=local.read_bytes())
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
     url = f"s3://{BUCKET}/configs/job_config.json"
 
     # WHEN the job locates and loads it by URL
@@ -153,7 +153,8 @@ def test_a_missing_bucket_is_a_clear_error(moto_aws_config: dict[str, Any]) -> N
 def moto_with_iam(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
     """A second moto server that enforces IAM, with a bucket holding ``config.json`` and a user
     allowed only to list it; yields the URL and that user's keys."""
-    process, url = start_moto_server(tmp_path_factory.mktemp("moto_iam") / "moto_server.log")
+    server = start_server(moto_command, "/moto-api/", tmp_path_factory.mktemp("moto_iam") / "moto_server.log")
+    url = server.url
     try:
         admin = {"region": "us-east-1", "profile": "", "endpoint_url": url, "max_attempts": 1}
         iam = s3.client(admin, "iam")
@@ -170,7 +171,7 @@ def moto_with_iam(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
         urllib.request.urlopen(enforce_iam).close()
         yield url, keys
     finally:
-        stop_process(process)
+        server.stop()
 
 
 def test_access_denied_is_a_clear_error(
@@ -239,10 +240,10 @@ class ThrottlingProxy:
         self.server.server_close()
 
 
-def test_throttled_calls_are_retried(bucket: Any, moto_aws_config: dict[str, Any], moto_endpoint: str) -> None:
+def test_throttled_calls_are_retried(bucket: Any, moto_aws_config: dict[str, Any], moto_server: str) -> None:
     # GIVEN an object, reached through a proxy that throttles the first two requests
     bucket.put_object(Bucket=BUCKET, Key="config.json", Body=b'{"a": 1}')
-    with ThrottlingProxy(moto_endpoint, throttled=2) as proxy:
+    with ThrottlingProxy(moto_server, throttled=2) as proxy:
         client = s3.client({**moto_aws_config, "endpoint_url": proxy.url, "max_attempts": 3})
 
         # WHEN the object is read
@@ -254,10 +255,10 @@ def test_throttled_calls_are_retried(bucket: Any, moto_aws_config: dict[str, Any
 
 
 def test_throttling_beyond_the_attempts_is_a_clear_error(
-    bucket: Any, moto_aws_config: dict[str, Any], moto_endpoint: str
+    bucket: Any, moto_aws_config: dict[str, Any], moto_server: str
 ) -> None:
     # GIVEN a proxy that throttles every request, and two attempts allowed
-    with ThrottlingProxy(moto_endpoint, throttled=1000) as proxy:
+    with ThrottlingProxy(moto_server, throttled=1000) as proxy:
         client = s3.client({**moto_aws_config, "endpoint_url": proxy.url, "max_attempts": 2})
 
         # WHEN a marker is checked THEN the error says it was throttled, after how many attempts

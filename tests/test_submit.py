@@ -1,4 +1,4 @@
-"""scripts/submit.py, behind make submit and make backfill: the output lock, the exit codes
+"""dependencies/submit.py, behind make submit and make backfill: the output lock, the exit codes
 that reach cron, and a backfill that stops at the first failure with a summary."""
 
 from __future__ import annotations
@@ -16,22 +16,22 @@ from typing import Any
 import pytest
 from conftest import REPO, stop_process
 
+from dependencies.submit import Submission, lock_path, summary
 from jobs.datalake_job import (
     EXIT_BAD_CONFIG,
     EXIT_INPUT_NOT_READY,
     EXIT_LOCK_BUSY,
     EXIT_OK,
 )
-from scripts.submit import Submission, lock_path, summary
 
 SPARK_SUBMIT = str(Path(sys.executable).parent / "spark-submit")
 
 
 def submit(packages_zip: Path, config: Path, lock_dir: Path, lock_wait: float, *dates: str) -> subprocess.CompletedProcess:
-    """Run scripts/submit.py as make does, for one date or a range."""
+    """Run dependencies/submit.py as make does, for one date or a range."""
     when = ["--run-date", dates[0]] if len(dates) == 1 else ["--from", dates[0], "--to", dates[1]]
     command = [
-        sys.executable, "-m", "scripts.submit", "--spark-submit", SPARK_SUBMIT, "--master", "local[1]",
+        sys.executable, "-m", "dependencies.submit", "--spark-submit", SPARK_SUBMIT, "--master", "local[1]",
         "--deploy-mode", "client", "--config", str(config), "--package", str(packages_zip),
         "--lock-dir", str(lock_dir), "--lock-wait", str(lock_wait), "--submit-args", "--driver-memory 1g",
         *when,

@@ -8,8 +8,8 @@ cannot be imported from a zip: it is refused, and the README's ``--archives`` ro
 (there, ``--modules-only`` leaves the runtime packages to the packed virtualenv).
 The zip is reproducible: sorted entries, fixed timestamps and modes, no bytecode.
 
-    python -m scripts.package_zip --requirements REQS --entry jobs/datalake_job.py --output ZIP
-    python -m scripts.package_zip --modules-only --entry jobs/datalake_job.py --output ZIP
+    python -m dependencies.packaging --requirements REQS --entry jobs/datalake_job.py --output ZIP
+    python -m dependencies.packaging --modules-only --entry jobs/datalake_job.py --output ZIP
 """
 
 from __future__ import annotations
