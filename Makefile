@@ -8,10 +8,21 @@ PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CONFIG ?= configs/datalake_config.json
 RUN_DATE ?= 2026-11-15
+# make submit / make backfill (README: "Scheduling with cron").
+MASTER ?= local[*]
+DEPLOY_MODE ?= client
+SUBMIT_ARGS ?=
+LOCK_DIR ?= /tmp
+LOCK_WAIT ?= 0
+SUBMIT = $(PYTHON) -m dependencies.submit --spark-submit $(VENV)/bin/spark-submit --master '$(MASTER)' \
+	--deploy-mode $(DEPLOY_MODE) --config '$(CONFIG)' --package packages.zip \
+	--lock-dir '$(LOCK_DIR)' --lock-wait $(LOCK_WAIT) --submit-args '$(SUBMIT_ARGS)'
+PACKAGE_SOURCES = Pipfile.lock build_dependencies.sh dependencies/packaging.py configs/datalake_config.json \
+	$(wildcard dependencies/*.py jobs/*.py)
 
-.PHONY: install run test lint package clean
+.PHONY: install test-servers run test lint package submit backfill clean
 
-install: $(STAMP)
+install: $(STAMP) test-servers
 
 $(STAMP): Pipfile Pipfile.lock
 	@java -version >/dev/null 2>&1 && [ "$$(java -version 2>&1 | sed -nE 's/.*version "([0-9]+).*/\1/p' | head -1)" -ge 17 ] \
@@ -19,6 +30,16 @@ $(STAMP): Pipfile Pipfile.lock
 	@command -v pipenv >/dev/null 2>&1 || python3 -m pip install --quiet pipenv
 	pipenv install --dev --deploy
 	@touch $(STAMP)
+
+# Servers the tests start on 127.0.0.1: moto comes with the dev packages, the Prometheus
+# Pushgateway from Debian/Ubuntu (installed once, when missing).
+test-servers:
+	@command -v prometheus-pushgateway >/dev/null 2>&1 || { \
+	  command -v apt-get >/dev/null 2>&1 \
+	    || { echo "make install: the tests need prometheus-pushgateway (Debian/Ubuntu package) on the PATH"; exit 1; }; \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$sudo apt-get update -qq \
+	    && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus-pushgateway; }
 
 run: install
 	DEBUG=1 PYSPARK_PYTHON=$(PYTHON) $(PYTHON) jobs/datalake_job.py --config $(CONFIG) --run-date $(RUN_DATE)
@@ -29,8 +50,19 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check .
 
-package: install
-	./build_dependencies.sh
+package: packages.zip
+
+packages.zip: $(STAMP) $(PACKAGE_SOURCES)
+	./build_dependencies.sh $@
+
+submit backfill: export PYSPARK_PYTHON ?= $(CURDIR)/$(PYTHON)
+
+submit: packages.zip
+	$(SUBMIT) --run-date $(RUN_DATE)
+
+backfill: packages.zip
+	@[ -n "$(FROM)" ] && [ -n "$(TO)" ] || { echo "usage: make backfill FROM=YYYY-MM-DD TO=YYYY-MM-DD"; exit 2; }
+	$(SUBMIT) --from $(FROM) --to $(TO)
 
 clean:
 	rm -rf $(VENV) packages.zip output .pytest_cache .ruff_cache spark-warehouse metastore_db derby.log

@@ -17,12 +17,18 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from dependencies import s3
+
 BUNDLED_CONFIG = "configs/datalake_config.json"
 CONFIG_GLOB = "*config.json"
 REQUIRED_KEYS = (("input", "path"), ("output", "path"))
 # Sections whose keys are free (Spark properties); every other key must exist in the defaults.
 FREE_SECTIONS = frozenset({"spark"})
-CHOICES = {("input", "format"): ("csv", "parquet"), ("logging", "console", "format"): ("text", "json")}
+CHOICES = {
+    ("input", "format"): ("csv", "parquet"),
+    ("logging", "level"): ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+    ("logging", "console", "format"): ("text", "json"),
+}
 
 
 class ConfigError(ValueError):
@@ -42,7 +48,7 @@ def find_config_file(explicit_path: str | None, spark_files_dir: str | None) -> 
     """Locate the config: an explicit path, else one ``*config.json`` shipped with
     ``--files`` (the SparkFiles directory), else one in the working directory."""
     if explicit_path:
-        if not os.path.isfile(explicit_path):
+        if not s3.is_s3_url(explicit_path) and not os.path.isfile(explicit_path):
             raise ConfigError(f"config file not found: {explicit_path}")
         return explicit_path
     for directory, where in ((spark_files_dir, "SparkFiles"), (os.getcwd(), "working directory")):
@@ -80,7 +86,16 @@ def parse_config_text(text: str, source: str) -> dict[str, Any]:
 
 
 def load_config(path: str) -> dict[str, Any]:
-    """Read and validate the config file at ``path``."""
+    """Read and validate the config file at ``path``: a local path or an ``s3://`` URL.
+
+    An S3 config is fetched with the bundled ``aws`` settings and boto3's usual lookup
+    (``AWS_PROFILE``, ``AWS_REGION``, ``AWS_ENDPOINT_URL``, ~/.aws, instance role)."""
+    if s3.is_s3_url(path):
+        try:
+            text = s3.read_text(s3.client(bundled_defaults()["aws"]), path)
+        except s3.AwsError as error:
+            raise ConfigError(f"cannot read config: {error}") from None
+        return parse_config_text(text, path)
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as error:

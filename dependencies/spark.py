@@ -78,5 +78,5 @@ def start_spark(
     for key, value in config["spark"].items():
         if key.startswith("spark.sql.") and key not in (spark_config or {}):
             spark.conf.set(key, value)
-    logger = build_logger(config["logging"])
+    logger = build_logger(config["logging"], config["aws"], app_name, spark)
     return spark, logger, config

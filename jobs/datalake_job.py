@@ -3,6 +3,8 @@
 The story, top-down: parse arguments -> start Spark -> extract the four tables -> validate
 (every row used, deduplicated, outside the window, or rejected with a reason) -> usage ->
 detect (one function per rule) -> score -> load (atomic, idempotent per run date).
+With ``input.require_success_marker`` a run whose input tables lack their ``_SUCCESS`` marker
+stops before reading anything, with its own exit code.
 
 Run it with spark-submit (``--py-files packages.zip --files CONFIG``) or locally with
 ``DEBUG=1 python jobs/datalake_job.py --config CONFIG --run-date YYYY-MM-DD``.
@@ -11,6 +13,7 @@ Run it with spark-submit (``--py-files packages.zip --files CONFIG``) or locally
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import time
@@ -29,18 +32,34 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from dependencies import s3
 from dependencies.config import ConfigError
+from dependencies.logging import LOGGER_NAME, bind_run_context, flush_logger, redact
+from dependencies.metrics import push_run_metrics, run_metrics
 from dependencies.publish import publish, stage_outputs
+from dependencies.readiness import InputNotReady, require_ready
 from dependencies.run_window import RunWindow
 from dependencies.spark import start_spark
 from dependencies.tables import MEASURED_DATE, TABLE_NAMES, InputError, read_raw_table
 from jobs import rules, usage, validate
 
 APP_NAME = "datalake_job"
+# Exit codes of a run (README, "Scheduling with cron"). EXIT_LOCK_BUSY comes from
+# dependencies/submit.py, which holds the lock on the output path around spark-submit.
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_CONFIG = 2
 EXIT_BAD_INPUT = 3
+EXIT_INPUT_NOT_READY = 4
+EXIT_LOCK_BUSY = 5
+EXIT_CODE_NAMES = {
+    EXIT_OK: "ok",
+    EXIT_FAILED: "run failed",
+    EXIT_BAD_CONFIG: "bad config",
+    EXIT_BAD_INPUT: "bad input",
+    EXIT_INPUT_NOT_READY: "input not ready",
+    EXIT_LOCK_BUSY: "lock busy",
+}
 
 
 @dataclass
@@ -62,8 +81,11 @@ class StageTimer:
     seconds: dict[str, float] = field(default_factory=dict)
 
     def measure(self, stage: str, started: float) -> None:
-        """Record the time since ``started`` under ``stage``."""
+        """Record (and log) the time since ``started`` under ``stage``."""
         self.seconds[stage] = round(time.monotonic() - started, 3)
+        logging.getLogger(LOGGER_NAME).info(
+            "stage %s done in %.3f s", stage, self.seconds[stage], extra={"stage": stage, "seconds": self.seconds[stage]}
+        )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -203,10 +225,13 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"datalake: bad config: {error}", file=sys.stderr)
         return EXIT_BAD_CONFIG
+    bind_run_context(log, run_id=run_id, run_date=args.run_date.isoformat())
+    log.info("run started", extra={"config": config})  # the logger masks secret-looking keys
     window = RunWindow.from_config(args.run_date, config)
     log.info("run %s: window %s..%s, baseline from %s", run_id, window.window_start_date,
              window.run_date, window.baseline_start_date)
     try:
+        require_ready(spark, config["input"], TABLE_NAMES, config["aws"])
         started = time.monotonic()
         checked = validate_tables(extract(spark, config["input"], window), window, run_started_at)
         checked.tables["measurements"].persist(StorageLevel.MEMORY_AND_DISK)
@@ -251,16 +276,45 @@ def main(argv: list[str] | None = None) -> int:
             "durations_seconds": timer.seconds,
         }
         paths = publish(spark, staging, report, config["output"]["path"], args.run_date)
+        if config["output"]["report_s3_url"]:
+            paths["report_copy"] = s3.upload_report(
+                config["aws"], config["output"]["report_s3_url"], args.run_date, report
+            )
+    except InputNotReady as error:
+        log.error("input not ready: %s", error)
+        print(f"datalake: input not ready: {error}", file=sys.stderr)
+        return EXIT_INPUT_NOT_READY
     except InputError as error:
         log.error("bad input: %s", error)
         print(f"datalake: bad input: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return finish(log, config, EXIT_BAD_INPUT, run_started_at, timer)
     except Exception as error:
         log.exception("run %s failed", run_id)
         print(f"datalake: run failed: {str(error).splitlines()[0]}", file=sys.stderr)
-        return EXIT_FAILED
+        return finish(log, config, EXIT_FAILED, run_started_at, timer)
     print_summary(report, paths, alerts)
-    return EXIT_OK
+    return finish(log, config, EXIT_OK, run_started_at, timer, report)
+
+
+def finish(
+    log: logging.Logger,
+    config: dict[str, Any],
+    exit_code: int,
+    run_started_at: datetime,
+    timer: StageTimer,
+    report: dict[str, Any] | None = None,
+) -> int:
+    """Log the outcome, push the run's metrics (a failed push never fails the run), deliver
+    the logs; return ``exit_code``."""
+    log.info("run finished with exit code %d", exit_code, extra={"exit_code": exit_code})
+    metrics = run_metrics(exit_code, run_started_at.timestamp(), time.time(), timer.seconds, report)
+    try:
+        if push_run_metrics(metrics, config["metrics"]):
+            log.info("metrics pushed to %s", redact(config["metrics"]["pushgateway_url"]))
+    except (OSError, ValueError) as error:  # unreachable, refused or malformed URL
+        log.warning("metrics not pushed: %s: %s", type(error).__name__, error)
+    flush_logger(log)
+    return exit_code
 
 
 def print_summary(report: dict[str, Any], paths: dict[str, str], alerts: DataFrame) -> None:

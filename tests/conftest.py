@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import socket
+import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +24,48 @@ RUN_DATE = "2026-11-15"
 
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+# boto3 in tests talks only to servers the tests start: fake credentials, no ~/.aws files.
+AWS_TEST_ENVIRONMENT = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+}
+os.environ.update(AWS_TEST_ENVIRONMENT)
+os.environ.pop("AWS_PROFILE", None)
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    """Terminate a process this suite started, and wait for it."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="session")
+def packages_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """packages.zip, built by ./build_dependencies.sh into a temporary directory."""
+    output = tmp_path_factory.mktemp("package") / "packages.zip"
+    built = subprocess.run(
+        [str(REPO / "build_dependencies.sh"), str(output)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert built.returncode == 0, built.stderr
+    return output
+
+
+@pytest.fixture
+def moto_aws_config(moto_server: str) -> dict[str, Any]:
+    """The ``aws`` config section pointing at the moto server, with few retries."""
+    return {"region": "us-east-1", "profile": "", "endpoint_url": moto_server, "max_attempts": 2}
 
 
 @pytest.fixture(scope="session")
@@ -58,3 +106,122 @@ def write_config(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return write
+
+
+# --- Real servers on 127.0.0.1, started by the tests (moto for AWS, Prometheus Pushgateway) ---
+
+MOTO_SERVER = Path(sys.executable).with_name("moto_server")
+PUSHGATEWAY = shutil.which("prometheus-pushgateway") or "/usr/bin/prometheus-pushgateway"
+SERVER_START_SECONDS = 30.0
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def moto_command(port: int) -> list[str]:
+    """The command line of a moto server (S3, CloudWatch Logs, IAM ...) on 127.0.0.1:port."""
+    return [str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(port)]
+
+
+@dataclass
+class RunningServer:
+    """A server process started by a test, and the URL it answers on."""
+
+    url: str
+    process: subprocess.Popen
+
+    def stop(self) -> None:
+        """Stop the process and wait for it."""
+        stop_process(self.process)
+
+
+def start_server(command: Callable[[int], list[str]], ready_path: str, log_path: Path) -> RunningServer:
+    """Start ``command(port)`` on a free port and wait until ``ready_path`` answers HTTP 200.
+    Fails (never skips) when the server cannot be started: CI must run these tests."""
+    for _ in range(3):  # another process may take the port between probe and bind
+        port = free_port()
+        with log_path.open("ab") as log:
+            process = subprocess.Popen(command(port), stdout=log, stderr=subprocess.STDOUT)
+        server = RunningServer(f"http://127.0.0.1:{port}", process)
+        deadline = time.monotonic() + SERVER_START_SECONDS
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                with urllib.request.urlopen(server.url + ready_path, timeout=1) as response:
+                    if response.status == 200:
+                        return server
+            except OSError:
+                time.sleep(0.1)
+        server.stop()
+    raise RuntimeError(f"{command(0)[0]} did not start; see {log_path}")
+
+
+@pytest.fixture
+def start_moto_server(tmp_path: Path) -> Iterator[Callable[[], RunningServer]]:
+    """Start private moto servers (S3, CloudWatch Logs, ...) a test may stop or kill; all
+    are stopped after the test."""
+    servers: list[RunningServer] = []
+
+    def start() -> RunningServer:
+        server = start_server(moto_command, "/moto-api/", tmp_path / "moto_server.log")
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The suite's moto server (all AWS services moto mocks); its endpoint URL. Tests share
+    it, so each should use its own bucket / log group names."""
+    server = start_server(moto_command, "/moto-api/", tmp_path_factory.mktemp("moto") / "moto_server.log")
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def pushgateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Prometheus Pushgateway (Debian's ``prometheus-pushgateway``, installed by
+    ``make install``) with its own persistence file; its URL."""
+    directory = tmp_path_factory.mktemp("pushgateway")
+    server = start_server(
+        lambda port: [
+            PUSHGATEWAY,
+            f"--web.listen-address=127.0.0.1:{port}",
+            f"--persistence.file={directory / 'metrics.store'}",
+        ],
+        "/-/ready",
+        directory / "pushgateway.log",
+    )
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def driver_log(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A file that receives, through a log4j appender in the session's JVM, every line the
+    log4j logger ``datalake`` writes to the driver log (the message only, one per line)."""
+    jvm = spark.sparkContext._jvm
+    log4j = jvm.org.apache.logging.log4j
+    path = tmp_path_factory.mktemp("driver_log") / "datalake.log"
+    name = f"datalake-test-{path.parent.name}"
+    log4j.core.config.Configurator.setLevel("datalake", log4j.Level.toLevel("INFO"))
+    context = log4j.LogManager.getContext(False)
+    configuration = context.getConfiguration()
+    layout = log4j.core.layout.PatternLayout.newBuilder().withPattern("%m%n").build()
+    appender = (
+        log4j.core.appender.FileAppender.newBuilder().setName(name).withFileName(str(path)).setLayout(layout).build()
+    )
+    appender.start()
+    configuration.addAppender(appender)
+    configuration.getLoggerConfig("datalake").addAppender(appender, None, None)
+    context.updateLoggers()
+    yield path
+    configuration.getLoggerConfig("datalake").removeAppender(name)
+    appender.stop()
+    context.updateLoggers()

@@ -1,0 +1,236 @@
+"""The job on a real Spark standalone cluster (one master, one worker, on 127.0.0.1), submitted
+the way make submit does it: ``--py-files packages.zip --files CONFIG``. In local mode a broken
+package goes unnoticed; here the driver imports the job's modules and boto3 from the zip only.
+
+The cluster run must publish exactly what a local run publishes on the same input, and the
+same submit without the zip must fail: the zip is what made it work.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pyspark
+import pytest
+from chispa import assert_df_equality
+from conftest import RUN_DATE, TEST_DATA, free_port
+from pyspark.sql import SparkSession
+
+from dependencies import s3
+from dependencies.submit import Submission
+from dependencies.tables import TABLE_NAMES
+from jobs import datalake_job
+
+SPARK_HOME = Path(pyspark.__file__).resolve().parent
+CLUSTER_START_SECONDS = 180
+SUBMIT_SECONDS = 900
+OUTPUT_TABLES = ("alerts", "findings", "rejects")
+REPORT_BUCKET = "datalake-reports"
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A finished process: exit code and output."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def cluster_environment(**extra: str) -> dict[str, str]:
+    """The environment of the daemons and of spark-submit: no repository on PYTHONPATH,
+    everything on 127.0.0.1, the virtualenv's Python for drivers and executors."""
+    environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    environment.update(
+        SPARK_HOME=str(SPARK_HOME),
+        SPARK_LOCAL_IP="127.0.0.1",
+        PYSPARK_PYTHON=sys.executable,
+        PYSPARK_DRIVER_PYTHON=sys.executable,
+        **extra,
+    )
+    return environment
+
+
+def stop_group(process: subprocess.Popen) -> None:
+    """Stop a process started in its own session, with its children (executors)."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def run_bounded(command: list[str], cwd: Path, timeout: float) -> Finished:
+    """Run ``command``; kill it and fail the test if it takes longer than ``timeout``."""
+    process = subprocess.Popen(
+        command, cwd=cwd, env=cluster_environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        stop_group(process)
+        pytest.fail(f"{command[0]} did not finish within {timeout} s")
+    return Finished(process.returncode, stdout, stderr)
+
+
+@pytest.fixture(scope="module")
+def spark_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A standalone master and one worker started from the installed pyspark; the master URL.
+    Both are stopped whatever happens; the fixture fails if the worker never registers."""
+    work = tmp_path_factory.mktemp("cluster")
+    master_port = free_port()
+    master_url = f"spark://127.0.0.1:{master_port}"
+    daemons = {
+        "master": ["org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
+                   "--port", str(master_port), "--webui-port", str(free_port())],
+        "worker": ["org.apache.spark.deploy.worker.Worker", master_url, "--host", "127.0.0.1",
+                   "--webui-port", str(free_port()), "--cores", "2", "--memory", "2g",
+                   "--work-dir", str(work / "worker")],
+    }  # fmt: skip
+    started: dict[str, subprocess.Popen] = {}
+    try:
+        for name, arguments in daemons.items():
+            with (work / f"{name}.log").open("w") as log:
+                started[name] = subprocess.Popen(
+                    [str(SPARK_HOME / "bin" / "spark-class"), *arguments],
+                    env=cluster_environment(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                )  # fmt: skip
+        deadline = time.monotonic() + CLUSTER_START_SECONDS
+        while "registered with master" not in (work / "worker.log").read_text():
+            dead = [name for name, process in started.items() if process.poll() is not None]
+            if dead or time.monotonic() > deadline:
+                logs = {name: (work / f"{name}.log").read_text()[-1500:] for name in daemons}
+                pytest.fail(f"the Spark cluster did not come up (exited: {dead}): {logs}")
+            time.sleep(0.5)
+        yield master_url
+    finally:
+        for process in reversed(started.values()):
+            stop_group(process)
+
+
+@pytest.fixture(scope="module")
+def marked_input(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the sample with every table marked complete (``_SUCCESS``)."""
+    copy = tmp_path_factory.mktemp("input") / "mdm"
+    shutil.copytree(TEST_DATA, copy)
+    for table in TABLE_NAMES:
+        (copy / table / "_SUCCESS").touch()
+    return copy
+
+
+def job_config(directory: Path, marked_input: Path, moto_server: str, name: str) -> Path:
+    """A config that requires the markers and copies the report to S3 (moto)."""
+    config = {
+        "input": {"path": str(marked_input), "format": "csv", "require_success_marker": True},
+        "output": {"path": str(directory / "output"), "report_s3_url": f"s3://{REPORT_BUCKET}/{name}"},
+        "spark": {"spark.sql.shuffle.partitions": "2"},
+        "aws": {"endpoint_url": moto_server, "region": "us-east-1"},
+    }
+    path = directory / "datalake_config.json"
+    path.write_text(json.dumps(config), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def report_bucket(moto_server: str) -> Any:
+    """The S3 bucket (moto) that both runs copy their report to; its client."""
+    client = s3.client({"region": "us-east-1", "profile": "", "endpoint_url": moto_server, "max_attempts": 2})
+    client.create_bucket(Bucket=REPORT_BUCKET)
+    return client
+
+
+@pytest.fixture(scope="module")
+def local_run(
+    spark: SparkSession, tmp_path_factory: pytest.TempPathFactory, marked_input: Path, moto_server: str,
+    report_bucket: Any,
+) -> Path:
+    """The job run locally (in this process, on the suite's session); its output path."""
+    directory = tmp_path_factory.mktemp("local_run")
+    config = job_config(directory, marked_input, moto_server, "local")
+    assert datalake_job.main(["--config", str(config), "--run-date", RUN_DATE]) == datalake_job.EXIT_OK
+    spark.catalog.clearCache()
+    return directory / "output"
+
+
+@pytest.fixture(scope="module")
+def cluster_submission(
+    spark_cluster: str, packages_zip: Path, tmp_path_factory: pytest.TempPathFactory, marked_input: Path,
+    moto_server: str, report_bucket: Any,
+) -> tuple[Submission, Path]:
+    """How make submit would submit the job to the test cluster, and the run's directory."""
+    directory = tmp_path_factory.mktemp("cluster_run")
+    config = job_config(directory, marked_input, moto_server, "cluster")
+    extra = ("--driver-memory", "1g", "--executor-memory", "1g", "--conf", "spark.log.level=WARN")
+    return Submission(str(SPARK_HOME / "bin" / "spark-submit"), spark_cluster, "client", str(packages_zip),
+                      str(config), extra), directory  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def cluster_run(cluster_submission: tuple[Submission, Path]) -> Path:
+    """The job spark-submitted to the cluster with packages.zip; its output path."""
+    submission, directory = cluster_submission
+    finished = run_bounded(submission.command(date.fromisoformat(RUN_DATE)), directory, SUBMIT_SECONDS)
+    assert finished.returncode == datalake_job.EXIT_OK, finished.stderr[-5000:]
+    return directory / "output"
+
+
+def published(output: Path, table: str) -> Path:
+    return output / table / f"run_date={RUN_DATE}"
+
+
+def test_the_cluster_run_publishes_what_the_local_run_publishes(
+    spark: SparkSession, local_run: Path, cluster_run: Path
+) -> None:
+    # GIVEN the same input run locally and on the cluster (fixtures)
+    local_report = json.loads((published(local_run, "reports") / "report.json").read_text())
+    cluster_report = json.loads((published(cluster_run, "reports") / "report.json").read_text())
+
+    # THEN the cluster ran it, and every output table holds the same rows in the same order
+    assert cluster_report["spark_application_id"].startswith("app-")
+    assert local_report["spark_application_id"].startswith("local-")
+    assert cluster_report["counts"] == local_report["counts"]
+    assert cluster_report["findings_by_rule"] == local_report["findings_by_rule"]
+    assert cluster_report["alerts"] == local_report["alerts"] > 0
+    for table in OUTPUT_TABLES:
+        local_rows = spark.read.parquet(str(published(local_run, table)))
+        cluster_rows = spark.read.parquet(str(published(cluster_run, table)))
+        assert_df_equality(local_rows, cluster_rows)
+
+
+def test_both_runs_copied_their_report_to_s3(local_run: Path, cluster_run: Path, report_bucket: Any) -> None:
+    # GIVEN both runs configured to copy their report to S3 (boto3 came from packages.zip on
+    # the cluster's driver)
+    for name, output in (("local", local_run), ("cluster", cluster_run)):
+        url = f"s3://{REPORT_BUCKET}/{name}/run_date={RUN_DATE}/report.json"
+        # THEN the copy is the published report
+        copied = json.loads(s3.read_text(report_bucket, url))
+        assert copied == json.loads((published(output, "reports") / "report.json").read_text())
+
+
+def test_without_the_zip_the_same_submit_fails(cluster_submission: tuple[Submission, Path]) -> None:
+    # GIVEN the same submit command without --py-files packages.zip
+    submission, directory = cluster_submission
+    command = submission.command(date.fromisoformat(RUN_DATE))
+    at = command.index("--py-files")
+    del command[at : at + 2]
+
+    # WHEN it is submitted to the cluster
+    finished = run_bounded(command, directory, SUBMIT_SECONDS)
+
+    # THEN the driver cannot import the job's modules (spark-submit relays its stderr on stdout)
+    assert finished.returncode != 0
+    assert "ModuleNotFoundError: No module named 'dependencies'" in finished.stdout

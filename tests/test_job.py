@@ -1,0 +1,150 @@
+"""End to end on tests/test_data: the job's outputs, row by row, and the usage they rest on."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+from chispa import assert_approx_df_equality
+from make_test_data import EXPECTED_RULES
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from dependencies.config import bundled_defaults
+from dependencies.run_window import RunWindow
+from jobs import datalake_job
+
+RUN_DATE = date(2026, 11, 15)
+W_START, W_END = date(2026, 11, 2), RUN_DATE
+
+
+@pytest.fixture(scope="module")
+def published(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One run of the job over tests/test_data; its output directory."""
+    root = tmp_path_factory.mktemp("job")
+    config = root / "job_config.json"
+    config.write_text(json.dumps({
+        "input": {"path": "tests/test_data", "format": "csv"},
+        "output": {"path": str(root / "output")},
+        "spark": {"spark.sql.shuffle.partitions": "2"},
+    }))
+    exit_code = datalake_job.main(["--config", str(config), "--run-date", RUN_DATE.isoformat()])
+    assert exit_code == datalake_job.EXIT_OK
+    return root / "output"
+
+
+def test_every_rule_fires_on_exactly_the_meters_planted_for_it(spark: SparkSession, published: Path) -> None:
+    # GIVEN the sample's planted meters WHEN the job runs THEN findings match them exactly
+    findings = spark.read.parquet(str(published / "findings"))
+    found: dict[str, list[str]] = {}
+    for row in findings.orderBy("device_id", "rule").collect():
+        found.setdefault(row["device_id"], []).append(row["rule"])
+    assert found == EXPECTED_RULES
+    assert {r["run_date"] for r in findings.select("run_date").distinct().collect()} == {RUN_DATE}
+
+
+def test_event_findings_carry_hand_checked_metrics(spark: SparkSession, published: Path) -> None:
+    findings = spark.read.parquet(str(published / "findings")).where(
+        F.col("rule").isin("UNINSTALLED_CONSUMPTION", "REGISTER_ROLLBACK", "REVERSE_FLOW",
+                           "TAMPER_EVENTS", "ZERO_CONSUMPTION", "ZERO_RUNS", "DATA_GAP")
+    ).select("device_id", "service_point_id", "rule", "weight", "metric", "window_start", "window_end")
+    expected = spark.createDataFrame(
+        [
+            # G01 removed on 11-05 keeps drawing 10 kWh a day for 11 days of W
+            ("G01", "SP-G01", "UNINSTALLED_CONSUMPTION", 1.0, 110.0),
+            # K01 wound back by 5 kWh at 12:00, in an hour that used 0.2: the read falls 4.8
+            ("K01", "SP-K01", "REGISTER_ROLLBACK", 0.9, 4.8),
+            # F01 exports 0.6 kWh a day for 14 days without generation
+            ("F01", "SP-F01", "REVERSE_FLOW", 0.8, 8.4),
+            # T01's counter stepped by 2
+            ("T01", "SP-T01", "TAMPER_EVENTS", 0.7, 2.0),
+            # Z01: 8 days of nothing, each a 24 h zero run
+            ("Z01", "SP-Z01", "ZERO_CONSUMPTION", 0.6, 8.0),
+            ("Z01", "SP-Z01", "ZERO_RUNS", 0.5, 8.0),
+            # H02: 01:00-05:00 off on all 14 days of W
+            ("H02", "SP-H02", "ZERO_RUNS", 0.5, 14.0),
+            # N01 reported 96 of W's 336 hours
+            ("N01", "SP-N01", "DATA_GAP", 0.3, 96 / 336),
+        ],
+        "device_id string, service_point_id string, rule string, weight double, metric double",
+    ).select("*", F.lit(W_START).alias("window_start"), F.lit(W_END).alias("window_end"))
+    assert_approx_df_equality(findings.orderBy("device_id", "rule"), expected.orderBy("device_id", "rule"),
+                              1e-6, ignore_nullable=True)
+
+
+def test_alerts_row_by_row(spark: SparkSession, published: Path) -> None:
+    alerts = spark.read.parquet(str(published / "alerts")).drop("run_date")
+    expected = spark.createDataFrame(
+        [
+            ("D01", "SP-D01", "RESIDENTIAL", 1 - 0.4 * 0.6, ["CONSUMPTION_DROP", "PEER_DEVIATION"]),
+            ("F01", "SP-F01", "RESIDENTIAL", 0.8, ["REVERSE_FLOW"]),
+            ("G01", "SP-G01", "RESIDENTIAL", 1.0, ["UNINSTALLED_CONSUMPTION"]),
+            ("H02", "SP-H02", "RESIDENTIAL", 0.5, ["ZERO_RUNS"]),
+            ("H05", "SP-H05", "RESIDENTIAL", 0.75, ["FLAT_PROFILE", "PROFILE_SHIFT"]),
+            ("H06", "SP-H06", "RESIDENTIAL", 0.5, ["PROFILE_SHIFT"]),
+            ("K01", "SP-K01", "RESIDENTIAL", 0.9, ["REGISTER_ROLLBACK"]),
+            ("T01", "SP-T01", "RESIDENTIAL", 0.7, ["TAMPER_EVENTS"]),
+            ("Z01", "SP-Z01", "RESIDENTIAL", 1 - 0.4 * 0.4 * 0.5 * 0.6,
+             ["CONSUMPTION_DROP", "PEER_DEVIATION", "ZERO_CONSUMPTION", "ZERO_RUNS"]),
+        ],
+        "device_id string, service_point_id string, customer_class string, score double, "
+        "rules array<string>",
+    ).select("*", F.lit(W_START).alias("window_start"), F.lit(W_END).alias("window_end"))
+    # P01 (peer outlier only, 0.4) and N01 (data gap only, 0.3) stay below the threshold.
+    assert_approx_df_equality(alerts, expected, 1e-9, ignore_nullable=True)
+
+
+def test_report_counts_reconcile_and_name_every_rule(published: Path) -> None:
+    report = json.loads((published / "reports" / "run_date=2026-11-15" / "report.json").read_text())
+    measurements = report["counts"]["measurements"]
+    # 38 hourly registers read 23 hours of 10-04 they do not need (the 23:00 read opens B);
+    # the hourly INTERVAL meter R21 reads 22 (its reads up to 10-04T23:00 lie before B).
+    assert measurements == {
+        "read": 40400, "used": 40400 - 896, "rejected": 0, "deduplicated": 0,
+        "outside_window": 38 * 23 + 22, "rejected_by_reason": {},
+    }
+    assert report["counts"]["device"]["used"] == report["counts"]["device"]["read"] == 39
+    assert report["findings_by_rule"] == {
+        "UNINSTALLED_CONSUMPTION": 1, "REGISTER_ROLLBACK": 1, "REVERSE_FLOW": 1, "TAMPER_EVENTS": 1,
+        "ZERO_CONSUMPTION": 1, "CONSUMPTION_DROP": 2, "ZERO_RUNS": 2, "FLAT_PROFILE": 1,
+        "PROFILE_SHIFT": 2, "PEER_DEVIATION": 3, "DATA_GAP": 1,
+    }
+    assert report["alerts"] == 9
+    assert report["parameters"]["window_start"] == "2026-11-02"
+    assert report["spark_application_id"]
+
+
+def test_daily_usage_of_the_sample(spark: SparkSession) -> None:
+    # GIVEN the sample, validated
+    window = RunWindow.from_config(RUN_DATE, bundled_defaults())
+    raw = datalake_job.extract(spark, {"path": "tests/test_data", "format": "csv"}, window)
+    checked = datalake_job.validate_tables(raw, window, datetime(2026, 11, 20, tzinfo=UTC))
+    # WHEN usage is computed
+    daily = datalake_job.compute_usage(checked, window, bundled_defaults()["usage"])
+    picked = daily.where(
+        F.concat_ws("@", "device_id", F.col("day").cast("string")).isin(
+            "R02@2026-10-10", "R01@2026-10-23", "R21@2026-10-05", "GAP1@2026-11-08",
+            "GAP1@2026-11-09", "GAP1@2026-11-10", "R23@2026-10-20", "R23@2026-10-21",
+            "G01@2026-11-06",
+        )
+    ).select("device_id", "day", "import_kwh", "uninstalled_import_kwh", "present_intervals",
+             F.col("latest_install.service_point_id").alias("service_point_id"))
+    # THEN each day holds the hand-computed kWh (profile: 10 kWh a day x the meter's scale)
+    expected = spark.createDataFrame(
+        [
+            ("G01", date(2026, 11, 6), 10.0, 10.0, 24, None),  # removed: all uninstalled
+            ("GAP1", date(2026, 11, 8), 10.0, None, 24, "SP-GAP1"),
+            ("GAP1", date(2026, 11, 9), 10.0, None, 0, "SP-GAP1"),  # the 48 h gap, half each day
+            ("GAP1", date(2026, 11, 10), 10.0, None, 0, "SP-GAP1"),
+            ("R01", date(2026, 10, 23), 10.5, None, 24, "SP-R01"),  # across the rollover
+            ("R02", date(2026, 10, 10), 11.0, None, 24, "SP-R02"),
+            ("R21", date(2026, 10, 5), 11.0, None, 24, "SP-R21"),  # INTERVAL meter
+            ("R23", date(2026, 10, 20), 3.6, 0.0, 24, "SP-R23"),  # removed at noon, then idle
+            ("R23", date(2026, 10, 21), 0.0, 0.0, 24, None),
+        ],
+        "device_id string, day date, import_kwh double, uninstalled_import_kwh double, "
+        "present_intervals bigint, service_point_id string",
+    )
+    assert_approx_df_equality(picked.orderBy("device_id", "day"), expected, 1e-6, ignore_nullable=True)

@@ -1,0 +1,108 @@
+"""Run metrics pushed to a real Prometheus Pushgateway on 127.0.0.1 and read back."""
+
+from __future__ import annotations
+
+import urllib.request
+import uuid
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from dependencies.metrics import push_run_metrics, run_metrics
+
+REPORT = {
+    "counts": {
+        "device": {"read": 39, "used": 38, "rejected": 1, "deduplicated": 0, "outside_window": 0},
+        "measurements": {"read": 400, "used": 300, "rejected": 2, "deduplicated": 8, "outside_window": 90},
+    },
+    "findings_by_rule": {"TAMPER_EVENTS": 2, "DATA_GAP": 0},
+    "alerts": 3,
+}
+DURATIONS = {"extract_validate": 12.5, "detect": 30.25, "write": 4.0}
+
+
+def scrape(pushgateway: str, job: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The Pushgateway's ``/metrics`` samples of one job: (name, labels without job and
+    instance) -> value."""
+    with urllib.request.urlopen(f"{pushgateway}/metrics", timeout=10) as response:
+        text = response.read().decode("utf-8")
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.labels.get("job") != job:
+                continue
+            labels = tuple(sorted((k, v) for k, v in sample.labels.items() if k not in ("job", "instance")))
+            samples[(sample.name, labels)] = sample.value
+    return samples
+
+
+def metrics_config(pushgateway: str) -> dict[str, Any]:
+    return {"pushgateway_url": pushgateway, "job_name": f"datalake-{uuid.uuid4().hex}", "timeout_seconds": 10.0}
+
+
+def test_a_successful_run_pushes_rows_findings_alerts_durations_and_success(pushgateway):
+    # GIVEN the metrics of a successful run
+    config = metrics_config(pushgateway)
+    registry = run_metrics(0, 1_800_000_000.0, 1_800_000_050.5, DURATIONS, REPORT)
+
+    # WHEN they are pushed
+    pushed = push_run_metrics(registry, config)
+
+    # THEN the Pushgateway serves them under the job's name
+    samples = scrape(pushgateway, config["job_name"])
+    assert pushed is True
+    assert samples[("datalake_rows_read", (("table", "device"),))] == 39
+    assert samples[("datalake_rows_rejected", (("table", "device"),))] == 1
+    assert samples[("datalake_rows_used", (("table", "measurements"),))] == 300
+    assert samples[("datalake_rows_deduplicated", (("table", "measurements"),))] == 8
+    assert samples[("datalake_rows_outside_window", (("table", "measurements"),))] == 90
+    assert samples[("datalake_findings", (("rule", "TAMPER_EVENTS"),))] == 2
+    assert samples[("datalake_findings", (("rule", "DATA_GAP"),))] == 0
+    assert samples[("datalake_alerts", ())] == 3
+    assert samples[("datalake_stage_duration_seconds", (("stage", "detect"),))] == 30.25
+    assert samples[("datalake_run_success", ())] == 1
+    assert samples[("datalake_run_exit_code", ())] == 0
+    assert samples[("datalake_run_duration_seconds", ())] == 50.5
+    assert samples[("datalake_last_success_timestamp_seconds", ())] == 1_800_000_050.5
+    assert samples[("datalake_last_run_timestamp_seconds", ())] == 1_800_000_050.5
+    assert ("datalake_last_failure_timestamp_seconds", ()) not in samples
+
+
+def test_a_failed_run_updates_the_outcome_and_keeps_the_last_success(pushgateway):
+    # GIVEN a successful run was pushed
+    config = metrics_config(pushgateway)
+    push_run_metrics(run_metrics(0, 1_800_000_000.0, 1_800_000_060.0, DURATIONS, REPORT), config)
+
+    # WHEN a later run fails in its first stage and pushes its metrics
+    push_run_metrics(run_metrics(3, 1_800_086_400.0, 1_800_086_410.0, {"extract_validate": 10.0}, None), config)
+
+    # THEN it reads as failed, and the last success and its counts are still there
+    samples = scrape(pushgateway, config["job_name"])
+    assert samples[("datalake_run_success", ())] == 0
+    assert samples[("datalake_run_exit_code", ())] == 3
+    assert samples[("datalake_last_failure_timestamp_seconds", ())] == 1_800_086_410.0
+    assert samples[("datalake_last_run_timestamp_seconds", ())] == 1_800_086_410.0
+    assert samples[("datalake_last_success_timestamp_seconds", ())] == 1_800_000_060.0
+    assert samples[("datalake_rows_read", (("table", "device"),))] == 39
+    stages = {labels: value for (name, labels), value in samples.items() if name == "datalake_stage_duration_seconds"}
+    assert stages == {(("stage", "extract_validate"),): 10.0}
+
+
+def test_without_a_pushgateway_nothing_is_pushed():
+    # GIVEN no Pushgateway configured
+    config = {"pushgateway_url": "", "job_name": "datalake", "timeout_seconds": 1.0}
+
+    # WHEN the metrics are pushed
+    # THEN nothing is sent
+    assert push_run_metrics(run_metrics(0, 0.0, 1.0, DURATIONS, REPORT), config) is False
+
+
+def test_an_unreachable_pushgateway_raises_an_os_error_for_the_caller_to_handle():
+    # GIVEN a Pushgateway URL nothing listens on
+    config = {"pushgateway_url": "http://127.0.0.1:9", "job_name": "datalake", "timeout_seconds": 2.0}
+
+    # WHEN the metrics are pushed
+    # THEN the error is an OSError, which the job logs as a warning and carries on
+    with pytest.raises(OSError):
+        push_run_metrics(run_metrics(0, 0.0, 1.0, DURATIONS, REPORT), config)

@@ -1,0 +1,455 @@
+"""Each theft rule on tiny hand-made daily usage: where it fires, just below its threshold,
+and the confounder it must not fire on. Then the score and the alerts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+from chispa import assert_approx_df_equality
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from dependencies.config import bundled_defaults
+from dependencies.run_window import RunWindow
+from jobs import rules, usage
+
+CONFIG = bundled_defaults()
+WINDOW = RunWindow(date(2026, 11, 15), 14, 28, 1)
+W_DAYS = [WINDOW.window_start_date + timedelta(days=i) for i in range(14)]
+B_DAYS = [WINDOW.baseline_start_date + timedelta(days=i) for i in range(28)]
+# kWh per hour of day: base load, a morning and an evening peak (10 kWh a day).
+PROFILE = [0.2 + (0.6 if 7 <= h < 9 else 0.0) + (1.0 if 18 <= h < 22 else 0.0) for h in range(24)]
+DAILY_SCHEMA = (
+    "device_id string, day date, import_kwh double, uninstalled_import_kwh double, "
+    "export_kwh double, export_without_generation_kwh double, tamper_events double, "
+    "rollback_kwh double, present_intervals bigint, expected_intervals double, "
+    "shape_intervals bigint, shape_kwh double, shape_kwh_squared double, "
+    "longest_zero_run_minutes double, hour_kwh array<double>, hour_intervals array<bigint>, "
+    "latest_install struct<service_point_id:string,customer_class:string,has_generation:boolean>, "
+    "latest_installed_start timestamp"
+)
+COMPONENT_SCHEMA = (
+    "measuring_component_id string, device_id string, component_type string, "
+    "reading_type string, interval_minutes int, register_max double"
+)
+INSTALL_SCHEMA = (
+    "install_event_id string, device_id string, service_point_id string, installed_at timestamp, "
+    "removed_at timestamp, customer_class string, has_generation boolean"
+)
+
+Hourly = Callable[[date], list[float | None] | None]
+
+
+def scaled(factor: float, profile: list[float] = PROFILE) -> list[float]:
+    return [v * factor for v in profile]
+
+
+def day_row(device: str, day: date, hours: list[float | None], klass: str = "RESIDENTIAL",
+            generation: bool = False, **evidence: float) -> dict[str, Any]:
+    """A daily usage row as ``jobs.usage.daily_usage`` makes it, from 24 hourly amounts
+    (None: the interval is missing)."""
+    present = [v for v in hours if v is not None]
+    longest = run = 0
+    for value in hours:
+        run = run + 60 if value is not None and value < 0.001 else 0
+        longest = max(longest, run)
+    return {
+        "device_id": device,
+        "day": day,
+        "import_kwh": float(sum(present)),
+        "uninstalled_import_kwh": evidence.get("uninstalled_import_kwh"),
+        "export_kwh": evidence.get("export_kwh"),
+        "export_without_generation_kwh": evidence.get("export_without_generation_kwh"),
+        "tamper_events": evidence.get("tamper_events"),
+        "rollback_kwh": evidence.get("rollback_kwh", 0.0),
+        "present_intervals": len(present),
+        "expected_intervals": 24.0,
+        "shape_intervals": len(present),
+        "shape_kwh": float(sum(present)),
+        "shape_kwh_squared": float(sum(v * v for v in present)),
+        "longest_zero_run_minutes": float(longest) if longest else None,
+        "hour_kwh": [v for v in hours],
+        "hour_intervals": [0 if v is None else 1 for v in hours],
+        "latest_install": {"service_point_id": f"SP-{device}", "customer_class": klass,
+                           "has_generation": generation},
+        "latest_installed_start": datetime.combine(day, datetime.min.time(), UTC)
+        + timedelta(hours=23),
+    }
+
+
+def meter(device: str, window: Hourly | list[float | None] = PROFILE,
+          baseline: Hourly | list[float | None] = PROFILE, klass: str = "RESIDENTIAL",
+          generation: bool = False, window_evidence: dict[str, float] | None = None,
+          baseline_evidence: dict[str, float] | None = None) -> list[dict[str, Any]]:
+    """42 daily rows of one device; a day whose hours are None has no row at all."""
+    rows = []
+    for days, hours, extra in ((B_DAYS, baseline, baseline_evidence), (W_DAYS, window, window_evidence)):
+        for day in days:
+            values = hours(day) if callable(hours) else hours
+            if values is not None:
+                rows.append(day_row(device, day, values, klass, generation, **(extra or {})))
+    return rows
+
+
+def evidence(spark: SparkSession, rows: list[dict[str, Any]],
+             installs: list[tuple] | None = None, components: list[tuple] | None = None) -> rules.Evidence:
+    daily = spark.createDataFrame(rows, DAILY_SCHEMA)
+    return rules.Evidence.build(
+        daily,
+        spark.createDataFrame(components or [], COMPONENT_SCHEMA),
+        spark.createDataFrame(installs or [], INSTALL_SCHEMA),
+        WINDOW,
+        CONFIG,
+    )
+
+
+def fired(spark: SparkSession, rule: str, rows: list[dict[str, Any]], **tables: list[tuple]) -> dict[str, float]:
+    """{device: metric} where ``rule`` fires."""
+    frame = rules.RULES[rule](evidence(spark, rows, **tables), rules.rule_params(CONFIG, rule))
+    return {row["device_id"]: row["metric"] for row in frame.collect()}
+
+
+def peers(count: int, klass: str = "RESIDENTIAL", factor: Callable[[int], float] = lambda i: 1.0) -> list[dict]:
+    """``count`` honest devices of a class whose W is ``factor(i)`` x their baseline."""
+    rows: list[dict[str, Any]] = []
+    for i in range(count):
+        rows += meter(f"P{i:02d}", scaled(factor(i)), klass=klass)
+    return rows
+
+
+# --- UNINSTALLED_CONSUMPTION ---------------------------------------------------------------
+
+def test_uninstalled_consumption_fires_on_import_outside_install_periods(spark: SparkSession) -> None:
+    # GIVEN 0.05 kWh a day of uninstalled import through W (0.7 kWh)
+    rows = meter("G", window_evidence={"uninstalled_import_kwh": 0.05})
+    # WHEN / THEN the rule fires with the kWh
+    assert fired(spark, "UNINSTALLED_CONSUMPTION", rows) == pytest.approx({"G": 0.7})
+
+
+def test_uninstalled_consumption_needs_more_than_its_threshold(spark: SparkSession) -> None:
+    # GIVEN 0.1 kWh uninstalled in W in all: not more than 0.1
+    rows = [dict(r, uninstalled_import_kwh=0.1 if r["day"] == W_DAYS[0] else None) for r in meter("G")]
+    assert fired(spark, "UNINSTALLED_CONSUMPTION", rows) == {}
+
+
+def test_uninstalled_consumption_ignores_the_baseline(spark: SparkSession) -> None:
+    # GIVEN consumption before the install, in B only
+    rows = meter("G", baseline_evidence={"uninstalled_import_kwh": 5.0})
+    assert fired(spark, "UNINSTALLED_CONSUMPTION", rows) == {}
+
+
+# --- REGISTER_ROLLBACK ---------------------------------------------------------------------
+
+def test_register_rollback_fires_on_a_register_wound_back_in_w(spark: SparkSession) -> None:
+    rows = [dict(r, rollback_kwh=5.0 if r["day"] == W_DAYS[3] else 0.0) for r in meter("K")]
+    assert fired(spark, "REGISTER_ROLLBACK", rows) == {"K": 5.0}
+
+
+def test_register_rollback_needs_more_than_its_threshold(spark: SparkSession) -> None:
+    rows = [dict(r, rollback_kwh=0.01 if r["day"] == W_DAYS[3] else 0.0) for r in meter("K")]
+    assert fired(spark, "REGISTER_ROLLBACK", rows) == {}
+
+
+def run_readings(spark: SparkSession, reads: list[tuple[str, str, float]], comps: list[tuple],
+                 installs: list[tuple], rule: str) -> dict[str, float]:
+    """Readings through the whole usage pipeline, then one rule (W: 1 day, B: 1 day)."""
+    window = RunWindow(date(2026, 11, 2), 1, 1, 1)
+    components = spark.createDataFrame(comps, COMPONENT_SCHEMA)
+    periods = spark.createDataFrame(installs, INSTALL_SCHEMA)
+    daily = (
+        spark.createDataFrame(reads, "measuring_component_id string, measured_at string, value double")
+        .withColumn("measured_at", F.col("measured_at").cast("timestamp"))
+        .transform(usage.to_intervals(components, CONFIG["usage"]))
+        .transform(usage.attach_installs(periods))
+        .transform(usage.split_by_day)
+        .transform(usage.mark_zero_runs(CONFIG["usage"]))
+        .transform(usage.daily_usage(window))
+    )
+    found = rules.RULES[rule](rules.Evidence.build(daily, components, periods, window, CONFIG),
+                              rules.rule_params(CONFIG, rule))
+    return {row["device_id"]: row["metric"] for row in found.collect()}
+
+
+INSTALLED = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def test_register_rollover_is_not_a_rollback(spark: SparkSession) -> None:
+    # GIVEN a 1000 kWh register that wraps from 999 to 2 in W, and one wound back from 500 to 400
+    comps = [("A", "ROLL", "IMPORT_KWH", "CUMULATIVE", 60, 1000.0),
+             ("B", "BACK", "IMPORT_KWH", "CUMULATIVE", 60, 1000.0)]
+    reads = [("A", "2026-11-02T00:00:00Z", 999.0), ("A", "2026-11-02T01:00:00Z", 2.0),
+             ("B", "2026-11-02T00:00:00Z", 500.0), ("B", "2026-11-02T01:00:00Z", 400.0)]
+    installs = [(f"E{d}", d, f"SP-{d}", INSTALLED, None, "RESIDENTIAL", False) for d in ("ROLL", "BACK")]
+    # WHEN the readings go through usage and the rule
+    # THEN only the wound-back register is found, with its 100 kWh
+    assert run_readings(spark, reads, comps, installs, "REGISTER_ROLLBACK") == {"BACK": 100.0}
+
+
+# --- REVERSE_FLOW ---------------------------------------------------------------------------
+
+def test_reverse_flow_fires_on_export_without_generation(spark: SparkSession) -> None:
+    rows = meter("F", window_evidence={"export_without_generation_kwh": 0.1})
+    assert fired(spark, "REVERSE_FLOW", rows) == pytest.approx({"F": 1.4})
+
+
+def test_reverse_flow_needs_more_than_its_threshold(spark: SparkSession) -> None:
+    rows = meter("F", window_evidence={"export_without_generation_kwh": 1.0 / 14})
+    assert fired(spark, "REVERSE_FLOW", rows) == {}
+
+
+def test_reverse_flow_ignores_export_at_a_solar_site(spark: SparkSession) -> None:
+    # GIVEN the same 3 kWh of export in W at a site with generation and at one without
+    comps = [("SE", "SOLAR", "EXPORT_KWH", "CUMULATIVE", 60, None),
+             ("RE", "REVERSED", "EXPORT_KWH", "CUMULATIVE", 60, None)]
+    reads = [(c, f"2026-11-02T{h:02d}:00:00Z", float(h)) for c in ("SE", "RE") for h in (10, 11, 12, 13)]
+    installs = [("E1", "SOLAR", "SP1", INSTALLED, None, "RESIDENTIAL", True),
+                ("E2", "REVERSED", "SP2", INSTALLED, None, "RESIDENTIAL", False)]
+    # WHEN / THEN only the site without generation is found
+    assert run_readings(spark, reads, comps, installs, "REVERSE_FLOW") == {"REVERSED": 3.0}
+
+
+# --- TAMPER_EVENTS --------------------------------------------------------------------------
+
+def test_tamper_events_fires_on_one_event_in_w(spark: SparkSession) -> None:
+    rows = [dict(r, tamper_events=1.0 if r["day"] == W_DAYS[5] else 0.0) for r in meter("T")]
+    assert fired(spark, "TAMPER_EVENTS", rows) == {"T": 1.0}
+
+
+def test_tamper_events_does_not_fire_without_events_in_w(spark: SparkSession) -> None:
+    # GIVEN a counter that stepped in B (an old, already handled event) and not in W
+    rows = [dict(r, tamper_events=3.0 if r["day"] == B_DAYS[5] else 0.0) for r in meter("T")]
+    assert fired(spark, "TAMPER_EVENTS", rows) == {}
+
+
+# --- ZERO_CONSUMPTION -----------------------------------------------------------------------
+
+def zero_days(count: int, first: int = 3) -> Hourly:
+    return lambda day: [0.0] * 24 if day in W_DAYS[first:first + count] else PROFILE
+
+
+def test_zero_consumption_fires_on_five_days_without_import(spark: SparkSession) -> None:
+    assert fired(spark, "ZERO_CONSUMPTION", meter("Z", zero_days(5))) == {"Z": 5.0}
+
+
+def test_zero_consumption_needs_five_consecutive_days(spark: SparkSession) -> None:
+    # GIVEN 4 zero days, one normal day, 4 zero days
+    def window(day: date) -> list[float]:
+        return [0.0] * 24 if day in W_DAYS[1:5] + W_DAYS[6:10] else PROFILE
+
+    assert fired(spark, "ZERO_CONSUMPTION", meter("Z", window)) == {}
+
+
+def test_zero_consumption_is_not_a_communication_gap(spark: SparkSession) -> None:
+    # GIVEN 7 days in W with no readings at all (no data), the rest normal
+    def window(day: date) -> list[float] | None:
+        return None if day in W_DAYS[3:10] else PROFILE
+
+    assert fired(spark, "ZERO_CONSUMPTION", meter("Z", window)) == {}
+
+
+def test_zero_consumption_needs_a_consuming_baseline(spark: SparkSession) -> None:
+    # GIVEN a vacant house: 0.5 kWh a day in B, nothing in W
+    assert fired(spark, "ZERO_CONSUMPTION", meter("Z", [0.0] * 24, scaled(0.05))) == {}
+
+
+# --- CONSUMPTION_DROP -----------------------------------------------------------------------
+
+def test_consumption_drop_fires_below_its_threshold(spark: SparkSession) -> None:
+    # GIVEN a device using 64 % of its baseline in W, in a class too small for drift
+    assert fired(spark, "CONSUMPTION_DROP", meter("D", scaled(0.64))) == pytest.approx({"D": 0.64})
+
+
+def test_consumption_drop_not_just_above_its_threshold(spark: SparkSession) -> None:
+    assert fired(spark, "CONSUMPTION_DROP", meter("D", scaled(0.66))) == {}
+
+
+def test_consumption_drop_needs_a_baseline(spark: SparkSession) -> None:
+    # GIVEN a new install: no baseline days, little use in W
+    assert fired(spark, "CONSUMPTION_DROP", meter("NEW", scaled(0.2), baseline=lambda d: None)) == {}
+
+
+def test_consumption_drop_is_relative_to_the_class_drift(spark: SparkSession) -> None:
+    # GIVEN 20 peers whose use fell to 60 % (a warm spell), a device at 60 % and one at 30 %
+    rows = peers(20, factor=lambda i: 0.6) + meter("SAME", scaled(0.6)) + meter("HALF", scaled(0.3))
+    # WHEN / THEN only the device far below its class is found, at r / m = 0.5
+    assert fired(spark, "CONSUMPTION_DROP", rows) == pytest.approx({"HALF": 0.5})
+
+
+# --- ZERO_RUNS -----------------------------------------------------------------------------
+
+def night_off(days: int, hours: range = range(1, 5)) -> Hourly:
+    """Zero import at ``hours`` on the first ``days`` days of W."""
+    return lambda day: [0.0 if h in hours else v for h, v in enumerate(PROFILE)] if day in W_DAYS[:days] else PROFILE
+
+
+def test_zero_runs_fires_on_three_days_with_four_hours_off(spark: SparkSession) -> None:
+    assert fired(spark, "ZERO_RUNS", meter("H2", night_off(3))) == {"H2": 3.0}
+
+
+def test_zero_runs_needs_three_days(spark: SparkSession) -> None:
+    assert fired(spark, "ZERO_RUNS", meter("H2", night_off(2))) == {}
+
+
+def test_zero_runs_needs_four_hours(spark: SparkSession) -> None:
+    assert fired(spark, "ZERO_RUNS", meter("H2", night_off(14, range(1, 4)))) == {}
+
+
+def test_zero_runs_ignores_a_solar_site(spark: SparkSession) -> None:
+    # GIVEN net import that is zero for hours at midday in W, at a site with generation
+    assert fired(spark, "ZERO_RUNS", meter("PV", night_off(14, range(10, 16)), generation=True)) == {}
+
+
+def test_zero_runs_ignores_a_pattern_the_baseline_already_had(spark: SparkSession) -> None:
+    pattern = night_off(14)(W_DAYS[0])
+    assert fired(spark, "ZERO_RUNS", meter("H2", pattern, pattern)) == {}
+
+
+# --- FLAT_PROFILE --------------------------------------------------------------------------
+
+def flattened(keep: float) -> list[float]:
+    """PROFILE with its deviations from the mean scaled by ``keep`` (same daily total)."""
+    mean = sum(PROFILE) / 24
+    return [mean + keep * (v - mean) for v in PROFILE]
+
+
+def test_flat_profile_fires_on_a_day_replaced_by_its_mean(spark: SparkSession) -> None:
+    assert fired(spark, "FLAT_PROFILE", meter("H5", flattened(0.0))) == pytest.approx({"H5": 0.0}, abs=1e-9)
+
+
+def test_flat_profile_fires_below_its_threshold_not_above(spark: SparkSession) -> None:
+    rows = meter("BELOW", flattened(0.34)) + meter("ABOVE", flattened(0.36))
+    assert fired(spark, "FLAT_PROFILE", rows) == pytest.approx({"BELOW": 0.34})
+
+
+def test_flat_profile_ignores_a_load_that_was_always_flat(spark: SparkSession) -> None:
+    # GIVEN a baseline whose intra-day variation is already below 0.2 (a constant base load)
+    nearly_flat = [1.0 + (0.1 if h % 2 else -0.1) for h in range(24)]
+    assert fired(spark, "FLAT_PROFILE", meter("BASE", [1.0] * 24, nearly_flat)) == {}
+
+
+# --- PROFILE_SHIFT -------------------------------------------------------------------------
+
+def test_profile_shift_fires_on_a_reversed_day(spark: SparkSession) -> None:
+    found = fired(spark, "PROFILE_SHIFT", meter("H6", PROFILE[::-1]))
+    assert list(found) == ["H6"] and found["H6"] < 0.4
+
+
+def test_profile_shift_not_on_a_profile_moved_by_an_hour(spark: SparkSession) -> None:
+    # GIVEN the same day one hour later (daylight-saving, a later routine): still correlated
+    assert fired(spark, "PROFILE_SHIFT", meter("LATE", PROFILE[-1:] + PROFILE[:-1])) == {}
+
+
+def test_profile_shift_not_on_a_scaled_profile(spark: SparkSession) -> None:
+    # GIVEN half the use with the same shape (a drop, not a shift)
+    assert fired(spark, "PROFILE_SHIFT", meter("HALF", scaled(0.5))) == {}
+
+
+# --- PEER_DEVIATION ------------------------------------------------------------------------
+
+def spread(i: int) -> float:
+    """Peers' W/B ratios 0.90 .. 1.09: median 0.995, MAD 0.05."""
+    return 0.90 + 0.01 * i
+
+
+def test_peer_deviation_fires_on_an_outlier_of_its_class(spark: SparkSession) -> None:
+    # GIVEN 20 peers and a device at r = 0.7: z = 0.6745 (0.7 - 0.99) / 0.05 = -3.9
+    rows = peers(20, factor=spread) + meter("OUT", scaled(0.7))
+    found = fired(spark, "PEER_DEVIATION", rows)
+    assert found == pytest.approx({"OUT": 0.6745 * (0.7 - 0.99) / 0.05})
+
+
+def test_peer_deviation_not_just_inside_the_threshold(spark: SparkSession) -> None:
+    # GIVEN a device at r = 0.74: z = 0.6745 (0.74 - 0.99) / 0.05 = -3.37
+    assert fired(spark, "PEER_DEVIATION", peers(20, factor=spread) + meter("OUT", scaled(0.74))) == {}
+
+
+def test_peer_deviation_skips_a_class_too_small(spark: SparkSession) -> None:
+    # GIVEN the same outlier among 18 commercial peers (19 devices in the class)
+    rows = peers(18, "COMMERCIAL", spread) + meter("OUT", scaled(0.5), klass="COMMERCIAL")
+    assert fired(spark, "PEER_DEVIATION", rows) == {}
+
+
+# --- DATA_GAP ------------------------------------------------------------------------------
+
+IMPORT = [("GAP-IMP", "GAP", "IMPORT_KWH", "CUMULATIVE", 60, None)]
+
+
+def reporting(days: int) -> Hourly:
+    return lambda day: PROFILE if day in B_DAYS + W_DAYS[:days] else None
+
+
+def test_data_gap_fires_on_an_installed_meter_that_stops_reporting(spark: SparkSession) -> None:
+    installs = [("E", "GAP", "SP", INSTALLED, None, "RESIDENTIAL", False)]
+    found = fired(spark, "DATA_GAP", meter("GAP", reporting(6)), installs=installs, components=IMPORT)
+    assert found == pytest.approx({"GAP": 6 / 14})
+
+
+def test_data_gap_not_at_half_present(spark: SparkSession) -> None:
+    installs = [("E", "GAP", "SP", INSTALLED, None, "RESIDENTIAL", False)]
+    assert fired(spark, "DATA_GAP", meter("GAP", reporting(7)), installs=installs, components=IMPORT) == {}
+
+
+def test_data_gap_fires_on_a_meter_that_never_reported(spark: SparkSession) -> None:
+    installs = [("E", "GAP", "SP", INSTALLED, None, "RESIDENTIAL", False)]
+    assert fired(spark, "DATA_GAP", meter("OTHER"), installs=installs, components=IMPORT) == {"GAP": 0.0}
+
+
+def test_data_gap_not_for_a_meter_installed_during_w(spark: SparkSession) -> None:
+    # GIVEN a meter installed on W's fourth day, reporting since
+    installs = [("E", "GAP", "SP", datetime(2026, 11, 5, tzinfo=UTC), None, "RESIDENTIAL", False)]
+    rows = meter("GAP", lambda d: PROFILE if d >= W_DAYS[3] else None, lambda d: None)
+    assert fired(spark, "DATA_GAP", rows, installs=installs, components=IMPORT) == {}
+
+
+# --- score and alerts ----------------------------------------------------------------------
+
+def findings_frame(spark: SparkSession, rows: list[tuple[str, str, float]]) -> DataFrame:
+    return spark.createDataFrame(rows, "device_id string, rule string, weight double").select(
+        "device_id", F.lit(None).cast("string").alias("service_point_id"), "rule", "weight",
+        F.lit(1.0).alias("metric"),
+    )
+
+
+def test_score_combines_weights_and_alerts_at_the_threshold(spark: SparkSession) -> None:
+    # GIVEN three devices' findings
+    found = findings_frame(spark, [
+        ("A", "ZERO_RUNS", 0.5),                              # exactly the threshold
+        ("B", "PEER_DEVIATION", 0.4), ("B", "DATA_GAP", 0.3),  # 1 - 0.6 x 0.7 = 0.58
+        ("C", "PEER_DEVIATION", 0.4),                         # 0.4
+    ])
+    ev = evidence(spark, meter("A") + meter("B") + meter("C"))
+    # WHEN scored
+    alerts = rules.score(found, ev, CONFIG)
+    # THEN A and B alert, with rules sorted and their latest service point
+    expected = spark.createDataFrame(
+        [("A", "SP-A", "RESIDENTIAL", 0.5, ["ZERO_RUNS"], W_DAYS[0], W_DAYS[-1]),
+         ("B", "SP-B", "RESIDENTIAL", 0.58, ["DATA_GAP", "PEER_DEVIATION"], W_DAYS[0], W_DAYS[-1])],
+        "device_id string, service_point_id string, customer_class string, score double, "
+        "rules array<string>, window_start date, window_end date",
+    )
+    assert_approx_df_equality(alerts.orderBy("device_id"), expected, 1e-9, ignore_nullable=True)
+
+
+def test_a_certain_rule_scores_one(spark: SparkSession) -> None:
+    found = findings_frame(spark, [("G", "UNINSTALLED_CONSUMPTION", 1.0), ("G", "DATA_GAP", 0.3)])
+    alerts = rules.score(found, evidence(spark, meter("G")), CONFIG).collect()
+    assert [(a["device_id"], a["score"]) for a in alerts] == [("G", 1.0)]
+
+
+def test_detect_names_weighs_and_places_every_finding(spark: SparkSession) -> None:
+    # GIVEN one device with a tamper event and one wound-back register
+    rows = [dict(r, tamper_events=2.0 if r["day"] == W_DAYS[0] else 0.0) for r in meter("T")]
+    rows += [dict(r, rollback_kwh=1.0 if r["day"] == W_DAYS[0] else 0.0) for r in meter("K")]
+    # WHEN every rule runs
+    found = rules.detect(evidence(spark, rows), CONFIG)
+    # THEN each finding carries its weight, metric, service point and the window
+    expected = spark.createDataFrame(
+        [("K", "SP-K", "REGISTER_ROLLBACK", 0.9, 1.0, W_DAYS[0], W_DAYS[-1]),
+         ("T", "SP-T", "TAMPER_EVENTS", 0.7, 2.0, W_DAYS[0], W_DAYS[-1])],
+        "device_id string, service_point_id string, rule string, weight double, metric double, "
+        "window_start date, window_end date",
+    )
+    assert_approx_df_equality(found.orderBy("device_id"), expected, 1e-9, ignore_nullable=True)

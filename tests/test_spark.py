@@ -1,0 +1,91 @@
+"""start_spark: which settings apply where, and where the config comes from."""
+
+from __future__ import annotations
+
+import json
+import types
+from pathlib import Path
+
+import pytest
+from pyspark.sql import SparkSession
+
+from dependencies.config import ConfigError
+from dependencies.spark import session_builder, start_spark, uses_local_settings
+
+SCRIPT = types.SimpleNamespace(__file__="jobs/datalake_job.py")
+REPL = types.SimpleNamespace()
+
+
+@pytest.mark.parametrize(
+    ("environ", "main_module", "local"),
+    [
+        ({"PYSPARK_GATEWAY_PORT": "4040"}, SCRIPT, False),  # spark-submit: the cluster's settings
+        ({"PYSPARK_GATEWAY_PORT": "4040", "DEBUG": "1"}, SCRIPT, True),  # DEBUG=1 forces local
+        ({"PYSPARK_GATEWAY_PORT": "4040", "DEBUG": "0"}, SCRIPT, False),
+        ({"PYSPARK_GATEWAY_PORT": "4040"}, REPL, True),  # IPython / REPL
+        ({}, SCRIPT, True),  # a plain python script
+    ],
+)
+def test_context_decides_whose_settings_apply(environ: dict, main_module: object, local: bool) -> None:
+    assert uses_local_settings(environ, main_module) is local
+
+
+def test_local_builder_applies_every_argument() -> None:
+    # GIVEN local settings
+    builder = session_builder(
+        "app", "local[3]", ("org.example:pkg:1.0",), ("a.json", "b.txt"), {"spark.x": "1"}, True
+    )
+    # THEN master, packages, files and config are all set, and the session is UTC
+    options = builder._options
+    assert options["spark.master"] == "local[3]"
+    assert options["spark.jars.packages"] == "org.example:pkg:1.0"
+    assert options["spark.files"] == "a.json,b.txt"
+    assert options["spark.x"] == "1"
+    assert options["spark.sql.session.timeZone"] == "UTC"
+
+
+def test_submit_builder_leaves_master_files_and_packages_to_spark_submit() -> None:
+    builder = session_builder("app", "local[3]", ("p:q:1",), ("a.json",), {"spark.x": "1"}, False)
+    options = builder._options
+    assert options["spark.app.name"] == "app"
+    assert options["spark.sql.session.timeZone"] == "UTC"
+    assert not {"spark.master", "spark.jars.packages", "spark.files", "spark.x"} & set(options)
+
+
+def test_start_spark_with_explicit_config_applies_its_sql_settings(
+    spark: SparkSession, write_config
+) -> None:
+    # GIVEN a config that sets a Spark SQL property
+    path = write_config({"spark": {"spark.sql.shuffle.partitions": "3"}})
+    try:
+        # WHEN the job starts Spark with it
+        session, logger, config = start_spark(config_path=str(path))
+        # THEN it joins the running session, applies the setting, and returns config and logger
+        assert session is spark
+        assert spark.conf.get("spark.sql.shuffle.partitions") == "3"
+        assert config["output"]["path"].endswith("output")
+        assert logger.name == "datalake"
+    finally:
+        spark.conf.set("spark.sql.shuffle.partitions", "2")
+
+
+def test_start_spark_finds_config_shipped_with_files(
+    spark: SparkSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a config sent to the session like spark-submit --files does, and no other
+    shipped = tmp_path / "shipped_config.json"
+    shipped.write_text(json.dumps({"input": {"path": "/shipped"}, "output": {"path": "/o"}}))
+    spark.sparkContext.addFile(str(shipped))
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    # WHEN start_spark runs without --config
+    _, _, config = start_spark()
+    # THEN the shipped config is used
+    assert config["input"]["path"] == "/shipped"
+
+
+def test_start_spark_fails_loudly_on_a_bad_config(tmp_path: Path) -> None:
+    bad = tmp_path / "bad_config.json"
+    bad.write_text('{"input": {"path": "/in"}, "output": {"path": "/o"}, "alert_treshold": 0.5}')
+    with pytest.raises(ConfigError, match="bad_config.json: unknown key alert_treshold"):
+        start_spark(config_path=str(bad))

@@ -1,0 +1,157 @@
+"""dependencies/submit.py, behind make submit and make backfill: the output lock, the exit codes
+that reach cron, and a backfill that stops at the first failure with a summary."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import REPO, stop_process
+
+from dependencies.submit import Submission, lock_path, summary
+from jobs.datalake_job import (
+    EXIT_BAD_CONFIG,
+    EXIT_INPUT_NOT_READY,
+    EXIT_LOCK_BUSY,
+    EXIT_OK,
+)
+
+SPARK_SUBMIT = str(Path(sys.executable).parent / "spark-submit")
+
+
+def submit(packages_zip: Path, config: Path, lock_dir: Path, lock_wait: float, *dates: str) -> subprocess.CompletedProcess:
+    """Run dependencies/submit.py as make does, for one date or a range."""
+    when = ["--run-date", dates[0]] if len(dates) == 1 else ["--from", dates[0], "--to", dates[1]]
+    command = [
+        sys.executable, "-m", "dependencies.submit", "--spark-submit", SPARK_SUBMIT, "--master", "local[1]",
+        "--deploy-mode", "client", "--config", str(config), "--package", str(packages_zip),
+        "--lock-dir", str(lock_dir), "--lock-wait", str(lock_wait), "--submit-args", "--driver-memory 1g",
+        *when,
+    ]  # fmt: skip
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900, check=False)
+
+
+@pytest.fixture
+def hold_lock(tmp_path: Path) -> Iterator[Any]:
+    """Start util-linux ``flock LOCKFILE sleep SECONDS`` (another run holding the lock), and
+    return once it holds it."""
+    holders: list[subprocess.Popen] = []
+
+    def hold(lock: Path, seconds: float) -> subprocess.Popen:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        holder = subprocess.Popen(["flock", str(lock), "sleep", str(seconds)])
+        holders.append(holder)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with lock.open("a") as probe:
+                try:
+                    fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    fcntl.flock(probe, fcntl.LOCK_UN)
+                except BlockingIOError:
+                    return holder
+            time.sleep(0.05)
+        pytest.fail("flock did not take the lock")
+
+    yield hold
+    for holder in holders:
+        stop_process(holder)
+
+
+def test_lock_file_is_one_per_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN one output spelled three ways, and another output
+    monkeypatch.chdir(tmp_path)
+    same = [lock_path(p, "/locks") for p in ("out", str(tmp_path / "out"), f"file://{tmp_path}/out/")]
+    # THEN the spellings share a lock and the other output has its own
+    assert len(set(same)) == 1
+    assert lock_path("s3a://bucket/out", "/locks") == lock_path("s3a://bucket/out/", "/locks") != same[0]
+    assert same[0].parent == Path("/locks")
+
+
+def test_spark_submit_command(tmp_path: Path) -> None:
+    # GIVEN a local config and an S3 config
+    local = Submission("spark-submit", "spark://h:7077", "client", "packages.zip", "conf/job_config.json", ("--x",))
+    remote = Submission("spark-submit", "yarn", "cluster", "packages.zip", "s3://b/job_config.json")
+    # THEN the local one travels with --files and the S3 one is read by the job itself
+    command = local.command(date(2026, 11, 15))
+    assert command[:5] == ["spark-submit", "--master", "spark://h:7077", "--deploy-mode", "client"]
+    assert command[5:7] == ["--py-files", str(Path("packages.zip").resolve())]
+    assert command[7:10] == ["--files", str(Path("conf/job_config.json").resolve()), "--x"]
+    assert command[10:] == [str(REPO / "jobs" / "datalake_job.py"), "--run-date", "2026-11-15"]
+    assert "--files" not in remote.command(date(2026, 11, 15))
+    assert remote.command(date(2026, 11, 15))[-4:] == ["--run-date", "2026-11-15", "--config", "s3://b/job_config.json"]
+
+
+def test_summary_lists_every_date() -> None:
+    # GIVEN a backfill of four dates where the second run was not ready
+    dates = [date(2026, 11, d) for d in (1, 2, 3, 4)]
+    # THEN the summary says ok, its failure, and what was not run
+    assert summary(dates, [EXIT_OK, EXIT_INPUT_NOT_READY]) == [
+        "  2026-11-01  ok",
+        "  2026-11-02  input not ready (exit 4)",
+        "  2026-11-03  not run",
+        "  2026-11-04  not run",
+        "datalake submit: stopped at 2026-11-02: 1 ok, 1 failed, 2 not run",
+    ]
+    assert summary(dates[:1], [EXIT_OK])[-1] == "datalake submit: all 1 run dates ok"
+
+
+def test_a_config_not_named_for_files_is_refused_before_spark(packages_zip: Path, write_config: Any, tmp_path: Path) -> None:
+    # GIVEN a valid config whose name the job would not find in SparkFiles
+    config = write_config(name="settings.json")
+    # WHEN it is submitted THEN it stops as a bad config, saying why
+    result = submit(packages_zip, config, tmp_path / "locks", 0, "2026-11-15")
+    assert result.returncode == EXIT_BAD_CONFIG
+    assert "name it *config.json" in result.stderr
+
+
+def test_a_second_run_of_the_same_output_exits_lock_busy(
+    packages_zip: Path, write_config: Any, tmp_path: Path, hold_lock: Any
+) -> None:
+    # GIVEN a run of the same output path in progress (it holds the output's lock)
+    config = write_config()
+    lock = lock_path(str(tmp_path / "output"), str(tmp_path / "locks"))
+    hold_lock(lock, 120)
+
+    # WHEN a second run is submitted without waiting
+    result = submit(packages_zip, config, tmp_path / "locks", 0, "2026-11-15")
+
+    # THEN it exits "lock busy" at once, and writes nothing
+    assert result.returncode == EXIT_LOCK_BUSY
+    assert f"lock busy: another run writes {tmp_path / 'output'}" in result.stderr
+    assert "spark-submit" not in result.stdout
+    assert not (tmp_path / "output").exists()
+
+
+def test_backfill_waits_for_the_lock_then_stops_at_the_first_failure(
+    packages_zip: Path, write_config: Any, tmp_path: Path, hold_lock: Any
+) -> None:
+    # GIVEN input without completion markers (every run will exit "input not ready"), and a
+    # run of the same output that releases its lock after a few seconds
+    config = write_config({"input": {"require_success_marker": True}})
+    holder = hold_lock(lock_path(str(tmp_path / "output"), str(tmp_path / "locks")), 3)
+
+    # WHEN a three-day backfill is submitted, willing to wait for the lock
+    result = submit(packages_zip, config, tmp_path / "locks", 300, "2026-11-14", "2026-11-16")
+
+    # THEN it ran after the holder ended, stopped after the first date, reported the job's exit
+    # code from spark-submit, and summed up
+    assert holder.poll() == 0
+    assert result.returncode == EXIT_INPUT_NOT_READY, result.stderr[-3000:]
+    # (spark-submit sends the Python driver's stderr to its own stdout)
+    assert "datalake: input not ready: no _SUCCESS marker yet" in result.stdout
+    assert result.stdout.count("datalake submit: 2026-11-") == 1
+    assert result.stdout.splitlines()[-4:] == [
+        "  2026-11-14  input not ready (exit 4)",
+        "  2026-11-15  not run",
+        "  2026-11-16  not run",
+        "datalake submit: stopped at 2026-11-14: 0 ok, 1 failed, 2 not run",
+    ]
+    assert os.path.exists(tmp_path / "locks") and not (tmp_path / "output").exists()

@@ -1,0 +1,223 @@
+"""Readings -> interval amounts -> daily usage, each step on tiny inputs."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from chispa import assert_approx_df_equality, assert_df_equality
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from dependencies.config import bundled_defaults
+from dependencies.run_window import RunWindow
+from jobs import usage
+
+USAGE = bundled_defaults()["usage"]
+COMPONENT_SCHEMA = (
+    "measuring_component_id string, device_id string, component_type string, "
+    "reading_type string, interval_minutes int, register_max double"
+)
+INSTALL_SCHEMA = (
+    "install_event_id string, device_id string, service_point_id string, installed_at timestamp, "
+    "removed_at timestamp, customer_class string, has_generation boolean"
+)
+
+
+def readings(spark: SparkSession, rows: list[tuple[str, str, float]]) -> DataFrame:
+    return spark.createDataFrame(rows, "measuring_component_id string, measured_at string, value double").withColumn(
+        "measured_at", F.col("measured_at").cast("timestamp")
+    )
+
+
+def components(spark: SparkSession, rows: list[tuple]) -> DataFrame:
+    return spark.createDataFrame(rows, COMPONENT_SCHEMA)
+
+
+def amounts(frame: DataFrame) -> DataFrame:
+    return frame.select(
+        "measuring_component_id",
+        F.date_format("start", "yyyy-MM-dd'T'HH:mm").alias("start"),
+        F.date_format("end", "yyyy-MM-dd'T'HH:mm").alias("end"),
+        "amount",
+        "fallen_kwh",
+        "is_gap",
+    ).orderBy("measuring_component_id", "start")
+
+
+def expected_amounts(spark: SparkSession, rows: list[tuple]) -> DataFrame:
+    return spark.createDataFrame(
+        rows,
+        "measuring_component_id string, start string, end string, amount double, "
+        "fallen_kwh double, is_gap boolean",
+    )
+
+
+def test_cumulative_register_is_differenced_with_rollover_and_rollback(spark: SparkSession) -> None:
+    # GIVEN a register near its 1000 kWh top that wraps to zero, and one that is wound back
+    comps = components(spark, [
+        ("A", "D1", "IMPORT_KWH", "CUMULATIVE", 60, 1000.0),
+        ("B", "D2", "IMPORT_KWH", "CUMULATIVE", 60, None),
+    ])
+    reads = readings(spark, [
+        ("A", "2026-11-01T00:00:00Z", 995.0),
+        ("A", "2026-11-01T01:00:00Z", 999.0),
+        ("A", "2026-11-01T02:00:00Z", 3.0),
+        ("B", "2026-11-01T00:00:00Z", 50.0),
+        ("B", "2026-11-01T01:00:00Z", 52.0),
+        ("B", "2026-11-01T02:00:00Z", 47.0),
+    ])
+    # WHEN readings become intervals
+    result = reads.transform(usage.to_intervals(comps, USAGE))
+    # THEN the first read opens, the wrap counts 1 + 3 kWh, the fall counts 0 and is kept as fallen
+    expected = expected_amounts(spark, [
+        ("A", "2026-11-01T00:00", "2026-11-01T01:00", 4.0, 0.0, False),
+        ("A", "2026-11-01T01:00", "2026-11-01T02:00", 4.0, 0.0, False),
+        ("B", "2026-11-01T00:00", "2026-11-01T01:00", 2.0, 0.0, False),
+        ("B", "2026-11-01T01:00", "2026-11-01T02:00", 0.0, 5.0, False),
+    ])
+    assert_approx_df_equality(amounts(result), expected, 1e-9, ignore_nullable=True)
+
+
+def test_fall_without_register_max_near_top_is_a_rollback(spark: SparkSession) -> None:
+    # GIVEN a register with a maximum whose fall starts well below the top
+    comps = components(spark, [("A", "D1", "IMPORT_KWH", "CUMULATIVE", 60, 1000.0)])
+    reads = readings(spark, [("A", "2026-11-01T00:00:00Z", 500.0), ("A", "2026-11-01T01:00:00Z", 2.0)])
+    # WHEN readings become intervals
+    row = reads.transform(usage.to_intervals(comps, USAGE)).first()
+    # THEN it is a rollback: no usage, 498 kWh fallen
+    assert (row["amount"], row["fallen_kwh"]) == (0.0, 498.0)
+
+
+def test_interval_reading_covers_the_interval_ending_at_it_and_long_intervals_are_gaps(
+    spark: SparkSession,
+) -> None:
+    # GIVEN an INTERVAL component, and a CUMULATIVE one with three hours between two reads
+    comps = components(spark, [
+        ("I", "D1", "IMPORT_KWH", "INTERVAL", 15, None),
+        ("C", "D2", "IMPORT_KWH", "CUMULATIVE", 60, None),
+    ])
+    reads = readings(spark, [
+        ("I", "2026-11-01T00:15:00Z", 0.25),
+        ("C", "2026-11-01T00:00:00Z", 10.0),
+        ("C", "2026-11-01T01:30:00Z", 11.0),
+        ("C", "2026-11-01T04:30:00Z", 14.0),
+    ])
+    # WHEN readings become intervals
+    result = reads.transform(usage.to_intervals(comps, USAGE))
+    # THEN the interval value ends at its stamp; 90 minutes is within 1.5 x 60, 180 is a gap
+    expected = expected_amounts(spark, [
+        ("C", "2026-11-01T00:00", "2026-11-01T01:30", 1.0, 0.0, False),
+        ("C", "2026-11-01T01:30", "2026-11-01T04:30", 3.0, 0.0, True),
+        ("I", "2026-11-01T00:00", "2026-11-01T00:15", 0.25, 0.0, False),
+    ])
+    assert_approx_df_equality(amounts(result), expected, 1e-9, ignore_nullable=True)
+
+
+def test_gap_interval_is_spread_over_the_days_it_spans(spark: SparkSession) -> None:
+    # GIVEN a 48-hour gap from 2026-11-01T12:00 to 11-03T12:00 carrying 48 kWh
+    comps = components(spark, [("C", "D1", "IMPORT_KWH", "CUMULATIVE", 60, None)])
+    reads = readings(spark, [("C", "2026-11-01T12:00:00Z", 0.0), ("C", "2026-11-03T12:00:00Z", 48.0)])
+    # WHEN intervals are split by day
+    result = reads.transform(usage.to_intervals(comps, USAGE)).transform(usage.split_by_day)
+    # THEN each day gets the kWh of the hours it overlaps: 12, 24, 12
+    expected = spark.createDataFrame(
+        [(date(2026, 11, 1), 12.0), (date(2026, 11, 2), 24.0), (date(2026, 11, 3), 12.0)],
+        "day date, amount double",
+    )
+    assert_approx_df_equality(result.select("day", "amount").orderBy("day"), expected, 1e-9,
+                              ignore_nullable=True)
+
+
+def test_interval_ending_at_midnight_stays_in_its_start_day(spark: SparkSession) -> None:
+    # GIVEN an hourly interval from 23:00 to midnight
+    comps = components(spark, [("C", "D1", "IMPORT_KWH", "CUMULATIVE", 60, None)])
+    reads = readings(spark, [("C", "2026-11-01T23:00:00Z", 0.0), ("C", "2026-11-02T00:00:00Z", 1.0)])
+    # WHEN split by day
+    rows = reads.transform(usage.to_intervals(comps, USAGE)).transform(usage.split_by_day).collect()
+    # THEN it belongs to 11-01 at hour 23, whole
+    assert [(r["day"], r["hour"], r["amount"]) for r in rows] == [(date(2026, 11, 1), 23, 1.0)]
+
+
+@pytest.mark.parametrize(
+    ("start", "installed"),
+    [("2026-11-01T09:00:00Z", False), ("2026-11-01T10:00:00Z", True), ("2026-11-01T12:00:00Z", False)],
+)
+def test_interval_is_installed_when_its_start_lies_in_an_install_period(
+    spark: SparkSession, start: str, installed: bool
+) -> None:
+    # GIVEN an install period [10:00, 12:00)
+    periods = spark.createDataFrame(
+        [("E", "D1", "SP1", "2026-11-01T10:00:00Z", "2026-11-01T12:00:00Z", "RESIDENTIAL", False)],
+        "install_event_id string, device_id string, service_point_id string, installed_at string, "
+        "removed_at string, customer_class string, has_generation boolean",
+    ).select(
+        "install_event_id", "device_id", "service_point_id",
+        F.col("installed_at").cast("timestamp").alias("installed_at"),
+        F.col("removed_at").cast("timestamp").alias("removed_at"),
+        "customer_class", "has_generation",
+    )
+    intervals = spark.createDataFrame([("D1", start)], "device_id string, start string").withColumn(
+        "start", F.col("start").cast("timestamp")
+    )
+    # WHEN install periods are attached
+    row = intervals.transform(usage.attach_installs(periods)).first()
+    # THEN only a start inside the period carries its service point
+    assert (row["installed"], row["service_point_id"]) == (installed, "SP1" if installed else None)
+
+
+def test_longest_zero_run_per_day_breaks_on_usage_and_on_missing_intervals(spark: SparkSession) -> None:
+    # GIVEN hourly import: zero 00-03 (3 h), usage at 03, zero 04-06, a missing 06-07, zero 07-09
+    comps = components(spark, [("C", "D1", "IMPORT_KWH", "INTERVAL", 60, None)])
+    values = {1: 0.0, 2: 0.0, 3: 0.0, 4: 1.0, 5: 0.0, 6: 0.0, 8: 0.0, 9: 0.0}
+    reads = readings(spark, [("C", f"2026-11-01T{h:02d}:00:00Z", v) for h, v in values.items()])
+    # WHEN zero runs are marked
+    result = (
+        reads.transform(usage.to_intervals(comps, USAGE))
+        .transform(usage.split_by_day)
+        .transform(usage.mark_zero_runs(USAGE))
+    )
+    # THEN the longest run is 180 minutes
+    assert result.agg(F.max("zero_run_minutes")).first()[0] == 180.0
+
+
+def test_daily_usage_sums_import_export_tamper_and_counts_presence(spark: SparkSession) -> None:
+    # GIVEN one device with hourly import, export and a daily tamper counter over one day
+    comps = components(spark, [
+        ("I", "D1", "IMPORT_KWH", "CUMULATIVE", 60, None),
+        ("E", "D1", "EXPORT_KWH", "CUMULATIVE", 60, None),
+        ("T", "D1", "TAMPER_COUNT", "CUMULATIVE", 1440, None),
+    ])
+    rows = [("I", f"2026-11-01T{h:02d}:00:00Z", float(h)) for h in range(24)]
+    rows += [("I", "2026-11-02T00:00:00Z", 24.0)]
+    rows += [("E", "2026-11-01T00:00:00Z", 0.0), ("E", "2026-11-02T00:00:00Z", 3.0)]
+    rows += [("T", "2026-11-01T00:00:00Z", 1.0), ("T", "2026-11-02T00:00:00Z", 3.0)]
+    periods = spark.createDataFrame(
+        [("E1", "D1", "SP1", None, None, "RESIDENTIAL", False)], INSTALL_SCHEMA
+    ).withColumn("installed_at", F.lit("2026-01-01T00:00:00Z").cast("timestamp"))
+    window = RunWindow(date(2026, 11, 1), 1, 1, 1)
+    # WHEN daily usage is computed
+    daily = (
+        readings(spark, rows)
+        .transform(usage.to_intervals(comps, USAGE))
+        .transform(usage.attach_installs(periods))
+        .transform(usage.split_by_day)
+        .transform(usage.mark_zero_runs(USAGE))
+        .transform(usage.daily_usage(window))
+    )
+    # THEN 24 kWh import in 24 present hours of 24 expected; the export day is a gap of the
+    # hourly export register (spread whole on its day); 2 tamper events; no zero run
+    result = daily.select(
+        "device_id", "day", "import_kwh", "export_kwh", "export_without_generation_kwh",
+        "tamper_events", "uninstalled_import_kwh", "rollback_kwh", "present_intervals",
+        "expected_intervals", "shape_intervals", "longest_zero_run_minutes",
+        F.col("latest_install.service_point_id").alias("service_point_id"),
+    )
+    expected = spark.createDataFrame(
+        [("D1", date(2026, 11, 1), 24.0, 3.0, 3.0, 2.0, None, 0.0, 24, 24.0, 24, None, "SP1")],
+        "device_id string, day date, import_kwh double, export_kwh double, "
+        "export_without_generation_kwh double, tamper_events double, uninstalled_import_kwh double, "
+        "rollback_kwh double, present_intervals bigint, expected_intervals double, "
+        "shape_intervals bigint, longest_zero_run_minutes double, service_point_id string",
+    )
+    assert_df_equality(result, expected, ignore_nullable=True)
