@@ -231,7 +231,7 @@ class Generator:
                 self.u("zero_start", "site") * (self.window.window_days - zero_days + 1)
             )).cast("int").alias("zero_start_day"),
             between(0.3, 1.0, self.u("reverse_share", "site")).alias("reverse_share"),
-            between(2.0, 30.0, self.u("rollback", "site")).alias("rollback_kwh"),
+            (1 + F.floor(self.u("rollback", "site") * 7)).cast("int").alias("rollback_days"),
             (1 + F.floor(self.u("tamper_events", "site") * 3)).cast("int").alias("tamper_events"),
             # honest events
             (SLOTS_PER_DAY + F.floor(self.u("exchange", "site") * (self.slots - 2 * SLOTS_PER_DAY)))
@@ -468,8 +468,10 @@ class Generator:
             .when(reversed_flow, F.col("honest_export") + x * F.col("reverse_share"))
             .otherwise(F.col("honest_export"))
         )
-        wound_back = F.when(is_import & (case == "REGISTER_ROLLBACK") & (slot >= F.col("event_slot")),
-                            F.col("rollback_kwh")).otherwise(0.0)
+        # A wound-back register reads, from the event on, what it read ``rollback_days`` earlier.
+        wound_back = is_import & (case == "REGISTER_ROLLBACK")
+        rewound = F.when(wound_back & (slot >= F.col("event_slot") - F.col("rollback_days") * SLOTS_PER_DAY)
+                         & (slot < F.col("event_slot")), amount)
         start_value = F.when(is_import, F.col("start_value")).otherwise(
             between(0.0, 500.0, self.u("export_register", "site")))
         measured_slot = slot + 1
@@ -484,7 +486,8 @@ class Generator:
             cumulative.alias("cumulative"),
             start_value.alias("start_value"),
             "register_max",
-            wound_back.alias("wound_back"),
+            F.when(wound_back, slot >= F.col("event_slot")).otherwise(False).alias("wound_back"),
+            rewound.alias("rewound"),
             (~in_gap & ~lost).alias("delivered"),
         )
 
@@ -506,7 +509,10 @@ class Generator:
         )
         running = Window.partitionBy("measuring_component_id").orderBy("day", "slot").rowsBetween(
             Window.unboundedPreceding, Window.currentRow)
-        register = F.pmod(F.col("start_value") + F.sum("amount").over(running) - F.col("wound_back"),
+        component = Window.partitionBy("measuring_component_id").orderBy("day", "slot").rowsBetween(
+            Window.unboundedPreceding, Window.unboundedFollowing)
+        fallen = F.when(F.col("wound_back"), F.sum("rewound").over(component)).otherwise(0.0)
+        register = F.pmod(F.col("start_value") + F.sum("amount").over(running) - fallen,
                           F.col("register_max"))
         value = F.when(F.col("cumulative"), register).otherwise(F.col("amount"))
         return narrow.select(
@@ -596,7 +602,7 @@ class Generator:
                              "TAMPER_EVENTS"), self.stamp(F.col("event_slot"))).alias("event_at"),
             F.when(case == "ZERO_CONSUMPTION", F.col("zero_days")).alias("zero_days"),
             F.when(case == "REVERSE_FLOW", F.col("reverse_share")).alias("reverse_share"),
-            F.when(case == "REGISTER_ROLLBACK", F.col("rollback_kwh")).alias("rollback_kwh"),
+            F.when(case == "REGISTER_ROLLBACK", F.col("rollback_days")).alias("rollback_days"),
             F.when(case == "TAMPER_EVENTS", F.col("tamper_events")).alias("tamper_events"),
         ))
         return devices.select(
