@@ -30,7 +30,7 @@ from evidence.common import (
 )
 from jobs.generate_data import ATTACKS, EVENTS, GROUND_TRUTH, HONEST, SETTINGS_FILE
 
-DEFAULT_DEVICES = 2000
+DEFAULT_DEVICES = 3000
 DEFAULT_SEED = 11
 DEFAULT_RUN_DATE = "2026-11-15"
 REPORT = REPO / "docs" / "quality.md"
