@@ -15,6 +15,7 @@ import json
 import os
 import platform
 import shutil
+import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -104,15 +105,17 @@ def render(results: list[dict[str, Any]], machine: dict[str, Any]) -> str:
         job, floor = r["job"], r["floor"]
         ok = job["exit_code"] == 0
         readings = r.get("readings")
+        when = f"{r['measured_at']} ({r['commit']}, load {r['load_average']})"
         lines.append(
             f"| {r['devices']:,} | {readings:,} | {r['input_bytes'] / 2**20:.0f} | "
             f"{job['seconds']:.0f} | {readings / job['seconds']:,.0f} | {floor['seconds']:.0f} | "
             f"{job['seconds'] / floor['seconds']:.2f} | {_gib(job['driver_peak_rss'])} | "
-            f"{_gib(job['jvm_peak_rss'])} | {_gib(floor['jvm_peak_rss'])} |"
+            f"{_gib(job['jvm_peak_rss'])} | {_gib(floor['jvm_peak_rss'])} | {when} |"
             if ok else
             f"| {r['devices']:,} | — | {r['input_bytes'] / 2**20:.0f} | failed (exit {job['exit_code']}) "
             f"after {job['seconds']:.0f} s | — | {floor['seconds']:.0f} | — | "
-            f"{_gib(job['driver_peak_rss'])} | {_gib(job['jvm_peak_rss'])} | {_gib(floor['jvm_peak_rss'])} |"
+            f"{_gib(job['driver_peak_rss'])} | {_gib(job['jvm_peak_rss'])} | {_gib(floor['jvm_peak_rss'])} "
+            f"| {when} |"
         )
     lines += ["", "Job stages (seconds, from the run report):", ""]
     for r in results:
@@ -167,14 +170,29 @@ def main(argv: list[str] | None = None) -> int:
         "load_average": ", ".join(f"{v:.1f}" for v in os.getloadavg()),
         "spark_settings": json.loads(BUNDLED_CONFIG.read_text(encoding="utf-8"))["spark"],
     }
-    results = []
+    stored = bench_dir() / "bench" / "results"
+    stored.mkdir(parents=True, exist_ok=True)
+    exit_code = 0
     for devices in sorted(args.devices):
-        results.append(bench_size(devices))
+        result = {**bench_size(devices), "measured_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+                  "commit": current_commit(), "load_average": machine["load_average"]}
+        exit_code |= result["job"]["exit_code"] != 0
+        (stored / f"devices{devices}.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+        # Every size measured so far (a size run alone keeps the others' last figures).
+        results = [json.loads(p.read_text(encoding="utf-8")) for p in stored.glob("devices*.json")]
+        results.sort(key=lambda r: r["devices"])
         args.report.parent.mkdir(parents=True, exist_ok=True)
         args.report.write_text(render(results, machine), encoding="utf-8")
-    (bench_dir() / "bench" / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
     print(f"wrote {args.report}")
-    return 0 if all(r["job"]["exit_code"] == 0 for r in results) else 1
+    return exit_code
+
+
+def current_commit() -> str:
+    """The checkout's commit (with ``+`` when it has uncommitted changes)."""
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=False)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                           capture_output=True, text=True, check=False)
+    return (head.stdout.strip() or "unknown") + ("+" if dirty.stdout.strip() else "")
 
 
 if __name__ == "__main__":
