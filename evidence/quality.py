@@ -52,6 +52,7 @@ class Device:
     case: str
     customer_class: str
     has_generation: bool
+    electric_heating: bool
     reading_type: str
     honest_event: str
     parameters: dict[str, Any]
@@ -92,6 +93,7 @@ def load_devices(data_path: Path, alerts: dict[str, tuple[str, ...]]) -> list[De
                     case=row["case"],
                     customer_class=row["customer_class"],
                     has_generation=row["has_generation"] == "true",
+                    electric_heating=row["electric_heating"] == "true",
                     reading_type=row["reading_type"],
                     honest_event=row["honest_event"] or "none",
                     parameters=json.loads(row["parameters"] or "{}"),
@@ -165,6 +167,10 @@ def _percent(value: float) -> str:
     return f"{100 * value:.1f} %"
 
 
+def _yes_no(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
 def _rules(rules: tuple[str, ...]) -> str:
     return ", ".join(rules) if rules else "(no rule)"
 
@@ -214,34 +220,34 @@ def render(summary: dict[str, Any], devices: list[Device], fired: dict[str, tupl
         "",
         "Rules that fired (findings, any score) on the planted devices that were **not** alerted:",
         "",
-        "| case | class | solar | reading type | rules fired | devices |",
-        "|---|---|---|---|---|---:|",
+        "| case | class | solar | electric heating | reading type | rules fired | devices |",
+        "|---|---|---|---|---|---|---:|",
     ]
     missed = Counter(
-        (d.group, d.customer_class, "yes" if d.has_generation else "no", d.reading_type,
-         _rules(fired.get(d.device_id, ())))
+        (d.group, d.customer_class, _yes_no(d.has_generation), _yes_no(d.electric_heating),
+         d.reading_type, _rules(fired.get(d.device_id, ())))
         for d in devices if d.case != HONEST and not d.alerted
     )
     for key, count in sorted(missed.items(), key=lambda kv: (kv[0][0], -kv[1])):
         lines.append("| " + " | ".join(key) + f" | {count} |")
     if not missed:
-        lines.append("| — | — | — | — | every planted device was alerted | 0 |")
+        lines.append("| — | — | — | — | — | every planted device was alerted | 0 |")
     lines += [
         "",
         "Honest devices that were alerted, by what they are and which rules fired:",
         "",
-        "| honest situation | class | solar | reading type | rules | devices |",
-        "|---|---|---|---|---|---:|",
+        "| honest situation | class | solar | electric heating | reading type | rules | devices |",
+        "|---|---|---|---|---|---|---:|",
     ]
     false_alerts = Counter(
-        (d.honest_event, d.customer_class, "yes" if d.has_generation else "no", d.reading_type,
-         _rules(d.rules))
+        (d.honest_event, d.customer_class, _yes_no(d.has_generation), _yes_no(d.electric_heating),
+         d.reading_type, _rules(d.rules))
         for d in devices if d.case == HONEST and d.alerted
     )
     for key, count in sorted(false_alerts.items(), key=lambda kv: -kv[1]):
         lines.append("| " + " | ".join(key) + f" | {count} |")
     if not false_alerts:
-        lines.append("| — | — | — | — | no honest device was alerted | 0 |")
+        lines.append("| — | — | — | — | — | no honest device was alerted | 0 |")
     honest_by_event = Counter(d.honest_event for d in devices if d.case == HONEST)
     alerted_by_event = Counter(d.honest_event for d in devices if d.case == HONEST and d.alerted)
     lines += [
