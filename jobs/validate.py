@@ -61,11 +61,11 @@ def type_rows(table: str) -> Transform:
             F.lit(None).cast("string").alias("status"),
         )
         frame = flag(frame, F.col(CORRUPT_RECORD).isNotNull(), "malformed_row")
-        blank = [_blank(F.col(f"{RAW}.{c.name}")) for c in present if c.required]
+        blank = [_blank_as_read(raw, c.name) for c in present if c.required]
         frame = flag(frame, _any(blank), "missing_required")
         for reason in dict.fromkeys(type_reasons.values()):
             unparsed = [
-                _blank(F.col(f"{RAW}.{c.name}")).__invert__() & F.col(c.name).isNull()
+                _blank_as_read(raw, c.name).__invert__() & F.col(c.name).isNull()
                 for c in present
                 if type_reasons.get(c.type) == reason
             ]
@@ -207,6 +207,14 @@ def _typed(raw: DataFrame, name: str, type_name: str) -> SparkColumn:
         return F.trim(column) if type_name == "string" else column
     text = F.trim(column.cast("string"))
     return text if type_name == "string" else text.try_cast(type_name)
+
+
+def _blank_as_read(raw: DataFrame, name: str) -> SparkColumn:
+    """Whether column ``name`` of the row as read is missing. Only text can be blank; a typed
+    value (Parquet) is missing only when null, so it is never formatted as text per row."""
+    if raw.schema[name].dataType.simpleString() == "string":
+        return _blank(F.col(f"{RAW}.{name}"))
+    return F.col(f"{RAW}.{name}").isNull()
 
 
 def _blank(column: SparkColumn) -> SparkColumn:
