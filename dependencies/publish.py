@@ -91,11 +91,12 @@ def stage_outputs(outputs: dict[str, DataFrame], output_path: str, run_date: dat
     """Write every output, sorted, as Parquet under a fresh staging directory; return it.
 
     First undoes whatever an earlier, killed run of ``run_date`` left half done. If writing
-    fails, this run's staging directory is removed and nothing else has changed."""
+    fails, the staging directory is removed and nothing else has changed."""
     spark = next(iter(outputs.values())).sparkSession
     fs = HadoopFs(spark, output_path)
     restore(fs, output_path, run_date)
-    staging = f"{staging_root(output_path, run_date)}/{run_id}"
+    root = staging_root(output_path, run_date)
+    staging = f"{root}/{run_id}"
     try:
         for table, frame in outputs.items():
             (
@@ -105,7 +106,7 @@ def stage_outputs(outputs: dict[str, DataFrame], output_path: str, run_date: dat
                 .parquet(f"{staging}/{table}")
             )
     except BaseException:
-        fs.delete(staging)
+        fs.delete(root)
         raise
     return staging
 
