@@ -222,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"datalake: bad config: {error}", file=sys.stderr)
         return EXIT_BAD_CONFIG
+    spark.catalog.clearCache()  # a session reused from an earlier run (tests, IPython) drops its cache
     window = RunWindow.from_config(args.run_date, config)
     log.info("run %s: window %s..%s, baseline from %s", run_id, window.window_start_date,
              window.run_date, window.baseline_start_date)

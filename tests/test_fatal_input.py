@@ -41,10 +41,11 @@ def reorder_device_columns_in_one_file(spark: SparkSession, data: Path) -> str:
 
 
 def corrupt_a_parquet_file(spark: SparkSession, data: Path) -> str:
+    converted = data.parent / "parquet"
     for table in ("device", "measuring_component", "install_event", "measurements"):
-        frame = spark.read.option("header", True).csv(str(data / table))
-        shutil.rmtree(data / table)
-        frame.write.parquet(str(data / table))
+        spark.read.option("header", True).csv(str(data / table)).write.parquet(str(converted / table))
+    shutil.rmtree(data)
+    converted.rename(data)
     (data / "measurements" / "part-00099-corrupt.parquet").write_bytes(b"PAR1 this is not parquet")
     return "table measurements: cannot read"
 
