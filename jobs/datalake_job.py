@@ -40,7 +40,16 @@ from dependencies.publish import publish, stage_outputs
 from dependencies.readiness import InputNotReady, require_ready
 from dependencies.run_window import RunWindow
 from dependencies.spark import start_spark
-from dependencies.tables import MEASURED_DATE, TABLE_NAMES, InputError, read_raw_table
+from dependencies.tables import (
+    MEASURED_DATE,
+    SPARK_ERRORS,
+    TABLE_NAMES,
+    InputError,
+    count_read,
+    describe_error,
+    is_read_failure,
+    read_raw_table,
+)
 from jobs import rules, usage, validate
 
 APP_NAME = "datalake_job"
@@ -86,6 +95,12 @@ class StageTimer:
         logging.getLogger(LOGGER_NAME).info(
             "stage %s done in %.3f s", stage, self.seconds[stage], extra={"stage": stage, "seconds": self.seconds[stage]}
         )
+
+
+def run_start_instant() -> datetime:
+    """The moment the run starts (UTC, whole seconds); a reading stamped later is a meter
+    clock error (``future_timestamp``)."""
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -160,19 +175,25 @@ def validate_tables(raw: dict[str, DataFrame], window: RunWindow, run_started_at
     return Checked(checked)
 
 
-def count_rows(checked: Checked) -> dict[str, dict[str, Any]]:
-    """Per table: rows read, used, rejected (and by reason), deduplicated, outside_window.
+def count_rows(raw: dict[str, DataFrame], checked: Checked) -> dict[str, dict[str, Any]]:
+    """Per table: rows read (counted on the input as read), used, rejected (and by reason),
+    deduplicated, outside_window.
 
-    Fails loudly if the counts do not reconcile."""
+    Fails loudly if the counts do not reconcile; an empty device table is bad input."""
     counts: dict[str, dict[str, Any]] = {}
     for table, frame in checked.tables.items():
+        read = count_read(raw[table], table)
+        if table == "device" and read == 0:
+            raise InputError("table device: no rows")
         try:
             by_status = {row["status"]: row["count"] for row in frame.groupBy("status").count().collect()}
-        except Exception as error:
-            raise InputError(f"table {table}: cannot read: {str(error).splitlines()[0]}") from error
+        except SPARK_ERRORS as error:
+            if not is_read_failure(error):
+                raise
+            raise InputError(f"table {table}: cannot read: {describe_error(error)}") from error
         reasons = {k: v for k, v in sorted(by_status.items()) if k not in validate.NOT_REJECTED}
         entry = {
-            "read": sum(by_status.values()),
+            "read": read,
             "used": by_status.get(validate.USED, 0),
             "rejected": sum(reasons.values()),
             "deduplicated": by_status.get(validate.DEDUPLICATED, 0),
@@ -183,8 +204,6 @@ def count_rows(checked: Checked) -> dict[str, dict[str, Any]]:
         if accounted != entry["read"]:
             raise RuntimeError(f"table {table}: counts do not reconcile: {entry}")
         counts[table] = entry
-    if counts["device"]["read"] == 0:
-        raise InputError("table device: no rows")
     return counts
 
 
@@ -217,7 +236,7 @@ def compute_usage(checked: Checked, window: RunWindow, usage_config: dict[str, A
 def main(argv: list[str] | None = None) -> int:
     """Run the job; return the process exit code."""
     args = parse_args(argv)
-    run_started_at = datetime.now(UTC).replace(microsecond=0)
+    run_started_at = run_start_instant()
     run_id = f"{args.run_date.isoformat()}-{uuid.uuid4().hex[:12]}"
     timer = StageTimer()
     try:
@@ -227,15 +246,17 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_CONFIG
     bind_run_context(log, run_id=run_id, run_date=args.run_date.isoformat())
     log.info("run started", extra={"config": config})  # the logger masks secret-looking keys
+    spark.catalog.clearCache()  # a session reused from an earlier run (tests, IPython) drops its cache
     window = RunWindow.from_config(args.run_date, config)
     log.info("run %s: window %s..%s, baseline from %s", run_id, window.window_start_date,
              window.run_date, window.baseline_start_date)
     try:
         require_ready(spark, config["input"], TABLE_NAMES, config["aws"])
         started = time.monotonic()
-        checked = validate_tables(extract(spark, config["input"], window), window, run_started_at)
+        raw = extract(spark, config["input"], window)
+        checked = validate_tables(raw, window, run_started_at)
         checked.tables["measurements"].persist(StorageLevel.MEMORY_AND_DISK)
-        counts = count_rows(checked)
+        counts = count_rows(raw, checked)
         timer.measure("extract_validate", started)
 
         started = time.monotonic()
@@ -253,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
 
         started = time.monotonic()
         outputs = {"alerts": alerts, "findings": findings, "rejects": rejects(checked)}
-        staging = stage_outputs(outputs, config["output"]["path"], run_id)
+        staging = stage_outputs(outputs, config["output"]["path"], args.run_date, run_id)
         timer.measure("write", started)
         report = {
             "run_id": run_id,
