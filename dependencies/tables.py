@@ -67,6 +67,11 @@ TABLES: dict[str, tuple[Column, ...]] = {
 TABLE_NAMES = tuple(TABLES)
 
 
+def ddl(table: str) -> str:
+    """The typed schema of ``table`` as a Spark DDL string (for building frames by hand)."""
+    return ", ".join(f"{column.name} {column.type}" for column in TABLES[table])
+
+
 class InputError(RuntimeError):
     """The input cannot be used at all: the run stops without publishing anything."""
 
