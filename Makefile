@@ -8,6 +8,9 @@ PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CONFIG ?= configs/datalake_config.json
 RUN_DATE ?= 2026-11-15
+# make generate (README: "Evidence: quality and benchmark").
+DEVICES ?= 2000
+GENERATED ?= data/generated
 # make submit / make backfill (README: "Scheduling with cron").
 MASTER ?= local[*]
 DEPLOY_MODE ?= client
@@ -20,7 +23,7 @@ SUBMIT = $(PYTHON) -m dependencies.submit --spark-submit $(VENV)/bin/spark-submi
 PACKAGE_SOURCES = Pipfile.lock build_dependencies.sh dependencies/packaging.py configs/datalake_config.json \
 	$(wildcard dependencies/*.py jobs/*.py)
 
-.PHONY: install test-servers run test lint package submit backfill clean
+.PHONY: install test-servers run test lint package submit backfill generate quality bench clean
 
 install: $(STAMP) test-servers
 
@@ -63,6 +66,18 @@ submit: packages.zip
 backfill: packages.zip
 	@[ -n "$(FROM)" ] && [ -n "$(TO)" ] || { echo "usage: make backfill FROM=YYYY-MM-DD TO=YYYY-MM-DD"; exit 2; }
 	$(SUBMIT) --from $(FROM) --to $(TO)
+
+# Evidence (README: "Evidence: quality and benchmark"): generated data is cached in
+# $$DATALAKE_BENCH_DIR (default .bench/); the reports go to docs/.
+generate: install
+	DEBUG=1 PYSPARK_PYTHON=$(CURDIR)/$(PYTHON) $(PYTHON) jobs/generate_data.py --config $(CONFIG) \
+	  --devices $(DEVICES) --run-date $(RUN_DATE) --output $(GENERATED)
+
+quality: install
+	PYSPARK_PYTHON=$(CURDIR)/$(PYTHON) $(PYTHON) -m evidence.quality
+
+bench: install
+	PYSPARK_PYTHON=$(CURDIR)/$(PYTHON) $(PYTHON) -m evidence.bench
 
 clean:
 	rm -rf $(VENV) packages.zip output .pytest_cache .ruff_cache spark-warehouse metastore_db derby.log

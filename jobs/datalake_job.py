@@ -243,7 +243,7 @@ def compute_usage(checked: Checked, window: RunWindow, usage_config: dict[str, A
         .transform(usage.attach_installs(checked.used("install_event")))
         .transform(usage.split_by_day)
         .transform(usage.mark_zero_runs(usage_config))
-        .transform(usage.daily_usage(window))
+        .transform(usage.daily_usage(window, checked.used("install_event")))
     )
 
 

@@ -136,24 +136,32 @@ def mark_zero_runs(usage: dict[str, Any]) -> Transform:
         )
         frame = intervals.withColumn("is_shape", shape)
         zero = F.col("amount") < usage["zero_interval_kwh"]
+        # One window order (component, day, is_shape, start) serves every step: a row's run
+        # is its zero minutes since the last break, read off running totals.
         day = Window.partitionBy("measuring_component_id", "day", "is_shape").orderBy("start")
+        so_far = day.rowsBetween(Window.unboundedPreceding, Window.currentRow)
         breaks = ~zero | F.lag("end").over(day).isNull() | (F.lag("end").over(day) != F.col("start"))
-        frame = frame.withColumn("_run", F.sum(breaks.cast("int")).over(
-            day.rowsBetween(Window.unboundedPreceding, Window.currentRow)))
-        run = Window.partitionBy("measuring_component_id", "day", "is_shape", "_run").orderBy(
-            "start").rowsBetween(Window.unboundedPreceding, Window.currentRow)
+        zero_minutes = F.when(zero, F.col("minutes")).otherwise(F.lit(0.0))
+        frame = frame.withColumn("_zero_total", F.sum(zero_minutes).over(so_far))
+        # The zero minutes before the row's run began: the total just before its last break
+        # (totals never fall, so the latest is the largest).
+        before_run = F.max(F.when(breaks, F.col("_zero_total") - zero_minutes)).over(so_far)
         return frame.withColumn(
             "zero_run_minutes",
-            F.when(F.col("is_shape") & zero, F.sum(F.when(zero, F.col("minutes"))).over(run)),
-        ).drop("_run")
+            F.when(F.col("is_shape") & zero, F.col("_zero_total") - before_run),
+        ).drop("_zero_total")
 
     return transform
 
 
-def daily_usage(window: RunWindow) -> Transform:
+def daily_usage(window: RunWindow, installs: DataFrame) -> Transform:
     """Per (device, day) of B and W: import, export, tamper increments, the evidence the rules
-    need (uninstalled import, export without generation, rollbacks), presence, and the
-    shape statistics of the day's import intervals (sums, hourly sums, longest zero run)."""
+    need (uninstalled import, export without generation, rollbacks), presence, the shape
+    statistics of the day's import intervals (sums, hourly sums, longest zero run), and the
+    install period of the day's latest installed interval (``latest_install``).
+
+    The aggregation keeps only numbers (a hash aggregation, no sort of the intervals); the
+    latest install's service point, class and generation come from ``installs`` after it."""
 
     def transform(intervals: DataFrame) -> DataFrame:
         kind = F.col("component_type")
@@ -193,12 +201,33 @@ def daily_usage(window: RunWindow) -> Transform:
                 .alias("hour_kwh"),
                 F.array(*[F.count(F.when(shape & (F.col("hour") == h), True)) for h in HOURS])
                 .alias("hour_intervals"),
-                F.max_by(
-                    F.struct("service_point_id", "customer_class", "has_generation"),
-                    F.when(F.col("installed"), F.col("start")),
-                ).alias("latest_install"),
                 F.max(F.when(F.col("installed"), F.col("start"))).alias("latest_installed_start"),
             )
+            .transform(_with_latest_install(installs))
+        )
+
+    return transform
+
+
+def _with_latest_install(installs: DataFrame) -> Transform:
+    """Add ``latest_install``: service point, class and generation of the install period that
+    holds ``latest_installed_start`` (null when the day has no installed interval)."""
+    periods = installs.select(
+        F.col("device_id").alias("_device_id"),
+        F.col("installed_at").alias("_installed_at"),
+        F.col("removed_at").alias("_removed_at"),
+        F.struct("service_point_id", "customer_class", "has_generation").alias("latest_install"),
+    )
+
+    def transform(daily: DataFrame) -> DataFrame:
+        start = daily["latest_installed_start"]
+        inside = (
+            (daily["device_id"] == periods["_device_id"])
+            & (start >= periods["_installed_at"])
+            & (periods["_removed_at"].isNull() | (start < periods["_removed_at"]))
+        )
+        return daily.join(F.broadcast(periods), inside, "left").drop(
+            "_device_id", "_installed_at", "_removed_at"
         )
 
     return transform

@@ -194,18 +194,20 @@ def check_readings(window: RunWindow) -> Transform:
             | (F.col("measured_at") > F.lit(window.window_end)),
             OUTSIDE_WINDOW,
         )
-        valid = F.col("status").isNull()
-        same = Window.partitionBy("measuring_component_id", "measured_at", valid)
-        frame = flag(frame, F.min("value").over(same) != F.max("value").over(same),
+        # Every window below shares one sort: component, instant, validity, value. (Rows of a
+        # conflicting group are all rejected, so numbering copies among the rows valid before
+        # that check is the same as among those valid after it.)
+        frame = frame.withColumn("_valid", F.col("status").isNull())
+        same = Window.partitionBy("measuring_component_id", "measured_at", "_valid").orderBy("value")
+        whole = same.rowsBetween(Window.unboundedPreceding, Window.unboundedFollowing)
+        frame = flag(frame, F.min("value").over(whole) != F.max("value").over(whole),
                      "conflicting_duplicate")
-        frame = flag(frame, F.row_number().over(same.orderBy("value")) > 1, DEDUPLICATED)
+        frame = flag(frame, F.row_number().over(same) > 1, DEDUPLICATED)
         before_baseline = F.col("status").isNull() & (F.col("measured_at") < F.lit(window.baseline_start))
-        latest = Window.partitionBy("measuring_component_id", before_baseline)
-        return flag(
-            frame,
-            before_baseline & (F.col("measured_at") < F.max("measured_at").over(latest)),
-            OUTSIDE_WINDOW,
-        )
+        latest = F.max(F.when(before_baseline, F.col("measured_at"))).over(
+            Window.partitionBy("measuring_component_id"))
+        return flag(frame, before_baseline & (F.col("measured_at") < latest), OUTSIDE_WINDOW).drop(
+            "_valid")
 
     return transform
 

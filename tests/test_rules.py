@@ -161,7 +161,7 @@ def run_readings(spark: SparkSession, reads: list[tuple[str, str, float]], comps
         .transform(usage.attach_installs(periods))
         .transform(usage.split_by_day)
         .transform(usage.mark_zero_runs(CONFIG["usage"]))
-        .transform(usage.daily_usage(window))
+        .transform(usage.daily_usage(window, periods))
     )
     found = rules.RULES[rule](rules.Evidence.build(daily, components, periods, window, CONFIG),
                               rules.rule_params(CONFIG, rule))

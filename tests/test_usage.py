@@ -198,7 +198,7 @@ def test_daily_usage_sums_import_export_tamper_and_counts_presence(spark: SparkS
         .transform(usage.attach_installs(periods))
         .transform(usage.split_by_day)
         .transform(usage.mark_zero_runs(USAGE))
-        .transform(usage.daily_usage(window))
+        .transform(usage.daily_usage(window, periods))
     )
     # THEN 24 kWh import in 24 present hours of 24 expected; the export day is a gap of the
     # hourly export register (spread whole on its day); 2 tamper events; no zero run
