@@ -74,10 +74,10 @@ generate: install
 	  --devices $(DEVICES) --run-date $(RUN_DATE) --output $(GENERATED)
 
 quality: install
-	PYSPARK_PYTHON=$(CURDIR)/$(PYTHON) $(PYTHON) -m evidence.quality
+	PYSPARK_PYTHON=$(CURDIR)/$(PYTHON) $(PYTHON) -m jobs.evidence.quality
 
 bench: install
-	PYSPARK_PYTHON=$(CURDIR)/$(PYTHON) $(PYTHON) -m evidence.bench
+	PYSPARK_PYTHON=$(CURDIR)/$(PYTHON) $(PYTHON) -m jobs.evidence.bench
 
 clean:
 	rm -rf $(VENV) packages.zip output .pytest_cache .ruff_cache spark-warehouse metastore_db derby.log

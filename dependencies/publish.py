@@ -1,9 +1,14 @@
 """Idempotent, all-or-nothing publishing of one run date's outputs.
 
-Every output is first written complete under ``_staging/<run id>/``; only then is each
-``<table>/run_date=D/`` swapped in by directory renames through Hadoop's FileSystem API. The
-report goes last, so a run date whose report is there is complete. Other run dates are never
-touched, and a re-run for the same date replaces that date's partitions.
+Every output is first written complete under ``_staging/run_date=D/<run id>/``, the report
+too. Only then are the partitions ``<table>/run_date=D/`` swapped in by directory renames
+through Hadoop's FileSystem API: D's old report is moved aside first and the new report goes
+in last, so a run date whose report is there is complete. Other run dates are never touched,
+and a re-run for the same date replaces exactly that date's partitions.
+
+The swap can always be undone from what is on disk: a partition moved aside waits in
+``<run id>_retired/``, and that directory exists from the first step of the swap on. A swap
+that fails is undone at once; one that was killed is undone by the next run of the date.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ ORDER = {
     "findings": ("device_id", "rule"),
     "rejects": ("table", "reason", "record"),
 }
+# The published tables in swap order: the report, the completion marker, last.
+PUBLISHED = (*ORDER, REPORT_TABLE)
 
 
 class HadoopFs:
@@ -40,6 +47,16 @@ class HadoopFs:
     def exists(self, path: str) -> bool:
         """Whether ``path`` exists."""
         return bool(self._fs.exists(self._path(path)))
+
+    def children(self, path: str) -> list[str]:
+        """The names of the entries of directory ``path`` (none if it does not exist)."""
+        if not self.exists(path):
+            return []
+        return sorted(str(status.getPath().getName()) for status in self._fs.listStatus(self._path(path)))
+
+    def mkdirs(self, path: str) -> None:
+        """Create directory ``path`` and its parents."""
+        self._fs.mkdirs(self._path(path))
 
     def rename(self, source: str, target: str) -> None:
         """Move ``source`` to ``target``, creating the target's parent; fail if it cannot."""
@@ -65,36 +82,82 @@ def partition_path(output_path: str, table: str, run_date: date) -> str:
     return f"{output_path.rstrip('/')}/{table}/run_date={run_date.isoformat()}"
 
 
-def stage_outputs(outputs: dict[str, DataFrame], output_path: str, run_id: str) -> str:
-    """Write every output, sorted, as Parquet under a staging directory; return it."""
-    staging = f"{output_path.rstrip('/')}/{STAGING}/{run_id}"
-    for table, frame in outputs.items():
-        (
-            frame.repartition(1)
-            .sortWithinPartitions(*ORDER[table])
-            .write.mode("overwrite")
-            .parquet(f"{staging}/{table}")
-        )
+def staging_root(output_path: str, run_date: date) -> str:
+    """Where the runs of ``run_date`` stage their outputs."""
+    return partition_path(output_path, STAGING, run_date)
+
+
+def stage_outputs(outputs: dict[str, DataFrame], output_path: str, run_date: date, run_id: str) -> str:
+    """Write every output, sorted, as Parquet under a fresh staging directory; return it.
+
+    First undoes whatever an earlier, killed run of ``run_date`` left half done. If writing
+    fails, the staging directory is removed and nothing else has changed."""
+    spark = next(iter(outputs.values())).sparkSession
+    fs = HadoopFs(spark, output_path)
+    restore(fs, output_path, run_date)
+    root = staging_root(output_path, run_date)
+    staging = f"{root}/{run_id}"
+    try:
+        for table, frame in outputs.items():
+            (
+                frame.repartition(1)
+                .sortWithinPartitions(*ORDER[table])
+                .write.mode("overwrite")
+                .parquet(f"{staging}/{table}")
+            )
+    except BaseException:
+        fs.delete(root)
+        raise
     return staging
 
 
 def publish(
     spark: SparkSession, staging: str, report: dict[str, Any], output_path: str, run_date: date
 ) -> dict[str, str]:
-    """Swap every staged output into place for ``run_date``, the report last."""
+    """Swap every staged output into place for ``run_date``, the report last; return the
+    published paths. If any step fails, the previous outputs of ``run_date`` are put back."""
     fs = HadoopFs(spark, output_path)
     fs.write_text(f"{staging}/{REPORT_TABLE}/{REPORT_FILE}", json.dumps(report, indent=2, sort_keys=True))
     retired = f"{staging}{RETIRED}"
-    old_report = partition_path(output_path, REPORT_TABLE, run_date)
-    if fs.exists(old_report):  # the date reads as incomplete until the new report lands
-        fs.rename(old_report, f"{retired}/{REPORT_TABLE}")
-    published = {}
-    for table in [*ORDER, REPORT_TABLE]:
-        target = partition_path(output_path, table, run_date)
-        if fs.exists(target):
-            fs.rename(target, f"{retired}/{table}")
-        fs.rename(f"{staging}/{table}", target)
-        published[table] = target
-    fs.delete(retired)
-    fs.delete(staging)
-    return published
+    try:
+        fs.mkdirs(retired)  # from here on the swap is under way, and can be undone
+        retire(fs, output_path, REPORT_TABLE, run_date, retired)  # D now reads as incomplete
+        for table in PUBLISHED:
+            if table != REPORT_TABLE:
+                retire(fs, output_path, table, run_date, retired)
+            fs.rename(f"{staging}/{table}", partition_path(output_path, table, run_date))
+    except BaseException:
+        restore(fs, output_path, run_date)
+        raise
+    fs.delete(staging_root(output_path, run_date))
+    return {table: partition_path(output_path, table, run_date) for table in PUBLISHED}
+
+
+def retire(fs: HadoopFs, output_path: str, table: str, run_date: date, retired: str) -> None:
+    """Move ``table``'s published partition for ``run_date``, if any, aside into ``retired``."""
+    target = partition_path(output_path, table, run_date)
+    if fs.exists(target):
+        fs.rename(target, f"{retired}/{table}")
+
+
+def restore(fs: HadoopFs, output_path: str, run_date: date) -> None:
+    """Undo every swap of ``run_date`` that started and did not finish, then remove the
+    date's staging directory.
+
+    A swap started once ``<run id>_retired`` exists, and finished once the staged report is
+    gone (it moves last). Undoing it moves each partition it swapped in back to staging,
+    then each retired one back into place, the report last; each step can be repeated, so
+    a restore that is itself interrupted is completed by the next one."""
+    root = staging_root(output_path, run_date)
+    for name in fs.children(root):
+        staging, retired = f"{root}/{name}", f"{root}/{name}{RETIRED}"
+        started = not name.endswith(RETIRED) and fs.exists(retired)
+        if not started or not fs.exists(f"{staging}/{REPORT_TABLE}"):
+            continue
+        for table in PUBLISHED:
+            target = partition_path(output_path, table, run_date)
+            if not fs.exists(f"{staging}/{table}") and fs.exists(target):
+                fs.rename(target, f"{staging}/{table}")
+            if fs.exists(f"{retired}/{table}"):
+                fs.rename(f"{retired}/{table}", target)
+    fs.delete(root)

@@ -1,21 +1,27 @@
 """The input tables of the data contract: their columns, and how to read them raw.
 
 Tables are read as they are on disk, never with schema inference: CSV columns come in as
-strings (header names, any order, extra columns kept for the reject record) and are typed
-by validation, so that a bad value becomes a reject instead of a silent null.
+strings (by header name, extra columns kept for the reject record) and are typed by
+validation, so that a bad value becomes a reject instead of a silent null. A CSV line with
+the wrong number of fields (or an unclosed quote) keeps its text in ``_corrupt_record``.
+Problems with a whole table (missing directory or column, a file that cannot be read) raise
+:class:`InputError` naming the table.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from py4j.protocol import Py4JJavaError
+from pyspark.errors import PySparkException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
-from pyspark.sql.utils import AnalysisException
 
 CORRUPT_RECORD = "_corrupt_record"
 MEASURED_DATE = "measured_date"
+# What a failed Spark read raises: an analysis error, or a Java error from a task or a footer.
+SPARK_ERRORS = (PySparkException, Py4JJavaError)
 
 
 @dataclass(frozen=True)
@@ -61,8 +67,44 @@ TABLES: dict[str, tuple[Column, ...]] = {
 TABLE_NAMES = tuple(TABLES)
 
 
+def ddl(table: str) -> str:
+    """The typed schema of ``table`` as a Spark DDL string (for building frames by hand)."""
+    return ", ".join(f"{column.name} {column.type}" for column in TABLES[table])
+
+
 class InputError(RuntimeError):
     """The input cannot be used at all: the run stops without publishing anything."""
+
+
+def describe_error(error: BaseException) -> str:
+    """A one-line description of a (possibly Java) error: its message and, when it differs,
+    the message of its root cause (where Spark keeps the detail, e.g. a bad file footer)."""
+    java = getattr(error, "java_exception", None)
+    if java is None:
+        return _first_line(str(error)) or type(error).__name__
+    message, root = java.getMessage(), java
+    while root.getCause() is not None:
+        root = root.getCause()
+    parts = [_first_line(message), _first_line(root.getMessage())]
+    return ": ".join(dict.fromkeys(p for p in parts if p)) or java.getClass().getName()
+
+
+def is_read_failure(error: BaseException) -> bool:
+    """Whether Spark failed reading an input file (corrupt, unreadable, or a CSV header that
+    does not match the table's first file)."""
+    return "FAILED_READ_FILE" in describe_error(error)
+
+
+def count_read(frame: DataFrame, table: str) -> int:
+    """Rows of ``table`` as read, before validation; an unreadable file is an :class:`InputError`."""
+    try:
+        return frame.count()
+    except SPARK_ERRORS as error:
+        raise InputError(f"table {table}: cannot read: {describe_error(error)}") from error
+
+
+def _first_line(text: str | None) -> str:
+    return (text or "").strip().split("\n", 1)[0].strip()
 
 
 def path_exists(spark: SparkSession, path: str) -> bool:
@@ -76,9 +118,10 @@ def path_exists(spark: SparkSession, path: str) -> bool:
 def read_raw_table(spark: SparkSession, base_path: str, table: str, fmt: str) -> DataFrame:
     """Read one table directory as stored, checking that every required column is there.
 
-    CSV: every column a string, plus ``_corrupt_record`` for lines that do not parse.
-    Parquet: the file schema. A missing directory, an unreadable table or a missing
-    required column raises :class:`InputError` naming the table.
+    CSV: every column a string (named by the header of the first file; every other file's
+    header must match it), plus ``_corrupt_record`` for lines that do not parse. Parquet: the
+    file schema. A missing directory, an unreadable table or a missing required column
+    raises :class:`InputError` naming the table.
     """
     path = f"{base_path.rstrip('/')}/{table}"
     if not path_exists(spark, path):
@@ -94,14 +137,15 @@ def read_raw_table(spark: SparkSession, base_path: str, table: str, fmt: str) ->
             frame = (
                 spark.read.schema(schema)
                 .option("header", True)
+                .option("enforceSchema", False)  # a file whose header differs fails the read
                 .option("mode", "PERMISSIVE")
                 .option("columnNameOfCorruptRecord", CORRUPT_RECORD)
                 .csv(path)
             )
         else:
             frame = spark.read.parquet(path)
-    except AnalysisException as error:
-        raise InputError(f"table {table}: cannot read {path}: {error.getMessage()}") from None
+    except SPARK_ERRORS as error:
+        raise InputError(f"table {table}: cannot read {path}: {describe_error(error)}") from error
     missing = [c.name for c in TABLES[table] if c.required and c.name not in frame.columns]
     if missing:
         raise InputError(f"table {table}: missing required column {', '.join(missing)}")

@@ -40,7 +40,16 @@ from dependencies.publish import publish, stage_outputs
 from dependencies.readiness import InputNotReady, require_ready
 from dependencies.run_window import RunWindow
 from dependencies.spark import start_spark
-from dependencies.tables import MEASURED_DATE, TABLE_NAMES, InputError, read_raw_table
+from dependencies.tables import (
+    MEASURED_DATE,
+    SPARK_ERRORS,
+    TABLE_NAMES,
+    InputError,
+    count_read,
+    describe_error,
+    is_read_failure,
+    read_raw_table,
+)
 from jobs import rules, usage, validate
 
 APP_NAME = "datalake_job"
@@ -86,6 +95,26 @@ class StageTimer:
         logging.getLogger(LOGGER_NAME).info(
             "stage %s done in %.3f s", stage, self.seconds[stage], extra={"stage": stage, "seconds": self.seconds[stage]}
         )
+
+
+@dataclass
+class Run:
+    """One run of the job: its date, config path, start instant, id and stage timings."""
+
+    run_date: date
+    config_path: str | None
+    started_at: datetime
+    run_id: str = ""
+    timer: StageTimer = field(default_factory=StageTimer)
+
+    def __post_init__(self) -> None:
+        self.run_id = self.run_id or f"{self.run_date.isoformat()}-{uuid.uuid4().hex[:12]}"
+
+
+def run_start_instant() -> datetime:
+    """The moment the run starts (UTC, whole seconds); a reading stamped later is a meter
+    clock error (``future_timestamp``)."""
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -160,19 +189,25 @@ def validate_tables(raw: dict[str, DataFrame], window: RunWindow, run_started_at
     return Checked(checked)
 
 
-def count_rows(checked: Checked) -> dict[str, dict[str, Any]]:
-    """Per table: rows read, used, rejected (and by reason), deduplicated, outside_window.
+def count_rows(raw: dict[str, DataFrame], checked: Checked) -> dict[str, dict[str, Any]]:
+    """Per table: rows read (counted on the input as read), used, rejected (and by reason),
+    deduplicated, outside_window.
 
-    Fails loudly if the counts do not reconcile."""
+    Fails loudly if the counts do not reconcile; an empty device table is bad input."""
     counts: dict[str, dict[str, Any]] = {}
     for table, frame in checked.tables.items():
+        read = count_read(raw[table], table)
+        if table == "device" and read == 0:
+            raise InputError("table device: no rows")
         try:
             by_status = {row["status"]: row["count"] for row in frame.groupBy("status").count().collect()}
-        except Exception as error:
-            raise InputError(f"table {table}: cannot read: {str(error).splitlines()[0]}") from error
+        except SPARK_ERRORS as error:
+            if not is_read_failure(error):
+                raise
+            raise InputError(f"table {table}: cannot read: {describe_error(error)}") from error
         reasons = {k: v for k, v in sorted(by_status.items()) if k not in validate.NOT_REJECTED}
         entry = {
-            "read": sum(by_status.values()),
+            "read": read,
             "used": by_status.get(validate.USED, 0),
             "rejected": sum(reasons.values()),
             "deduplicated": by_status.get(validate.DEDUPLICATED, 0),
@@ -183,8 +218,6 @@ def count_rows(checked: Checked) -> dict[str, dict[str, Any]]:
         if accounted != entry["read"]:
             raise RuntimeError(f"table {table}: counts do not reconcile: {entry}")
         counts[table] = entry
-    if counts["device"]["read"] == 0:
-        raise InputError("table device: no rows")
     return counts
 
 
@@ -217,97 +250,119 @@ def compute_usage(checked: Checked, window: RunWindow, usage_config: dict[str, A
 def main(argv: list[str] | None = None) -> int:
     """Run the job; return the process exit code."""
     args = parse_args(argv)
-    run_started_at = datetime.now(UTC).replace(microsecond=0)
-    run_id = f"{args.run_date.isoformat()}-{uuid.uuid4().hex[:12]}"
-    timer = StageTimer()
+    run = Run(args.run_date, args.config, run_start_instant())
     try:
         spark, log, config = start_spark(app_name=APP_NAME, config_path=args.config)
     except ConfigError as error:
         print(f"datalake: bad config: {error}", file=sys.stderr)
         return EXIT_BAD_CONFIG
-    bind_run_context(log, run_id=run_id, run_date=args.run_date.isoformat())
+    bind_run_context(log, run_id=run.run_id, run_date=run.run_date.isoformat())
     log.info("run started", extra={"config": config})  # the logger masks secret-looking keys
-    window = RunWindow.from_config(args.run_date, config)
-    log.info("run %s: window %s..%s, baseline from %s", run_id, window.window_start_date,
-             window.run_date, window.baseline_start_date)
+    spark.catalog.clearCache()  # a session reused from an earlier run (tests, IPython) drops its cache
     try:
-        require_ready(spark, config["input"], TABLE_NAMES, config["aws"])
-        started = time.monotonic()
-        checked = validate_tables(extract(spark, config["input"], window), window, run_started_at)
-        checked.tables["measurements"].persist(StorageLevel.MEMORY_AND_DISK)
-        counts = count_rows(checked)
-        timer.measure("extract_validate", started)
-
-        started = time.monotonic()
-        daily = compute_usage(checked, window, config["usage"]).persist(StorageLevel.MEMORY_AND_DISK)
-        evidence = rules.Evidence.build(
-            daily,
-            checked.used("measuring_component"),
-            checked.used("install_event"),
-            window,
-            config,
-        )
-        findings = rules.detect(evidence, config).persist()
-        alerts = rules.score(findings, evidence, config)
-        timer.measure("detect", started)
-
-        started = time.monotonic()
-        outputs = {"alerts": alerts, "findings": findings, "rejects": rejects(checked)}
-        staging = stage_outputs(outputs, config["output"]["path"], run_id)
-        timer.measure("write", started)
-        report = {
-            "run_id": run_id,
-            "run_date": args.run_date.isoformat(),
-            "run_started_at": run_started_at.isoformat().replace("+00:00", "Z"),
-            "parameters": {
-                "config": args.config,
-                "input": config["input"],
-                "output": config["output"],
-                "window_start": window.window_start_date.isoformat(),
-                "window_end": window.run_date.isoformat(),
-                "baseline_start": window.baseline_start_date.isoformat(),
-                "window_days": window.window_days,
-                "baseline_days": window.baseline_days,
-            },
-            "counts": counts,
-            "findings_by_rule": rules.count_by_rule(findings),
-            "alerts": alerts.count(),
-            "spark_application_id": spark.sparkContext.applicationId,
-            "durations_seconds": timer.seconds,
-        }
-        paths = publish(spark, staging, report, config["output"]["path"], args.run_date)
-        if config["output"]["report_s3_url"]:
-            paths["report_copy"] = s3.upload_report(
-                config["aws"], config["output"]["report_s3_url"], args.run_date, report
-            )
-    except InputNotReady as error:
-        log.error("input not ready: %s", error)
-        print(f"datalake: input not ready: {error}", file=sys.stderr)
-        return EXIT_INPUT_NOT_READY
-    except InputError as error:
-        log.error("bad input: %s", error)
-        print(f"datalake: bad input: {error}", file=sys.stderr)
-        return finish(log, config, EXIT_BAD_INPUT, run_started_at, timer)
+        report, paths, alerts = detect_and_publish(spark, config, run)
+    except (InputNotReady, InputError) as error:
+        exit_code = EXIT_INPUT_NOT_READY if isinstance(error, InputNotReady) else EXIT_BAD_INPUT
+        log.error("%s: %s", EXIT_CODE_NAMES[exit_code], error)
+        print(f"datalake: {EXIT_CODE_NAMES[exit_code]}: {error}", file=sys.stderr)
+        return finish(log, config, exit_code, run)
     except Exception as error:
-        log.exception("run %s failed", run_id)
+        log.exception("run %s failed", run.run_id)
         print(f"datalake: run failed: {str(error).splitlines()[0]}", file=sys.stderr)
-        return finish(log, config, EXIT_FAILED, run_started_at, timer)
+        return finish(log, config, EXIT_FAILED, run)
     print_summary(report, paths, alerts)
-    return finish(log, config, EXIT_OK, run_started_at, timer, report)
+    return finish(log, config, EXIT_OK, run, report)
+
+
+def detect_and_publish(
+    spark: SparkSession, config: dict[str, Any], run: Run
+) -> tuple[dict[str, Any], dict[str, str], DataFrame]:
+    """The run itself: extract -> validate -> usage -> detect -> score -> load.
+    Returns the report, the published paths and the alerts."""
+    window = RunWindow.from_config(run.run_date, config)
+    logging.getLogger(LOGGER_NAME).info(
+        "run %s: window %s..%s, baseline from %s", run.run_id, window.window_start_date,
+        window.run_date, window.baseline_start_date,
+    )
+    require_ready(spark, config["input"], TABLE_NAMES, config["aws"])
+    started = time.monotonic()
+    raw = extract(spark, config["input"], window)
+    checked = validate_tables(raw, window, run.started_at)
+    checked.tables["measurements"].persist(StorageLevel.MEMORY_AND_DISK)
+    counts = count_rows(raw, checked)
+    run.timer.measure("extract_validate", started)
+
+    started = time.monotonic()
+    daily = compute_usage(checked, window, config["usage"]).persist(StorageLevel.MEMORY_AND_DISK)
+    evidence = rules.Evidence.build(
+        daily, checked.used("measuring_component"), checked.used("install_event"), window, config
+    )
+    findings = rules.detect(evidence, config).persist()
+    alerts = rules.score(findings, evidence, config)
+    run.timer.measure("detect", started)
+
+    started = time.monotonic()
+    outputs = {"alerts": alerts, "findings": findings, "rejects": rejects(checked)}
+    staging = stage_outputs(outputs, config["output"]["path"], run.run_date, run.run_id)
+    run.timer.measure("write", started)
+    report = build_report(spark, config, run, window, counts, checked, findings, alerts)
+    paths = publish(spark, staging, report, config["output"]["path"], run.run_date)
+    if config["output"]["report_s3_url"]:
+        paths["report_copy"] = s3.upload_report(
+            config["aws"], config["output"]["report_s3_url"], run.run_date, report
+        )
+    return report, paths, alerts
+
+
+def build_report(
+    spark: SparkSession,
+    config: dict[str, Any],
+    run: Run,
+    window: RunWindow,
+    counts: dict[str, dict[str, Any]],
+    checked: Checked,
+    findings: DataFrame,
+    alerts: DataFrame,
+) -> dict[str, Any]:
+    """The run report: parameters, per-table counts, findings per rule, alerts, durations."""
+    component_types = checked.used("measuring_component").groupBy("component_type").count()
+    return {
+        "run_id": run.run_id,
+        "run_date": run.run_date.isoformat(),
+        "run_started_at": run.started_at.isoformat().replace("+00:00", "Z"),
+        "parameters": {
+            "config": run.config_path,
+            "input": config["input"],
+            "output": config["output"],
+            "window_start": window.window_start_date.isoformat(),
+            "window_end": window.run_date.isoformat(),
+            "baseline_start": window.baseline_start_date.isoformat(),
+            "window_days": window.window_days,
+            "baseline_days": window.baseline_days,
+        },
+        "counts": counts,
+        # Types other than IMPORT_KWH, EXPORT_KWH and TAMPER_COUNT are kept and ignored.
+        "component_types": {
+            row["component_type"]: row["count"] for row in component_types.orderBy("component_type").collect()
+        },
+        "findings_by_rule": rules.count_by_rule(findings),
+        "alerts": alerts.count(),
+        "spark_application_id": spark.sparkContext.applicationId,
+        "durations_seconds": run.timer.seconds,
+    }
 
 
 def finish(
     log: logging.Logger,
     config: dict[str, Any],
     exit_code: int,
-    run_started_at: datetime,
-    timer: StageTimer,
+    run: Run,
     report: dict[str, Any] | None = None,
 ) -> int:
     """Log the outcome, push the run's metrics (a failed push never fails the run), deliver
     the logs; return ``exit_code``."""
     log.info("run finished with exit code %d", exit_code, extra={"exit_code": exit_code})
-    metrics = run_metrics(exit_code, run_started_at.timestamp(), time.time(), timer.seconds, report)
+    metrics = run_metrics(exit_code, run.started_at.timestamp(), time.time(), run.timer.seconds, report)
     try:
         if push_run_metrics(metrics, config["metrics"]):
             log.info("metrics pushed to %s", redact(config["metrics"]["pushgateway_url"]))

@@ -31,6 +31,8 @@ KEYS = {
     "measurements": ("measuring_component_id", "measured_at"),
 }
 RAW = "_raw"
+# The end of an install period that has not been removed.
+NEVER = "9999-12-31"
 
 Transform = Callable[[DataFrame], DataFrame]
 
@@ -51,16 +53,14 @@ def type_rows(table: str) -> Transform:
                     "boolean": "bad_boolean"}
 
     def transform(raw: DataFrame) -> DataFrame:
-        originals = [c for c in raw.columns if c != CORRUPT_RECORD]
         present = [c for c in columns if c.name in raw.columns]
         frame = raw.select(
-            F.struct(*originals).alias(RAW),
-            F.col(CORRUPT_RECORD),
+            F.struct(*raw.columns).alias(RAW),
             *[_typed(raw, c.name, c.type).alias(c.name) for c in present],
             *[F.lit(None).cast(c.type).alias(c.name) for c in columns if c not in present],
             F.lit(None).cast("string").alias("status"),
         )
-        frame = flag(frame, F.col(CORRUPT_RECORD).isNotNull(), "malformed_row")
+        frame = flag(frame, F.col(f"{RAW}.{CORRUPT_RECORD}").isNotNull(), "malformed_row")
         blank = [_blank_as_read(raw, c.name) for c in present if c.required]
         frame = flag(frame, _any(blank), "missing_required")
         for reason in dict.fromkeys(type_reasons.values()):
@@ -72,7 +72,7 @@ def type_rows(table: str) -> Transform:
             if reason == "bad_number":
                 unparsed += [_not_finite(F.col(c.name)) for c in present if c.type == "double"]
             frame = flag(frame, _any(unparsed), reason)
-        return frame.drop(CORRUPT_RECORD)
+        return frame
 
     return transform
 
@@ -134,16 +134,37 @@ def check_keys(table: str) -> Transform:
 
 
 def check_overlaps(frame: DataFrame) -> DataFrame:
-    """Flag an install period that starts before an earlier period of its device ended."""
-    earlier = (
-        Window.partitionBy("device_id", F.col("status").isNull())
-        .orderBy("installed_at", "install_event_id")
-        .rowsBetween(Window.unboundedPreceding, -1)
+    """Flag an install period that overlaps an earlier kept period of its device.
+
+    Each device's valid periods are walked in time order (ties by id); a period is kept when
+    it starts at or after the end of the last kept one, so a rejected period never causes a
+    later one to be rejected too."""
+    device = Window.partitionBy("device_id", F.col("status").isNull())
+    periods = F.array_sort(
+        F.collect_list(
+            F.struct(
+                F.col("installed_at").alias("start"),
+                F.col("install_event_id").alias("id"),
+                F.coalesce("removed_at", F.lit(NEVER).cast("timestamp")).alias("end"),
+            )
+        ).over(device)
     )
-    open_until = F.max(F.coalesce("removed_at", F.lit("9999-12-31").cast("timestamp"))).over(
-        earlier
+    start = F.struct(
+        F.lit(None).cast("timestamp").alias("kept_until"),
+        F.array().cast("array<string>").alias("overlapping"),
     )
-    return flag(frame, F.col("installed_at") < open_until, "overlapping_install")
+
+    def walk(state: SparkColumn, period: SparkColumn) -> SparkColumn:
+        overlaps = period["start"] < state["kept_until"]
+        return F.struct(
+            F.when(overlaps, state["kept_until"]).otherwise(period["end"]).alias("kept_until"),
+            F.when(overlaps, F.array_append(state["overlapping"], period["id"]))
+            .otherwise(state["overlapping"])
+            .alias("overlapping"),
+        )
+
+    overlapping = F.aggregate(periods, start, walk)["overlapping"]
+    return flag(frame, F.array_contains(overlapping, F.col("install_event_id")), "overlapping_install")
 
 
 def check_install_window(window: RunWindow) -> Transform:
@@ -192,11 +213,22 @@ def check_readings(window: RunWindow) -> Transform:
 
 
 def finish(frame: DataFrame) -> DataFrame:
-    """Valid rows become ``used``; rejects carry their original row as JSON in ``record``."""
+    """Valid rows become ``used``; rejects carry their original row as JSON in ``record``
+    (every column as read, nulls included, and the unparsed line if the row was malformed)."""
     status = F.coalesce(F.col("status"), F.lit(USED))
-    return frame.withColumn("status", status).withColumn(
-        "record", F.when(~status.isin(*NOT_REJECTED), F.to_json(F.col(RAW)))
-    ).drop(RAW)
+    raw = F.col(RAW)
+    original = F.when(raw[CORRUPT_RECORD].isNull(), _json(raw.dropFields(CORRUPT_RECORD))).otherwise(
+        _json(raw)
+    )
+    return (
+        frame.withColumn("status", status)
+        .withColumn("record", F.when(~status.isin(*NOT_REJECTED), original))
+        .drop(RAW)
+    )
+
+
+def _json(column: SparkColumn) -> SparkColumn:
+    return F.to_json(column, {"ignoreNullFields": "false"})
 
 
 def _typed(raw: DataFrame, name: str, type_name: str) -> SparkColumn:

@@ -85,25 +85,33 @@ def spark() -> Iterator[SparkSession]:
     session.stop()
 
 
+def write_job_config(
+    directory: Path, overrides: dict[str, Any] | None = None, name: str = "job_config.json"
+) -> Path:
+    """Write a job config into ``directory`` (input: tests/test_data, output:
+    ``directory/output``) with ``overrides`` merged one level deep; return its path."""
+    config: dict[str, Any] = {
+        "input": {"path": str(TEST_DATA), "format": "csv"},
+        "output": {"path": str(directory / "output")},
+        "spark": {"spark.sql.shuffle.partitions": "2"},
+    }
+    for key, value in (overrides or {}).items():
+        if isinstance(value, dict) and isinstance(config.get(key), dict):
+            config[key] = {**config[key], **value}
+        else:
+            config[key] = value
+    path = directory / name
+    path.write_text(json.dumps(config), encoding="utf-8")
+    return path
+
+
 @pytest.fixture
 def write_config(tmp_path: Path) -> Callable[..., Path]:
     """Write a job config (input: tests/test_data, output: a tmp dir) with ``overrides``
     merged one level deep; return its path."""
 
     def write(overrides: dict[str, Any] | None = None, name: str = "job_config.json") -> Path:
-        config: dict[str, Any] = {
-            "input": {"path": str(TEST_DATA), "format": "csv"},
-            "output": {"path": str(tmp_path / "output")},
-            "spark": {"spark.sql.shuffle.partitions": "2"},
-        }
-        for key, value in (overrides or {}).items():
-            if isinstance(value, dict) and isinstance(config.get(key), dict):
-                config[key] = {**config[key], **value}
-            else:
-                config[key] = value
-        path = tmp_path / name
-        path.write_text(json.dumps(config), encoding="utf-8")
-        return path
+        return write_job_config(tmp_path, overrides, name)
 
     return write
 

@@ -30,7 +30,9 @@ def published(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> 
         "output": {"path": str(root / "output")},
         "spark": {"spark.sql.shuffle.partitions": "2"},
     }))
-    exit_code = datalake_job.main(["--config", str(config), "--run-date", RUN_DATE.isoformat()])
+    with pytest.MonkeyPatch.context() as patch:  # the sample's last reading is 2026-11-16T00:00Z
+        patch.setattr(datalake_job, "run_start_instant", lambda: datetime(2026, 11, 16, 6, tzinfo=UTC))
+        exit_code = datalake_job.main(["--config", str(config), "--run-date", RUN_DATE.isoformat()])
     assert exit_code == datalake_job.EXIT_OK
     return root / "output"
 
@@ -112,6 +114,7 @@ def test_report_counts_reconcile_and_name_every_rule(published: Path) -> None:
         "PROFILE_SHIFT": 2, "PEER_DEVIATION": 3, "DATA_GAP": 1,
     }
     assert report["alerts"] == 9
+    assert report["component_types"] == {"EXPORT_KWH": 2, "IMPORT_KWH": 39, "TAMPER_COUNT": 1}
     assert report["parameters"]["window_start"] == "2026-11-02"
     assert report["spark_application_id"]
 

@@ -14,6 +14,7 @@ from pyspark.sql import functions as F
 
 from dependencies.config import bundled_defaults
 from dependencies.run_window import RunWindow
+from dependencies.tables import ddl
 from jobs import rules, usage
 
 CONFIG = bundled_defaults()
@@ -31,14 +32,8 @@ DAILY_SCHEMA = (
     "latest_install struct<service_point_id:string,customer_class:string,has_generation:boolean>, "
     "latest_installed_start timestamp"
 )
-COMPONENT_SCHEMA = (
-    "measuring_component_id string, device_id string, component_type string, "
-    "reading_type string, interval_minutes int, register_max double"
-)
-INSTALL_SCHEMA = (
-    "install_event_id string, device_id string, service_point_id string, installed_at timestamp, "
-    "removed_at timestamp, customer_class string, has_generation boolean"
-)
+COMPONENT_SCHEMA = ddl("measuring_component")
+INSTALL_SCHEMA = ddl("install_event")
 
 Hourly = Callable[[date], list[float | None] | None]
 

@@ -11,17 +11,12 @@ from pyspark.sql import functions as F
 
 from dependencies.config import bundled_defaults
 from dependencies.run_window import RunWindow
+from dependencies.tables import ddl
 from jobs import usage
 
 USAGE = bundled_defaults()["usage"]
-COMPONENT_SCHEMA = (
-    "measuring_component_id string, device_id string, component_type string, "
-    "reading_type string, interval_minutes int, register_max double"
-)
-INSTALL_SCHEMA = (
-    "install_event_id string, device_id string, service_point_id string, installed_at timestamp, "
-    "removed_at timestamp, customer_class string, has_generation boolean"
-)
+COMPONENT_SCHEMA = ddl("measuring_component")
+INSTALL_SCHEMA = ddl("install_event")
 
 
 def readings(spark: SparkSession, rows: list[tuple[str, str, float]]) -> DataFrame:

@@ -4,7 +4,7 @@ Any job that differences register reads must at least do this, so the benchmark 
 the same conditions as the job (same config, same local Spark settings, its own process) and
 reports the ratio job / floor.
 
-Run: ``DEBUG=1 python -m evidence.floor --config CONFIG``.
+Run: ``DEBUG=1 python -m jobs.evidence.floor --config CONFIG``.
 """
 
 from __future__ import annotations

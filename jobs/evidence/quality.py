@@ -1,7 +1,7 @@
 """Detection quality on a generated population: recall per planted case, the honest devices'
 false-alert rate and the precision of the alerts, against the spec's quality bar.
 
-``make quality`` (or ``python -m evidence.quality``) generates the population once (cached
+``make quality`` (or ``python -m jobs.evidence.quality``) generates the population once (cached
 under ``$DATALAKE_BENCH_DIR`` or ``.bench/``), runs the real job on it in its own process,
 compares the published alerts with the generator's ground truth, and writes the report to
 ``docs/quality.md``.
@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from evidence.common import (
+from jobs.evidence.common import (
     REPO,
     bench_dir,
     ensure_dataset,

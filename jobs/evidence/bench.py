@@ -2,7 +2,7 @@
 4, 40 and 120 million readings) against the floor of its work, on local Spark with the
 default config.
 
-``make bench`` (or ``python -m evidence.bench``) generates each dataset once (cached under
+``make bench`` (or ``python -m jobs.evidence.bench``) generates each dataset once (cached under
 ``$DATALAKE_BENCH_DIR`` or ``.bench/``), runs the job and then the floor (read the
 measurements and sort them by component and time), each in its own process, polling the
 peak memory of the Python driver and of the JVM, and writes ``docs/benchmark.md``.
@@ -23,7 +23,7 @@ from typing import Any
 
 import psutil
 
-from evidence.common import (
+from jobs.evidence.common import (
     BUNDLED_CONFIG,
     PYTHON,
     REPO,
@@ -67,7 +67,7 @@ def bench_size(devices: int) -> dict[str, Any]:
         result["readings"] = report["counts"]["measurements"]["read"]
         result["job_stages"] = report["durations_seconds"]
     print(f"  {job.seconds:.0f} s, exit {job.exit_code}; floor", flush=True)
-    floor = run_measured([PYTHON, "-m", "evidence.floor", "--config", str(config)], work / "floor.log")
+    floor = run_measured([PYTHON, "-m", "jobs.evidence.floor", "--config", str(config)], work / "floor.log")
     result["floor"] = floor.__dict__
     print(f"  floor {floor.seconds:.0f} s, exit {floor.exit_code}", flush=True)
     shutil.rmtree(work / "output", ignore_errors=True)
@@ -88,14 +88,14 @@ def render(results: list[dict[str, Any]], machine: dict[str, Any]) -> str:
         f"Machine: {machine['cores']} cores, {machine['memory_gib']:.1f} GiB memory, {machine['system']}.",
         "Other work may share the machine (the load average when each size was measured is in its",
         "row): the floor runs right after the job so that both see the same conditions. A size run",
-        "alone (`python -m evidence.bench --devices N`) keeps the other sizes' last figures;",
+        "alone (`python -m jobs.evidence.bench --devices N`) keeps the other sizes' last figures;",
         "`--render` writes the report again from the stored figures without measuring.",
         "",
         ("Each dataset is `jobs/generate_data.py` with the given number of devices, seed "
         f"{SEED}, run date {RUN_DATE} (42 days of 15-minute readings), Parquet partitioned by"),
         ("`measured_date`. The job runs as `DEBUG=1 python jobs/datalake_job.py --config C "
         "--run-date D` with the default settings of `configs/datalake_config.json` "
-        f"(`spark`: `{json.dumps(machine['spark_settings'])}`). The floor (`evidence/floor.py`) reads the"),
+        f"(`spark`: `{json.dumps(machine['spark_settings'])}`). The floor (`jobs/evidence/floor.py`) reads the"),
         "measurements and sorts them by component and time in the same conditions. Times are",
         "wall-clock seconds of each process, start to exit (JVM start included).",
         "",

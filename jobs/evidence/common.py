@@ -17,7 +17,7 @@ import psutil
 
 from jobs.generate_data import COMPLETE_MARKER
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
 GENERATOR = REPO / "jobs" / "generate_data.py"
 JOB = REPO / "jobs" / "datalake_job.py"
