@@ -1,7 +1,7 @@
 """Idempotent, all-or-nothing publishing of one run date's outputs.
 
 Every output is first written complete under ``_staging/run_date=D/<run id>/``, the report
-too. Only then are the partitions ``<table>/run_date=D/`` swapped in by directory renames
+too (with the run's intermediate tables, under ``_work/``, which are never published). Only then are the partitions ``<table>/run_date=D/`` swapped in by directory renames
 through Hadoop's FileSystem API: D's old report is moved aside first and the new report goes
 in last, so a run date whose report is there is complete. Other run dates are never touched,
 and a re-run for the same date replaces exactly that date's partitions.
@@ -14,6 +14,8 @@ that fails is undone at once; one that was killed is undone by the next run of t
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from typing import Any
 
@@ -22,6 +24,8 @@ from pyspark.sql import DataFrame, SparkSession
 REPORT_TABLE = "reports"
 REPORT_FILE = "report.json"
 STAGING = "_staging"
+# Intermediate tables of a run, under its staging directory; never published.
+WORK = "_work"
 RETIRED = "_retired"
 # Sort keys that make each output's rows come out in one deterministic order.
 ORDER = {
@@ -87,28 +91,40 @@ def staging_root(output_path: str, run_date: date) -> str:
     return partition_path(output_path, STAGING, run_date)
 
 
-def stage_outputs(outputs: dict[str, DataFrame], output_path: str, run_date: date, run_id: str) -> str:
-    """Write every output, sorted, as Parquet under a fresh staging directory; return it.
+@contextmanager
+def staging_directory(spark: SparkSession, output_path: str, run_date: date, run_id: str) -> Iterator[str]:
+    """This run's fresh staging directory, for the block's writes.
 
-    First undoes whatever an earlier, killed run of ``run_date`` left half done. If writing
-    fails, the staging directory is removed and nothing else has changed."""
-    spark = next(iter(outputs.values())).sparkSession
+    First undoes whatever an earlier, killed run of ``run_date`` left half done. If the block
+    fails, the date's staging directory is removed and nothing else has changed."""
     fs = HadoopFs(spark, output_path)
     restore(fs, output_path, run_date)
     root = staging_root(output_path, run_date)
-    staging = f"{root}/{run_id}"
     try:
-        for table, frame in outputs.items():
-            (
-                frame.repartition(1)
-                .sortWithinPartitions(*ORDER[table])
-                .write.mode("overwrite")
-                .parquet(f"{staging}/{table}")
-            )
+        yield f"{root}/{run_id}"
     except BaseException:
         fs.delete(root)
         raise
-    return staging
+
+
+def stage_work(frame: DataFrame, staging: str, name: str) -> DataFrame:
+    """Write an intermediate table of the run as Parquet under its staging directory and
+    return it read back: later steps start from the stored rows instead of recomputing (or
+    re-planning) everything behind them. It goes when the staging directory does."""
+    path = f"{staging}/{WORK}/{name}"
+    frame.write.mode("overwrite").parquet(path)
+    return frame.sparkSession.read.parquet(path)
+
+
+def stage_outputs(outputs: dict[str, DataFrame], staging: str) -> None:
+    """Write every output, sorted, as Parquet under the run's staging directory."""
+    for table, frame in outputs.items():
+        (
+            frame.repartition(1)
+            .sortWithinPartitions(*ORDER[table])
+            .write.mode("overwrite")
+            .parquet(f"{staging}/{table}")
+        )
 
 
 def publish(

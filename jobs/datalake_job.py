@@ -28,7 +28,6 @@ from typing import Any
 if __package__ in (None, "") and "PYSPARK_GATEWAY_PORT" not in os.environ:
     sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 
-from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -36,7 +35,12 @@ from dependencies import s3
 from dependencies.config import ConfigError
 from dependencies.logging import LOGGER_NAME, bind_run_context, flush_logger, redact
 from dependencies.metrics import push_run_metrics, run_metrics
-from dependencies.publish import publish, stage_outputs
+from dependencies.publish import (
+    publish,
+    stage_outputs,
+    stage_work,
+    staging_directory,
+)
 from dependencies.readiness import InputNotReady, require_ready
 from dependencies.run_window import RunWindow
 from dependencies.spark import start_spark
@@ -73,7 +77,10 @@ EXIT_CODE_NAMES = {
 
 @dataclass
 class Checked:
-    """Every input row with its status; ``used`` rows are the valid input of detection."""
+    """Every input row with its status; ``used`` rows are the valid input of detection.
+
+    A table's frame has a row per input row, or (the readings' ledger) a ``readings`` column
+    saying how many input rows each of its rows stands for."""
 
     tables: dict[str, DataFrame]
 
@@ -169,6 +176,7 @@ def validate_tables(raw: dict[str, DataFrame], window: RunWindow, run_started_at
         .transform(validate.finish)
     )
     components = Checked(checked).used("measuring_component")
+    # One row per reading, lazily: it is read once, by the ledger (:func:`ledger_of_readings`).
     checked["measurements"] = (
         raw["measurements"]
         .transform(validate.type_rows("measurements"))
@@ -189,18 +197,24 @@ def validate_tables(raw: dict[str, DataFrame], window: RunWindow, run_started_at
     return Checked(checked)
 
 
-def count_rows(raw: dict[str, DataFrame], checked: Checked) -> dict[str, dict[str, Any]]:
+def count_rows(
+    raw: dict[str, DataFrame], checked: Checked, tables: tuple[str, ...] = TABLE_NAMES
+) -> dict[str, dict[str, Any]]:
     """Per table: rows read (counted on the input as read), used, rejected (and by reason),
     deduplicated, outside_window.
 
     Fails loudly if the counts do not reconcile; an empty device table is bad input."""
     counts: dict[str, dict[str, Any]] = {}
-    for table, frame in checked.tables.items():
+    for table in tables:
+        frame = checked.tables[table]
         read = count_read(raw[table], table)
         if table == "device" and read == 0:
             raise InputError("table device: no rows")
+        weight = F.sum(usage.READINGS) if usage.READINGS in frame.columns else F.count("*")
         try:
-            by_status = {row["status"]: row["count"] for row in frame.groupBy("status").count().collect()}
+            by_status = {
+                row["status"]: row["count"] for row in frame.groupBy("status").agg(weight.alias("count")).collect()
+            }
         except SPARK_ERRORS as error:
             if not is_read_failure(error):
                 raise
@@ -223,28 +237,40 @@ def count_rows(raw: dict[str, DataFrame], checked: Checked) -> dict[str, dict[st
 
 def rejects(checked: Checked) -> DataFrame:
     """All rejected rows: table, reason and the original row as JSON."""
-    frames = [
-        frame.where(~F.col("status").isin(*validate.NOT_REJECTED)).select(
-            F.lit(table).alias("table"), F.col("status").alias("reason"), "record"
-        )
-        for table, frame in checked.tables.items()
-    ]
+    frames = []
+    for table, frame in checked.tables.items():
+        rejected = frame.where(~F.col("status").isin(*validate.NOT_REJECTED))
+        if usage.READINGS in frame.columns:  # a ledger row stands for that many identical rejects
+            rejected = rejected.withColumn("_copy", F.explode(F.array_repeat(F.lit(1), F.col(usage.READINGS).cast("int"))))
+        frames.append(rejected.select(F.lit(table).alias("table"), F.col("status").alias("reason"), "record"))
     result = frames[0]
     for frame in frames[1:]:
         result = result.unionByName(frame)
     return result
 
 
-def compute_usage(checked: Checked, window: RunWindow, usage_config: dict[str, Any]) -> DataFrame:
-    """Daily usage per device over B and W, from the used readings."""
+def ledger_of_readings(checked: Checked, usage_config: dict[str, Any]) -> DataFrame:
+    """The one pass over the checked readings: intervals, install periods, zero runs, days,
+    folded into the ledger (usage per device and day; the other readings by status)."""
     return (
-        checked.used("measurements")
+        checked.tables["measurements"]
         .transform(usage.to_intervals(checked.used("measuring_component"), usage_config))
+        .transform(usage.mark_zero_runs(usage_config))
         .transform(usage.attach_installs(checked.used("install_event")))
         .transform(usage.split_by_day)
-        .transform(usage.mark_zero_runs(usage_config))
-        .transform(usage.daily_usage(window, checked.used("install_event")))
+        .transform(usage.by_day)
     )
+
+
+def write_ledger(ledger: DataFrame, staging: str) -> DataFrame:
+    """Compute the ledger once (the job's only pass over the readings), keep it with the
+    run's staged outputs, and continue from the stored copy."""
+    try:
+        return stage_work(ledger, staging, "readings_ledger")
+    except SPARK_ERRORS as error:
+        if not is_read_failure(error):
+            raise
+        raise InputError(f"table measurements: cannot read: {describe_error(error)}") from error
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -285,25 +311,33 @@ def detect_and_publish(
         window.run_date, window.baseline_start_date,
     )
     require_ready(spark, config["input"], TABLE_NAMES, config["aws"])
+    with staging_directory(spark, config["output"]["path"], run.run_date, run.run_id) as staging:
+        return detect_and_stage(spark, config, run, window, staging)
+
+
+def detect_and_stage(
+    spark: SparkSession, config: dict[str, Any], run: Run, window: RunWindow, staging: str
+) -> tuple[dict[str, Any], dict[str, str], DataFrame]:
+    """Extract, validate, detect, score; stage the outputs and publish them."""
     started = time.monotonic()
     raw = extract(spark, config["input"], window)
     checked = validate_tables(raw, window, run.started_at)
-    checked.tables["measurements"].persist(StorageLevel.MEMORY_AND_DISK)
-    counts = count_rows(raw, checked)
+    # The small tables first: a file that cannot be read is named by its own table.
+    counts = count_rows(raw, checked, tuple(t for t in TABLE_NAMES if t != "measurements"))
+    checked.tables["measurements"] = write_ledger(ledger_of_readings(checked, config["usage"]), staging)
+    counts |= count_rows(raw, checked, ("measurements",))
     run.timer.measure("extract_validate", started)
 
     started = time.monotonic()
-    daily = compute_usage(checked, window, config["usage"]).persist(StorageLevel.MEMORY_AND_DISK)
-    evidence = rules.Evidence.build(
-        daily, checked.used("measuring_component"), checked.used("install_event"), window, config
-    )
+    installs = checked.used("install_event")
+    daily = checked.tables["measurements"].transform(usage.daily_usage(window, installs))
+    evidence = rules.Evidence.build(daily, checked.used("measuring_component"), installs, window, config)
     findings = rules.detect(evidence, config).persist()
     alerts = rules.score(findings, evidence, config)
     run.timer.measure("detect", started)
 
     started = time.monotonic()
-    outputs = {"alerts": alerts, "findings": findings, "rejects": rejects(checked)}
-    staging = stage_outputs(outputs, config["output"]["path"], run.run_date, run.run_id)
+    stage_outputs({"alerts": alerts, "findings": findings, "rejects": rejects(checked)}, staging)
     run.timer.measure("write", started)
     report = build_report(spark, config, run, window, counts, checked, findings, alerts)
     paths = publish(spark, staging, report, config["output"]["path"], run.run_date)

@@ -67,7 +67,9 @@ class Evidence:
             )
             .withColumn("cv", F.when(mean > 0, F.sqrt(variance) / mean))
         )
-        devices = _device_summaries(daily, window, peers).transform(_with_class_drift(peers))
+        # Cached: every rule and the score read them (small: a row per device-day, per device).
+        daily = daily.persist()
+        devices = _device_summaries(daily, window, peers).transform(_with_class_drift(peers)).persist()
         return cls(daily, devices, installs, components, window)
 
 

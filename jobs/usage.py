@@ -1,8 +1,13 @@
-"""From readings to usage: interval amounts, then daily usage per device.
+"""From checked readings to usage: interval amounts, then usage per device and day.
 
-Everything here runs on built-in Spark functions and windows; readings never reach the
-driver. Windows partition by component (or a finer key), so the one shuffle that groups a
-component's readings serves them all.
+The readings are read once, in one order: every step up to the aggregation is a window over a
+component's readings in time order (all sharing the one shuffle and sort of validation), and
+every reading keeps its status on the way. :func:`by_day` then folds them into one small
+table, the run's ledger of readings: a row per (device, day) of used intervals with its
+usage, and a row per status and reject record of the rest, each with the number of readings
+it stands for. Counts, rejects and daily usage all come from that table, so the readings
+are never cached or read twice. Built-in Spark functions only; readings never reach the
+driver.
 """
 
 from __future__ import annotations
@@ -14,30 +19,53 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from dependencies.run_window import RunWindow
+from jobs.validate import USED
 
 IMPORT_KWH = "IMPORT_KWH"
 EXPORT_KWH = "EXPORT_KWH"
 TAMPER_COUNT = "TAMPER_COUNT"
 MINUTES_PER_DAY = 1440
 HOURS = range(24)
+# In the ledger (:func:`by_day`): how many input readings a row stands for.
+READINGS = "readings"
 
 Transform = Callable[[DataFrame], DataFrame]
+COMPONENT = "measuring_component_id"
+
+
+def _in_time_order() -> Window:
+    return Window.partitionBy(COMPONENT).orderBy("measured_at")
 
 
 def to_intervals(components: DataFrame, usage: dict[str, Any]) -> Transform:
-    """Readings -> one row per interval with its ``amount``.
+    """Checked readings -> the same rows, each used reading with the interval it closes:
+    ``start``, ``end``, ``amount`` (``start`` null for other readings, and for a register's
+    first read, which only opens), and whether the interval starts where the component's
+    previous one ended (``contiguous``).
 
-    CUMULATIVE: the difference to the component's previous reading, over [prev, this). A fall
-    is a rollover (amount wraps at ``register_max``) when the previous read was near the top
-    and this one near zero; any other fall is a rollback: amount 0, the fall kept in
+    CUMULATIVE: the difference to the component's previous used reading, over [prev, this).
+    A fall is a rollover (amount wraps at ``register_max``) when the previous read was near
+    the top and this one near zero; any other fall is a rollback: amount 0, the fall kept in
     ``fallen_kwh``. INTERVAL: the value, over [measured_at - interval_minutes, measured_at).
     An interval longer than ``gap_factor`` x its cadence closes a gap (``is_gap``).
-    """
+
+    The previous used reading is found on the readings alone (a narrow row per reading);
+    the component's attributes are joined after."""
 
     def transform(readings: DataFrame) -> DataFrame:
-        by_time = Window.partitionBy("measuring_component_id").orderBy("measured_at")
-        prev_value = F.lag("value").over(by_time)
-        prev_at = F.lag("measured_at").over(by_time)
+        earlier = _in_time_order().rowsBetween(Window.unboundedPreceding, -1)
+        used = F.col("status") == USED
+        with_previous = readings.select(
+            COMPONENT,
+            "measured_at",
+            "value",
+            "status",
+            "record",
+            F.last(F.when(used, F.col("measured_at")), ignorenulls=True).over(earlier).alias("_prev_at"),
+            F.last(F.when(used, F.col("value")), ignorenulls=True).over(earlier).alias("_prev_value"),
+            F.count(F.when(used, True)).over(earlier).alias("_used_before"),
+        )
+        prev_value, prev_at = F.col("_prev_value"), F.col("_prev_at")
         register_max = F.col("register_max")
         rise = F.col("value") - prev_value
         rollover = (
@@ -47,15 +75,24 @@ def to_intervals(components: DataFrame, usage: dict[str, Any]) -> Transform:
             & (F.col("value") <= usage["rollover_low_share"] * register_max)
         )
         cumulative = F.col("reading_type") == "CUMULATIVE"
-        frame = readings.join(F.broadcast(components), "measuring_component_id").select(
-            "measuring_component_id",
+        start = F.when(
+            used,
+            F.when(cumulative, prev_at).otherwise(
+                F.col("measured_at") - F.make_interval(mins=F.col("interval_minutes"))
+            ),
+        )
+        # A register's first interval opens at its first read; an INTERVAL reading's follows
+        # the previous reading only if that ended where it starts.
+        contiguous = F.when(cumulative, F.col("_used_before") >= 2).otherwise(prev_at == start)
+        frame = with_previous.join(F.broadcast(components), COMPONENT, "left").select(
+            COMPONENT,
+            "measured_at",
+            "status",
+            "record",
             "device_id",
             "component_type",
-            "reading_type",
             "interval_minutes",
-            F.when(cumulative, prev_at)
-            .otherwise(F.col("measured_at") - F.make_interval(mins=F.col("interval_minutes")))
-            .alias("start"),
+            start.alias("start"),
             F.col("measured_at").alias("end"),
             F.when(~cumulative, F.col("value"))
             .when(rise >= 0, rise)
@@ -65,29 +102,23 @@ def to_intervals(components: DataFrame, usage: dict[str, Any]) -> Transform:
             F.when(cumulative & (rise < 0) & ~rollover, -rise).otherwise(F.lit(0.0)).alias(
                 "fallen_kwh"
             ),
+            F.coalesce(contiguous, F.lit(False)).alias("contiguous"),
         )
         minutes = (F.unix_micros("end") - F.unix_micros("start")) / 60e6
-        return (
-            frame.where(F.col("start").isNotNull())
-            .withColumn("minutes", minutes)
-            .withColumn("is_gap", F.col("minutes") > usage["gap_factor"] * F.col("interval_minutes"))
+        return frame.withColumn("minutes", minutes).withColumn(
+            "is_gap", F.col("minutes") > usage["gap_factor"] * F.col("interval_minutes")
         )
 
     return transform
 
 
 def attach_installs(installs: DataFrame) -> Transform:
-    """Mark intervals whose start lies in an install period of their device, and carry that
-    period's service point, customer class and generation flag."""
+    """Mark intervals whose start lies in an install period of their device (``installed``),
+    and carry that period's generation flag."""
 
     def transform(intervals: DataFrame) -> DataFrame:
         periods = installs.select(
-            F.col("device_id").alias("_device_id"),
-            "installed_at",
-            "removed_at",
-            "service_point_id",
-            "customer_class",
-            "has_generation",
+            F.col("device_id").alias("_device_id"), "installed_at", "removed_at", "has_generation"
         )
         inside = (
             (intervals["device_id"] == periods["_device_id"])
@@ -103,13 +134,45 @@ def attach_installs(installs: DataFrame) -> Transform:
     return transform
 
 
+def mark_zero_runs(usage: dict[str, Any]) -> Transform:
+    """Mark shape intervals (import, not a gap, cadence <= ``shape_max_interval_minutes``) and
+    give each zero one (amount < ``zero_interval_kwh``) the minutes of the zero run it ends,
+    within its UTC day; a missing interval breaks a run.
+
+    One pass in the readings' order: a zero run is contiguous, so its minutes so far are the
+    time since it began, which is the latest of: the end of the last interval that was not
+    zero, the start of the last interval that did not follow on from its predecessor, and
+    midnight. Rows without an interval neither break nor extend a run."""
+
+    def transform(intervals: DataFrame) -> DataFrame:
+        has_interval = F.col("start").isNotNull()
+        shape = (
+            has_interval
+            & (F.col("component_type") == IMPORT_KWH)
+            & ~F.col("is_gap")
+            & (F.col("interval_minutes") <= usage["shape_max_interval_minutes"])
+        )
+        zero = F.col("is_shape") & (F.col("amount") < usage["zero_interval_kwh"])
+        so_far = _in_time_order().rowsBetween(Window.unboundedPreceding, Window.currentRow)
+        last_break_end = F.max(F.when(has_interval & ~zero, F.col("end"))).over(so_far)
+        last_hole_start = F.max(F.when(has_interval & ~F.col("contiguous"), F.col("start"))).over(so_far)
+        run_start = F.greatest(last_break_end, last_hole_start, F.to_date("start").cast("timestamp"))
+        return intervals.withColumn("is_shape", shape).withColumn(
+            "zero_run_minutes",
+            F.when(zero, (F.unix_micros("end") - F.unix_micros(run_start)) / 60e6),
+        )
+
+    return transform
+
+
 def split_by_day(intervals: DataFrame) -> DataFrame:
     """One row per (interval, UTC day): an interval belongs to the day (and hour) of its
-    start; a gap-closing interval is spread over the days it spans, by overlap."""
+    start; a gap-closing interval is spread over the days it spans, by overlap. ``piece`` is
+    0 on a reading's first row; a reading without an interval keeps one row, day null."""
     first_day = F.to_date("start")
     last_day = F.to_date(F.col("end") - F.expr("INTERVAL 1 MICROSECOND"))
     days = F.when(F.col("is_gap") & (first_day < last_day), F.sequence(first_day, last_day))
-    frame = intervals.withColumn("day", F.explode(F.coalesce(days, F.array(first_day))))
+    frame = intervals.select("*", F.posexplode(F.coalesce(days, F.array(first_day))).alias("piece", "day"))
     day_start = F.col("day").cast("timestamp")
     overlap = F.unix_micros(F.least("end", day_start + F.expr("INTERVAL 1 DAY"))) - F.unix_micros(
         F.greatest("start", day_start)
@@ -117,92 +180,63 @@ def split_by_day(intervals: DataFrame) -> DataFrame:
     share = F.when(F.col("is_gap"), overlap / (F.col("minutes") * 60e6)).otherwise(F.lit(1.0))
     return (
         frame.withColumn("amount", F.col("amount") * share)
-        .withColumn("fallen_kwh", F.when(F.col("day") == first_day, F.col("fallen_kwh"))
+        .withColumn("fallen_kwh", F.when(F.col("piece") == 0, F.col("fallen_kwh"))
                     .otherwise(F.lit(0.0)))
         .withColumn("hour", F.hour("start"))
     )
 
 
-def mark_zero_runs(usage: dict[str, Any]) -> Transform:
-    """Per shape interval (import, not a gap, cadence <= ``shape_max_interval_minutes``), the
-    minutes of the zero-import run (amount < ``zero_interval_kwh``) it ends, within its day;
-    a missing interval breaks a run."""
+def by_day(intervals: DataFrame) -> DataFrame:
+    """The ledger of the readings: per (device, day) of used intervals, the day's import,
+    export, tamper increments, the evidence the rules need (uninstalled import, export
+    without generation, rollbacks), presence, the shape statistics of its import intervals
+    (sums, hourly sums, longest zero run) and its latest installed interval's start; per
+    status and reject ``record`` of the other readings, nothing but their number
+    (``readings``, on every row: how many input readings it stands for).
 
-    def transform(intervals: DataFrame) -> DataFrame:
-        shape = (
-            (F.col("component_type") == IMPORT_KWH)
-            & ~F.col("is_gap")
-            & (F.col("interval_minutes") <= usage["shape_max_interval_minutes"])
-        )
-        frame = intervals.withColumn("is_shape", shape)
-        zero = F.col("amount") < usage["zero_interval_kwh"]
-        # One window order (component, day, is_shape, start) serves every step: a row's run
-        # is its zero minutes since the last break, read off running totals.
-        day = Window.partitionBy("measuring_component_id", "day", "is_shape").orderBy("start")
-        so_far = day.rowsBetween(Window.unboundedPreceding, Window.currentRow)
-        breaks = ~zero | F.lag("end").over(day).isNull() | (F.lag("end").over(day) != F.col("start"))
-        zero_minutes = F.when(zero, F.col("minutes")).otherwise(F.lit(0.0))
-        frame = frame.withColumn("_zero_total", F.sum(zero_minutes).over(so_far))
-        # The zero minutes before the row's run began: the total just before its last break
-        # (totals never fall, so the latest is the largest).
-        before_run = F.max(F.when(breaks, F.col("_zero_total") - zero_minutes)).over(so_far)
-        return frame.withColumn(
-            "zero_run_minutes",
-            F.when(F.col("is_shape") & zero, F.col("_zero_total") - before_run),
-        ).drop("_zero_total")
-
-    return transform
+    The aggregation keeps only numbers (a hash aggregation, no sort of the intervals)."""
+    kind = F.col("component_type")
+    has_interval = F.col("start").isNotNull()
+    is_import = has_interval & (kind == IMPORT_KWH)
+    shape = F.col("is_shape")
+    amount = F.col("amount")
+    return intervals.groupBy(
+        F.when(has_interval, F.col("device_id")).alias("device_id"), "day", "status", "record"
+    ).agg(
+        F.count(F.when(F.col("piece") == 0, True)).alias(READINGS),
+        F.sum(F.when(is_import, amount)).alias("import_kwh"),
+        F.sum(F.when(is_import & ~F.col("installed"), amount)).alias("uninstalled_import_kwh"),
+        F.sum(F.when(kind == EXPORT_KWH, amount)).alias("export_kwh"),
+        F.sum(
+            F.when((kind == EXPORT_KWH) & F.col("installed") & ~F.col("has_generation"), amount)
+        ).alias("export_without_generation_kwh"),
+        F.sum(F.when(kind == TAMPER_COUNT, amount)).alias("tamper_events"),
+        F.sum(F.when(is_import, F.col("fallen_kwh"))).alias("rollback_kwh"),  # registers only
+        F.count(F.when(is_import & ~F.col("is_gap"), True)).alias("present_intervals"),
+        F.max(F.when(is_import, MINUTES_PER_DAY / F.col("interval_minutes"))).alias("expected_intervals"),
+        F.count(F.when(shape, True)).alias("shape_intervals"),
+        F.sum(F.when(shape, amount)).alias("shape_kwh"),
+        F.sum(F.when(shape, amount * amount)).alias("shape_kwh_squared"),
+        F.max("zero_run_minutes").alias("longest_zero_run_minutes"),
+        F.array(*[F.sum(F.when(shape & (F.col("hour") == h), amount)) for h in HOURS]).alias("hour_kwh"),
+        F.array(*[F.count(F.when(shape & (F.col("hour") == h), True)) for h in HOURS]).alias(
+            "hour_intervals"
+        ),
+        F.max(F.when(F.col("installed"), F.col("start"))).alias("latest_installed_start"),
+    )
 
 
 def daily_usage(window: RunWindow, installs: DataFrame) -> Transform:
-    """Per (device, day) of B and W: import, export, tamper increments, the evidence the rules
-    need (uninstalled import, export without generation, rollbacks), presence, the shape
-    statistics of the day's import intervals (sums, hourly sums, longest zero run), and the
-    install period of the day's latest installed interval (``latest_install``).
+    """Ledger -> usage per (device, day) of B and W, with the install period of the day's
+    latest installed interval (``latest_install``: service point, class, generation)."""
 
-    The aggregation keeps only numbers (a hash aggregation, no sort of the intervals); the
-    latest install's service point, class and generation come from ``installs`` after it."""
-
-    def transform(intervals: DataFrame) -> DataFrame:
-        kind = F.col("component_type")
-        is_import = kind == IMPORT_KWH
-        shape = F.col("is_shape")
-        amount = F.col("amount")
+    def transform(ledger: DataFrame) -> DataFrame:
         return (
-            intervals.where(
-                F.col("day").between(window.baseline_start_date, window.run_date)
+            ledger.where(
+                F.col("device_id").isNotNull()
+                & F.col("day").between(window.baseline_start_date, window.run_date)
             )
-            .groupBy("device_id", "day")
-            .agg(
-                F.sum(F.when(is_import, amount)).alias("import_kwh"),
-                F.sum(F.when(is_import & ~F.col("installed"), amount)).alias(
-                    "uninstalled_import_kwh"
-                ),
-                F.sum(F.when(kind == EXPORT_KWH, amount)).alias("export_kwh"),
-                F.sum(
-                    F.when(
-                        (kind == EXPORT_KWH) & F.col("installed") & ~F.col("has_generation"),
-                        amount,
-                    )
-                ).alias("export_without_generation_kwh"),
-                F.sum(F.when(kind == TAMPER_COUNT, amount)).alias("tamper_events"),
-                F.sum(
-                    F.when(is_import & (F.col("reading_type") == "CUMULATIVE"), F.col("fallen_kwh"))
-                ).alias("rollback_kwh"),
-                F.count(F.when(is_import & ~F.col("is_gap"), True)).alias("present_intervals"),
-                F.max(F.when(is_import, MINUTES_PER_DAY / F.col("interval_minutes"))).alias(
-                    "expected_intervals"
-                ),
-                F.count(F.when(shape, True)).alias("shape_intervals"),
-                F.sum(F.when(shape, amount)).alias("shape_kwh"),
-                F.sum(F.when(shape, amount * amount)).alias("shape_kwh_squared"),
-                F.max("zero_run_minutes").alias("longest_zero_run_minutes"),
-                F.array(*[F.sum(F.when(shape & (F.col("hour") == h), amount)) for h in HOURS])
-                .alias("hour_kwh"),
-                F.array(*[F.count(F.when(shape & (F.col("hour") == h), True)) for h in HOURS])
-                .alias("hour_intervals"),
-                F.max(F.when(F.col("installed"), F.col("start"))).alias("latest_installed_start"),
-            )
+            .drop("status", "record", READINGS)
             .transform(_with_latest_install(installs))
         )
 

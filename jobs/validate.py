@@ -45,34 +45,39 @@ def flag(frame: DataFrame, condition: SparkColumn, reason: str) -> DataFrame:
 
 
 def type_rows(table: str) -> Transform:
-    """Keep the original row in ``_raw``, type each contract column, and flag rows that do not
-    parse: ``malformed_row``, ``missing_required``, ``bad_timestamp``, ``bad_number``,
-    ``bad_boolean``."""
+    """Type each contract column, keep what is needed to rebuild the original row, and flag
+    rows that do not parse: ``malformed_row``, ``missing_required``, ``bad_timestamp``,
+    ``bad_number``, ``bad_boolean``.
+
+    ``_raw`` holds only the values typing may change (text to parse, untrimmed text, columns
+    outside the contract): a Parquet reading stored with the contract's types carries no copy
+    of itself through the shuffle."""
     columns = TABLES[table]
     type_reasons = {"timestamp": "bad_timestamp", "double": "bad_number", "int": "bad_number",
                     "boolean": "bad_boolean"}
 
     def transform(raw: DataFrame) -> DataFrame:
         present = [c for c in columns if c.name in raw.columns]
-        frame = raw.select(
-            F.struct(*raw.columns).alias(RAW),
-            *[_typed(raw, c.name, c.type).alias(c.name) for c in present],
-            *[F.lit(None).cast(c.type).alias(c.name) for c in columns if c not in present],
-            F.lit(None).cast("string").alias("status"),
+        contract = {c.name: c.type for c in present}
+        kept = {name: _changed_by_typing(raw, name, contract.get(name)) for name in raw.columns}
+        status = F.when(F.col(CORRUPT_RECORD).isNotNull(), F.lit("malformed_row")).when(
+            _any([_blank_as_read(raw, c.name) for c in present if c.required]), F.lit("missing_required")
         )
-        frame = flag(frame, F.col(f"{RAW}.{CORRUPT_RECORD}").isNotNull(), "malformed_row")
-        blank = [_blank_as_read(raw, c.name) for c in present if c.required]
-        frame = flag(frame, _any(blank), "missing_required")
         for reason in dict.fromkeys(type_reasons.values()):
             unparsed = [
-                _blank_as_read(raw, c.name).__invert__() & F.col(c.name).isNull()
+                ~_blank_as_read(raw, c.name) & _typed(raw, c.name, c.type).isNull()
                 for c in present
                 if type_reasons.get(c.type) == reason
             ]
             if reason == "bad_number":
-                unparsed += [_not_finite(F.col(c.name)) for c in present if c.type == "double"]
-            frame = flag(frame, _any(unparsed), reason)
-        return frame
+                unparsed += [_not_finite(_typed(raw, c.name, c.type)) for c in present if c.type == "double"]
+            status = status.when(_any(unparsed), F.lit(reason))
+        return raw.select(
+            F.struct(*[value.alias(name) for name, value in kept.items() if value is not None]).alias(RAW),
+            *[_typed(raw, c.name, c.type).alias(c.name) for c in present],
+            *[F.lit(None).cast(c.type).alias(c.name) for c in columns if c not in present],
+            status.alias("status"),
+        ).withMetadata(RAW, {"columns": raw.columns})
 
     return transform
 
@@ -216,15 +221,26 @@ def finish(frame: DataFrame) -> DataFrame:
     """Valid rows become ``used``; rejects carry their original row as JSON in ``record``
     (every column as read, nulls included, and the unparsed line if the row was malformed)."""
     status = F.coalesce(F.col("status"), F.lit(USED))
-    raw = F.col(RAW)
-    original = F.when(raw[CORRUPT_RECORD].isNull(), _json(raw.dropFields(CORRUPT_RECORD))).otherwise(
-        _json(raw)
-    )
+    kept = frame.schema[RAW].dataType.fieldNames()
+    raw_columns = frame.schema[RAW].metadata["columns"]
+    as_read = {name: _as_read(frame, name, name in kept) for name in raw_columns}
+    row = F.struct(*[value.alias(name) for name, value in as_read.items() if name != CORRUPT_RECORD])
+    malformed = F.struct(*[value.alias(name) for name, value in as_read.items()])
+    original = F.when(F.col(f"{RAW}.{CORRUPT_RECORD}").isNull(), _json(row)).otherwise(_json(malformed))
     return (
         frame.withColumn("status", status)
         .withColumn("record", F.when(~status.isin(*NOT_REJECTED), original))
         .drop(RAW)
     )
+
+
+def _as_read(frame: DataFrame, name: str, kept: bool) -> SparkColumn:
+    """Column ``name`` as read, from what :func:`type_rows` kept of it and its typed value."""
+    if not kept:
+        return F.col(name)  # typing kept it as stored
+    if name in frame.columns and frame.schema[name].dataType.simpleString() == "string":
+        return F.coalesce(F.col(f"{RAW}.{name}"), F.col(name))  # kept only where trimming changed it
+    return F.col(f"{RAW}.{name}")
 
 
 def _json(column: SparkColumn) -> SparkColumn:
@@ -241,12 +257,24 @@ def _typed(raw: DataFrame, name: str, type_name: str) -> SparkColumn:
     return text if type_name == "string" else text.try_cast(type_name)
 
 
+def _changed_by_typing(raw: DataFrame, name: str, type_name: str | None) -> SparkColumn | None:
+    """What of column ``name`` must be kept to rebuild the row as read: nothing when typing
+    keeps it as stored; for stored text of a text column, the text only where trimming
+    changed it; otherwise the value as read."""
+    stored = raw.schema[name].dataType.simpleString()
+    if name == CORRUPT_RECORD or type_name is None or stored != type_name:
+        return raw[name]
+    if type_name == "string":
+        return F.when(raw[name] != F.trim(raw[name]), raw[name])
+    return None
+
+
 def _blank_as_read(raw: DataFrame, name: str) -> SparkColumn:
     """Whether column ``name`` of the row as read is missing. Only text can be blank; a typed
     value (Parquet) is missing only when null, so it is never formatted as text per row."""
     if raw.schema[name].dataType.simpleString() == "string":
-        return _blank(F.col(f"{RAW}.{name}"))
-    return F.col(f"{RAW}.{name}").isNull()
+        return _blank(raw[name])
+    return raw[name].isNull()
 
 
 def _blank(column: SparkColumn) -> SparkColumn:

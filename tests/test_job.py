@@ -14,7 +14,7 @@ from pyspark.sql import functions as F
 
 from dependencies.config import bundled_defaults
 from dependencies.run_window import RunWindow
-from jobs import datalake_job
+from jobs import datalake_job, usage
 
 RUN_DATE = date(2026, 11, 15)
 W_START, W_END = date(2026, 11, 2), RUN_DATE
@@ -125,7 +125,8 @@ def test_daily_usage_of_the_sample(spark: SparkSession) -> None:
     raw = datalake_job.extract(spark, {"path": "tests/test_data", "format": "csv"}, window)
     checked = datalake_job.validate_tables(raw, window, datetime(2026, 11, 20, tzinfo=UTC))
     # WHEN usage is computed
-    daily = datalake_job.compute_usage(checked, window, bundled_defaults()["usage"])
+    ledger = datalake_job.ledger_of_readings(checked, bundled_defaults()["usage"])
+    daily = ledger.transform(usage.daily_usage(window, checked.used("install_event")))
     picked = daily.where(
         F.concat_ws("@", "device_id", F.col("day").cast("string")).isin(
             "R02@2026-10-10", "R01@2026-10-23", "R21@2026-10-05", "GAP1@2026-11-08",

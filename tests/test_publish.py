@@ -13,7 +13,13 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from dependencies import publish as publishing
-from dependencies.publish import HadoopFs, partition_path, publish, stage_outputs
+from dependencies.publish import (
+    HadoopFs,
+    partition_path,
+    publish,
+    stage_outputs,
+    staging_directory,
+)
 
 RUN_DATE = date(2026, 11, 15)
 OTHER_DATE = date(2026, 11, 14)
@@ -33,9 +39,18 @@ def outputs(spark: SparkSession, version: str) -> dict[str, DataFrame]:
     }
 
 
+def stage(
+    spark: SparkSession, frames: dict[str, DataFrame], output: Path, run_date: date, run_id: str
+) -> str:
+    """Stage ``frames`` as one run's outputs; return its staging directory."""
+    with staging_directory(spark, str(output), run_date, run_id) as staging:
+        stage_outputs(frames, staging)
+    return staging
+
+
 def run(spark: SparkSession, output: Path, version: str, run_date: date = RUN_DATE) -> dict[str, str]:
     """Stage and publish ``version``'s outputs for ``run_date``."""
-    staging = stage_outputs(outputs(spark, version), str(output), run_date, f"{run_date}-{version}")
+    staging = stage(spark, outputs(spark, version), output, run_date, f"{run_date}-{version}")
     return publish(spark, staging, {"version": version}, str(output), run_date)
 
 
@@ -89,7 +104,7 @@ def test_failed_swap_puts_the_previous_outputs_back(
     # GIVEN D published as v1, and v2 staged
     output = tmp_path / "output"
     run(spark, output, "v1")
-    staging = stage_outputs(outputs(spark, "v2"), str(output), RUN_DATE, "run-v2")
+    staging = stage(spark, outputs(spark, "v2"), output, RUN_DATE, "run-v2")
 
     # WHEN the swap fails after the old report, alerts and findings were moved aside and
     # the new alerts moved in (the fifth rename: new findings)
@@ -110,7 +125,7 @@ def test_killed_swap_is_undone_by_the_next_run_even_if_that_is_interrupted(
     # that run survives to undo it: the in-process restore never runs)
     output = tmp_path / "output"
     run(spark, output, "v1")
-    staging = stage_outputs(outputs(spark, "v2"), str(output), RUN_DATE, "run-v2")
+    staging = stage(spark, outputs(spark, "v2"), output, RUN_DATE, "run-v2")
     fail_rename(monkeypatch, 5)
     monkeypatch.setattr(publishing, "restore", lambda *_: None)
     with pytest.raises(OSError, match="injected"):
@@ -125,7 +140,7 @@ def test_killed_swap_is_undone_by_the_next_run_even_if_that_is_interrupted(
     with pytest.raises(OSError, match="injected"):
         publishing.restore(HadoopFs(spark, str(output)), str(output), RUN_DATE)
     monkeypatch.undo()
-    staging = stage_outputs(outputs(spark, "v3"), str(output), RUN_DATE, "run-v3")
+    staging = stage(spark, outputs(spark, "v3"), output, RUN_DATE, "run-v3")
 
     # THEN before v3 is swapped in, D is exactly v1 again; after, exactly v3
     assert_published(spark, output, "v1")
@@ -145,7 +160,7 @@ def test_failed_staging_leaves_the_published_outputs_untouched(
     failing = outputs(spark, "v2")["findings"].withColumn("rule", F.raise_error(F.lit("injected")))
     broken = {**outputs(spark, "v2"), "findings": failing}
     with pytest.raises(Exception, match="injected"):
-        stage_outputs(broken, str(output), RUN_DATE, "run-v2")
+        stage(spark, broken, output, RUN_DATE, "run-v2")
 
     # THEN D is v1 and the file tree is as before: the failed staging was removed
     assert_published(spark, output, "v1")

@@ -19,10 +19,22 @@ COMPONENT_SCHEMA = ddl("measuring_component")
 INSTALL_SCHEMA = ddl("install_event")
 
 
-def readings(spark: SparkSession, rows: list[tuple[str, str, float]]) -> DataFrame:
-    return spark.createDataFrame(rows, "measuring_component_id string, measured_at string, value double").withColumn(
-        "measured_at", F.col("measured_at").cast("timestamp")
+def readings(spark: SparkSession, rows: list[tuple]) -> DataFrame:
+    """Checked readings: (component, instant, value[, status]); status ``used`` by default."""
+    rows = [(*row, "used")[:4] for row in rows]
+    return spark.createDataFrame(
+        rows, "measuring_component_id string, measured_at string, value double, status string"
+    ).select(
+        "measuring_component_id",
+        F.col("measured_at").cast("timestamp").alias("measured_at"),
+        "value",
+        "status",
+        F.lit(None).cast("string").alias("record"),
     )
+
+
+def intervals_only(frame: DataFrame) -> DataFrame:
+    return frame.where(F.col("start").isNotNull())
 
 
 def components(spark: SparkSession, rows: list[tuple]) -> DataFrame:
@@ -63,7 +75,7 @@ def test_cumulative_register_is_differenced_with_rollover_and_rollback(spark: Sp
         ("B", "2026-11-01T02:00:00Z", 47.0),
     ])
     # WHEN readings become intervals
-    result = reads.transform(usage.to_intervals(comps, USAGE))
+    result = reads.transform(usage.to_intervals(comps, USAGE)).transform(intervals_only)
     # THEN the first read opens, the wrap counts 1 + 3 kWh, the fall counts 0 and is kept as fallen
     expected = expected_amounts(spark, [
         ("A", "2026-11-01T00:00", "2026-11-01T01:00", 4.0, 0.0, False),
@@ -79,7 +91,7 @@ def test_fall_without_register_max_near_top_is_a_rollback(spark: SparkSession) -
     comps = components(spark, [("A", "D1", "IMPORT_KWH", "CUMULATIVE", 60, 1000.0)])
     reads = readings(spark, [("A", "2026-11-01T00:00:00Z", 500.0), ("A", "2026-11-01T01:00:00Z", 2.0)])
     # WHEN readings become intervals
-    row = reads.transform(usage.to_intervals(comps, USAGE)).first()
+    row = reads.transform(usage.to_intervals(comps, USAGE)).transform(intervals_only).first()
     # THEN it is a rollback: no usage, 498 kWh fallen
     assert (row["amount"], row["fallen_kwh"]) == (0.0, 498.0)
 
@@ -99,7 +111,7 @@ def test_interval_reading_covers_the_interval_ending_at_it_and_long_intervals_ar
         ("C", "2026-11-01T04:30:00Z", 14.0),
     ])
     # WHEN readings become intervals
-    result = reads.transform(usage.to_intervals(comps, USAGE))
+    result = reads.transform(usage.to_intervals(comps, USAGE)).transform(intervals_only)
     # THEN the interval value ends at its stamp; 90 minutes is within 1.5 x 60, 180 is a gap
     expected = expected_amounts(spark, [
         ("C", "2026-11-01T00:00", "2026-11-01T01:30", 1.0, 0.0, False),
@@ -114,7 +126,9 @@ def test_gap_interval_is_spread_over_the_days_it_spans(spark: SparkSession) -> N
     comps = components(spark, [("C", "D1", "IMPORT_KWH", "CUMULATIVE", 60, None)])
     reads = readings(spark, [("C", "2026-11-01T12:00:00Z", 0.0), ("C", "2026-11-03T12:00:00Z", 48.0)])
     # WHEN intervals are split by day
-    result = reads.transform(usage.to_intervals(comps, USAGE)).transform(usage.split_by_day)
+    result = reads.transform(usage.to_intervals(comps, USAGE)).transform(intervals_only).transform(
+        usage.split_by_day
+    )
     # THEN each day gets the kWh of the hours it overlaps: 12, 24, 12
     expected = spark.createDataFrame(
         [(date(2026, 11, 1), 12.0), (date(2026, 11, 2), 24.0), (date(2026, 11, 3), 12.0)],
@@ -129,7 +143,9 @@ def test_interval_ending_at_midnight_stays_in_its_start_day(spark: SparkSession)
     comps = components(spark, [("C", "D1", "IMPORT_KWH", "CUMULATIVE", 60, None)])
     reads = readings(spark, [("C", "2026-11-01T23:00:00Z", 0.0), ("C", "2026-11-02T00:00:00Z", 1.0)])
     # WHEN split by day
-    rows = reads.transform(usage.to_intervals(comps, USAGE)).transform(usage.split_by_day).collect()
+    rows = reads.transform(usage.to_intervals(comps, USAGE)).transform(intervals_only).transform(
+        usage.split_by_day
+    ).collect()
     # THEN it belongs to 11-01 at hour 23, whole
     assert [(r["day"], r["hour"], r["amount"]) for r in rows] == [(date(2026, 11, 1), 23, 1.0)]
 
@@ -157,8 +173,8 @@ def test_interval_is_installed_when_its_start_lies_in_an_install_period(
     )
     # WHEN install periods are attached
     row = intervals.transform(usage.attach_installs(periods)).first()
-    # THEN only a start inside the period carries its service point
-    assert (row["installed"], row["service_point_id"]) == (installed, "SP1" if installed else None)
+    # THEN only a start inside the period carries its generation flag
+    assert (row["installed"], row["has_generation"]) == (installed, False if installed else None)
 
 
 def test_longest_zero_run_per_day_breaks_on_usage_and_on_missing_intervals(spark: SparkSession) -> None:
@@ -167,11 +183,7 @@ def test_longest_zero_run_per_day_breaks_on_usage_and_on_missing_intervals(spark
     values = {1: 0.0, 2: 0.0, 3: 0.0, 4: 1.0, 5: 0.0, 6: 0.0, 8: 0.0, 9: 0.0}
     reads = readings(spark, [("C", f"2026-11-01T{h:02d}:00:00Z", v) for h, v in values.items()])
     # WHEN zero runs are marked
-    result = (
-        reads.transform(usage.to_intervals(comps, USAGE))
-        .transform(usage.split_by_day)
-        .transform(usage.mark_zero_runs(USAGE))
-    )
+    result = reads.transform(usage.to_intervals(comps, USAGE)).transform(usage.mark_zero_runs(USAGE))
     # THEN the longest run is 180 minutes
     assert result.agg(F.max("zero_run_minutes")).first()[0] == 180.0
 
@@ -195,9 +207,10 @@ def test_daily_usage_sums_import_export_tamper_and_counts_presence(spark: SparkS
     daily = (
         readings(spark, rows)
         .transform(usage.to_intervals(comps, USAGE))
+        .transform(usage.mark_zero_runs(USAGE))
         .transform(usage.attach_installs(periods))
         .transform(usage.split_by_day)
-        .transform(usage.mark_zero_runs(USAGE))
+        .transform(usage.by_day)
         .transform(usage.daily_usage(window, periods))
     )
     # THEN 24 kWh import in 24 present hours of 24 expected; the export day is a gap of the
@@ -216,3 +229,105 @@ def test_daily_usage_sums_import_export_tamper_and_counts_presence(spark: SparkS
         "shape_intervals bigint, longest_zero_run_minutes double, service_point_id string",
     )
     assert_df_equality(result, expected, ignore_nullable=True)
+
+
+def test_readings_that_are_not_used_pass_through_without_an_interval(spark: SparkSession) -> None:
+    # GIVEN a register read at 00, 01 and 02, with a rejected and a duplicate copy at 01:30
+    comps = components(spark, [("C", "D1", "IMPORT_KWH", "CUMULATIVE", 60, None)])
+    reads = readings(spark, [
+        ("C", "2026-11-01T00:00:00Z", 10.0),
+        ("C", "2026-11-01T01:00:00Z", 11.0),
+        ("C", "2026-11-01T01:30:00Z", 500.0, "conflicting_duplicate"),
+        ("C", "2026-11-01T01:30:00Z", 500.0, "deduplicated"),
+        ("C", "2026-11-01T02:00:00Z", 13.0),
+    ])
+    # WHEN readings become intervals
+    result = reads.transform(usage.to_intervals(comps, USAGE))
+    # THEN the used readings are differenced with each other only; the others keep their
+    # rows, with no interval
+    expected = expected_amounts(spark, [
+        ("C", None, "2026-11-01T01:30", None, 0.0, None),
+        ("C", None, "2026-11-01T01:30", None, 0.0, None),
+        ("C", "2026-11-01T00:00", "2026-11-01T01:00", 1.0, 0.0, False),
+        ("C", "2026-11-01T01:00", "2026-11-01T02:00", 2.0, 0.0, False),
+    ])
+    checked = amounts(result.where(F.col("start").isNotNull() | (F.col("status") != "used")))
+    assert_approx_df_equality(checked.withColumn("amount", F.when(F.col("start").isNotNull(), F.col("amount"))),
+                              expected, 1e-9, ignore_nullable=True)
+    assert result.count() == 5
+
+
+def test_a_reading_that_is_not_used_neither_breaks_nor_extends_a_zero_run(spark: SparkSession) -> None:
+    # GIVEN hourly zero import 00-04 with a rejected reading stamped 02:30 among them
+    comps = components(spark, [("C", "D1", "IMPORT_KWH", "INTERVAL", 60, None)])
+    rows = [("C", f"2026-11-01T{h:02d}:00:00Z", 0.0) for h in range(1, 5)]
+    rows += [("C", "2026-11-01T02:30:00Z", 7.0, "negative_value")]
+    # WHEN zero runs are marked
+    result = readings(spark, rows).transform(usage.to_intervals(comps, USAGE)).transform(
+        usage.mark_zero_runs(USAGE)
+    )
+    # THEN the run is the four hours
+    assert result.agg(F.max("zero_run_minutes")).first()[0] == 240.0
+
+
+def test_zero_runs_end_at_midnight(spark: SparkSession) -> None:
+    # GIVEN hourly zero import from 22:00 to 02:00 the next day
+    comps = components(spark, [("C", "D1", "IMPORT_KWH", "INTERVAL", 60, None)])
+    rows = [("C", f"2026-11-01T{h:02d}:00:00Z", 0.0) for h in (23,)]
+    rows += [("C", f"2026-11-02T{h:02d}:00:00Z", 0.0) for h in (0, 1, 2)]
+    # WHEN zero runs are marked
+    result = readings(spark, rows).transform(usage.to_intervals(comps, USAGE)).transform(
+        usage.mark_zero_runs(USAGE)
+    )
+    # THEN each day keeps its own part: two hours on 11-01, two on 11-02
+    runs = {
+        (r["start"].date().isoformat(), r["zero_run_minutes"])
+        for r in result.where(F.col("start").isNotNull()).collect()
+    }
+    assert max(m for d, m in runs if d == "2026-11-01") == 120.0
+    assert max(m for d, m in runs if d == "2026-11-02") == 120.0
+
+
+def test_ledger_counts_every_reading_once_and_keeps_each_reject(spark: SparkSession) -> None:
+    # GIVEN a register with a 48-hour gap, two identical rejected readings, one other reject,
+    # and a duplicate copy
+    comps = components(spark, [("C", "D1", "IMPORT_KWH", "CUMULATIVE", 60, None)])
+    periods = spark.createDataFrame(
+        [("E1", "D1", "SP1", None, None, "RESIDENTIAL", False)], INSTALL_SCHEMA
+    ).withColumn("installed_at", F.lit("2026-01-01T00:00:00Z").cast("timestamp"))
+    reads = readings(spark, [
+        ("C", "2026-11-01T12:00:00Z", 0.0),
+        ("C", "2026-11-03T12:00:00Z", 48.0),
+        ("C", "2026-11-02T00:00:00Z", 3.0, "deduplicated"),
+    ]).unionByName(
+        spark.createDataFrame(
+            [("C", None, None, "bad_timestamp", '{"a": 1}'), ("C", None, None, "bad_timestamp", '{"a": 1}'),
+             ("X", None, None, "unknown_component", '{"b": 2}')],
+            "measuring_component_id string, measured_at timestamp, value double, status string, record string",
+        )
+    )
+    # WHEN the readings are folded into the ledger
+    ledger = (
+        reads.transform(usage.to_intervals(comps, USAGE))
+        .transform(usage.mark_zero_runs(USAGE))
+        .transform(usage.attach_installs(periods))
+        .transform(usage.split_by_day)
+        .transform(usage.by_day)
+    )
+    # THEN the gap reading counts once though it spreads over three days, the opening read
+    # counts as used, and the identical rejects stay two
+    result = ledger.select("device_id", "day", "status", "record", "readings", "import_kwh")
+    expected = spark.createDataFrame(
+        [
+            (None, None, "bad_timestamp", '{"a": 1}', 2, None),
+            (None, None, "deduplicated", None, 1, None),
+            (None, None, "unknown_component", '{"b": 2}', 1, None),
+            (None, None, "used", None, 1, None),
+            ("D1", date(2026, 11, 1), "used", None, 1, 12.0),
+            ("D1", date(2026, 11, 2), "used", None, 0, 24.0),
+            ("D1", date(2026, 11, 3), "used", None, 0, 12.0),
+        ],
+        "device_id string, day date, status string, record string, readings bigint, import_kwh double",
+    )
+    assert_approx_df_equality(result.orderBy("device_id", "day", "status"), expected, 1e-9,
+                              ignore_nullable=True)
