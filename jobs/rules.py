@@ -81,17 +81,12 @@ def _in(period: str, column: SparkColumn | str, with_data: bool = True) -> Spark
     return F.when(condition, column if isinstance(column, SparkColumn) else F.col(column))
 
 
-def _sum_arrays(arrays: SparkColumn) -> SparkColumn:
-    """Element-wise sum of a list of 24-element arrays."""
-    zero = F.array_repeat(F.lit(0.0), len(HOURS))
-    return F.aggregate(arrays, zero, lambda acc, x: F.zip_with(acc, x, lambda a, b: a + b))
-
-
 def _hourly_means(period: str) -> SparkColumn:
-    """Mean interval amount per hour of day over ``period``'s days with data."""
-    sums = _sum_arrays(F.collect_list(_in(period, F.transform("hour_kwh", lambda v: F.coalesce(v, F.lit(0.0))))))
-    counts = _sum_arrays(F.collect_list(_in(period, F.transform("hour_intervals", lambda n: n.cast("double")))))
-    return F.zip_with(sums, counts, lambda s, n: F.when(n > 0, s / n))
+    """Mean interval amount per hour of day over ``period``'s days with data (plain sums
+    per hour: no per-row array functions)."""
+    sums = [F.sum(_in(period, F.col("hour_kwh")[h])) for h in HOURS]
+    counts = [F.sum(_in(period, F.col("hour_intervals")[h])) for h in HOURS]
+    return F.array(*[F.when(n > 0, s / n) for s, n in zip(sums, counts, strict=True)])
 
 
 def _device_summaries(daily: DataFrame, window: RunWindow, peers: dict[str, Any]) -> DataFrame:

@@ -200,7 +200,8 @@ def by_day(intervals: DataFrame) -> DataFrame:
     is_import = has_interval & (kind == IMPORT_KWH)
     shape = F.col("is_shape")
     amount = F.col("amount")
-    return intervals.groupBy(
+    shape_hour = F.col("_shape_hour")  # the hour of a shape interval, tested once per row
+    return intervals.withColumn("_shape_hour", F.when(shape, F.col("hour"))).groupBy(
         F.when(has_interval, F.col("device_id")).alias("device_id"), "day", "status", "record"
     ).agg(
         F.count(F.when(F.col("piece") == 0, True)).alias(READINGS),
@@ -218,10 +219,8 @@ def by_day(intervals: DataFrame) -> DataFrame:
         F.sum(F.when(shape, amount)).alias("shape_kwh"),
         F.sum(F.when(shape, amount * amount)).alias("shape_kwh_squared"),
         F.max("zero_run_minutes").alias("longest_zero_run_minutes"),
-        F.array(*[F.sum(F.when(shape & (F.col("hour") == h), amount)) for h in HOURS]).alias("hour_kwh"),
-        F.array(*[F.count(F.when(shape & (F.col("hour") == h), True)) for h in HOURS]).alias(
-            "hour_intervals"
-        ),
+        F.array(*[F.sum(F.when(shape_hour == h, amount)) for h in HOURS]).alias("hour_kwh"),
+        F.array(*[F.count_if(shape_hour == h) for h in HOURS]).alias("hour_intervals"),
         F.max(F.when(F.col("installed"), F.col("start"))).alias("latest_installed_start"),
     )
 

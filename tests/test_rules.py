@@ -156,11 +156,18 @@ def run_readings(spark: SparkSession, reads: list[tuple[str, str, float]], comps
     periods = spark.createDataFrame(installs, INSTALL_SCHEMA)
     daily = (
         spark.createDataFrame(reads, "measuring_component_id string, measured_at string, value double")
-        .withColumn("measured_at", F.col("measured_at").cast("timestamp"))
+        .select(
+            "measuring_component_id",
+            F.col("measured_at").cast("timestamp").alias("measured_at"),
+            "value",
+            F.lit("used").alias("status"),
+            F.lit(None).cast("string").alias("record"),
+        )
         .transform(usage.to_intervals(components, CONFIG["usage"]))
+        .transform(usage.mark_zero_runs(CONFIG["usage"]))
         .transform(usage.attach_installs(periods))
         .transform(usage.split_by_day)
-        .transform(usage.mark_zero_runs(CONFIG["usage"]))
+        .transform(usage.by_day)
         .transform(usage.daily_usage(window, periods))
     )
     found = rules.RULES[rule](rules.Evidence.build(daily, components, periods, window, CONFIG),
