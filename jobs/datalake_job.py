@@ -18,7 +18,7 @@ import os
 import sys
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -332,7 +332,10 @@ def detect_and_stage(
     installs = checked.used("install_event")
     daily = checked.tables["measurements"].transform(usage.daily_usage(window, installs))
     evidence = rules.Evidence.build(daily, checked.used("measuring_component"), installs, window, config)
-    findings = rules.detect(evidence, config).persist()
+    # Stored once each: eleven rules, the score and the report then plan over small files
+    # instead of the whole lineage behind them.
+    evidence = replace(evidence, devices=stage_work(evidence.devices, staging, "devices"))
+    findings = stage_work(rules.detect(evidence, config), staging, "findings")
     alerts = rules.score(findings, evidence, config)
     run.timer.measure("detect", started)
 

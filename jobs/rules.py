@@ -67,9 +67,8 @@ class Evidence:
             )
             .withColumn("cv", F.when(mean > 0, F.sqrt(variance) / mean))
         )
-        # Cached: every rule and the score read them (small: a row per device-day, per device).
-        daily = daily.persist()
-        devices = _device_summaries(daily, window, peers).transform(_with_class_drift(peers)).persist()
+        daily = daily.persist()  # small (a row per device and day), read by several rules
+        devices = _device_summaries(daily, window, peers).transform(_with_class_drift(peers))
         return cls(daily, devices, installs, components, window)
 
 
