@@ -348,7 +348,7 @@ def detect_and_stage(
         paths["report_copy"] = s3.upload_report(
             config["aws"], config["output"]["report_s3_url"], run.run_date, report
         )
-    return report, paths, alerts
+    return report, paths, spark.read.parquet(paths["alerts"])  # as published: staging is gone
 
 
 def build_report(
