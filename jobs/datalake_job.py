@@ -241,7 +241,8 @@ def rejects(checked: Checked) -> DataFrame:
     for table, frame in checked.tables.items():
         rejected = frame.where(~F.col("status").isin(*validate.NOT_REJECTED))
         if usage.READINGS in frame.columns:  # a ledger row stands for that many identical rejects
-            rejected = rejected.withColumn("_copy", F.explode(F.array_repeat(F.lit(1), F.col(usage.READINGS).cast("int"))))
+            copies = F.array_repeat(F.lit(1), F.col(usage.READINGS).cast("int"))
+            rejected = rejected.withColumn("_copy", F.explode(copies))
         frames.append(rejected.select(F.lit(table).alias("table"), F.col("status").alias("reason"), "record"))
     result = frames[0]
     for frame in frames[1:]:

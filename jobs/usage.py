@@ -171,8 +171,13 @@ def split_by_day(intervals: DataFrame) -> DataFrame:
     0 on a reading's first row; a reading without an interval keeps one row, day null."""
     first_day = F.to_date("start")
     last_day = F.to_date(F.col("end") - F.expr("INTERVAL 1 MICROSECOND"))
+    # Only a gap spanning days becomes several rows (no array is made for any other row).
     days = F.when(F.col("is_gap") & (first_day < last_day), F.sequence(first_day, last_day))
-    frame = intervals.select("*", F.posexplode(F.coalesce(days, F.array(first_day))).alias("piece", "day"))
+    frame = (
+        intervals.select("*", F.posexplode_outer(days).alias("piece", "day"))
+        .withColumn("piece", F.coalesce("piece", F.lit(0)))
+        .withColumn("day", F.coalesce("day", first_day))
+    )
     day_start = F.col("day").cast("timestamp")
     overlap = F.unix_micros(F.least("end", day_start + F.expr("INTERVAL 1 DAY"))) - F.unix_micros(
         F.greatest("start", day_start)
