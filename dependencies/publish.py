@@ -1,8 +1,9 @@
 """Idempotent, all-or-nothing publishing of one run date's outputs.
 
 Every output is first written complete under ``_staging/run_date=D/<run id>/``, the report
-too (with the run's intermediate tables, under ``_work/``, which are never published). Only then are the partitions ``<table>/run_date=D/`` swapped in by directory renames
-through Hadoop's FileSystem API: D's old report is moved aside first and the new report goes
+too (beside the run's intermediate tables under ``_work/``, which are never published). Only
+then are the partitions ``<table>/run_date=D/`` swapped in by directory renames through
+Hadoop's FileSystem API: D's old report is moved aside first and the new report goes
 in last, so a run date whose report is there is complete. Other run dates are never touched,
 and a re-run for the same date replaces exactly that date's partitions.
 

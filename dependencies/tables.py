@@ -10,6 +10,8 @@ Problems with a whole table (missing directory or column, a file that cannot be 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from py4j.protocol import Py4JJavaError
@@ -93,6 +95,18 @@ def is_read_failure(error: BaseException) -> bool:
     """Whether Spark failed reading an input file (corrupt, unreadable, or a CSV header that
     does not match the table's first file)."""
     return "FAILED_READ_FILE" in describe_error(error)
+
+
+@contextmanager
+def read_failures_named(table: str) -> Iterator[None]:
+    """Inside the block, Spark failing to read an input file becomes an :class:`InputError`
+    naming ``table``; any other error passes through."""
+    try:
+        yield
+    except SPARK_ERRORS as error:
+        if not is_read_failure(error):
+            raise
+        raise InputError(f"table {table}: cannot read: {describe_error(error)}") from error
 
 
 def count_read(frame: DataFrame, table: str) -> int:

@@ -46,12 +46,10 @@ from dependencies.run_window import RunWindow
 from dependencies.spark import start_spark
 from dependencies.tables import (
     MEASURED_DATE,
-    SPARK_ERRORS,
     TABLE_NAMES,
     InputError,
     count_read,
-    describe_error,
-    is_read_failure,
+    read_failures_named,
     read_raw_table,
 )
 from jobs import rules, usage, validate
@@ -211,14 +209,10 @@ def count_rows(
         if table == "device" and read == 0:
             raise InputError("table device: no rows")
         weight = F.sum(usage.READINGS) if usage.READINGS in frame.columns else F.count("*")
-        try:
+        with read_failures_named(table):
             by_status = {
                 row["status"]: row["count"] for row in frame.groupBy("status").agg(weight.alias("count")).collect()
             }
-        except SPARK_ERRORS as error:
-            if not is_read_failure(error):
-                raise
-            raise InputError(f"table {table}: cannot read: {describe_error(error)}") from error
         reasons = {k: v for k, v in sorted(by_status.items()) if k not in validate.NOT_REJECTED}
         entry = {
             "read": read,
@@ -266,12 +260,8 @@ def ledger_of_readings(checked: Checked, usage_config: dict[str, Any]) -> DataFr
 def write_ledger(ledger: DataFrame, staging: str) -> DataFrame:
     """Compute the ledger once (the job's only pass over the readings), keep it with the
     run's staged outputs, and continue from the stored copy."""
-    try:
+    with read_failures_named("measurements"):
         return stage_work(ledger, staging, "readings_ledger")
-    except SPARK_ERRORS as error:
-        if not is_read_failure(error):
-            raise
-        raise InputError(f"table measurements: cannot read: {describe_error(error)}") from error
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -58,6 +58,7 @@ def type_rows(table: str) -> Transform:
 
     def transform(raw: DataFrame) -> DataFrame:
         present = [c for c in columns if c.name in raw.columns]
+        typed = {c.name: _typed(raw, c.name, c.type) for c in present}
         contract = {c.name: c.type for c in present}
         kept = {name: _changed_by_typing(raw, name, contract.get(name)) for name in raw.columns}
         status = F.when(F.col(CORRUPT_RECORD).isNotNull(), F.lit("malformed_row")).when(
@@ -65,16 +66,16 @@ def type_rows(table: str) -> Transform:
         )
         for reason in dict.fromkeys(type_reasons.values()):
             unparsed = [
-                ~_blank_as_read(raw, c.name) & _typed(raw, c.name, c.type).isNull()
+                ~_blank_as_read(raw, c.name) & typed[c.name].isNull()
                 for c in present
                 if type_reasons.get(c.type) == reason
             ]
             if reason == "bad_number":
-                unparsed += [_not_finite(_typed(raw, c.name, c.type)) for c in present if c.type == "double"]
+                unparsed += [_not_finite(typed[c.name]) for c in present if c.type == "double"]
             status = status.when(_any(unparsed), F.lit(reason))
         return raw.select(
             F.struct(*[value.alias(name) for name, value in kept.items() if value is not None]).alias(RAW),
-            *[_typed(raw, c.name, c.type).alias(c.name) for c in present],
+            *[value.alias(name) for name, value in typed.items()],
             *[F.lit(None).cast(c.type).alias(c.name) for c in columns if c not in present],
             status.alias("status"),
         ).withMetadata(RAW, {"columns": raw.columns})
