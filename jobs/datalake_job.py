@@ -244,12 +244,12 @@ def rejects(checked: Checked) -> DataFrame:
     return result
 
 
-def ledger_of_readings(checked: Checked, usage_config: dict[str, Any]) -> DataFrame:
+def ledger_of_readings(checked: Checked, usage_config: dict[str, Any], window: RunWindow) -> DataFrame:
     """The one pass over the checked readings: intervals, install periods, zero runs, days,
     folded into the ledger (usage per device and day; the other readings by status)."""
     return (
         checked.tables["measurements"]
-        .transform(usage.to_intervals(checked.used("measuring_component"), usage_config))
+        .transform(usage.to_intervals(checked.used("measuring_component"), usage_config, window.baseline_start))
         .transform(usage.mark_zero_runs(usage_config))
         .transform(usage.attach_installs(checked.used("install_event")))
         .transform(usage.split_by_day)
@@ -315,13 +315,13 @@ def detect_and_stage(
     checked = validate_tables(raw, window, run.started_at)
     # The small tables first: a file that cannot be read is named by its own table.
     counts = count_rows(raw, checked, tuple(t for t in TABLE_NAMES if t != "measurements"))
-    checked.tables["measurements"] = write_ledger(ledger_of_readings(checked, config["usage"]), staging)
+    checked.tables["measurements"] = write_ledger(ledger_of_readings(checked, config["usage"], window), staging)
     counts |= count_rows(raw, checked, ("measurements",))
     run.timer.measure("extract_validate", started)
 
     started = time.monotonic()
     installs = checked.used("install_event")
-    daily = checked.tables["measurements"].transform(usage.daily_usage(window, installs))
+    daily = checked.tables["measurements"].transform(usage.daily_usage(window))
     evidence = rules.Evidence.build(daily, checked.used("measuring_component"), installs, window, config)
     # Stored once each: eleven rules, the score and the report then plan over small files
     # instead of the whole lineage behind them.

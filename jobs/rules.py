@@ -67,8 +67,11 @@ class Evidence:
             )
             .withColumn("cv", F.when(mean > 0, F.sqrt(variance) / mean))
         )
-        daily = daily.persist()  # small (a row per device and day), read by several rules
-        devices = _device_summaries(daily, window, peers).transform(_with_class_drift(peers))
+        devices = (
+            _device_summaries(daily, window, peers)
+            .transform(_with_context(installs))
+            .transform(_with_class_drift(peers))
+        )
         return cls(daily, devices, installs, components, window)
 
 
@@ -90,9 +93,8 @@ def _hourly_means(period: str) -> SparkColumn:
 
 def _device_summaries(daily: DataFrame, window: RunWindow, peers: dict[str, Any]) -> DataFrame:
     share = peers["comparable_share"]
-    latest = F.max_by("latest_install", _in(WINDOW, "latest_installed_start", with_data=False))
     summaries = daily.groupBy("device_id").agg(
-        latest.alias("context"),
+        F.max(_in(WINDOW, "latest_installed_start", with_data=False)).alias("latest_installed_start"),
         F.count(_in(WINDOW, F.lit(1))).alias("window_days_with_data"),
         F.count(_in(BASELINE, F.lit(1))).alias("baseline_days_with_data"),
         F.avg(_in(WINDOW, "import_kwh")).alias("window_mean_kwh"),
@@ -114,15 +116,40 @@ def _device_summaries(daily: DataFrame, window: RunWindow, peers: dict[str, Any]
     )
     return summaries.select(
         "*",
-        F.col("context.service_point_id").alias("service_point_id"),
-        F.col("context.customer_class").alias("customer_class"),
-        F.coalesce(F.col("context.has_generation"), F.lit(False)).alias("has_generation"),
         comparable.alias("comparable"),
         F.when(
             comparable & (F.col("baseline_mean_kwh") >= peers["min_baseline_kwh"]),
             F.col("window_mean_kwh") / F.col("baseline_mean_kwh"),
         ).alias("r"),
-    ).drop("context")
+    )
+
+
+def _with_context(installs: DataFrame) -> Callable[[DataFrame], DataFrame]:
+    """A device's service point, class and generation: those of the install period that holds
+    its latest installed interval in W (none when it has no installed interval in W)."""
+    periods = installs.select(
+        F.col("device_id").alias("_device_id"),
+        F.col("installed_at").alias("_installed_at"),
+        F.col("removed_at").alias("_removed_at"),
+        "service_point_id",
+        "customer_class",
+        F.col("has_generation").alias("_has_generation"),
+    )
+
+    def transform(devices: DataFrame) -> DataFrame:
+        start = devices["latest_installed_start"]
+        inside = (
+            (devices["device_id"] == periods["_device_id"])
+            & (start >= periods["_installed_at"])
+            & (periods["_removed_at"].isNull() | (start < periods["_removed_at"]))
+        )
+        return (
+            devices.join(F.broadcast(periods), inside, "left")
+            .withColumn("has_generation", F.coalesce(F.col("_has_generation"), F.lit(False)))
+            .drop("_device_id", "_installed_at", "_removed_at", "_has_generation", "latest_installed_start")
+        )
+
+    return transform
 
 
 def _with_class_drift(peers: dict[str, Any]) -> Callable[[DataFrame], DataFrame]:

@@ -13,18 +13,23 @@ driver.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from dependencies.run_window import RunWindow
-from jobs.validate import USED
+from jobs.validate import OUTSIDE_WINDOW, USED
 
 IMPORT_KWH = "IMPORT_KWH"
 EXPORT_KWH = "EXPORT_KWH"
 TAMPER_COUNT = "TAMPER_COUNT"
 MINUTES_PER_DAY = 1440
+MICROS_PER_DAY = 86_400_000_000
+MICROS_PER_HOUR = 3_600_000_000
+# What a component measures, as a flag on each of its intervals (no string compared per row).
+KIND_FLAGS = {"is_import": IMPORT_KWH, "is_export": EXPORT_KWH, "is_tamper": TAMPER_COUNT}
 HOURS = range(24)
 # In the ledger (:func:`by_day`): how many input readings a row stands for.
 READINGS = "readings"
@@ -37,11 +42,31 @@ def _in_time_order() -> Window:
     return Window.partitionBy(COMPONENT).orderBy("measured_at")
 
 
-def to_intervals(components: DataFrame, usage: dict[str, Any]) -> Transform:
+def _midnight(instant: Column) -> Column:
+    """The start of an instant's UTC day, by arithmetic (no time-zone rules per row)."""
+    micros = F.unix_micros(instant)
+    return F.timestamp_micros(micros - F.pmod(micros, F.lit(MICROS_PER_DAY)))
+
+
+def _utc_day(instant: Column) -> Column:
+    """The UTC date of an instant, by arithmetic."""
+    return F.date_from_unix_date(F.floor(F.unix_micros(instant) / MICROS_PER_DAY).cast("int"))
+
+
+def _utc_hour(instant: Column) -> Column:
+    """The UTC hour of day (0-23) of an instant, by arithmetic."""
+    return (F.pmod(F.unix_micros(instant), F.lit(MICROS_PER_DAY)) / MICROS_PER_HOUR).cast("int")
+
+
+def to_intervals(components: DataFrame, usage: dict[str, Any], baseline_start: datetime) -> Transform:
     """Checked readings -> the same rows, each used reading with the interval it closes:
     ``start``, ``end``, ``amount`` (``start`` null for other readings, and for a register's
     first read, which only opens), and whether the interval starts where the component's
     previous one ended (``contiguous``).
+
+    Of a component's valid readings before ``baseline_start`` only the last is needed (it
+    opens B's first interval): the others become ``outside_window`` here, in the same window
+    that finds each reading's predecessor.
 
     CUMULATIVE: the difference to the component's previous used reading, over [prev, this).
     A fall is a rollover (amount wraps at ``register_max``) when the previous read was near
@@ -54,17 +79,38 @@ def to_intervals(components: DataFrame, usage: dict[str, Any]) -> Transform:
 
     def transform(readings: DataFrame) -> DataFrame:
         earlier = _in_time_order().rowsBetween(Window.unboundedPreceding, -1)
-        used = F.col("status") == USED
-        with_previous = readings.select(
+        whole = _in_time_order().rowsBetween(Window.unboundedPreceding, Window.unboundedFollowing)
+        valid = F.col("status") == USED
+        before_baseline = F.col("measured_at") < F.lit(baseline_start)
+        found = readings.select(
             COMPONENT,
             "measured_at",
             "value",
             "status",
             "record",
-            F.last(F.when(used, F.col("measured_at")), ignorenulls=True).over(earlier).alias("_prev_at"),
-            F.last(F.when(used, F.col("value")), ignorenulls=True).over(earlier).alias("_prev_value"),
-            F.count(F.when(used, True)).over(earlier).alias("_used_before"),
+            F.max(F.when(valid & before_baseline, F.col("measured_at"))).over(whole).alias("_opener_at"),
+            F.last(F.when(valid, F.col("measured_at")), ignorenulls=True).over(earlier).alias("_prev_at"),
+            F.last(F.when(valid, F.col("value")), ignorenulls=True).over(earlier).alias("_prev_value"),
+            F.count(F.when(valid & ~before_baseline, True)).over(earlier).alias("_used_in_range"),
         )
+        # A reading in the range has the opener (if any) and the range's used readings before
+        # it; the opener itself has no predecessor.
+        opener = F.col("_opener_at")
+        with_previous = found.select(
+            COMPONENT,
+            "measured_at",
+            "value",
+            F.when(valid & before_baseline & (F.col("measured_at") < opener), F.lit(OUTSIDE_WINDOW))
+            .otherwise(F.col("status"))
+            .alias("status"),
+            "record",
+            F.when(~before_baseline, F.col("_prev_at")).alias("_prev_at"),
+            F.when(~before_baseline, F.col("_prev_value")).alias("_prev_value"),
+            F.when(~before_baseline, F.col("_used_in_range") + opener.isNotNull().cast("int"))
+            .otherwise(F.lit(0))
+            .alias("_used_before"),
+        )
+        used = valid  # from here on, of the settled status
         prev_value, prev_at = F.col("_prev_value"), F.col("_prev_at")
         register_max = F.col("register_max")
         rise = F.col("value") - prev_value
@@ -74,7 +120,7 @@ def to_intervals(components: DataFrame, usage: dict[str, Any]) -> Transform:
             & (prev_value >= usage["rollover_high_share"] * register_max)
             & (F.col("value") <= usage["rollover_low_share"] * register_max)
         )
-        cumulative = F.col("reading_type") == "CUMULATIVE"
+        cumulative = F.col("_cumulative")
         start = F.when(
             used,
             F.when(cumulative, prev_at).otherwise(
@@ -84,13 +130,21 @@ def to_intervals(components: DataFrame, usage: dict[str, Any]) -> Transform:
         # A register's first interval opens at its first read; an INTERVAL reading's follows
         # the previous reading only if that ended where it starts.
         contiguous = F.when(cumulative, F.col("_used_before") >= 2).otherwise(prev_at == start)
-        frame = with_previous.join(F.broadcast(components), COMPONENT, "left").select(
+        attributes = components.select(
+            COMPONENT,
+            "device_id",
+            "interval_minutes",
+            "register_max",
+            (F.col("reading_type") == "CUMULATIVE").alias("_cumulative"),
+            *[(F.col("component_type") == kind).alias(name) for name, kind in KIND_FLAGS.items()],
+        )
+        frame = with_previous.join(F.broadcast(attributes), COMPONENT, "left").select(
             COMPONENT,
             "measured_at",
             "status",
             "record",
             "device_id",
-            "component_type",
+            *KIND_FLAGS,
             "interval_minutes",
             start.alias("start"),
             F.col("measured_at").alias("end"),
@@ -148,7 +202,7 @@ def mark_zero_runs(usage: dict[str, Any]) -> Transform:
         has_interval = F.col("start").isNotNull()
         shape = (
             has_interval
-            & (F.col("component_type") == IMPORT_KWH)
+            & F.col("is_import")
             & ~F.col("is_gap")
             & (F.col("interval_minutes") <= usage["shape_max_interval_minutes"])
         )
@@ -156,7 +210,7 @@ def mark_zero_runs(usage: dict[str, Any]) -> Transform:
         so_far = _in_time_order().rowsBetween(Window.unboundedPreceding, Window.currentRow)
         last_break_end = F.max(F.when(has_interval & ~zero, F.col("end"))).over(so_far)
         last_hole_start = F.max(F.when(has_interval & ~F.col("contiguous"), F.col("start"))).over(so_far)
-        run_start = F.greatest(last_break_end, last_hole_start, F.to_date("start").cast("timestamp"))
+        run_start = F.greatest(last_break_end, last_hole_start, _midnight(F.col("start")))
         return intervals.withColumn("is_shape", shape).withColumn(
             "zero_run_minutes",
             F.when(zero, (F.unix_micros("end") - F.unix_micros(run_start)) / 60e6),
@@ -169,8 +223,8 @@ def split_by_day(intervals: DataFrame) -> DataFrame:
     """One row per (interval, UTC day): an interval belongs to the day (and hour) of its
     start; a gap-closing interval is spread over the days it spans, by overlap. ``piece`` is
     0 on a reading's first row; a reading without an interval keeps one row, day null."""
-    first_day = F.to_date("start")
-    last_day = F.to_date(F.col("end") - F.expr("INTERVAL 1 MICROSECOND"))
+    first_day = _utc_day(F.col("start"))
+    last_day = _utc_day(F.col("end") - F.expr("INTERVAL 1 MICROSECOND"))
     # Only a gap spanning days becomes several rows (no array is made for any other row).
     days = F.when(F.col("is_gap") & (first_day < last_day), F.sequence(first_day, last_day))
     frame = (
@@ -178,7 +232,7 @@ def split_by_day(intervals: DataFrame) -> DataFrame:
         .withColumn("piece", F.coalesce("piece", F.lit(0)))
         .withColumn("day", F.coalesce("day", first_day))
     )
-    day_start = F.col("day").cast("timestamp")
+    day_start = F.timestamp_micros(F.unix_date("day").cast("long") * MICROS_PER_DAY)
     overlap = F.unix_micros(F.least("end", day_start + F.expr("INTERVAL 1 DAY"))) - F.unix_micros(
         F.greatest("start", day_start)
     )
@@ -187,7 +241,7 @@ def split_by_day(intervals: DataFrame) -> DataFrame:
         frame.withColumn("amount", F.col("amount") * share)
         .withColumn("fallen_kwh", F.when(F.col("piece") == 0, F.col("fallen_kwh"))
                     .otherwise(F.lit(0.0)))
-        .withColumn("hour", F.hour("start"))
+        .withColumn("hour", _utc_hour(F.col("start")))
     )
 
 
@@ -200,9 +254,9 @@ def by_day(intervals: DataFrame) -> DataFrame:
     (``readings``, on every row: how many input readings it stands for).
 
     The aggregation keeps only numbers (a hash aggregation, no sort of the intervals)."""
-    kind = F.col("component_type")
     has_interval = F.col("start").isNotNull()
-    is_import = has_interval & (kind == IMPORT_KWH)
+    is_import = has_interval & F.col("is_import")
+    is_export = F.col("is_export")
     shape = F.col("is_shape")
     amount = F.col("amount")
     shape_hour = F.col("_shape_hour")  # the hour of a shape interval, tested once per row
@@ -212,11 +266,11 @@ def by_day(intervals: DataFrame) -> DataFrame:
         F.count(F.when(F.col("piece") == 0, True)).alias(READINGS),
         F.sum(F.when(is_import, amount)).alias("import_kwh"),
         F.sum(F.when(is_import & ~F.col("installed"), amount)).alias("uninstalled_import_kwh"),
-        F.sum(F.when(kind == EXPORT_KWH, amount)).alias("export_kwh"),
+        F.sum(F.when(is_export, amount)).alias("export_kwh"),
         F.sum(
-            F.when((kind == EXPORT_KWH) & F.col("installed") & ~F.col("has_generation"), amount)
+            F.when(is_export & F.col("installed") & ~F.col("has_generation"), amount)
         ).alias("export_without_generation_kwh"),
-        F.sum(F.when(kind == TAMPER_COUNT, amount)).alias("tamper_events"),
+        F.sum(F.when(F.col("is_tamper"), amount)).alias("tamper_events"),
         F.sum(F.when(is_import, F.col("fallen_kwh"))).alias("rollback_kwh"),  # registers only
         F.count(F.when(is_import & ~F.col("is_gap"), True)).alias("present_intervals"),
         F.max(F.when(is_import, MINUTES_PER_DAY / F.col("interval_minutes"))).alias("expected_intervals"),
@@ -230,42 +284,13 @@ def by_day(intervals: DataFrame) -> DataFrame:
     )
 
 
-def daily_usage(window: RunWindow, installs: DataFrame) -> Transform:
-    """Ledger -> usage per (device, day) of B and W, with the install period of the day's
-    latest installed interval (``latest_install``: service point, class, generation)."""
+def daily_usage(window: RunWindow) -> Transform:
+    """Ledger -> usage per (device, day) of B and W."""
 
     def transform(ledger: DataFrame) -> DataFrame:
-        return (
-            ledger.where(
-                F.col("device_id").isNotNull()
-                & F.col("day").between(window.baseline_start_date, window.run_date)
-            )
-            .drop("status", "record", READINGS)
-            .transform(_with_latest_install(installs))
-        )
-
-    return transform
-
-
-def _with_latest_install(installs: DataFrame) -> Transform:
-    """Add ``latest_install``: service point, class and generation of the install period that
-    holds ``latest_installed_start`` (null when the day has no installed interval)."""
-    periods = installs.select(
-        F.col("device_id").alias("_device_id"),
-        F.col("installed_at").alias("_installed_at"),
-        F.col("removed_at").alias("_removed_at"),
-        F.struct("service_point_id", "customer_class", "has_generation").alias("latest_install"),
-    )
-
-    def transform(daily: DataFrame) -> DataFrame:
-        start = daily["latest_installed_start"]
-        inside = (
-            (daily["device_id"] == periods["_device_id"])
-            & (start >= periods["_installed_at"])
-            & (periods["_removed_at"].isNull() | (start < periods["_removed_at"]))
-        )
-        return daily.join(F.broadcast(periods), inside, "left").drop(
-            "_device_id", "_installed_at", "_removed_at"
-        )
+        return ledger.where(
+            F.col("device_id").isNotNull()
+            & F.col("day").between(window.baseline_start_date, window.run_date)
+        ).drop("status", "record", READINGS)
 
     return transform

@@ -186,11 +186,15 @@ def check_install_window(window: RunWindow) -> Transform:
 
 
 def check_readings(window: RunWindow) -> Transform:
-    """Duplicates and the read range, per component in time order.
+    """Duplicates and the read range's edges, per component in time order.
 
     Same (component, instant) and value: one reading, the copies ``deduplicated``; different
-    values: all ``conflicting_duplicate``. Readings after W, or before B except the last one
-    (it opens B's first interval), are ``outside_window``.
+    values: all ``conflicting_duplicate``. Readings after W or before the read range are
+    ``outside_window``. (Which readings before B are needed is settled with the intervals:
+    :func:`jobs.usage.to_intervals`.)
+
+    One window over a component's readings in time order: the readings at one instant are
+    its peers (a range frame), so no window is partitioned per instant.
     """
 
     def transform(frame: DataFrame) -> DataFrame:
@@ -200,20 +204,20 @@ def check_readings(window: RunWindow) -> Transform:
             | (F.col("measured_at") > F.lit(window.window_end)),
             OUTSIDE_WINDOW,
         )
-        # Every window below shares one sort: component, instant, validity, value. (Rows of a
-        # conflicting group are all rejected, so numbering copies among the rows valid before
-        # that check is the same as among those valid after it.)
-        frame = frame.withColumn("_valid", F.col("status").isNull())
-        same = Window.partitionBy("measuring_component_id", "measured_at", "_valid").orderBy("value")
-        whole = same.rowsBetween(Window.unboundedPreceding, Window.unboundedFollowing)
-        frame = flag(frame, F.min("value").over(whole) != F.max("value").over(whole),
-                     "conflicting_duplicate")
-        frame = flag(frame, F.row_number().over(same) > 1, DEDUPLICATED)
-        before_baseline = F.col("status").isNull() & (F.col("measured_at") < F.lit(window.baseline_start))
-        latest = F.max(F.when(before_baseline, F.col("measured_at"))).over(
-            Window.partitionBy("measuring_component_id"))
-        return flag(frame, before_baseline & (F.col("measured_at") < latest), OUTSIDE_WINDOW).drop(
-            "_valid")
+        in_time_order = Window.partitionBy("measuring_component_id").orderBy("measured_at")
+        same_instant = in_time_order.rangeBetween(Window.currentRow, Window.currentRow)
+        up_to_this_row = in_time_order.rowsBetween(Window.unboundedPreceding, Window.currentRow)
+        up_to_this_instant = in_time_order.rangeBetween(Window.unboundedPreceding, Window.currentRow)
+        valid = F.col("status").isNull()
+        valid_value = F.when(valid, F.col("value"))
+        conflicting = F.min(valid_value).over(same_instant) != F.max(valid_value).over(same_instant)
+        # Valid copies of this instant after this row: every copy but the instant's last is one.
+        copies_after = F.count(F.when(valid, True)).over(up_to_this_instant) - F.count(
+            F.when(valid, True)
+        ).over(up_to_this_row)
+        frame = frame.select("*", conflicting.alias("_conflicting"), copies_after.alias("_copies_after"))
+        frame = flag(frame, valid & F.col("_conflicting"), "conflicting_duplicate")
+        return flag(frame, F.col("_copies_after") > 0, DEDUPLICATED).drop("_conflicting", "_copies_after")
 
     return transform
 

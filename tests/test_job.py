@@ -125,8 +125,8 @@ def test_daily_usage_of_the_sample(spark: SparkSession) -> None:
     raw = datalake_job.extract(spark, {"path": "tests/test_data", "format": "csv"}, window)
     checked = datalake_job.validate_tables(raw, window, datetime(2026, 11, 20, tzinfo=UTC))
     # WHEN usage is computed
-    ledger = datalake_job.ledger_of_readings(checked, bundled_defaults()["usage"])
-    daily = ledger.transform(usage.daily_usage(window, checked.used("install_event")))
+    ledger = datalake_job.ledger_of_readings(checked, bundled_defaults()["usage"], window)
+    daily = ledger.transform(usage.daily_usage(window))
     picked = daily.where(
         F.concat_ws("@", "device_id", F.col("day").cast("string")).isin(
             "R02@2026-10-10", "R01@2026-10-23", "R21@2026-10-05", "GAP1@2026-11-08",
@@ -134,21 +134,21 @@ def test_daily_usage_of_the_sample(spark: SparkSession) -> None:
             "G01@2026-11-06",
         )
     ).select("device_id", "day", "import_kwh", "uninstalled_import_kwh", "present_intervals",
-             F.col("latest_install.service_point_id").alias("service_point_id"))
+             F.date_format("latest_installed_start", "MM-dd'T'HH:mm").alias("latest_installed_start"))
     # THEN each day holds the hand-computed kWh (profile: 10 kWh a day x the meter's scale)
     expected = spark.createDataFrame(
         [
             ("G01", date(2026, 11, 6), 10.0, 10.0, 24, None),  # removed: all uninstalled
-            ("GAP1", date(2026, 11, 8), 10.0, None, 24, "SP-GAP1"),
-            ("GAP1", date(2026, 11, 9), 10.0, None, 0, "SP-GAP1"),  # the 48 h gap, half each day
-            ("GAP1", date(2026, 11, 10), 10.0, None, 0, "SP-GAP1"),
-            ("R01", date(2026, 10, 23), 10.5, None, 24, "SP-R01"),  # across the rollover
-            ("R02", date(2026, 10, 10), 11.0, None, 24, "SP-R02"),
-            ("R21", date(2026, 10, 5), 11.0, None, 24, "SP-R21"),  # INTERVAL meter
-            ("R23", date(2026, 10, 20), 3.6, 0.0, 24, "SP-R23"),  # removed at noon, then idle
+            ("GAP1", date(2026, 11, 8), 10.0, None, 24, "11-08T23:00"),
+            ("GAP1", date(2026, 11, 9), 10.0, None, 0, "11-09T00:00"),  # the 48 h gap, half each day
+            ("GAP1", date(2026, 11, 10), 10.0, None, 0, "11-09T00:00"),
+            ("R01", date(2026, 10, 23), 10.5, None, 24, "10-23T23:00"),  # across the rollover
+            ("R02", date(2026, 10, 10), 11.0, None, 24, "10-10T23:00"),
+            ("R21", date(2026, 10, 5), 11.0, None, 24, "10-05T23:00"),  # INTERVAL meter
+            ("R23", date(2026, 10, 20), 3.6, 0.0, 24, "10-20T11:00"),  # removed at noon, then idle
             ("R23", date(2026, 10, 21), 0.0, 0.0, 24, None),
         ],
         "device_id string, day date, import_kwh double, uninstalled_import_kwh double, "
-        "present_intervals bigint, service_point_id string",
+        "present_intervals bigint, latest_installed_start string",
     )
     assert_approx_df_equality(picked.orderBy("device_id", "day"), expected, 1e-6, ignore_nullable=True)

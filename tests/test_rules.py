@@ -29,7 +29,6 @@ DAILY_SCHEMA = (
     "rollback_kwh double, present_intervals bigint, expected_intervals double, "
     "shape_intervals bigint, shape_kwh double, shape_kwh_squared double, "
     "longest_zero_run_minutes double, hour_kwh array<double>, hour_intervals array<bigint>, "
-    "latest_install struct<service_point_id:string,customer_class:string,has_generation:boolean>, "
     "latest_installed_start timestamp"
 )
 COMPONENT_SCHEMA = ddl("measuring_component")
@@ -68,8 +67,9 @@ def day_row(device: str, day: date, hours: list[float | None], klass: str = "RES
         "longest_zero_run_minutes": float(longest) if longest else None,
         "hour_kwh": [v for v in hours],
         "hour_intervals": [0 if v is None else 1 for v in hours],
-        "latest_install": {"service_point_id": f"SP-{device}", "customer_class": klass,
-                           "has_generation": generation},
+        # Not daily usage: the device's install period (see :func:`evidence`).
+        "customer_class": klass,
+        "has_generation": generation,
         "latest_installed_start": datetime.combine(day, datetime.min.time(), UTC)
         + timedelta(hours=23),
     }
@@ -91,11 +91,16 @@ def meter(device: str, window: Hourly | list[float | None] = PROFILE,
 
 def evidence(spark: SparkSession, rows: list[dict[str, Any]],
              installs: list[tuple] | None = None, components: list[tuple] | None = None) -> rules.Evidence:
+    """The evidence of daily rows; without ``installs``, each device has one install period
+    (service point ``SP-<device>``, since before B) with its rows' class and generation."""
     daily = spark.createDataFrame(rows, DAILY_SCHEMA)
+    if installs is None:
+        installs = sorted({(f"E-{r['device_id']}", r["device_id"], f"SP-{r['device_id']}", INSTALLED, None,
+                            r["customer_class"], r["has_generation"]) for r in rows})
     return rules.Evidence.build(
         daily,
         spark.createDataFrame(components or [], COMPONENT_SCHEMA),
-        spark.createDataFrame(installs or [], INSTALL_SCHEMA),
+        spark.createDataFrame(installs, INSTALL_SCHEMA),
         WINDOW,
         CONFIG,
     )
@@ -163,12 +168,12 @@ def run_readings(spark: SparkSession, reads: list[tuple[str, str, float]], comps
             F.lit("used").alias("status"),
             F.lit(None).cast("string").alias("record"),
         )
-        .transform(usage.to_intervals(components, CONFIG["usage"]))
+        .transform(usage.to_intervals(components, CONFIG["usage"], window.baseline_start))
         .transform(usage.mark_zero_runs(CONFIG["usage"]))
         .transform(usage.attach_installs(periods))
         .transform(usage.split_by_day)
         .transform(usage.by_day)
-        .transform(usage.daily_usage(window, periods))
+        .transform(usage.daily_usage(window))
     )
     found = rules.RULES[rule](rules.Evidence.build(daily, components, periods, window, CONFIG),
                               rules.rule_params(CONFIG, rule))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
 from chispa import assert_approx_df_equality, assert_df_equality
@@ -15,6 +15,8 @@ from dependencies.tables import ddl
 from jobs import usage
 
 USAGE = bundled_defaults()["usage"]
+# Before every reading of these tests (but the opener test's): no reading is before B.
+BASELINE_START = datetime(2026, 10, 1, tzinfo=UTC)
 COMPONENT_SCHEMA = ddl("measuring_component")
 INSTALL_SCHEMA = ddl("install_event")
 
@@ -75,7 +77,7 @@ def test_cumulative_register_is_differenced_with_rollover_and_rollback(spark: Sp
         ("B", "2026-11-01T02:00:00Z", 47.0),
     ])
     # WHEN readings become intervals
-    result = reads.transform(usage.to_intervals(comps, USAGE)).transform(intervals_only)
+    result = reads.transform(usage.to_intervals(comps, USAGE, BASELINE_START)).transform(intervals_only)
     # THEN the first read opens, the wrap counts 1 + 3 kWh, the fall counts 0 and is kept as fallen
     expected = expected_amounts(spark, [
         ("A", "2026-11-01T00:00", "2026-11-01T01:00", 4.0, 0.0, False),
@@ -91,7 +93,7 @@ def test_fall_without_register_max_near_top_is_a_rollback(spark: SparkSession) -
     comps = components(spark, [("A", "D1", "IMPORT_KWH", "CUMULATIVE", 60, 1000.0)])
     reads = readings(spark, [("A", "2026-11-01T00:00:00Z", 500.0), ("A", "2026-11-01T01:00:00Z", 2.0)])
     # WHEN readings become intervals
-    row = reads.transform(usage.to_intervals(comps, USAGE)).transform(intervals_only).first()
+    row = reads.transform(usage.to_intervals(comps, USAGE, BASELINE_START)).transform(intervals_only).first()
     # THEN it is a rollback: no usage, 498 kWh fallen
     assert (row["amount"], row["fallen_kwh"]) == (0.0, 498.0)
 
@@ -111,7 +113,7 @@ def test_interval_reading_covers_the_interval_ending_at_it_and_long_intervals_ar
         ("C", "2026-11-01T04:30:00Z", 14.0),
     ])
     # WHEN readings become intervals
-    result = reads.transform(usage.to_intervals(comps, USAGE)).transform(intervals_only)
+    result = reads.transform(usage.to_intervals(comps, USAGE, BASELINE_START)).transform(intervals_only)
     # THEN the interval value ends at its stamp; 90 minutes is within 1.5 x 60, 180 is a gap
     expected = expected_amounts(spark, [
         ("C", "2026-11-01T00:00", "2026-11-01T01:30", 1.0, 0.0, False),
@@ -126,7 +128,7 @@ def test_gap_interval_is_spread_over_the_days_it_spans(spark: SparkSession) -> N
     comps = components(spark, [("C", "D1", "IMPORT_KWH", "CUMULATIVE", 60, None)])
     reads = readings(spark, [("C", "2026-11-01T12:00:00Z", 0.0), ("C", "2026-11-03T12:00:00Z", 48.0)])
     # WHEN intervals are split by day
-    result = reads.transform(usage.to_intervals(comps, USAGE)).transform(intervals_only).transform(
+    result = reads.transform(usage.to_intervals(comps, USAGE, BASELINE_START)).transform(intervals_only).transform(
         usage.split_by_day
     )
     # THEN each day gets the kWh of the hours it overlaps: 12, 24, 12
@@ -143,7 +145,7 @@ def test_interval_ending_at_midnight_stays_in_its_start_day(spark: SparkSession)
     comps = components(spark, [("C", "D1", "IMPORT_KWH", "CUMULATIVE", 60, None)])
     reads = readings(spark, [("C", "2026-11-01T23:00:00Z", 0.0), ("C", "2026-11-02T00:00:00Z", 1.0)])
     # WHEN split by day
-    rows = reads.transform(usage.to_intervals(comps, USAGE)).transform(intervals_only).transform(
+    rows = reads.transform(usage.to_intervals(comps, USAGE, BASELINE_START)).transform(intervals_only).transform(
         usage.split_by_day
     ).collect()
     # THEN it belongs to 11-01 at hour 23, whole
@@ -183,7 +185,7 @@ def test_longest_zero_run_per_day_breaks_on_usage_and_on_missing_intervals(spark
     values = {1: 0.0, 2: 0.0, 3: 0.0, 4: 1.0, 5: 0.0, 6: 0.0, 8: 0.0, 9: 0.0}
     reads = readings(spark, [("C", f"2026-11-01T{h:02d}:00:00Z", v) for h, v in values.items()])
     # WHEN zero runs are marked
-    result = reads.transform(usage.to_intervals(comps, USAGE)).transform(usage.mark_zero_runs(USAGE))
+    result = reads.transform(usage.to_intervals(comps, USAGE, BASELINE_START)).transform(usage.mark_zero_runs(USAGE))
     # THEN the longest run is 180 minutes
     assert result.agg(F.max("zero_run_minutes")).first()[0] == 180.0
 
@@ -206,12 +208,12 @@ def test_daily_usage_sums_import_export_tamper_and_counts_presence(spark: SparkS
     # WHEN daily usage is computed
     daily = (
         readings(spark, rows)
-        .transform(usage.to_intervals(comps, USAGE))
+        .transform(usage.to_intervals(comps, USAGE, BASELINE_START))
         .transform(usage.mark_zero_runs(USAGE))
         .transform(usage.attach_installs(periods))
         .transform(usage.split_by_day)
         .transform(usage.by_day)
-        .transform(usage.daily_usage(window, periods))
+        .transform(usage.daily_usage(window))
     )
     # THEN 24 kWh import in 24 present hours of 24 expected; the export day is a gap of the
     # hourly export register (spread whole on its day); 2 tamper events; no zero run
@@ -219,14 +221,14 @@ def test_daily_usage_sums_import_export_tamper_and_counts_presence(spark: SparkS
         "device_id", "day", "import_kwh", "export_kwh", "export_without_generation_kwh",
         "tamper_events", "uninstalled_import_kwh", "rollback_kwh", "present_intervals",
         "expected_intervals", "shape_intervals", "longest_zero_run_minutes",
-        F.col("latest_install.service_point_id").alias("service_point_id"),
+        F.date_format("latest_installed_start", "MM-dd'T'HH:mm").alias("latest_installed_start"),
     )
     expected = spark.createDataFrame(
-        [("D1", date(2026, 11, 1), 24.0, 3.0, 3.0, 2.0, None, 0.0, 24, 24.0, 24, None, "SP1")],
+        [("D1", date(2026, 11, 1), 24.0, 3.0, 3.0, 2.0, None, 0.0, 24, 24.0, 24, None, "11-01T23:00")],
         "device_id string, day date, import_kwh double, export_kwh double, "
         "export_without_generation_kwh double, tamper_events double, uninstalled_import_kwh double, "
         "rollback_kwh double, present_intervals bigint, expected_intervals double, "
-        "shape_intervals bigint, longest_zero_run_minutes double, service_point_id string",
+        "shape_intervals bigint, longest_zero_run_minutes double, latest_installed_start string",
     )
     assert_df_equality(result, expected, ignore_nullable=True)
 
@@ -242,7 +244,7 @@ def test_readings_that_are_not_used_pass_through_without_an_interval(spark: Spar
         ("C", "2026-11-01T02:00:00Z", 13.0),
     ])
     # WHEN readings become intervals
-    result = reads.transform(usage.to_intervals(comps, USAGE))
+    result = reads.transform(usage.to_intervals(comps, USAGE, BASELINE_START))
     # THEN the used readings are differenced with each other only; the others keep their
     # rows, with no interval
     intervals = expected_amounts(spark, [
@@ -255,13 +257,47 @@ def test_readings_that_are_not_used_pass_through_without_an_interval(spark: Spar
     assert [row["status"] for row in others.collect()] == ["conflicting_duplicate", "deduplicated", "used"]
 
 
+def test_only_the_last_valid_reading_before_the_baseline_opens_it(spark: SparkSession) -> None:
+    # GIVEN a register read three times before B (which starts 11-01) and twice in it, the
+    # latest read before B being a rejected one, and one copy of an earlier read
+    comps = components(spark, [("C", "D1", "IMPORT_KWH", "CUMULATIVE", 60, None)])
+    reads = readings(spark, [
+        ("C", "2026-10-31T22:00:00Z", 7.0),
+        ("C", "2026-10-31T22:00:00Z", 7.0, "deduplicated"),
+        ("C", "2026-10-31T23:00:00Z", 9.0),
+        ("C", "2026-10-31T23:30:00Z", 1.0, "negative_value"),
+        ("C", "2026-11-01T00:00:00Z", 10.0),
+        ("C", "2026-11-01T01:00:00Z", 12.0),
+    ])
+    # WHEN readings become intervals
+    result = reads.transform(usage.to_intervals(comps, USAGE, datetime(2026, 11, 1, tzinfo=UTC)))
+    # THEN the 23:00 read opens B's first interval (it has none of its own), the earlier
+    # valid read is outside the window, and the others keep their status
+    intervals = expected_amounts(spark, [
+        ("C", "2026-10-31T23:00", "2026-11-01T00:00", 1.0, 0.0, False),
+        ("C", "2026-11-01T00:00", "2026-11-01T01:00", 2.0, 0.0, False),
+    ])
+    assert_approx_df_equality(amounts(result.transform(intervals_only)), intervals, 1e-9,
+                              ignore_nullable=True)
+    statuses = result.orderBy("measured_at", "status").select(
+        F.date_format("measured_at", "dd'T'HH:mm").alias("at"), "status", "contiguous")
+    assert [tuple(row) for row in statuses.collect()] == [
+        ("31T22:00", "deduplicated", False),
+        ("31T22:00", "outside_window", False),
+        ("31T23:00", "used", False),
+        ("31T23:30", "negative_value", False),
+        ("01T00:00", "used", False),
+        ("01T01:00", "used", True),
+    ]
+
+
 def test_a_reading_that_is_not_used_neither_breaks_nor_extends_a_zero_run(spark: SparkSession) -> None:
     # GIVEN hourly zero import 00-04 with a rejected reading stamped 02:30 among them
     comps = components(spark, [("C", "D1", "IMPORT_KWH", "INTERVAL", 60, None)])
     rows = [("C", f"2026-11-01T{h:02d}:00:00Z", 0.0) for h in range(1, 5)]
     rows += [("C", "2026-11-01T02:30:00Z", 7.0, "negative_value")]
     # WHEN zero runs are marked
-    result = readings(spark, rows).transform(usage.to_intervals(comps, USAGE)).transform(
+    result = readings(spark, rows).transform(usage.to_intervals(comps, USAGE, BASELINE_START)).transform(
         usage.mark_zero_runs(USAGE)
     )
     # THEN the run is the four hours
@@ -274,7 +310,7 @@ def test_zero_runs_end_at_midnight(spark: SparkSession) -> None:
     rows = [("C", f"2026-11-01T{h:02d}:00:00Z", 0.0) for h in (23,)]
     rows += [("C", f"2026-11-02T{h:02d}:00:00Z", 0.0) for h in (0, 1, 2)]
     # WHEN zero runs are marked
-    result = readings(spark, rows).transform(usage.to_intervals(comps, USAGE)).transform(
+    result = readings(spark, rows).transform(usage.to_intervals(comps, USAGE, BASELINE_START)).transform(
         usage.mark_zero_runs(USAGE)
     )
     # THEN each day keeps its own part: two hours on 11-01, two on 11-02
@@ -306,7 +342,7 @@ def test_ledger_counts_every_reading_once_and_keeps_each_reject(spark: SparkSess
     )
     # WHEN the readings are folded into the ledger
     ledger = (
-        reads.transform(usage.to_intervals(comps, USAGE))
+        reads.transform(usage.to_intervals(comps, USAGE, BASELINE_START))
         .transform(usage.mark_zero_runs(USAGE))
         .transform(usage.attach_installs(periods))
         .transform(usage.split_by_day)
