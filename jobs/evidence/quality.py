@@ -15,6 +15,7 @@ import json
 import shutil
 import sys
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -175,6 +176,19 @@ def _rules(rules: tuple[str, ...]) -> str:
     return ", ".join(rules) if rules else "(no rule)"
 
 
+def _kind(device: Device) -> tuple[str, str, str, str]:
+    """What a device is: class, solar, electric heating, reading type (table cells)."""
+    return (device.customer_class, _yes_no(device.has_generation), _yes_no(device.electric_heating),
+            device.reading_type)
+
+
+def _breakdown(groups: Counter, order: Callable[[tuple[tuple[str, ...], int]], Any], when_empty: str) -> list[str]:
+    """Table rows of counted device groups (situation, kind, rules), or one row saying none."""
+    if not groups:
+        return [f"| — | — | — | — | — | {when_empty} | 0 |"]
+    return ["| " + " | ".join(key) + f" | {count} |" for key, count in sorted(groups.items(), key=order)]
+
+
 def render(summary: dict[str, Any], devices: list[Device], fired: dict[str, tuple[str, ...]],
            context: dict[str, Any]) -> str:
     """The report in Markdown."""
@@ -224,14 +238,10 @@ def render(summary: dict[str, Any], devices: list[Device], fired: dict[str, tupl
         "|---|---|---|---|---|---|---:|",
     ]
     missed = Counter(
-        (d.group, d.customer_class, _yes_no(d.has_generation), _yes_no(d.electric_heating),
-         d.reading_type, _rules(fired.get(d.device_id, ())))
+        (d.group, *_kind(d), _rules(fired.get(d.device_id, ())))
         for d in devices if d.case != HONEST and not d.alerted
     )
-    for key, count in sorted(missed.items(), key=lambda kv: (kv[0][0], -kv[1])):
-        lines.append("| " + " | ".join(key) + f" | {count} |")
-    if not missed:
-        lines.append("| — | — | — | — | — | every planted device was alerted | 0 |")
+    lines += _breakdown(missed, lambda kv: (kv[0][0], -kv[1]), "every planted device was alerted")
     lines += [
         "",
         "Honest devices that were alerted, by what they are and which rules fired:",
@@ -240,14 +250,9 @@ def render(summary: dict[str, Any], devices: list[Device], fired: dict[str, tupl
         "|---|---|---|---|---|---|---:|",
     ]
     false_alerts = Counter(
-        (d.honest_event, d.customer_class, _yes_no(d.has_generation), _yes_no(d.electric_heating),
-         d.reading_type, _rules(d.rules))
-        for d in devices if d.case == HONEST and d.alerted
+        (d.honest_event, *_kind(d), _rules(d.rules)) for d in devices if d.case == HONEST and d.alerted
     )
-    for key, count in sorted(false_alerts.items(), key=lambda kv: -kv[1]):
-        lines.append("| " + " | ".join(key) + f" | {count} |")
-    if not false_alerts:
-        lines.append("| — | — | — | — | — | no honest device was alerted | 0 |")
+    lines += _breakdown(false_alerts, lambda kv: -kv[1], "no honest device was alerted")
     honest_by_event = Counter(d.honest_event for d in devices if d.case == HONEST)
     alerted_by_event = Counter(d.honest_event for d in devices if d.case == HONEST and d.alerted)
     lines += [
