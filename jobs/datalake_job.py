@@ -174,7 +174,8 @@ def validate_tables(raw: dict[str, DataFrame], window: RunWindow, run_started_at
         .transform(validate.finish)
     )
     components = Checked(checked).used("measuring_component")
-    # One row per reading, lazily: it is read once, by the ledger (:func:`ledger_of_readings`).
+    # One row per reading, lazily: it is read once, by the ledger (:func:`ledger_of_readings`),
+    # which also settles which readings before B are needed (usage.to_intervals).
     checked["measurements"] = (
         raw["measurements"]
         .transform(validate.type_rows("measurements"))
