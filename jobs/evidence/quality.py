@@ -176,6 +176,10 @@ def _rules(rules: tuple[str, ...]) -> str:
     return ", ".join(rules) if rules else "(no rule)"
 
 
+def _without(mapping: dict[str, Any], key: str) -> dict[str, Any]:
+    return {k: v for k, v in mapping.items() if k != key}
+
+
 def _kind(device: Device) -> tuple[str, str, str, str]:
     """What a device is: class, solar, electric heating, reading type (table cells)."""
     return (device.customer_class, _yes_no(device.has_generation), _yes_no(device.electric_heating),
@@ -280,7 +284,8 @@ def render(summary: dict[str, Any], devices: list[Device], fired: dict[str, tupl
         (f"- readings read: {counts['read']:,} (used {counts['used']:,}); job wall time "
         f"{context['job_seconds']:.0f} s on this machine."),
         f"- findings by rule: `{json.dumps(context['report']['findings_by_rule'])}`",
-        f"- generator settings: `{json.dumps(context['generator']['settings'], sort_keys=True)}`",
+        # Without the output path: it names this machine's cache, not a setting of the population.
+        f"- generator settings: `{json.dumps(_without(context['generator']['settings'], 'output'), sort_keys=True)}`",
         "",
     ]
     return "\n".join(lines)
