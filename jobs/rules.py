@@ -17,7 +17,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from dependencies.run_window import RunWindow
-from jobs.usage import HOURS, IMPORT_KWH, MINUTES_PER_DAY
+from jobs.usage import HOURS, IMPORT_KWH, MINUTES_PER_DAY, holding_period
 
 WINDOW = "W"
 BASELINE = "B"
@@ -127,26 +127,15 @@ def _device_summaries(daily: DataFrame, window: RunWindow, peers: dict[str, Any]
 def _with_context(installs: DataFrame) -> Callable[[DataFrame], DataFrame]:
     """A device's service point, class and generation: those of the install period that holds
     its latest installed interval in W (none when it has no installed interval in W)."""
-    periods = installs.select(
-        F.col("device_id").alias("_device_id"),
-        F.col("installed_at").alias("_installed_at"),
-        F.col("removed_at").alias("_removed_at"),
-        "service_point_id",
-        "customer_class",
-        F.col("has_generation").alias("_has_generation"),
-    )
 
     def transform(devices: DataFrame) -> DataFrame:
-        start = devices["latest_installed_start"]
-        inside = (
-            (devices["device_id"] == periods["_device_id"])
-            & (start >= periods["_installed_at"])
-            & (periods["_removed_at"].isNull() | (start < periods["_removed_at"]))
+        context = holding_period(
+            installs, "latest_installed_start", "service_point_id", "customer_class", "has_generation"
         )
         return (
-            devices.join(F.broadcast(periods), inside, "left")
-            .withColumn("has_generation", F.coalesce(F.col("_has_generation"), F.lit(False)))
-            .drop("_device_id", "_installed_at", "_removed_at", "_has_generation", "latest_installed_start")
+            devices.transform(context)
+            .withColumn("has_generation", F.coalesce(F.col("has_generation"), F.lit(False)))
+            .drop("_in_period", "latest_installed_start")
         )
 
     return transform

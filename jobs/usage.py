@@ -166,23 +166,40 @@ def to_intervals(components: DataFrame, usage: dict[str, Any], baseline_start: d
     return transform
 
 
+def holding_period(installs: DataFrame, instant: str, *carried: str) -> Transform:
+    """Join each row to the install period of its device (``device_id``) that holds its
+    ``instant`` column, if any: the period's ``carried`` columns (null without one) and
+    ``_in_period``, whether a period holds it."""
+    periods = installs.select(
+        F.col("device_id").alias("_period_device_id"),
+        F.col("installed_at").alias("_installed_at"),
+        F.col("removed_at").alias("_removed_at"),
+        *carried,
+    )
+
+    def transform(frame: DataFrame) -> DataFrame:
+        at = frame[instant]
+        inside = (
+            (frame["device_id"] == periods["_period_device_id"])
+            & (at >= periods["_installed_at"])
+            & (periods["_removed_at"].isNull() | (at < periods["_removed_at"]))
+        )
+        return (
+            frame.join(F.broadcast(periods), inside, "left")
+            .withColumn("_in_period", F.col("_period_device_id").isNotNull())
+            .drop("_period_device_id", "_installed_at", "_removed_at")
+        )
+
+    return transform
+
+
 def attach_installs(installs: DataFrame) -> Transform:
     """Mark intervals whose start lies in an install period of their device (``installed``),
     and carry that period's generation flag."""
 
     def transform(intervals: DataFrame) -> DataFrame:
-        periods = installs.select(
-            F.col("device_id").alias("_device_id"), "installed_at", "removed_at", "has_generation"
-        )
-        inside = (
-            (intervals["device_id"] == periods["_device_id"])
-            & (intervals["start"] >= periods["installed_at"])
-            & (periods["removed_at"].isNull() | (intervals["start"] < periods["removed_at"]))
-        )
-        return (
-            intervals.join(F.broadcast(periods), inside, "left")
-            .withColumn("installed", F.col("_device_id").isNotNull())
-            .drop("_device_id", "installed_at", "removed_at")
+        return intervals.transform(holding_period(installs, "start", "has_generation")).withColumnRenamed(
+            "_in_period", "installed"
         )
 
     return transform
