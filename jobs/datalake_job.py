@@ -33,6 +33,14 @@ from pyspark.sql import functions as F
 
 from dependencies import s3
 from dependencies.config import ConfigError
+from dependencies.exit_codes import (
+    EXIT_BAD_CONFIG,
+    EXIT_BAD_INPUT,
+    EXIT_CODE_NAMES,
+    EXIT_FAILED,
+    EXIT_INPUT_NOT_READY,
+    EXIT_OK,
+)
 from dependencies.logging import LOGGER_NAME, bind_run_context, flush_logger, redact
 from dependencies.metrics import push_run_metrics, run_metrics
 from dependencies.publish import (
@@ -55,22 +63,6 @@ from dependencies.tables import (
 from jobs import rules, usage, validate
 
 APP_NAME = "datalake_job"
-# Exit codes of a run (README, "Scheduling with cron"). EXIT_LOCK_BUSY comes from
-# dependencies/submit.py, which holds the lock on the output path around spark-submit.
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_BAD_CONFIG = 2
-EXIT_BAD_INPUT = 3
-EXIT_INPUT_NOT_READY = 4
-EXIT_LOCK_BUSY = 5
-EXIT_CODE_NAMES = {
-    EXIT_OK: "ok",
-    EXIT_FAILED: "run failed",
-    EXIT_BAD_CONFIG: "bad config",
-    EXIT_BAD_INPUT: "bad input",
-    EXIT_INPUT_NOT_READY: "input not ready",
-    EXIT_LOCK_BUSY: "lock busy",
-}
 
 
 @dataclass
