@@ -42,7 +42,7 @@ from dependencies.exit_codes import (
     EXIT_OK,
 )
 from dependencies.logging import LOGGER_NAME, bind_run_context, flush_logger, redact
-from dependencies.metrics import push_run_metrics, run_metrics
+from dependencies.metrics import PushFailed, push_run_metrics, run_metrics
 from dependencies.publish import (
     publish,
     stage_outputs,
@@ -387,8 +387,8 @@ def finish(
     try:
         if push_run_metrics(metrics, config["metrics"]):
             log.info("metrics pushed to %s", redact(config["metrics"]["pushgateway_url"]))
-    except (OSError, ValueError) as error:  # unreachable, refused or malformed URL
-        log.warning("metrics not pushed: %s: %s", type(error).__name__, error)
+    except PushFailed as error:  # unreachable, refused, unauthorized or malformed URL
+        log.warning("metrics not pushed: %s", error)
     flush_logger(log)
     return exit_code
 
