@@ -153,6 +153,8 @@ def test_one_run_writes_the_same_events_to_console_file_driver_log_and_cloudwatc
     assert messages[-2:] == ["run finished with exit code 0", f"metrics pushed to {gateway.url_with_user_info('***')}"]
     assert {record["context"]["spark_app_id"] for record in console} == {run.report["spark_application_id"]}
     assert {record["context"]["run_date"] for record in console} == {RUN_DATE}
+    # AND without a terminal there is no progress line on the console
+    assert "\r" not in run.console and "\x1b[" not in run.console
     # AND the logged config hides the secret in every target
     assert console[0]["fields"]["config"]["spark"]["spark.hadoop.fs.s3a.secret.key"] == "***"
     for text in (run.console, run.log_file.read_text(encoding="utf-8"), healthy_run["driver_log"].read_text()):
