@@ -381,6 +381,7 @@ def build_report(
         "run_started_at": run.started_at.isoformat().replace("+00:00", "Z"),
         "parameters": {
             "config": run.config_path,
+            "config_values": redact(config),  # the whole merged config, secrets masked
             "input": config["input"],
             "output": config["output"],
             "window_start": window.window_start_date.isoformat(),

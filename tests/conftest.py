@@ -233,6 +233,11 @@ class AuthPushgateway:
         token = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
         return {"Authorization": f"Basic {token}"}
 
+    @property
+    def masked_url(self) -> str:
+        """The URL with user info as the logs show it: the password as ``***``."""
+        return self.url.replace("://", f"://{self.username}:***@", 1)
+
     def url_with_user_info(self, password: str) -> str:
         """The URL with ``username:password@`` in it (the password percent-encoded)."""
         return self.url.replace("://", f"://{self.username}:{urllib.parse.quote(password, safe='')}@", 1)

@@ -150,7 +150,7 @@ def test_one_run_writes_the_same_events_to_console_file_driver_log_and_cloudwatc
     assert messages[0] == "run started"
     assert "stage extract_validate done" in " ".join(messages)
     gateway = pushgateway_with_basic_auth
-    assert messages[-2:] == ["run finished with exit code 0", f"metrics pushed to {gateway.url_with_user_info('***')}"]
+    assert messages[-2:] == ["run finished with exit code 0", f"metrics pushed to {gateway.masked_url}"]
     assert {record["context"]["spark_app_id"] for record in console} == {run.report["spark_application_id"]}
     assert {record["context"]["run_date"] for record in console} == {RUN_DATE}
     # AND without a terminal there is no progress line on the console
@@ -164,6 +164,10 @@ def test_one_run_writes_the_same_events_to_console_file_driver_log_and_cloudwatc
         gateway.password, run.console, run.log_file.read_text(encoding="utf-8"), healthy_run["driver_log"].read_text(),
         "\n".join(cloudwatch_messages(client, healthy_run["group"], stream)), json.dumps(run.report),
     )
+    # AND the report holds the whole config, masked the same way
+    logged_config = run.report["parameters"]["config_values"]
+    assert logged_config["metrics"]["pushgateway_url"] == gateway.masked_url
+    assert logged_config["spark"]["spark.hadoop.fs.s3a.secret.key"] == "***"
 
 
 def test_one_run_pushes_its_metrics_matching_its_report(healthy_run, pushgateway_with_basic_auth):
