@@ -121,7 +121,9 @@ class Progress:
     def _draw(self) -> None:
         width = shutil.get_terminal_size().columns - 1  # a wrapped line could not be redrawn
         with _terminal:
-            self.stream.write(f"\r{self.line()[:width]}\x1b[K")
+            # The cursor goes back to the line's start: a line another process writes (Spark's
+            # own log4j lines) then covers the status instead of running on after it.
+            self.stream.write(f"\r{self.line()[:width]}\x1b[K\r")
             self.stream.flush()
             if self.stream not in _shown_on:
                 _shown_on.append(self.stream)

@@ -78,7 +78,7 @@ def test_log_lines_and_echoed_lines_clear_the_status_line_first():
 
     # THEN each begins on a cleared line, never after the status text
     written = terminal.getvalue()
-    assert written.startswith("\rwork 0:00 | starting 0:00\x1b[K" + CLEAR_LINE)
+    assert written.startswith("\rwork 0:00 | starting 0:00\x1b[K\r" + CLEAR_LINE)
     assert "a record\nan echoed line\n" in written
     assert "0:00a record" not in written
 
