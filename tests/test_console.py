@@ -48,3 +48,5 @@ def test_at_a_terminal_a_run_shows_progress_each_event_once_and_the_summary(writ
     assert re.search(r"\n  rule +findings\n  UNINSTALLED_CONSUMPTION +1\n", summary)
     assert re.search(r"\n  device_id +score +rules\n  G01 +1\.000 +UNINSTALLED_CONSUMPTION\n", summary)
     assert re.search(rf"\n  output +path\n  alerts +{re.escape(str(tmp_path))}/output/alerts/run_date=", summary)
+    # AND the output path holds the published tables and nothing else
+    assert sorted(entry.name for entry in (tmp_path / "output").iterdir()) == ["alerts", "findings", "rejects", "reports"]

@@ -342,3 +342,6 @@ def test_wrong_pushgateway_credentials_warn_once_and_keep_the_exit_code(
     # AND the password is nowhere: not on the console, in the log file or in the warning
     captured = capsys.readouterr()
     assert_password_hidden(wrong, captured.err, captured.out, log_file.read_text(encoding="utf-8"))
+    # AND the failed run left nothing in the output path (no _staging/)
+    output = tmp_path / "output"
+    assert not output.exists() or list(output.iterdir()) == []
