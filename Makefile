@@ -8,10 +8,10 @@ PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CONFIG ?= configs/datalake_config.json
 RUN_DATE ?= 2026-11-15
-# make generate (README: "Evidence: quality and benchmark").
+# make generate (docs/evidence.md).
 DEVICES ?= 2000
 GENERATED ?= data/generated
-# make submit / make backfill (README: "Scheduling with cron").
+# make submit / make backfill (docs/scheduling.md).
 MASTER ?= local[*]
 DEPLOY_MODE ?= client
 SUBMIT_ARGS ?=
@@ -67,7 +67,7 @@ backfill: packages.zip
 	@[ -n "$(FROM)" ] && [ -n "$(TO)" ] || { echo "usage: make backfill FROM=YYYY-MM-DD TO=YYYY-MM-DD"; exit 2; }
 	$(SUBMIT) --from $(FROM) --to $(TO)
 
-# Evidence (README: "Evidence: quality and benchmark"): generated data is cached in
+# Evidence (docs/evidence.md): generated data is cached in
 # $$DATALAKE_BENCH_DIR (default .bench/); the reports go to docs/.
 generate: install
 	DEBUG=1 PYSPARK_PYTHON=$(CURDIR)/$(PYTHON) $(PYTHON) jobs/generate_data.py --config $(CONFIG) \

@@ -135,6 +135,21 @@ def merge_config(
     return merged
 
 
+def config_changes(config: Mapping[str, Any], defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """What ``config`` sets differently from ``defaults`` (the bundled ones when not given),
+    as ``{"dotted.key": value}`` in the config's order: a short view of a run's settings."""
+    defaults = bundled_defaults() if defaults is None else defaults
+    changes: dict[str, Any] = {}
+    for key, value in config.items():
+        default = defaults.get(key) if isinstance(defaults, Mapping) else None
+        if isinstance(value, Mapping):
+            nested = config_changes(value, default if isinstance(default, Mapping) else {})
+            changes.update({f"{key}.{name}": item for name, item in nested.items()})
+        elif key not in defaults or value != default:
+            changes[key] = value
+    return changes
+
+
 def _same_type(default: Any, value: Any) -> bool:
     """Whether ``value`` may replace ``default`` (an int is accepted where a float is)."""
     if isinstance(default, bool) or isinstance(value, bool):

@@ -3,12 +3,15 @@
 A record carries a UTC ISO-8601 timestamp, the level, the logger's name, its source
 (``module:function:line``), the message, the run context (job, run id, run date, Spark
 application id) and the fields passed with the call (``log.info("...", extra={...})``), with
-anything that looks like a secret masked. Targets, each configured under ``logging``:
+anything that looks like a secret masked. A call may pass ``console_fields`` in ``extra``: the
+text console shows those instead of the fields (e.g. what differs from a default instead of
+a whole config); every other target gets the fields. Targets, each configured under ``logging``:
 
 - ``console``: stderr, human-readable lines (``text``) or JSON lines (``json``);
 - ``file``: JSON lines, rotated by size;
 - ``spark``: JSON lines into the driver's log4j log, beside Spark's own lines; left out
-  where no JVM is reachable (Spark Connect, no session);
+  where no JVM is reachable (Spark Connect, no session). With the console target on, these
+  lines skip log4j's console appenders: each event is on the terminal once;
 - ``cloudwatch``: AWS CloudWatch Logs (``dependencies/cloudwatch.py``).
 
 Logging never fails the job: a target that cannot be set up or stops working is reported
@@ -28,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dependencies.cloudwatch import CloudWatchLogsHandler, logs_client
+from dependencies.progress import whole_lines
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -39,8 +43,14 @@ REDACTED = "***"
 SECRET_KEY = re.compile(r"password|passwd|pwd|secret|token|credential|key", re.IGNORECASE)
 # The password in a URL's user info: scheme://user:password@host.
 URL_PASSWORD = re.compile(r"(://[^:/@\s]+):[^@/\s]+@")
+# Passed in ``extra``: what the text console shows instead of the record's fields.
+CONSOLE_FIELDS = "console_fields"
 # Attributes every LogRecord has; any other attribute is a field passed with the call.
-RECORD_ATTRIBUTES = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "run_context"}
+RECORD_ATTRIBUTES = frozenset(logging.makeLogRecord({}).__dict__) | {
+    "message", "asctime", "run_context", CONSOLE_FIELDS,
+}
+# log4j appenders that print to the terminal (System.out / System.err).
+LOG4J_CONSOLE_APPENDER = "org.apache.logging.log4j.core.appender.ConsoleAppender"
 LOG4J_LEVELS = ((logging.CRITICAL, "FATAL"), (logging.ERROR, "ERROR"), (logging.WARNING, "WARN"),
                 (logging.INFO, "INFO"), (logging.NOTSET, "DEBUG"))
 
@@ -116,8 +126,9 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         event = event_record(record, self)
         run = f" [{event['context']['run_id']}]" if event["context"].get("run_id") else ""
+        shown = redact(record.console_fields) if hasattr(record, CONSOLE_FIELDS) else event["fields"]
         fields = "".join(
-            f" {name}={json.dumps(value, default=str, ensure_ascii=False)}" for name, value in event["fields"].items()
+            f" {name}={json.dumps(value, default=str, ensure_ascii=False)}" for name, value in shown.items()
         )
         line = f"{event['timestamp']} {event['level']:<7} {event['source']}{run} {event['message']}{fields}"
         return f"{line}\n{event['exception']}" if event["exception"] else line
@@ -151,14 +162,35 @@ def log4j_level(level: int) -> str:
     return next(name for threshold, name in LOG4J_LEVELS if level >= threshold)
 
 
-class Log4jHandler(logging.Handler):
-    """Writes records to the driver's log4j logger ``datalake``, through the JVM gateway."""
+def route_driver_log(log4j: Any, beside_console: bool) -> None:
+    """Send the log4j logger ``datalake`` to the root logger's appenders, except, when
+    ``beside_console`` (our console target prints every event already), those that print to
+    the terminal. Appenders attached to ``datalake`` by others stay. Repeatable."""
+    context = log4j.LogManager.getContext(False)
+    configuration = context.getConfiguration()
+    logger_config = configuration.getLoggerConfig(LOGGER_NAME)
+    root_appenders = dict(configuration.getRootLogger().getAppenders())
+    for name in list(logger_config.getAppenders()):
+        if name in root_appenders:  # attached by an earlier call
+            logger_config.removeAppender(name)
+    if beside_console:
+        for appender in root_appenders.values():
+            if appender.getClass().getName() != LOG4J_CONSOLE_APPENDER:
+                logger_config.addAppender(appender, None, None)
+    logger_config.setAdditive(not beside_console)
+    context.updateLoggers()
 
-    def __init__(self, jvm: Any, level: int) -> None:
+
+class Log4jHandler(logging.Handler):
+    """Writes records to the driver's log4j logger ``datalake``, through the JVM gateway;
+    ``beside_console``: not through log4j's console appenders (see :func:`route_driver_log`)."""
+
+    def __init__(self, jvm: Any, level: int, beside_console: bool) -> None:
         super().__init__()
         log4j = jvm.org.apache.logging.log4j
         # Our level rules our lines, whatever level Spark's root logger is at.
         log4j.core.config.Configurator.setLevel(LOGGER_NAME, log4j.Level.toLevel(log4j_level(level)))
+        route_driver_log(log4j, beside_console)
         self._log4j_logger: Any | None = log4j.LogManager.getLogger(LOGGER_NAME)
         self.setFormatter(JsonFormatter())
 
@@ -173,8 +205,16 @@ class Log4jHandler(logging.Handler):
             report_problem(f"Spark driver log target stopped: {type(error).__name__}: {error}")
 
 
+class ConsoleHandler(logging.StreamHandler):
+    """Lines on stderr that clear a progress status line first (dependencies/progress.py)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with whole_lines(self.stream):
+            super().emit(record)
+
+
 def _console_handler(console_config: Mapping[str, Any]) -> logging.Handler:
-    handler = logging.StreamHandler(sys.stderr)
+    handler = ConsoleHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if console_config["format"] == "json" else TextFormatter())
     return handler
 
@@ -237,7 +277,7 @@ def build_logger(
     targets = {
         "console": lambda: _console_handler(logging_config["console"]),
         "file": lambda: _file_handler(logging_config["file"]),
-        "spark": lambda: Log4jHandler(jvm, logger.level),
+        "spark": lambda: Log4jHandler(jvm, logger.level, logging_config["console"]["enabled"]),
         "cloudwatch": lambda: _cloudwatch_handler(logging_config["cloudwatch"], aws_config, context),
     }
     for name, make_handler in targets.items():

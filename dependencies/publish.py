@@ -104,7 +104,7 @@ def staging_directory(spark: SparkSession, output_path: str, run_date: date, run
     try:
         yield f"{root}/{run_id}"
     except BaseException:
-        fs.delete(root)
+        remove_staging(fs, output_path, run_date)
         raise
 
 
@@ -146,7 +146,7 @@ def publish(
     except BaseException:
         restore(fs, output_path, run_date)
         raise
-    fs.delete(staging_root(output_path, run_date))
+    remove_staging(fs, output_path, run_date)
     return {table: partition_path(output_path, table, run_date) for table in PUBLISHED}
 
 
@@ -177,4 +177,13 @@ def restore(fs: HadoopFs, output_path: str, run_date: date) -> None:
                 fs.rename(target, f"{staging}/{table}")
             if fs.exists(f"{retired}/{table}"):
                 fs.rename(f"{retired}/{table}", target)
-    fs.delete(root)
+    remove_staging(fs, output_path, run_date)
+
+
+def remove_staging(fs: HadoopFs, output_path: str, run_date: date) -> None:
+    """Delete ``run_date``'s staging directory, and ``_staging/`` itself once no run date
+    stages there any more: a finished run leaves only the published tables."""
+    fs.delete(staging_root(output_path, run_date))
+    staging = f"{output_path.rstrip('/')}/{STAGING}"
+    if fs.exists(staging) and not fs.children(staging):
+        fs.delete(staging)

@@ -4,7 +4,7 @@
 the config, takes the lock of the config's output path (so that runs writing the same output
 never overlap), runs ``spark-submit --py-files packages.zip --files CONFIG
 jobs/datalake_job.py --run-date D`` once per date, stops at the first failure, prints a
-summary, and exits with the job's exit code (``EXIT_*`` in jobs/datalake_job.py).
+summary, and exits with the job's exit code (``EXIT_*`` in dependencies/exit_codes.py).
 
 The lock is an exclusive flock(2) on ``<lock-dir>/datalake-<hash of the output path>.lock``,
 held until spark-submit ends (the child process inherits it). A second run exits at once
@@ -31,7 +31,12 @@ from urllib.parse import urlparse
 
 from dependencies import s3
 from dependencies.config import CONFIG_GLOB, ConfigError, load_config
-from jobs.datalake_job import EXIT_BAD_CONFIG, EXIT_CODE_NAMES, EXIT_LOCK_BUSY, EXIT_OK
+from dependencies.exit_codes import (
+    EXIT_BAD_CONFIG,
+    EXIT_CODE_NAMES,
+    EXIT_LOCK_BUSY,
+    EXIT_OK,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 ENTRY_FILE = REPO / "jobs" / "datalake_job.py"

@@ -18,6 +18,7 @@ import os
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -32,9 +33,24 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from dependencies import s3
-from dependencies.config import ConfigError
-from dependencies.logging import LOGGER_NAME, bind_run_context, flush_logger, redact
-from dependencies.metrics import push_run_metrics, run_metrics
+from dependencies.config import ConfigError, config_changes
+from dependencies.exit_codes import (
+    EXIT_BAD_CONFIG,
+    EXIT_BAD_INPUT,
+    EXIT_CODE_NAMES,
+    EXIT_FAILED,
+    EXIT_INPUT_NOT_READY,
+    EXIT_OK,
+)
+from dependencies.logging import (
+    CONSOLE_FIELDS,
+    LOGGER_NAME,
+    bind_run_context,
+    flush_logger,
+    redact,
+)
+from dependencies.metrics import PushFailed, push_run_metrics, run_metrics
+from dependencies.progress import Progress
 from dependencies.publish import (
     publish,
     stage_outputs,
@@ -52,25 +68,14 @@ from dependencies.tables import (
     read_failures_named,
     read_raw_table,
 )
+from dependencies.text_table import text_table
 from jobs import rules, usage, validate
 
 APP_NAME = "datalake_job"
-# Exit codes of a run (README, "Scheduling with cron"). EXIT_LOCK_BUSY comes from
-# dependencies/submit.py, which holds the lock on the output path around spark-submit.
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_BAD_CONFIG = 2
-EXIT_BAD_INPUT = 3
-EXIT_INPUT_NOT_READY = 4
-EXIT_LOCK_BUSY = 5
-EXIT_CODE_NAMES = {
-    EXIT_OK: "ok",
-    EXIT_FAILED: "run failed",
-    EXIT_BAD_CONFIG: "bad config",
-    EXIT_BAD_INPUT: "bad input",
-    EXIT_INPUT_NOT_READY: "input not ready",
-    EXIT_LOCK_BUSY: "lock busy",
-}
+# The end-of-run summary: row statuses per table, the top alerts and their columns.
+SUMMARY_ROW_STATUSES = ("used", "rejected", "deduplicated", "outside_window")
+SUMMARY_ALERT_COLUMNS = ("device_id", "score", "rules")
+SUMMARY_TOP_ALERTS = 10
 
 
 @dataclass
@@ -90,9 +95,16 @@ class Checked:
 
 @dataclass
 class StageTimer:
-    """Wall-clock seconds per stage of the run."""
+    """Wall-clock seconds per stage of the run; ``on_begin`` hears each stage's name as it
+    begins (the progress line)."""
 
     seconds: dict[str, float] = field(default_factory=dict)
+    on_begin: Callable[[str], None] = lambda stage: None
+
+    def begin(self, stage: str) -> float:
+        """Announce ``stage``; return its start, for :meth:`measure`."""
+        self.on_begin(stage)
+        return time.monotonic()
 
     def measure(self, stage: str, started: float) -> None:
         """Record (and log) the time since ``started`` under ``stage``."""
@@ -275,10 +287,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"datalake: bad config: {error}", file=sys.stderr)
         return EXIT_BAD_CONFIG
     bind_run_context(log, run_id=run.run_id, run_date=run.run_date.isoformat())
-    log.info("run started", extra={"config": config})  # the logger masks secret-looking keys
+    # The whole config to the structured targets, what differs from the defaults to a person;
+    # the logger masks secret-looking keys.
+    log.info("run started", extra={
+        "config": config,
+        CONSOLE_FIELDS: {"config_file": run.config_path, "config_changes": config_changes(config)},
+    })
     spark.catalog.clearCache()  # a session reused from an earlier run (tests, IPython) drops its cache
     try:
-        report, paths, alerts = detect_and_publish(spark, config, run)
+        with Progress(APP_NAME, spark) as progress:
+            run.timer.on_begin = progress.step
+            report, paths, alerts = detect_and_publish(spark, config, run)
     except (InputNotReady, InputError) as error:
         exit_code = EXIT_INPUT_NOT_READY if isinstance(error, InputNotReady) else EXIT_BAD_INPUT
         log.error("%s: %s", EXIT_CODE_NAMES[exit_code], error)
@@ -288,8 +307,9 @@ def main(argv: list[str] | None = None) -> int:
         log.exception("run %s failed", run.run_id)
         print(f"datalake: run failed: {str(error).splitlines()[0]}", file=sys.stderr)
         return finish(log, config, EXIT_FAILED, run)
-    print_summary(report, paths, alerts)
-    return finish(log, config, EXIT_OK, run, report)
+    exit_code = finish(log, config, EXIT_OK, run, report)
+    print_summary(report, paths, alerts)  # last: what a person at the terminal reads
+    return exit_code
 
 
 def detect_and_publish(
@@ -311,7 +331,7 @@ def detect_and_stage(
     spark: SparkSession, config: dict[str, Any], run: Run, window: RunWindow, staging: str
 ) -> tuple[dict[str, Any], dict[str, str], DataFrame]:
     """Extract, validate, detect, score; stage the outputs and publish them."""
-    started = time.monotonic()
+    started = run.timer.begin("extract_validate")
     raw = extract(spark, config["input"], window)
     checked = validate_tables(raw, window, run.started_at)
     # The small tables first: a file that cannot be read is named by its own table.
@@ -320,7 +340,7 @@ def detect_and_stage(
     counts |= count_rows(raw, checked, ("measurements",))
     run.timer.measure("extract_validate", started)
 
-    started = time.monotonic()
+    started = run.timer.begin("detect")
     installs = checked.used("install_event")
     daily = checked.tables["measurements"].transform(usage.daily_usage(window))
     evidence = rules.Evidence.build(daily, checked.used("measuring_component"), installs, window, config)
@@ -331,7 +351,7 @@ def detect_and_stage(
     alerts = rules.score(findings, evidence, config)
     run.timer.measure("detect", started)
 
-    started = time.monotonic()
+    started = run.timer.begin("write")
     stage_outputs({"alerts": alerts, "findings": findings, "rejects": rejects(checked)}, staging)
     run.timer.measure("write", started)
     report = build_report(spark, config, run, window, counts, checked, findings, alerts)
@@ -361,6 +381,7 @@ def build_report(
         "run_started_at": run.started_at.isoformat().replace("+00:00", "Z"),
         "parameters": {
             "config": run.config_path,
+            "config_values": redact(config),  # the whole merged config, secrets masked
             "input": config["input"],
             "output": config["output"],
             "window_start": window.window_start_date.isoformat(),
@@ -395,27 +416,26 @@ def finish(
     try:
         if push_run_metrics(metrics, config["metrics"]):
             log.info("metrics pushed to %s", redact(config["metrics"]["pushgateway_url"]))
-    except (OSError, ValueError) as error:  # unreachable, refused or malformed URL
-        log.warning("metrics not pushed: %s: %s", type(error).__name__, error)
+    except PushFailed as error:  # unreachable, refused, unauthorized or malformed URL
+        log.warning("metrics not pushed: %s", error)
     flush_logger(log)
     return exit_code
 
 
 def print_summary(report: dict[str, Any], paths: dict[str, str], alerts: DataFrame) -> None:
-    """What the run read and found, for a person at a terminal."""
-    print(f"datalake run {report['run_id']} for {report['run_date']}")
-    for table, entry in report["counts"].items():
-        print(
-            f"  {table:<20} read {entry['read']:>9}  used {entry['used']:>9}  rejected "
-            f"{entry['rejected']:>6}  deduplicated {entry['deduplicated']:>6}  outside "
-            f"{entry['outside_window']:>9}"
-        )
-    print(f"  findings by rule: {report['findings_by_rule']}")
-    print(f"  alerts: {report['alerts']}")
-    for row in alerts.orderBy(F.desc("score"), "device_id").collect():
-        print(f"    {row['device_id']:<12} score {row['score']:.3f}  {', '.join(row['rules'])}")
-    for name, path in paths.items():
-        print(f"  {name}: {path}")
+    """What the run read and found, as aligned tables for a person at a terminal: rows per
+    table and status, findings per rule, the top alerts, the published paths."""
+    top = [row.asDict() for row in alerts.orderBy(F.desc("score"), "device_id").select(*SUMMARY_ALERT_COLUMNS)
+           .limit(SUMMARY_TOP_ALERTS).collect()]
+    rows = [{"table": table, **entry} for table, entry in report["counts"].items()]
+    findings = [{"rule": rule, "findings": number} for rule, number in report["findings_by_rule"].items()]
+    print("\n\n".join([
+        f"datalake run {report['run_id']} for {report['run_date']}: {report['alerts']} alerts",
+        text_table(rows, ("table", "read", *SUMMARY_ROW_STATUSES)),
+        text_table(findings, ("rule", "findings")),
+        f"top {len(top)} of {report['alerts']} alerts:\n" + text_table(top, SUMMARY_ALERT_COLUMNS),
+        text_table([{"output": name, "path": path} for name, path in paths.items()], ("output", "path")),
+    ]))
 
 
 if __name__ == "__main__":

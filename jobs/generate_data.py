@@ -31,6 +31,7 @@ import math
 import os
 import sys
 import zlib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from datetime import date, datetime
 from pathlib import Path
@@ -42,6 +43,7 @@ if __package__ in (None, "") and "PYSPARK_GATEWAY_PORT" not in os.environ:
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
+from dependencies.progress import Progress
 from dependencies.run_window import RunWindow
 from dependencies.spark import start_spark
 from dependencies.tables import MEASURED_DATE, TABLES
@@ -638,8 +640,14 @@ def write_table(frame: DataFrame, path: str, fmt: str, partition_by: str | None 
         writer.parquet(path)
 
 
-def generate(spark: SparkSession, settings: GeneratorSettings, window: RunWindow) -> dict[str, Any]:
-    """Write the four tables, the ground truth and the settings under ``settings.output``."""
+def generate(
+    spark: SparkSession,
+    settings: GeneratorSettings,
+    window: RunWindow,
+    on_step: Callable[[str], None] = lambda step: None,
+) -> dict[str, Any]:
+    """Write the four tables, the ground truth and the settings under ``settings.output``;
+    ``on_step`` hears the name of each table as its writing begins (the progress line)."""
     generator = Generator(spark, settings, window)
     out = settings.output.rstrip("/")
     Path(out).mkdir(parents=True, exist_ok=True)
@@ -653,10 +661,13 @@ def generate(spark: SparkSession, settings: GeneratorSettings, window: RunWindow
         "install_event": generator.install_events(devices),
     }
     for table, frame in small.items():
+        on_step(table)
         columns = [c.name for c in TABLES[table]]
         write_table(frame.select(*columns).coalesce(1), f"{out}/{table}", settings.format)
+    on_step("measurements")
     write_table(generator.measurements(components), f"{out}/measurements", settings.format,
                 partition_by=MEASURED_DATE)
+    on_step(GROUND_TRUTH)
     truth = generator.ground_truth(devices).join(
         generator.baseline_reverse_correlation(components), "device_id", "left")
     truth.orderBy("device_id").coalesce(1).write.mode("overwrite").option("header", True).option(
@@ -720,7 +731,8 @@ def main(argv: list[str] | None = None) -> int:
     settings, config_path = parse_args(argv)
     spark, log, config = start_spark(app_name=APP_NAME, config_path=config_path)
     window = RunWindow.from_config(settings.run_date, config)
-    description = generate(spark, settings, window)
+    with Progress(APP_NAME, spark) as progress:
+        description = generate(spark, settings, window, progress.step)
     log.info("generated %s devices, %s components under %s", description["devices"],
              description["components"], settings.output)
     print(json.dumps(description["window"]), file=sys.stderr)

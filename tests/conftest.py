@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import secrets
 import shutil
 import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import bcrypt
 import pytest
 from pyspark.sql import SparkSession
 
@@ -147,9 +151,12 @@ class RunningServer:
         stop_process(self.process)
 
 
-def start_server(command: Callable[[int], list[str]], ready_path: str, log_path: Path) -> RunningServer:
-    """Start ``command(port)`` on a free port and wait until ``ready_path`` answers HTTP 200.
-    Fails (never skips) when the server cannot be started: CI must run these tests."""
+def start_server(
+    command: Callable[[int], list[str]], ready_path: str, log_path: Path, headers: dict[str, str] | None = None
+) -> RunningServer:
+    """Start ``command(port)`` on a free port and wait until ``ready_path`` answers HTTP 200
+    (asked with ``headers``). Fails (never skips) when the server cannot be started: CI must
+    run these tests."""
     for _ in range(3):  # another process may take the port between probe and bind
         port = free_port()
         with log_path.open("ab") as log:
@@ -158,7 +165,8 @@ def start_server(command: Callable[[int], list[str]], ready_path: str, log_path:
         deadline = time.monotonic() + SERVER_START_SECONDS
         while time.monotonic() < deadline and process.poll() is None:
             try:
-                with urllib.request.urlopen(server.url + ready_path, timeout=1) as response:
+                ready = urllib.request.Request(server.url + ready_path, headers=headers or {})
+                with urllib.request.urlopen(ready, timeout=1) as response:
                     if response.status == 200:
                         return server
             except OSError:
@@ -207,6 +215,56 @@ def pushgateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         directory / "pushgateway.log",
     )
     yield server.url
+    server.stop()
+
+
+@dataclass(frozen=True)
+class AuthPushgateway:
+    """A Pushgateway that requires HTTP basic auth: its URL (no user info) and the one
+    user it accepts."""
+
+    url: str
+    username: str
+    password: str
+
+    @property
+    def authorization(self) -> dict[str, str]:
+        """The request header that authenticates as the accepted user."""
+        token = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
+        return {"Authorization": f"Basic {token}"}
+
+    @property
+    def masked_url(self) -> str:
+        """The URL with user info as the logs show it: the password as ``***``."""
+        return self.url.replace("://", f"://{self.username}:***@", 1)
+
+    def url_with_user_info(self, password: str) -> str:
+        """The URL with ``username:password@`` in it (the password percent-encoded)."""
+        return self.url.replace("://", f"://{self.username}:{urllib.parse.quote(password, safe='')}@", 1)
+
+
+@pytest.fixture(scope="session")
+def pushgateway_with_basic_auth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthPushgateway]:
+    """A Prometheus Pushgateway started with a ``--web.config.file`` whose
+    ``basic_auth_users`` holds one user (bcrypt hash of a random password)."""
+    directory = tmp_path_factory.mktemp("pushgateway_auth")
+    username, password = "datalake", f"pw-{secrets.token_hex(8)}:/@%"
+    hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode()
+    web_config = directory / "web.yml"
+    web_config.write_text(f"basic_auth_users:\n  {username}: '{hashed}'\n", encoding="utf-8")
+    pending = AuthPushgateway("", username, password)
+    server = start_server(
+        lambda port: [
+            PUSHGATEWAY,
+            f"--web.listen-address=127.0.0.1:{port}",
+            f"--web.config.file={web_config}",
+            f"--persistence.file={directory / 'metrics.store'}",
+        ],
+        "/-/ready",
+        directory / "pushgateway.log",
+        pending.authorization,
+    )
+    yield AuthPushgateway(server.url, username, password)
     server.stop()
 
 

@@ -10,6 +10,7 @@ import pytest
 from dependencies.config import (
     ConfigError,
     bundled_defaults,
+    config_changes,
     find_config_file,
     load_config,
     merge_config,
@@ -113,3 +114,28 @@ def test_bundled_config_defines_every_rule_of_the_spec() -> None:
     # THEN every rule has a weight within (0, 1]
     assert len(rules) == 11
     assert all(0 < rule["weight"] <= 1 for rule in rules.values())
+
+
+def test_config_changes_are_the_settings_that_differ_from_the_defaults(tmp_path: Path) -> None:
+    # GIVEN a config that changes an input setting, a rule threshold and adds a Spark property,
+    # and sets one value to its default
+    defaults = bundled_defaults()
+    config = load_config(str(write(tmp_path / "job_config.json", {
+        "input": {"path": defaults["input"]["path"], "format": "parquet"},
+        "output": {"path": "/out"},
+        "rules": {"ZERO_RUNS": {"min_days": 4}},
+        "spark": {"spark.executor.cores": "2"},
+    })))
+
+    # WHEN its changes are listed
+    changes = config_changes(config)
+
+    # THEN exactly the differing settings are named by their dotted keys
+    assert changes == {
+        "input.format": "parquet",
+        "output.path": "/out",
+        "rules.ZERO_RUNS.min_days": 4,
+        "spark.spark.executor.cores": "2",
+    }
+    same = write(tmp_path / "same_config.json", {"input": defaults["input"], "output": defaults["output"]})
+    assert config_changes(load_config(str(same))) == {}

@@ -8,6 +8,7 @@ import json
 import logging
 import threading
 import time
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable
@@ -105,21 +106,30 @@ def aws_settings(endpoint_url: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def healthy_run(spark, moto_server, pushgateway, driver_log, tmp_path_factory) -> dict[str, Any]:
-    """One run with every target up: the run, its CloudWatch group, metrics job and driver log."""
+def healthy_run(spark, moto_server, pushgateway_with_basic_auth, driver_log, tmp_path_factory) -> dict[str, Any]:
+    """One run with every target up: the run, its CloudWatch group, metrics job and driver log.
+    It pushes to a Pushgateway behind basic auth, the credentials in the URL's user info."""
     group = f"datalake-job-{uuid.uuid4().hex}"
     job_name = f"datalake-{uuid.uuid4().hex}"
+    gateway = pushgateway_with_basic_auth
     run = run_job(
         tmp_path_factory.mktemp("healthy") / "run",
         {"log_group": group, "flush_interval_seconds": 0.2},
         aws_settings(moto_server),
-        {"pushgateway_url": pushgateway, "job_name": job_name},
+        {"pushgateway_url": gateway.url_with_user_info(gateway.password), "job_name": job_name},
     )
     return {"run": run, "group": group, "job_name": job_name, "driver_log": driver_log}
 
 
+def assert_password_hidden(password: str, *texts: str) -> None:
+    """Neither the password nor its URL-encoded form is in any of ``texts``."""
+    for text in texts:
+        assert password not in text
+        assert urllib.parse.quote(password, safe="") not in text
+
+
 def test_one_run_writes_the_same_events_to_console_file_driver_log_and_cloudwatch(
-    healthy_run, moto_server, pushgateway
+    healthy_run, moto_server, pushgateway_with_basic_auth
 ):
     # GIVEN one run of the job with all four targets enabled
     run: JobRun = healthy_run["run"]
@@ -139,22 +149,36 @@ def test_one_run_writes_the_same_events_to_console_file_driver_log_and_cloudwatc
     messages = [record["message"] for record in console]
     assert messages[0] == "run started"
     assert "stage extract_validate done" in " ".join(messages)
-    assert messages[-2:] == ["run finished with exit code 0", f"metrics pushed to {pushgateway}"]
+    gateway = pushgateway_with_basic_auth
+    assert messages[-2:] == ["run finished with exit code 0", f"metrics pushed to {gateway.masked_url}"]
     assert {record["context"]["spark_app_id"] for record in console} == {run.report["spark_application_id"]}
     assert {record["context"]["run_date"] for record in console} == {RUN_DATE}
+    # AND without a terminal there is no progress line on the console
+    assert "\r" not in run.console and "\x1b[" not in run.console
     # AND the logged config hides the secret in every target
     assert console[0]["fields"]["config"]["spark"]["spark.hadoop.fs.s3a.secret.key"] == "***"
     for text in (run.console, run.log_file.read_text(encoding="utf-8"), healthy_run["driver_log"].read_text()):
         assert SECRET not in text
+    # AND so does everything with the Pushgateway's password in the URL: logs and report
+    assert_password_hidden(
+        gateway.password, run.console, run.log_file.read_text(encoding="utf-8"), healthy_run["driver_log"].read_text(),
+        "\n".join(cloudwatch_messages(client, healthy_run["group"], stream)), json.dumps(run.report),
+    )
+    # AND the report holds the whole config, masked the same way
+    logged_config = run.report["parameters"]["config_values"]
+    assert logged_config["metrics"]["pushgateway_url"] == gateway.masked_url
+    assert logged_config["spark"]["spark.hadoop.fs.s3a.secret.key"] == "***"
 
 
-def test_one_run_pushes_its_metrics_matching_its_report(healthy_run, pushgateway):
-    # GIVEN one run of the job with a Pushgateway configured
+def test_one_run_pushes_its_metrics_matching_its_report(healthy_run, pushgateway_with_basic_auth):
+    # GIVEN one run of the job with a Pushgateway (behind basic auth) configured
     run: JobRun = healthy_run["run"]
     report = run.report
+    gateway = pushgateway_with_basic_auth
 
     # WHEN the Pushgateway is scraped
-    with urllib.request.urlopen(f"{pushgateway}/metrics", timeout=10) as response:
+    scrape = urllib.request.Request(f"{gateway.url}/metrics", headers=gateway.authorization)
+    with urllib.request.urlopen(scrape, timeout=10) as response:
         families = text_string_to_metric_families(response.read().decode("utf-8"))
     samples = {
         (sample.name, sample.labels.get("table") or sample.labels.get("rule") or sample.labels.get("stage")): sample.value
@@ -276,3 +300,48 @@ def test_a_failed_run_pushes_its_failure_and_logs_it(spark, pushgateway, write_c
     assert samples["datalake_run_exit_code"] == EXIT_BAD_INPUT
     assert "datalake_last_failure_timestamp_seconds" in samples
     assert "datalake_rows_read" not in samples
+
+
+def test_wrong_pushgateway_credentials_warn_once_and_keep_the_exit_code(
+    spark, pushgateway_with_basic_auth, write_config, tmp_path, capsys, monkeypatch
+):
+    # GIVEN a run that fails on its input, and a wrong Pushgateway password in the variable the config names
+    gateway = pushgateway_with_basic_auth
+    wrong = "not-the-Pa55word:/@%"
+    monkeypatch.setenv("DATALAKE_TEST_PUSH_USER", gateway.username)
+    monkeypatch.setenv("DATALAKE_TEST_PUSH_PASSWORD", wrong)
+    (tmp_path / "empty").mkdir()
+    log_file = tmp_path / "logs" / "datalake.jsonl"
+    config = write_config(
+        {
+            "input": {"path": str(tmp_path / "empty"), "format": "csv"},
+            "logging": {
+                "console": {"enabled": True, "format": "text"},
+                "file": {"enabled": True, "path": str(log_file)},
+                "spark": {"enabled": False},
+            },
+            "metrics": {
+                "pushgateway_url": gateway.url,
+                "username_env": "DATALAKE_TEST_PUSH_USER",
+                "password_env": "DATALAKE_TEST_PUSH_PASSWORD",
+            },
+        }
+    )
+
+    # WHEN the job runs
+    try:
+        exit_code = main(["--config", str(config), "--run-date", RUN_DATE])
+    finally:
+        close_job_logger()
+
+    # THEN its exit code is still that of the bad input, with exactly one warning about the push
+    assert exit_code == EXIT_BAD_INPUT
+    logged = [json.loads(line) for line in log_file.read_text(encoding="utf-8").splitlines()]
+    warnings = [record["message"] for record in logged if record["level"] == "WARNING"]
+    assert len(warnings) == 1 and warnings[0].startswith("metrics not pushed") and "401" in warnings[0]
+    # AND the password is nowhere: not on the console, in the log file or in the warning
+    captured = capsys.readouterr()
+    assert_password_hidden(wrong, captured.err, captured.out, log_file.read_text(encoding="utf-8"))
+    # AND the failed run left nothing in the output path (no _staging/)
+    output = tmp_path / "output"
+    assert not output.exists() or list(output.iterdir()) == []

@@ -17,6 +17,8 @@ from pyspark.sql import SparkSession
 
 from dependencies.config import ConfigError, bundled_defaults, parse_config_text
 from dependencies.logging import (
+    CONSOLE_FIELDS,
+    LOG4J_CONSOLE_APPENDER,
     LOGGER_NAME,
     REDACTED,
     bind_run_context,
@@ -233,6 +235,58 @@ def test_events_reach_the_spark_driver_log_through_log4j(spark, driver_log, make
     assert driver == console
     assert [record["message"] for record in driver] == [f"info {marker}", f"warning {marker}"]
     assert {record["context"]["spark_app_id"] for record in driver} == {spark.sparkContext.applicationId}
+
+
+def log4j_appenders_reached(spark: SparkSession) -> list[str]:
+    """The class names of the appenders a record of the log4j logger ``datalake`` reaches:
+    its own, and its parents' while the loggers on the way are additive."""
+    configuration = spark.sparkContext._jvm.org.apache.logging.log4j.LogManager.getContext(False).getConfiguration()
+    logger_config, reached = configuration.getLoggerConfig(LOGGER_NAME), []
+    while logger_config is not None:
+        reached += [appender.getClass().getName() for appender in logger_config.getAppenders().values()]
+        logger_config = logger_config.getParent() if logger_config.isAdditive() else None
+    return sorted(reached)
+
+
+def test_the_driver_log_skips_log4j_console_appenders_only_beside_our_console(spark, driver_log, make_logger, capsys):
+    # GIVEN Spark's log4j root logger printing to the terminal
+    configuration = spark.sparkContext._jvm.org.apache.logging.log4j.LogManager.getContext(False).getConfiguration()
+    root = configuration.getRootLogger().getAppenders().values()
+    assert [appender.getClass().getName() for appender in root] == [LOG4J_CONSOLE_APPENDER]
+
+    # WHEN the logger writes to the driver log beside our console target
+    make_logger(logging_config(console={"format": "text"}, spark={}), spark)
+    beside_console = log4j_appenders_reached(spark)
+    # ... and then to the driver log alone
+    make_logger(logging_config(spark={}), spark)
+    alone = log4j_appenders_reached(spark)
+
+    # THEN beside the console its records reach the driver log's other appenders (here the
+    # test's file) but no console appender: each event is once on the terminal;
+    assert LOG4J_CONSOLE_APPENDER not in beside_console
+    assert "org.apache.logging.log4j.core.appender.FileAppender" in beside_console
+    # alone, they reach the terminal through log4j, once
+    assert alone.count(LOG4J_CONSOLE_APPENDER) == 1
+    assert "org.apache.logging.log4j.core.appender.FileAppender" in alone
+
+
+def test_the_text_console_shows_the_console_fields_and_the_other_targets_the_fields(
+    make_logger, capsys, tmp_path
+):
+    # GIVEN a text console and a file target
+    path = tmp_path / "datalake.jsonl"
+    log = make_logger(logging_config(console={"format": "text"}, file={"path": str(path)}))
+
+    # WHEN an event carries a large field and a short console view of it (with a secret)
+    whole = {"input": {"path": "in"}, "aws": {"secret_key": "hunter2"}}
+    log.info("run started", extra={"config": whole, CONSOLE_FIELDS: {"config_changes": {"aws.secret_key": "hunter2"}}})
+    flush_logger(log)
+
+    # THEN the console line shows the short view, masked, and the file the whole field, masked
+    line = capsys.readouterr().err.strip()
+    assert line.endswith('run started config_changes={"aws.secret_key": "***"}')
+    (written,) = json_lines(path.read_text(encoding="utf-8"))
+    assert written["fields"] == {"config": {"input": {"path": "in"}, "aws": {"secret_key": "***"}}}
 
 
 def test_the_log_level_is_validated_by_the_config():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import urllib.parse
 import urllib.request
 import uuid
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from dependencies.metrics import push_run_metrics, run_metrics
+from dependencies.metrics import PushFailed, push_run_metrics, pushgateway, run_metrics
 
 REPORT = {
     "counts": {
@@ -22,10 +23,13 @@ REPORT = {
 DURATIONS = {"extract_validate": 12.5, "detect": 30.25, "write": 4.0}
 
 
-def scrape(pushgateway: str, job: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+def scrape(
+    pushgateway: str, job: str, headers: dict[str, str] | None = None
+) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """The Pushgateway's ``/metrics`` samples of one job: (name, labels without job and
     instance) -> value."""
-    with urllib.request.urlopen(f"{pushgateway}/metrics", timeout=10) as response:
+    request = urllib.request.Request(f"{pushgateway}/metrics", headers=headers or {})
+    with urllib.request.urlopen(request, timeout=10) as response:
         text = response.read().decode("utf-8")
     samples = {}
     for family in text_string_to_metric_families(text):
@@ -37,8 +41,16 @@ def scrape(pushgateway: str, job: str) -> dict[tuple[str, tuple[tuple[str, str],
     return samples
 
 
-def metrics_config(pushgateway: str) -> dict[str, Any]:
-    return {"pushgateway_url": pushgateway, "job_name": f"datalake-{uuid.uuid4().hex}", "timeout_seconds": 10.0}
+def metrics_config(pushgateway: str, **settings: Any) -> dict[str, Any]:
+    """The ``metrics`` section for ``pushgateway`` with a job name of its own."""
+    return {
+        "pushgateway_url": pushgateway,
+        "job_name": f"datalake-{uuid.uuid4().hex}",
+        "timeout_seconds": 10.0,
+        "username_env": "",
+        "password_env": "",
+        **settings,
+    }
 
 
 def test_a_successful_run_pushes_rows_findings_alerts_durations_and_success(pushgateway):
@@ -91,7 +103,7 @@ def test_a_failed_run_updates_the_outcome_and_keeps_the_last_success(pushgateway
 
 def test_without_a_pushgateway_nothing_is_pushed():
     # GIVEN no Pushgateway configured
-    config = {"pushgateway_url": "", "job_name": "datalake", "timeout_seconds": 1.0}
+    config = metrics_config("")
 
     # WHEN the metrics are pushed
     # THEN nothing is sent
@@ -100,9 +112,85 @@ def test_without_a_pushgateway_nothing_is_pushed():
 
 def test_an_unreachable_pushgateway_raises_an_os_error_for_the_caller_to_handle():
     # GIVEN a Pushgateway URL nothing listens on
-    config = {"pushgateway_url": "http://127.0.0.1:9", "job_name": "datalake", "timeout_seconds": 2.0}
+    config = metrics_config("http://127.0.0.1:9", timeout_seconds=2.0)
 
     # WHEN the metrics are pushed
     # THEN the error is an OSError, which the job logs as a warning and carries on
     with pytest.raises(OSError):
         push_run_metrics(run_metrics(0, 0.0, 1.0, DURATIONS, REPORT), config)
+
+
+# --- A Pushgateway behind basic auth ---
+
+def test_credentials_come_from_the_named_variables_else_from_the_url():
+    # GIVEN a URL with user info, and variables named in the config
+    url = "https://url-user:url%2Fpass@push.example:9091/base"
+    environ = {"PUSH_USER": "env-user", "PUSH_PASSWORD": "env-pass"}
+
+    # WHEN the Pushgateway is resolved with and without the variables
+    from_url = pushgateway(metrics_config(url), environ)
+    from_env = pushgateway(metrics_config(url, username_env="PUSH_USER", password_env="PUSH_PASSWORD"), environ)
+
+    # THEN the URL loses its user info; the variables win over it
+    assert (from_url.url, from_url.username, from_url.password) == ("https://push.example:9091/base", "url-user", "url/pass")
+    assert (from_env.url, from_env.username, from_env.password) == ("https://push.example:9091/base", "env-user", "env-pass")
+    assert "pass" not in repr(from_url) + repr(from_env)
+
+
+def test_a_named_variable_that_is_not_set_is_named_in_the_error():
+    # GIVEN a config naming a password variable that is not set
+    config = metrics_config("http://127.0.0.1:9", password_env="DATALAKE_TEST_UNSET_PASSWORD")
+
+    # WHEN the metrics are pushed / THEN the error names the variable
+    with pytest.raises(PushFailed, match="DATALAKE_TEST_UNSET_PASSWORD, which is not set"):
+        push_run_metrics(run_metrics(0, 0.0, 1.0, DURATIONS, REPORT), config)
+
+
+def test_the_right_credentials_from_the_environment_push(pushgateway_with_basic_auth, monkeypatch):
+    # GIVEN a Pushgateway that requires basic auth, and its credentials in variables named by the config
+    gateway = pushgateway_with_basic_auth
+    monkeypatch.setenv("DATALAKE_TEST_PUSH_USER", gateway.username)
+    monkeypatch.setenv("DATALAKE_TEST_PUSH_PASSWORD", gateway.password)
+    config = metrics_config(gateway.url, username_env="DATALAKE_TEST_PUSH_USER", password_env="DATALAKE_TEST_PUSH_PASSWORD")
+
+    # WHEN the metrics are pushed
+    pushed = push_run_metrics(run_metrics(0, 1_800_000_000.0, 1_800_000_050.5, DURATIONS, REPORT), config)
+
+    # THEN they arrived
+    assert pushed is True
+    assert scrape(gateway.url, config["job_name"], gateway.authorization)[("datalake_alerts", ())] == 3
+
+
+def test_the_right_credentials_in_the_url_push(pushgateway_with_basic_auth):
+    # GIVEN the credentials as the URL's user info (the password percent-encoded)
+    gateway = pushgateway_with_basic_auth
+    config = metrics_config(gateway.url_with_user_info(gateway.password))
+
+    # WHEN the metrics are pushed
+    push_run_metrics(run_metrics(0, 1_800_000_000.0, 1_800_000_050.5, DURATIONS, REPORT), config)
+
+    # THEN they arrived
+    assert scrape(gateway.url, config["job_name"], gateway.authorization)[("datalake_run_success", ())] == 1
+
+
+@pytest.mark.parametrize("where", ["url", "environment"])
+def test_wrong_credentials_fail_without_showing_the_password(pushgateway_with_basic_auth, monkeypatch, where):
+    # GIVEN a wrong password, in the URL or in the environment
+    gateway = pushgateway_with_basic_auth
+    wrong = "wrong-Pa55:/@%"
+    if where == "url":
+        config = metrics_config(gateway.url_with_user_info(wrong))
+    else:
+        monkeypatch.setenv("DATALAKE_TEST_PUSH_PASSWORD", wrong)
+        config = metrics_config(gateway.url_with_user_info("unused"), password_env="DATALAKE_TEST_PUSH_PASSWORD")
+
+    # WHEN the metrics are pushed
+    with pytest.raises(PushFailed) as failure:
+        push_run_metrics(run_metrics(0, 0.0, 1.0, DURATIONS, REPORT), config)
+
+    # THEN the Pushgateway refused them, and the error shows neither the password nor its URL form
+    assert "401" in str(failure.value)
+    assert wrong not in str(failure.value)
+    assert urllib.parse.quote(wrong, safe="") not in str(failure.value)
+    assert failure.value.__cause__ is None and failure.value.__suppress_context__  # no chained traceback
+    assert ("datalake_alerts", ()) not in scrape(gateway.url, config["job_name"], gateway.authorization)

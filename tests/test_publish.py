@@ -68,6 +68,11 @@ def report(output: Path, run_date: date = RUN_DATE) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def assert_only_published_tables(output: Path) -> None:
+    """The output path holds the published tables and nothing else (no ``_staging/``)."""
+    assert sorted(entry.name for entry in output.iterdir()) == ["alerts", "findings", "rejects", "reports"]
+
+
 def fail_rename(monkeypatch: pytest.MonkeyPatch, number: int) -> None:
     """Make the ``number``-th HadoopFs rename from now on fail (and only that one)."""
     real_rename = HadoopFs.rename
@@ -95,7 +100,7 @@ def test_rerun_replaces_only_its_run_date(spark: SparkSession, tmp_path: Path) -
     assert_published(spark, output, "v2")
     assert_published(spark, output, "other", OTHER_DATE)
     assert paths == {t: partition_path(str(output), t, RUN_DATE) for t in ("alerts", "findings", "rejects", "reports")}
-    assert not (output / "_staging" / f"run_date={RUN_DATE}").exists()
+    assert_only_published_tables(output)
 
 
 def test_failed_swap_puts_the_previous_outputs_back(
@@ -115,7 +120,7 @@ def test_failed_swap_puts_the_previous_outputs_back(
 
     # THEN D is v1 again, whole, and the failed run left nothing behind
     assert_published(spark, output, "v1")
-    assert not (output / "_staging" / f"run_date={RUN_DATE}").exists()
+    assert_only_published_tables(output)
 
 
 def test_killed_swap_is_undone_by_the_next_run_even_if_that_is_interrupted(
@@ -146,6 +151,7 @@ def test_killed_swap_is_undone_by_the_next_run_even_if_that_is_interrupted(
     assert_published(spark, output, "v1")
     publish(spark, staging, {"version": "v3"}, str(output), RUN_DATE)
     assert_published(spark, output, "v3")
+    assert_only_published_tables(output)
 
 
 def test_failed_staging_leaves_the_published_outputs_untouched(
@@ -165,3 +171,4 @@ def test_failed_staging_leaves_the_published_outputs_untouched(
     # THEN D is v1 and the file tree is as before: the failed staging was removed
     assert_published(spark, output, "v1")
     assert sorted(p.relative_to(output) for p in output.rglob("*")) == before
+    assert_only_published_tables(output)

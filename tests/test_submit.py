@@ -16,13 +16,13 @@ from typing import Any
 import pytest
 from conftest import REPO, stop_process
 
-from dependencies.submit import Submission, lock_path, summary
-from jobs.datalake_job import (
+from dependencies.exit_codes import (
     EXIT_BAD_CONFIG,
     EXIT_INPUT_NOT_READY,
     EXIT_LOCK_BUSY,
     EXIT_OK,
 )
+from dependencies.submit import Submission, lock_path, summary
 
 SPARK_SUBMIT = str(Path(sys.executable).parent / "spark-submit")
 

@@ -17,12 +17,14 @@ import platform
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import psutil
 
+from dependencies.progress import Progress, echo
 from jobs.evidence.common import (
     BUNDLED_CONFIG,
     PYTHON,
@@ -49,13 +51,16 @@ MAX_DRIVER_GROWTH = 1.25
 GIB = 1024**3
 
 
-def bench_size(devices: int) -> dict[str, Any]:
-    """Generate (once), run the job, run the floor; return the measurements."""
+def bench_size(devices: int, on_step: Callable[[str], None] = lambda part: None) -> dict[str, Any]:
+    """Generate (once), run the job, run the floor; return the measurements. ``on_step``
+    hears which part runs (the progress line)."""
+    on_step("data")
     data = ensure_dataset(devices, SEED, RUN_DATE)
     work = bench_dir() / "bench" / f"devices{devices}"
     shutil.rmtree(work, ignore_errors=True)
     config = write_job_config(work / "job_config.json", data, work / "output")
-    print(f"{devices} devices: job", flush=True)
+    echo(f"{devices} devices: job")
+    on_step("job")
     job = run_job(config, RUN_DATE, work / "job.log")
     result: dict[str, Any] = {
         "devices": devices,
@@ -66,10 +71,11 @@ def bench_size(devices: int) -> dict[str, Any]:
         report = read_report(work / "output", RUN_DATE)
         result["readings"] = report["counts"]["measurements"]["read"]
         result["job_stages"] = report["durations_seconds"]
-    print(f"  {job.seconds:.0f} s, exit {job.exit_code}; floor", flush=True)
+    echo(f"  {job.seconds:.0f} s, exit {job.exit_code}; floor")
+    on_step("floor")
     floor = run_measured([PYTHON, "-m", "jobs.evidence.floor", "--config", str(config)], work / "floor.log")
     result["floor"] = floor.__dict__
-    print(f"  floor {floor.seconds:.0f} s, exit {floor.exit_code}", flush=True)
+    echo(f"  floor {floor.seconds:.0f} s, exit {floor.exit_code}")
     shutil.rmtree(work / "output", ignore_errors=True)
     return result
 
@@ -176,12 +182,19 @@ def main(argv: list[str] | None = None) -> int:
     stored = bench_dir() / "bench" / "results"
     stored.mkdir(parents=True, exist_ok=True)
     exit_code = 0
-    for devices in [] if args.render else sorted(args.devices):
-        result = {**bench_size(devices), "measured_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-                  "commit": current_commit(), "load_average": machine["load_average"]}
-        exit_code |= result["job"]["exit_code"] != 0
-        (stored / f"devices{devices}.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
-        write_report(stored, args.report, machine)
+    sizes = [] if args.render else sorted(args.devices)
+    with Progress("bench") as progress:  # at a terminal: the size and part running, and for how long
+        for index, devices in enumerate(sizes, 1):
+            size = f"size {index}/{len(sizes)}: {devices:,} devices"
+
+            def on_step(part: str, size: str = size) -> None:
+                progress.step(f"{size}, {part}")
+
+            result = {**bench_size(devices, on_step), "measured_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+                      "commit": current_commit(), "load_average": machine["load_average"]}
+            exit_code |= result["job"]["exit_code"] != 0
+            (stored / f"devices{devices}.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+            write_report(stored, args.report, machine)
     write_report(stored, args.report, machine)
     return exit_code
 
@@ -192,7 +205,7 @@ def write_report(stored: Path, report: Path, machine: dict[str, Any]) -> None:
     results.sort(key=lambda r: r["devices"])
     report.parent.mkdir(parents=True, exist_ok=True)
     report.write_text(render(results, machine), encoding="utf-8")
-    print(f"wrote {report}")
+    echo(f"wrote {report}")
 
 
 def current_commit() -> str:

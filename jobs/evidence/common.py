@@ -15,6 +15,7 @@ from pathlib import Path
 
 import psutil
 
+from dependencies.progress import echo
 from jobs.generate_data import COMPLETE_MARKER
 
 REPO = Path(__file__).resolve().parents[2]
@@ -87,11 +88,11 @@ def ensure_dataset(devices: int, seed: int, run_date: str, extra_args: tuple[str
     command = [PYTHON, str(GENERATOR), "--config", str(BUNDLED_CONFIG), "--devices", str(devices),
                "--seed", str(seed), "--run-date", run_date, "--output", str(path),
                "--format", "parquet", *extra_args]
-    print(f"generating {devices} devices into {path}", flush=True)
+    echo(f"generating {devices} devices into {path}")
     stats = run_measured(command, path.parent / f"{path.name}.generate.log")
     if stats.exit_code != 0:
         raise RuntimeError(f"generator failed ({stats.exit_code}):\n{stats.output_tail}")
-    print(f"  generated in {stats.seconds:.0f} s", flush=True)
+    echo(f"  generated in {stats.seconds:.0f} s")
     return path
 
 

@@ -1,0 +1,52 @@
+"""What a person sees running the job at a terminal: each event once, the config as its
+differences from the defaults, a progress line updated in place, and the summary tables.
+
+The job runs under a pseudo-terminal (``script``), as ``make run`` does in a shell; the
+piped case (no progress at all) is checked on the runs of tests/test_job_logging.py."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+
+from conftest import REPO, RUN_DATE
+
+
+def test_at_a_terminal_a_run_shows_progress_each_event_once_and_the_summary(write_config, tmp_path):
+    # GIVEN a config that differs from the defaults in its output path (and Spark partitions)
+    config = write_config()
+    job = [sys.executable, str(REPO / "jobs" / "datalake_job.py"), "--config", str(config), "--run-date", RUN_DATE]
+
+    # WHEN the job runs at a pseudo-terminal
+    finished = subprocess.run(
+        ["script", "-qfec", shlex.join(job), "/dev/null"],
+        check=False, capture_output=True, timeout=900, cwd=tmp_path,
+        env={**os.environ, "DEBUG": "1", "PYSPARK_PYTHON": sys.executable},
+    )  # fmt: skip
+    shown = finished.stdout.decode("utf-8", errors="replace")  # bytes: text mode would turn \r into \n
+    assert finished.returncode == 0, shown[-3000:]
+
+    # THEN a status line named the job's stages and the Spark tasks, redrawn in place
+    steps = re.findall(r"\rdatalake_job \d+:\d\d \| (\w+) \d+:\d\d", shown)
+    assert {"extract_validate", "detect", "write"} <= set(steps)
+    assert re.search(r"\| Spark tasks \d+/\d+ \(stages? \d+", shown)
+    # AND each event is on the terminal once: no second copy through log4j's console
+    assert shown.count("run started") == 1
+    assert shown.count("run finished with exit code 0") == 1
+    assert " INFO datalake: {" not in shown
+    # AND the config shows as what differs from the defaults, not in full
+    started = next(line for line in shown.splitlines() if "run started" in line)
+    assert f'"output.path": "{tmp_path / "output"}"' in started
+    assert "UNINSTALLED_CONSUMPTION" not in started
+    # AND the summary ends the output as aligned tables
+    summary = shown[shown.index("\ndatalake run "):].replace("\r", "")
+    assert re.search(r"\n  table +read +used +rejected +deduplicated +outside_window\n", summary)
+    assert re.search(r"\n  measurements +40,400 +", summary)
+    assert re.search(r"\n  rule +findings\n  UNINSTALLED_CONSUMPTION +1\n", summary)
+    assert re.search(r"\n  device_id +score +rules\n  G01 +1\.000 +UNINSTALLED_CONSUMPTION\n", summary)
+    assert re.search(rf"\n  output +path\n  alerts +{re.escape(str(tmp_path))}/output/alerts/run_date=", summary)
+    # AND the output path holds the published tables and nothing else
+    assert sorted(entry.name for entry in (tmp_path / "output").iterdir()) == ["alerts", "findings", "rejects", "reports"]
