@@ -229,6 +229,42 @@ def consumption_drop(evidence: Evidence, params: dict[str, Any]) -> DataFrame:
     return _fires(evidence.devices, F.col("r").isNotNull() & (ratio <= params["max_ratio"]), ratio)
 
 
+def baseline_week_spread(evidence: Evidence) -> DataFrame:
+    """Per device: the coefficient of variation (sample std / mean) of its weekly mean daily
+    import over B's days with data, the weeks counted back from W's start; ``week_cv`` is
+    null with fewer than two such weeks."""
+    days_before_w = F.date_diff(F.lit(evidence.window.window_start_date), F.col("day"))
+    weeks = (
+        evidence.daily.where((F.col("period") == BASELINE) & F.col("has_data"))
+        .groupBy("device_id", F.floor((days_before_w - 1) / 7).alias("week"))
+        .agg(F.avg("import_kwh").alias("week_mean_kwh"))
+    )
+    spread = F.stddev_samp("week_mean_kwh") / F.avg("week_mean_kwh")
+    return weeks.groupBy("device_id").agg(
+        F.when((F.count("*") >= 2) & (F.avg("week_mean_kwh") > 0), spread).alias("week_cv")
+    )
+
+
+def sustained_drop(evidence: Evidence, params: dict[str, Any]) -> DataFrame:
+    """A drop of the drift-adjusted mean daily import (r / drift) that is large against the
+    device's own week-to-week variation in B: z = (r / drift - 1) / week_cv, with week_cv the
+    spread of B's weekly means (at least ``min_week_cv``). A steady meter that loses a share
+    of its load for all of W (a bypassed circuit, a slowed meter: h1, h3 with a cut of 20-40 %)
+    stands out; a volatile one (solar netting, irregular habits) needs a deeper drop. Only
+    devices with ``r`` (comparable, real baseline) and r / drift ≤ ``max_ratio``. Metric: z."""
+    ratio = F.col("r") / F.col("drift")
+    spread = F.greatest(F.col("week_cv"), F.lit(params["min_week_cv"]))
+    z = (ratio - 1) / spread
+    devices = evidence.devices.join(baseline_week_spread(evidence), "device_id")
+    condition = (
+        F.col("r").isNotNull()
+        & F.col("week_cv").isNotNull()
+        & (ratio <= params["max_ratio"])
+        & (z <= params["max_z"])
+    )
+    return _fires(devices, condition, z)
+
+
 def zero_runs(evidence: Evidence, params: dict[str, Any]) -> DataFrame:
     """On several days of W, hours-long runs of zero import that B never had: a switched
     bypass for part of the day (h2). Not at sites with generation, whose net import is zero
@@ -315,6 +351,7 @@ RULES: dict[str, Rule] = {
     "FLAT_PROFILE": flat_profile,
     "PROFILE_SHIFT": profile_shift,
     "PEER_DEVIATION": peer_deviation,
+    "SUSTAINED_DROP": sustained_drop,
     "DATA_GAP": data_gap,
 }
 
