@@ -229,40 +229,27 @@ def consumption_drop(evidence: Evidence, params: dict[str, Any]) -> DataFrame:
     return _fires(evidence.devices, F.col("r").isNotNull() & (ratio <= params["max_ratio"]), ratio)
 
 
-def baseline_week_spread(evidence: Evidence) -> DataFrame:
-    """Per device: the coefficient of variation (sample std / mean) of its weekly mean daily
-    import over B's days with data, the weeks counted back from W's start; ``week_cv`` is
-    null with fewer than two such weeks."""
-    days_before_w = F.date_diff(F.lit(evidence.window.window_start_date), F.col("day"))
+def highest_window_week(evidence: Evidence) -> DataFrame:
+    """Per device: ``highest_week_kwh``, the highest of W's weekly mean daily imports (weeks
+    counted from W's start, each over its days with data)."""
+    week = F.floor(F.date_diff(F.col("day"), F.lit(evidence.window.window_start_date)) / 7)
     weeks = (
-        evidence.daily.where((F.col("period") == BASELINE) & F.col("has_data"))
-        .groupBy("device_id", F.floor((days_before_w - 1) / 7).alias("week"))
-        .agg(F.avg("import_kwh").alias("week_mean_kwh"))
+        evidence.daily.where((F.col("period") == WINDOW) & F.col("has_data"))
+        .groupBy("device_id", week.alias("week"))
+        .agg(F.avg("import_kwh").alias("week_kwh"))
     )
-    spread = F.stddev_samp("week_mean_kwh") / F.avg("week_mean_kwh")
-    return weeks.groupBy("device_id").agg(
-        F.when((F.count("*") >= 2) & (F.avg("week_mean_kwh") > 0), spread).alias("week_cv")
-    )
+    return weeks.groupBy("device_id").agg(F.max("week_kwh").alias("highest_week_kwh"))
 
 
 def sustained_drop(evidence: Evidence, params: dict[str, Any]) -> DataFrame:
-    """A drop of the drift-adjusted mean daily import (r / drift) that is large against the
-    device's own week-to-week variation in B: z = (r / drift - 1) / week_cv, with week_cv the
-    spread of B's weekly means (at least ``min_week_cv``). A steady meter that loses a share
-    of its load for all of W (a bypassed circuit, a slowed meter: h1, h3 with a cut of 20-40 %)
-    stands out; a volatile one (solar netting, irregular habits) needs a deeper drop. Only
-    devices with ``r`` (comparable, real baseline) and r / drift ≤ ``max_ratio``. Metric: z."""
-    ratio = F.col("r") / F.col("drift")
-    spread = F.greatest(F.col("week_cv"), F.lit(params["min_week_cv"]))
-    z = (ratio - 1) / spread
-    devices = evidence.devices.join(baseline_week_spread(evidence), "device_id")
-    condition = (
-        F.col("r").isNotNull()
-        & F.col("week_cv").isNotNull()
-        & (ratio <= params["max_ratio"])
-        & (z <= params["max_z"])
-    )
-    return _fires(devices, condition, z)
+    """Even W's best week far below the baseline, after removing the class drift: a share of
+    the load gone for all of W (a bypassed circuit, a slowed meter: h1, h3 with a cut of
+    20-40 %). A week away or a few odd days lower one week of W, not every week, so they do
+    not fire it. Only devices with ``r`` (comparable, real baseline). Metric: highest weekly
+    mean of W / baseline mean / drift."""
+    ratio = F.col("highest_week_kwh") / F.col("baseline_mean_kwh") / F.col("drift")
+    devices = evidence.devices.join(highest_window_week(evidence), "device_id")
+    return _fires(devices, F.col("r").isNotNull() & (ratio <= params["max_ratio"]), ratio)
 
 
 def zero_runs(evidence: Evidence, params: dict[str, Any]) -> DataFrame:

@@ -43,11 +43,12 @@ REPORT = REPO / "docs" / "quality.md"
 COMMAND = "make quality"
 # The partial-theft measure whose threshold the report sweeps, and how.
 SWEPT_RULE = "SUSTAINED_DROP"
-SWEPT_PARAMETER = "max_z"
-SWEEP_LOOSE = 0.0
-CURVE_STEP = 0.25
-CURVE_STEPS = 32
-TABLE_STEP = 1.0
+SWEPT_PARAMETER = "max_ratio"
+SWEEP_LOOSE = 1.0
+CURVE_STEP = 0.01
+CURVE_STEPS = 40
+TABLE_STEP = 0.05
+CHART_MAX_HONEST_PERCENT = 4.0  # the chart's x axis; the table goes on
 
 # The spec's quality bar.
 EVENT_RECALL = 1.0
@@ -299,11 +300,12 @@ def render(summary: dict[str, Any], devices: list[Device], fired: dict[str, tupl
         "",
         "Honest devices per situation, and how many of them were alerted:",
         "",
-        "| honest situation | devices | alerted |",
-        "|---|---:|---:|",
+        "| honest situation | devices | alerted | share alerted |",
+        "|---|---:|---:|---:|",
     ]
     for event, count in sorted(honest_by_event.items()):
-        lines.append(f"| {event} | {count} | {alerted_by_event.get(event, 0)} |")
+        alerted = alerted_by_event.get(event, 0)
+        lines.append(f"| {event} | {count} | {alerted} | {_percent(alerted / count)} |")
     population = Counter((d.customer_class, d.has_generation, d.reading_type) for d in devices)
     lines += [
         "",
@@ -380,7 +382,7 @@ def render_partial_curve(devices: list[Device], sweep: dict[str, dict[str, float
 
     config = bundled_defaults()
     chosen = config["rules"][SWEPT_RULE][SWEPT_PARAMETER]
-    thresholds = sorted({*(SWEEP_LOOSE - step * CURVE_STEP for step in range(CURVE_STEPS + 1)), chosen})
+    thresholds = sorted({*(round(SWEEP_LOOSE - step * CURVE_STEP, 6) for step in range(CURVE_STEPS + 1)), chosen})
     honest = [d for d in devices if d.case == HONEST]
     groups = curve_groups(devices)
 
@@ -403,7 +405,8 @@ def render_partial_curve(devices: list[Device], sweep: dict[str, dict[str, float
     axes.set_xlabel("honest devices alerted (%)")
     axes.set_ylabel("recall (share alerted)")
     axes.set_ylim(0, 1.02)
-    axes.set_title(f"{SWEPT_RULE}: {SWEPT_PARAMETER} from {SWEEP_LOOSE} to {thresholds[0]}")
+    axes.set_xlim(0, CHART_MAX_HONEST_PERCENT)
+    axes.set_title(f"{SWEPT_RULE}: {SWEPT_PARAMETER} from {thresholds[0]} up to {SWEEP_LOOSE}")
     axes.legend(loc="lower right", fontsize="small")
     axes.grid(alpha=0.3)
     figure.tight_layout()
@@ -427,7 +430,8 @@ def render_partial_curve(devices: list[Device], sweep: dict[str, dict[str, float
         "|---:|---:|" + "---:|" * len(labels),
     ]
     for threshold in reversed(thresholds):
-        if threshold != chosen and (SWEEP_LOOSE - threshold) % TABLE_STEP:
+        steps = (SWEEP_LOOSE - threshold) / TABLE_STEP
+        if threshold != chosen and abs(steps - round(steps)) > 1e-6:
             continue
         honest_rate, recalls = points[threshold]
         mark = "**" if threshold == chosen else ""
