@@ -7,11 +7,13 @@ holidays, lighting that follows the sunset, electric heating that follows the da
 temperature, a slow per-site drift, day-to-day and week-to-week activity, slot noise and
 appliance spikes, all on the local clock (daylight saving time included);
 rooftop solar nets import down and exports the surplus. Honest sites may have their meter
-exchanged, be newly connected, roll their register over, go silent for a while, or go on
-holiday; every reading may be lost in transit.
+exchanged, be newly connected, roll their register over, go silent for a while, go on
+holiday, change their routine for good, or stand empty for a few days before new occupants
+move in; every reading may be lost in transit.
 
 On chosen shares of sites the generator plants, for all of the detection window W, the six
-attacks of Jokar et al. (``h1`` … ``h6``) and the event-level cases of the detection rules.
+attacks of Jokar et al. (``h1`` … ``h6``) and the event-level cases of the detection rules,
+and on further shares partial thieves: ``h1`` and ``h3`` with α in (0.5, 0.8].
 The ground truth (one row per device: its site, case and parameters) is written beside the
 four tables.
 
