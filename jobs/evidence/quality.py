@@ -4,7 +4,9 @@ false-alert rate and the precision of the alerts, against the spec's quality bar
 ``make quality`` (or ``python -m jobs.evidence.quality``) generates the population once (cached
 under ``$DATALAKE_BENCH_DIR`` or ``.bench/``), runs the real job on it in its own process,
 compares the published alerts with the generator's ground truth, and writes the report to
-``docs/quality.md``.
+``docs/quality.md``: for the default population, then for a second one (another seed, a run
+date in summer). For each, the job is run a second time with ``SUSTAINED_DROP``'s threshold
+opened up, to draw its recall against the honest false-alert rate (a PNG beside the report).
 """
 
 from __future__ import annotations
