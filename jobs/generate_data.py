@@ -7,11 +7,13 @@ holidays, lighting that follows the sunset, electric heating that follows the da
 temperature, a slow per-site drift, day-to-day and week-to-week activity, slot noise and
 appliance spikes, all on the local clock (daylight saving time included);
 rooftop solar nets import down and exports the surplus. Honest sites may have their meter
-exchanged, be newly connected, roll their register over, go silent for a while, or go on
-holiday; every reading may be lost in transit.
+exchanged, be newly connected, roll their register over, go silent for a while, go on
+holiday, change their routine for good, or stand empty for a few days before new occupants
+move in; every reading may be lost in transit.
 
 On chosen shares of sites the generator plants, for all of the detection window W, the six
-attacks of Jokar et al. (``h1`` … ``h6``) and the event-level cases of the detection rules.
+attacks of Jokar et al. (``h1`` … ``h6``) and the event-level cases of the detection rules,
+and on further shares partial thieves: ``h1`` and ``h3`` with α in (0.5, 0.8].
 The ground truth (one row per device: its site, case and parameters) is written beside the
 four tables.
 
@@ -66,7 +68,13 @@ EVENTS = ("UNINSTALLED_CONSUMPTION", "REGISTER_ROLLBACK", "REVERSE_FLOW", "TAMPE
           "ZERO_CONSUMPTION")
 CASES = ATTACKS + EVENTS
 # Honest situations that look unusual; a site has at most one.
-HONEST_EVENTS = ("meter_exchange", "new_install", "rollover", "comm_gap", "absence")
+HONEST_EVENTS = ("meter_exchange", "new_install", "rollover", "comm_gap", "absence",
+                 "routine_change", "new_occupants")
+# Partial theft: extra h1 / h3 sites whose level α (h1's factor, the mean of h3's γ_t) lies in
+# PARTIAL_ALPHA, the cut of 20-50 % that honest ups and downs make hard to tell.
+PARTIAL_CASES = ("h1", "h3")
+PARTIAL_ALPHA = (0.5, 0.8)
+PARTIAL_PREFIX = "partial_"
 
 RESIDENTIAL, COMMERCIAL, INDUSTRIAL = "RESIDENTIAL", "COMMERCIAL", "INDUSTRIAL"
 REGISTER_MAX = {RESIDENTIAL: 99999.999, COMMERCIAL: 9999999.999, INDUSTRIAL: 9999999.999}
@@ -88,7 +96,9 @@ class GeneratorSettings:
     # Share of the honest sites for each honest event.
     honest_event_shares: dict[str, float] = field(default_factory=lambda: {
         "meter_exchange": 0.02, "new_install": 0.01, "rollover": 0.02, "comm_gap": 0.05,
-        "absence": 0.03})
+        "absence": 0.03, "routine_change": 0.03, "new_occupants": 0.01})
+    # Share of sites for each partially stolen case (h1, h3 with α in PARTIAL_ALPHA).
+    partial_shares: dict[str, float] = field(default_factory=lambda: dict.fromkeys(PARTIAL_CASES, 0.04))
     commercial_share: float = 0.10
     industrial_share: float = 0.03
     solar_share: float = 0.15
@@ -151,6 +161,28 @@ def rise(x: Column) -> Column:
 
 # --- the population ---------------------------------------------------------------------------
 
+def with_partial_theft(sites: DataFrame) -> DataFrame:
+    """Split a drawn ``partial_h1``/``partial_h3`` into its case and ``partial_theft``."""
+    drawn = F.col("case")
+    return sites.withColumns({
+        "partial_theft": drawn.startswith(PARTIAL_PREFIX),
+        "case": F.regexp_replace(drawn, f"^{PARTIAL_PREFIX}", ""),
+    })
+
+
+def with_household_level(frame: DataFrame) -> DataFrame:
+    """Per (site, day) of the load: ``household_level``, the lasting change of a routine
+    change or of new occupants from ``change_day`` on; the days a place stands empty
+    between two occupants count as ``away``."""
+    day, change_day = F.col("day"), F.col("change_day")
+    vacant = (day >= change_day) & (day < change_day + F.col("vacant_days"))
+    return frame.withColumns({
+        "away": F.col("away") | vacant,
+        "household_level": F.when(day >= change_day + F.col("vacant_days"), F.col("change_factor"))
+        .otherwise(1.0),
+    })
+
+
 class Generator:
     """Builds the tables of one dataset from its settings and the run's window."""
 
@@ -183,8 +215,8 @@ class Generator:
         sites = self.spark.range(s.devices).withColumnRenamed("id", "site").select(
             "site",
             klass.alias("customer_class"),
-            pick(self.u("case", "site"), s.case_shares, HONEST).alias("case"),
-        )
+            self.planted_case().alias("case"),
+        ).transform(with_partial_theft)
         honest = F.col("case") == HONEST
         residential = F.col("customer_class") == RESIDENTIAL
         event = F.when(honest, pick(self.u("event", "site"), s.honest_event_shares, ""))
@@ -245,7 +277,41 @@ class Generator:
             .cast("int").alias("gap_slots"),
             F.floor(self.u("absence", "site") * self.days).cast("int").alias("absence_day"),
             (3 + F.floor(self.u("absence_len", "site") * 8)).cast("int").alias("absence_days"),
-        )
+        ).transform(self.with_partial_alpha).transform(self.with_household_changes)
+
+    def planted_case(self) -> Column:
+        """The case of a site: the planted cases' slices of [0, 1) first, then the partial
+        thefts' (``partial_h1``, ``partial_h3``), the rest honest."""
+        partial = {f"{PARTIAL_PREFIX}{case}": share for case, share in self.s.partial_shares.items()}
+        return pick(self.u("case", "site"), {**self.s.case_shares, **partial}, HONEST)
+
+    def with_partial_alpha(self, sites: DataFrame) -> DataFrame:
+        """A partial thief's level α, drawn in PARTIAL_ALPHA (upper end included)."""
+        low, high = PARTIAL_ALPHA
+        alpha = F.lit(high) - (high - low) * self.u("partial_alpha", "site")
+        return sites.withColumn("alpha", F.when(F.col("partial_theft"), alpha).otherwise(F.col("alpha")))
+
+    def with_household_changes(self, sites: DataFrame) -> DataFrame:
+        """When an honest site's use changes for good: ``change_day`` (any day of B or W),
+        the lasting factor ``change_factor`` of a routine change (someone moves out or in,
+        a new appliance, work from home ends or starts), and for new occupants the days
+        the place stands empty before them (``vacant_days``) and their own level."""
+        event = F.col("honest_event")
+        routine = F.exp(between(math.log(0.65), math.log(1.5), self.u("routine_factor", "site")))
+        occupants = F.exp(0.4 * self.n("occupants_scale", "site"))
+        return sites.withColumns({
+            "change_day": F.floor(self.u("change_day", "site") * self.days).cast("int"),
+            "change_factor": F.when(event.eqNullSafe("routine_change"), routine)
+            .when(event.eqNullSafe("new_occupants"), occupants).otherwise(1.0),
+            "vacant_days": F.when(event.eqNullSafe("new_occupants"),
+                                  F.floor(self.u("vacant_days", "site") * 11)).otherwise(0).cast("int"),
+        })
+
+    def h3_gamma(self, slot: Column) -> Column:
+        """h3's factor of one interval: γ_t in [0.1, 0.8], or within 0.1 of α for a partial thief."""
+        spread = self.u("gamma", "site", slot)
+        return F.when(F.col("partial_theft"), F.col("alpha") + between(-0.1, 0.1, spread)).otherwise(
+            between(0.1, 0.8, spread))
 
     def devices(self, sites: DataFrame) -> DataFrame:
         """One row per meter: a site's meter, and its replacement where it was exchanged.
@@ -358,7 +424,7 @@ class Generator:
                               + 0.12 * self.n("week", "site", F.floor(day / 7))),
             "drift": 1 + F.col("trend") * (day - self.days / 2) / self.days,
             "slot_noise": self.n("noise", "site", slot),
-        })
+        }).transform(with_household_level)
         away, activity, drift = F.col("away"), F.col("activity"), F.col("drift")
 
         # Households: fridge and standby, two peaks, midday at home on free days, lighting
@@ -405,7 +471,7 @@ class Generator:
             1 - 0.75 * clouds * (0.5 + 0.5 * self.u("passing_cloud", "site", slot))
         )).otherwise(0.0)
 
-        frame = frame.withColumn("net_kw", load_kw - pv_kw)
+        frame = frame.withColumn("net_kw", load_kw * F.col("household_level") - pv_kw)
         return frame.withColumns({
             "honest_import": F.greatest(F.col("net_kw"), F.lit(0.0)) * SLOT_HOURS,
             "honest_export": F.greatest(-F.col("net_kw"), F.lit(0.0)) * SLOT_HOURS,
@@ -447,7 +513,7 @@ class Generator:
         # Everything that needs only this row, computed before the rows are sorted.
         slot, case, x = F.col("slot"), F.col("case"), F.col("honest_import")
         slot_of_day = slot - F.col("day") * SLOTS_PER_DAY
-        gamma = between(0.1, 0.8, self.u("gamma", "site", slot))
+        gamma = self.h3_gamma(slot)
         h2_slots = F.floor(between(16, SLOTS_PER_DAY + 1, self.u("h2_length", "site", "day")))
         h2_start = F.floor(self.u("h2_start", "site", "day") * (SLOTS_PER_DAY + 1 - h2_slots))
         h2_off = (slot_of_day >= h2_start) & (slot_of_day < h2_start + h2_slots)
@@ -599,7 +665,7 @@ class Generator:
         """One row per device: its site, case, honest event and the planted parameters."""
         case = F.col("case")
         params = F.to_json(F.struct(
-            F.when(case == "h1", F.col("alpha")).alias("alpha"),
+            F.when((case == "h1") | F.col("partial_theft"), F.col("alpha")).alias("alpha"),
             F.when(case.isin("UNINSTALLED_CONSUMPTION", "REGISTER_ROLLBACK", "REVERSE_FLOW",
                              "TAMPER_EVENTS"), self.stamp(F.col("event_slot"))).alias("event_at"),
             F.when(case == "ZERO_CONSUMPTION", F.col("zero_days")).alias("zero_days"),
@@ -711,18 +777,25 @@ def parse_args(argv: list[str] | None = None) -> tuple[GeneratorSettings, str | 
                         metavar="CASE=SHARE", help=f"share of sites per planted case ({', '.join(CASES)})")
     parser.add_argument("--honest-share", type=_shares, action="append", default=[],
                         metavar="EVENT=SHARE", help=f"share of honest sites ({', '.join(HONEST_EVENTS)})")
+    parser.add_argument("--partial-share", type=_shares, action="append", default=[],
+                        metavar="CASE=SHARE",
+                        help=f"share of sites per partially stolen case ({', '.join(PARTIAL_CASES)})")
     args = parser.parse_args(argv)
     case_shares = {**defaults.case_shares, **dict(args.case_share)}
+    partial_shares = {**defaults.partial_shares, **dict(args.partial_share)}
     honest_shares = {**defaults.honest_event_shares, **dict(args.honest_share)}
     for name in set(case_shares) - set(CASES):
         parser.error(f"unknown case {name}")
+    for name in set(partial_shares) - set(PARTIAL_CASES):
+        parser.error(f"unknown partial case {name}")
     for name in set(honest_shares) - set(HONEST_EVENTS):
         parser.error(f"unknown honest event {name}")
-    if sum(case_shares.values()) > 1 or sum(honest_shares.values()) > 1:
+    if sum(case_shares.values()) + sum(partial_shares.values()) > 1 or sum(honest_shares.values()) > 1:
         parser.error("shares add up to more than 1")
     known = {f.name for f in fields(GeneratorSettings)}
     chosen = {k: v for k, v in vars(args).items() if k in known}
-    settings = GeneratorSettings(**chosen, case_shares=case_shares, honest_event_shares=honest_shares)
+    settings = GeneratorSettings(**chosen, case_shares=case_shares, partial_shares=partial_shares,
+                                 honest_event_shares=honest_shares)
     return settings, args.config
 
 

@@ -229,6 +229,29 @@ def consumption_drop(evidence: Evidence, params: dict[str, Any]) -> DataFrame:
     return _fires(evidence.devices, F.col("r").isNotNull() & (ratio <= params["max_ratio"]), ratio)
 
 
+def highest_window_week(evidence: Evidence) -> DataFrame:
+    """Per device: ``highest_week_kwh``, the highest of W's weekly mean daily imports (weeks
+    counted from W's start, each over its days with data)."""
+    week = F.floor(F.date_diff(F.col("day"), F.lit(evidence.window.window_start_date)) / 7)
+    weeks = (
+        evidence.daily.where((F.col("period") == WINDOW) & F.col("has_data"))
+        .groupBy("device_id", week.alias("week"))
+        .agg(F.avg("import_kwh").alias("week_kwh"))
+    )
+    return weeks.groupBy("device_id").agg(F.max("week_kwh").alias("highest_week_kwh"))
+
+
+def sustained_drop(evidence: Evidence, params: dict[str, Any]) -> DataFrame:
+    """Even W's best week far below the baseline, after removing the class drift: a share of
+    the load gone for all of W (a bypassed circuit, a slowed meter: h1, h3 with a cut of
+    20-40 %). A week away or a few odd days lower one week of W, not every week, so they do
+    not fire it. Only devices with ``r`` (comparable, real baseline). Metric: highest weekly
+    mean of W / baseline mean / drift."""
+    ratio = F.col("highest_week_kwh") / F.col("baseline_mean_kwh") / F.col("drift")
+    devices = evidence.devices.join(highest_window_week(evidence), "device_id")
+    return _fires(devices, F.col("r").isNotNull() & (ratio <= params["max_ratio"]), ratio)
+
+
 def zero_runs(evidence: Evidence, params: dict[str, Any]) -> DataFrame:
     """On several days of W, hours-long runs of zero import that B never had: a switched
     bypass for part of the day (h2). Not at sites with generation, whose net import is zero
@@ -315,6 +338,7 @@ RULES: dict[str, Rule] = {
     "FLAT_PROFILE": flat_profile,
     "PROFILE_SHIFT": profile_shift,
     "PEER_DEVIATION": peer_deviation,
+    "SUSTAINED_DROP": sustained_drop,
     "DATA_GAP": data_gap,
 }
 

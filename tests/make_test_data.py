@@ -30,12 +30,12 @@ EXPECTED_RULES = {
     "K01": ["REGISTER_ROLLBACK"],
     "F01": ["REVERSE_FLOW"],
     "T01": ["TAMPER_EVENTS"],
-    "Z01": ["CONSUMPTION_DROP", "PEER_DEVIATION", "ZERO_CONSUMPTION", "ZERO_RUNS"],
-    "D01": ["CONSUMPTION_DROP", "PEER_DEVIATION"],
+    "Z01": ["CONSUMPTION_DROP", "PEER_DEVIATION", "SUSTAINED_DROP", "ZERO_CONSUMPTION", "ZERO_RUNS"],
+    "D01": ["CONSUMPTION_DROP", "PEER_DEVIATION", "SUSTAINED_DROP"],
     "H02": ["ZERO_RUNS"],
     "H05": ["FLAT_PROFILE", "PROFILE_SHIFT"],
     "H06": ["PROFILE_SHIFT"],
-    "P01": ["PEER_DEVIATION"],
+    "P01": ["PEER_DEVIATION", "SUSTAINED_DROP"],
     "N01": ["DATA_GAP"],
 }
 
@@ -166,7 +166,8 @@ def main() -> None:
     meter("H05", lambda t: sum(PROFILE) / 24 if t >= W_START else PROFILE[t.hour])
     # H06: the day reversed in W (h6).
     meter("H06", lambda t: PROFILE[23 - t.hour] if t >= W_START else PROFILE[t.hour])
-    # P01: a quarter less than its peers: an outlier, but no rule of its own fires.
+    # P01: a quarter less than its peers in both weeks of W (a partial thief, h1 with alpha 0.74):
+    # too little for CONSUMPTION_DROP, an outlier of its class, and a sustained drop.
     meter("P01", household(1.0, 0.74))
     # N01: installed through W, its readings stop on 11-06.
     meter("N01", rows=cumulative("N01-IMP", household(1.0),

@@ -15,6 +15,7 @@ from dependencies.config import (
     load_config,
     merge_config,
 )
+from jobs.rules import RULES
 
 MINIMAL = {"input": {"path": "/in"}, "output": {"path": "/out"}}
 
@@ -111,8 +112,9 @@ def test_spark_section_takes_any_property_as_text() -> None:
 def test_bundled_config_defines_every_rule_of_the_spec() -> None:
     # GIVEN the bundled defaults
     rules = bundled_defaults()["rules"]
-    # THEN every rule has a weight within (0, 1]
-    assert len(rules) == 11
+    # THEN it configures every rule of the job (the spec's eleven and SUSTAINED_DROP), each
+    # with a weight within (0, 1]
+    assert set(rules) == set(RULES) and len(rules) == 12
     assert all(0 < rule["weight"] <= 1 for rule in rules.values())
 
 

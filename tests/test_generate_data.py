@@ -19,6 +19,7 @@ from jobs.generate_data import (
     GROUND_TRUTH,
     HONEST,
     HONEST_EVENTS,
+    PARTIAL_CASES,
     SLOTS_PER_DAY,
     Generator,
     GeneratorSettings,
@@ -32,7 +33,8 @@ SETTINGS = GeneratorSettings(
     seed=3,
     format="csv",
     case_shares=dict.fromkeys(CASES, 0.06),
-    honest_event_shares=dict.fromkeys(HONEST_EVENTS, 0.15),
+    partial_shares=dict.fromkeys(PARTIAL_CASES, 0.03),
+    honest_event_shares=dict.fromkeys(HONEST_EVENTS, 0.12),
 )
 WINDOW = RunWindow.from_config(SETTINGS.run_date, bundled_defaults())
 
@@ -89,6 +91,10 @@ def test_ground_truth_names_every_device_and_case(spark: SparkSession, generated
     assert {r["case"] for r in truth.select("case").distinct().collect()} == {*CASES, HONEST}
     events = {r["honest_event"] for r in truth.select("honest_event").distinct().collect()}
     assert events == {*HONEST_EVENTS, None}
+    # AND partial thieves: h1 and h3 with their α in (0.5, 0.8]
+    partial = truth.where(F.col("case").isin(*PARTIAL_CASES)).select(
+        "case", F.get_json_object("parameters", "$.alpha").cast("double").alias("alpha"))
+    assert {r["case"] for r in partial.where(F.col("alpha") > 0.5).collect()} == set(PARTIAL_CASES)
 
 
 def test_an_exchanged_meter_hands_over_to_its_replacement(spark: SparkSession, generated: Path) -> None:

@@ -80,21 +80,23 @@ def test_alerts_row_by_row(spark: SparkSession, published: Path) -> None:
     alerts = spark.read.parquet(str(published / "alerts")).drop("run_date")
     expected = spark.createDataFrame(
         [
-            ("D01", "SP-D01", "RESIDENTIAL", 1 - 0.4 * 0.6, ["CONSUMPTION_DROP", "PEER_DEVIATION"]),
+            ("D01", "SP-D01", "RESIDENTIAL", 1 - 0.4 * 0.6 * 0.5,
+             ["CONSUMPTION_DROP", "PEER_DEVIATION", "SUSTAINED_DROP"]),
             ("F01", "SP-F01", "RESIDENTIAL", 0.8, ["REVERSE_FLOW"]),
             ("G01", "SP-G01", "RESIDENTIAL", 1.0, ["UNINSTALLED_CONSUMPTION"]),
             ("H02", "SP-H02", "RESIDENTIAL", 0.5, ["ZERO_RUNS"]),
             ("H05", "SP-H05", "RESIDENTIAL", 0.75, ["FLAT_PROFILE", "PROFILE_SHIFT"]),
             ("H06", "SP-H06", "RESIDENTIAL", 0.5, ["PROFILE_SHIFT"]),
             ("K01", "SP-K01", "RESIDENTIAL", 0.9, ["REGISTER_ROLLBACK"]),
+            ("P01", "SP-P01", "RESIDENTIAL", 1 - 0.6 * 0.5, ["PEER_DEVIATION", "SUSTAINED_DROP"]),
             ("T01", "SP-T01", "RESIDENTIAL", 0.7, ["TAMPER_EVENTS"]),
-            ("Z01", "SP-Z01", "RESIDENTIAL", 1 - 0.4 * 0.4 * 0.5 * 0.6,
-             ["CONSUMPTION_DROP", "PEER_DEVIATION", "ZERO_CONSUMPTION", "ZERO_RUNS"]),
+            ("Z01", "SP-Z01", "RESIDENTIAL", 1 - 0.4 * 0.4 * 0.5 * 0.6 * 0.5,
+             ["CONSUMPTION_DROP", "PEER_DEVIATION", "SUSTAINED_DROP", "ZERO_CONSUMPTION", "ZERO_RUNS"]),
         ],
         "device_id string, service_point_id string, customer_class string, score double, "
         "rules array<string>",
     ).select("*", F.lit(W_START).alias("window_start"), F.lit(W_END).alias("window_end"))
-    # P01 (peer outlier only, 0.4) and N01 (data gap only, 0.3) stay below the threshold.
+    # N01 (data gap only, 0.3) stays below the threshold.
     assert_approx_df_equality(alerts, expected, 1e-9, ignore_nullable=True)
 
 
@@ -111,9 +113,9 @@ def test_report_counts_reconcile_and_name_every_rule(published: Path) -> None:
     assert report["findings_by_rule"] == {
         "UNINSTALLED_CONSUMPTION": 1, "REGISTER_ROLLBACK": 1, "REVERSE_FLOW": 1, "TAMPER_EVENTS": 1,
         "ZERO_CONSUMPTION": 1, "CONSUMPTION_DROP": 2, "ZERO_RUNS": 2, "FLAT_PROFILE": 1,
-        "PROFILE_SHIFT": 2, "PEER_DEVIATION": 3, "DATA_GAP": 1,
+        "PROFILE_SHIFT": 2, "PEER_DEVIATION": 3, "SUSTAINED_DROP": 3, "DATA_GAP": 1,
     }
-    assert report["alerts"] == 9
+    assert report["alerts"] == 10
     assert report["component_types"] == {"EXPORT_KWH": 2, "IMPORT_KWH": 39, "TAMPER_COUNT": 1}
     assert report["parameters"]["window_start"] == "2026-11-02"
     assert report["spark_application_id"]

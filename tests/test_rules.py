@@ -379,6 +379,35 @@ def test_peer_deviation_skips_a_class_too_small(spark: SparkSession) -> None:
     assert fired(spark, "PEER_DEVIATION", rows) == {}
 
 
+# --- SUSTAINED_DROP ------------------------------------------------------------------------
+
+def by_window_week(first: float, second: float) -> Hourly:
+    """PROFILE scaled by ``first`` in W's first week and by ``second`` in its second."""
+    return lambda day: scaled(first if day < W_DAYS[7] else second)
+
+
+def test_sustained_drop_fires_when_every_week_of_w_is_low(spark: SparkSession) -> None:
+    # GIVEN a meter at 70 % of its baseline in W's first week and 80 % in its second
+    found = fired(spark, "SUSTAINED_DROP", meter("S", by_window_week(0.7, 0.8)))
+    # THEN the best week of W is 0.8 of the baseline: at most 0.82
+    assert found == pytest.approx({"S": 0.8})
+
+
+def test_sustained_drop_not_just_above_its_threshold(spark: SparkSession) -> None:
+    assert fired(spark, "SUSTAINED_DROP", meter("S", by_window_week(0.7, 0.83))) == {}
+
+
+def test_sustained_drop_ignores_a_week_away(spark: SparkSession) -> None:
+    # GIVEN a household away for W's first week (10 %), back to normal in the second: r = 0.55
+    assert fired(spark, "SUSTAINED_DROP", meter("AWAY", by_window_week(0.1, 1.0))) == {}
+
+
+def test_sustained_drop_is_relative_to_the_class_drift(spark: SparkSession) -> None:
+    # GIVEN 20 peers at 75 % (a warm spell) and a meter at 75 %: one at 60 % of that is found
+    rows = peers(20, factor=lambda i: 0.75) + meter("SAME", scaled(0.75)) + meter("LOW", scaled(0.45))
+    assert fired(spark, "SUSTAINED_DROP", rows) == pytest.approx({"LOW": 0.6})
+
+
 # --- DATA_GAP ------------------------------------------------------------------------------
 
 IMPORT = [("GAP-IMP", "GAP", "IMPORT_KWH", "CUMULATIVE", 60, None)]

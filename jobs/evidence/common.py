@@ -96,10 +96,14 @@ def ensure_dataset(devices: int, seed: int, run_date: str, extra_args: tuple[str
     return path
 
 
-def write_job_config(path: Path, input_path: Path, output_path: Path) -> Path:
-    """The smallest job config: input and output; every other setting is the bundled default."""
-    config = {"input": {"path": str(input_path), "format": "parquet"},
-              "output": {"path": str(output_path)}}
+def write_job_config(path: Path, input_path: Path, output_path: Path,
+                     rules: dict[str, dict[str, float]] | None = None) -> Path:
+    """The smallest job config: input and output (and ``rules`` parameters to change, if
+    any); every other setting is the bundled default."""
+    config: dict = {"input": {"path": str(input_path), "format": "parquet"},
+                    "output": {"path": str(output_path)}}
+    if rules:
+        config["rules"] = rules
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(config, indent=2), encoding="utf-8")
     return path

@@ -4,7 +4,9 @@ false-alert rate and the precision of the alerts, against the spec's quality bar
 ``make quality`` (or ``python -m jobs.evidence.quality``) generates the population once (cached
 under ``$DATALAKE_BENCH_DIR`` or ``.bench/``), runs the real job on it in its own process,
 compares the published alerts with the generator's ground truth, and writes the report to
-``docs/quality.md``.
+``docs/quality.md``: for the default population, then for a second one (another seed, a run
+date in summer). For each, the job is run a second time with ``SUSTAINED_DROP``'s threshold
+opened up, to draw its recall against the honest false-alert rate (a PNG beside the report).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from dependencies.config import bundled_defaults
 from jobs.evidence.common import (
     REPO,
     bench_dir,
@@ -34,13 +37,30 @@ from jobs.generate_data import ATTACKS, EVENTS, GROUND_TRUTH, HONEST, SETTINGS_F
 DEFAULT_DEVICES = 3000
 DEFAULT_SEED = 11
 DEFAULT_RUN_DATE = "2026-11-15"
+# The second population: another seed, and a run date in another season (summer: heating off,
+# solar sites netting most of their daytime load).
+SECOND_SEED = 23
+SECOND_RUN_DATE = "2026-07-15"
 REPORT = REPO / "docs" / "quality.md"
 COMMAND = "make quality"
+# The partial-theft measure whose threshold the report sweeps, and how.
+SWEPT_RULE = "SUSTAINED_DROP"
+SWEPT_PARAMETER = "max_ratio"
+SWEEP_LOOSE = 1.0
+CURVE_STEP = 0.01
+CURVE_STEPS = 40
+TABLE_STEP = 0.05
+CHART_MAX_HONEST_PERCENT = 4.0  # the chart's x axis; the table goes on
 
 # The spec's quality bar.
 EVENT_RECALL = 1.0
 ATTACK_RECALL = 0.95
 H1_MAX_ALPHA = 0.5
+# The next bar (partial theft): h1 with α ≤ 0.7 and the band (0.6, 0.7]; the α bands reported.
+PARTIAL_MAX_ALPHA = 0.7
+PARTIAL_RECALL = 0.90
+PARTIAL_BAND_RECALL = 0.80
+PARTIAL_BANDS = ((0.5, 0.6), (0.6, 0.7), (0.7, 0.8))
 H6_MAX_REVERSE_CORRELATION = 0.3
 HONEST_MAX_ALERTED = 0.01
 
@@ -64,8 +84,11 @@ class Device:
     @property
     def group(self) -> str:
         """The row of the quality table the device counts in."""
+        alpha = self.parameters.get("alpha")
+        if self.case in ("h1", "h3") and alpha is not None and alpha > H1_MAX_ALPHA:
+            return f"{self.case} {alpha_band(alpha)}"
         if self.case == "h1":
-            return "h1 (α ≤ 0.5)" if self.parameters["alpha"] <= H1_MAX_ALPHA else "h1 (α > 0.5)"
+            return "h1 (α ≤ 0.5)"
         if self.case == "h6":
             shape_changes = (self.reverse_correlation is not None
                              and self.reverse_correlation < H6_MAX_REVERSE_CORRELATION)
@@ -73,10 +96,18 @@ class Device:
         return self.case
 
 
+def alpha_band(alpha: float) -> str:
+    """The partial-theft band (low, high] that holds ``alpha`` (> 0.5), as a table label."""
+    low, high = next(((low, high) for low, high in PARTIAL_BANDS if alpha <= high + 1e-9), PARTIAL_BANDS[-1])
+    return f"(α in ({low}, {high}])"
+
+
 def bar_for(group: str) -> float | None:
     """The recall the spec requires of a group (None: reported, not required)."""
     if group in EVENTS:
         return EVENT_RECALL
+    if group == f"h1 {alpha_band(PARTIAL_MAX_ALPHA)}":
+        return PARTIAL_BAND_RECALL
     if group in ("h2", "h3", "h4", "h5", "h1 (α ≤ 0.5)", "h6 (reversal changes the shape)"):
         return ATTACK_RECALL
     return None
@@ -105,12 +136,17 @@ def load_devices(data_path: Path, alerts: dict[str, tuple[str, ...]]) -> list[De
     return devices
 
 
-def read_alerts(output_path: Path, run_date: str) -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]:
-    """Alerted devices with their rules, and every device's fired rules (findings)."""
+def _reader_spark() -> Any:
+    """A small local SparkSession to read the job's published Parquet outputs."""
     from pyspark.sql import SparkSession
 
-    spark = (SparkSession.builder.master("local[1]").appName("datalake-quality")
-             .config("spark.ui.enabled", "false").config("spark.driver.memory", "1g").getOrCreate())
+    return (SparkSession.builder.master("local[1]").appName("datalake-quality")
+            .config("spark.ui.enabled", "false").config("spark.driver.memory", "1g").getOrCreate())
+
+
+def read_alerts(output_path: Path, run_date: str) -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]:
+    """Alerted devices with their rules, and every device's fired rules (findings)."""
+    spark = _reader_spark()
     try:
         alerts = spark.read.parquet(str(output_path / "alerts" / f"run_date={run_date}"))
         findings = spark.read.parquet(str(output_path / "findings" / f"run_date={run_date}"))
@@ -130,12 +166,15 @@ def recall_rows(devices: list[Device]) -> list[dict[str, Any]]:
     for device in devices:
         if device.case != HONEST:
             groups.setdefault(device.group, []).append(device)
+    partial = [d for d in devices if d.case == "h1" and d.parameters["alpha"] <= PARTIAL_MAX_ALPHA]
+    if partial:  # the next bar's aggregate row; its members also count in their own rows
+        groups[f"h1 (α ≤ {PARTIAL_MAX_ALPHA}, all)"] = partial
     rows = []
-    for group in sorted(groups, key=lambda g: (order.index(g.split(" ")[0]), g)):
+    for group in sorted(groups, key=lambda g: (order.index(g.split(" ")[0]), "all" not in g, g)):
         members = groups[group]
         found = sum(d.alerted for d in members)
         recall = found / len(members)
-        bar = bar_for(group)
+        bar = PARTIAL_RECALL if "all" in group else bar_for(group)
         rows.append({"group": group, "planted": len(members), "alerted": found, "recall": recall,
                      "bar": bar, "met": None if bar is None else recall >= bar})
     return rows
@@ -263,11 +302,12 @@ def render(summary: dict[str, Any], devices: list[Device], fired: dict[str, tupl
         "",
         "Honest devices per situation, and how many of them were alerted:",
         "",
-        "| honest situation | devices | alerted |",
-        "|---|---:|---:|",
+        "| honest situation | devices | alerted | share alerted |",
+        "|---|---:|---:|---:|",
     ]
     for event, count in sorted(honest_by_event.items()):
-        lines.append(f"| {event} | {count} | {alerted_by_event.get(event, 0)} |")
+        alerted = alerted_by_event.get(event, 0)
+        lines.append(f"| {event} | {count} | {alerted} | {_percent(alerted / count)} |")
     population = Counter((d.customer_class, d.has_generation, d.reading_type) for d in devices)
     lines += [
         "",
@@ -291,38 +331,184 @@ def render(summary: dict[str, Any], devices: list[Device], fired: dict[str, tupl
     return "\n".join(lines)
 
 
+def sweep_partial_rule(data: Path, work: Path, run_date: str) -> dict[str, dict[str, float]] | None:
+    """Every device's findings (rule -> metric) from a run with SWEPT_RULE's threshold opened
+    up to SWEEP_LOOSE: its metric is then known wherever any threshold could fire it."""
+    config = write_job_config(work / "sweep_config.json", data, work / "sweep_output",
+                              rules={SWEPT_RULE: {SWEPT_PARAMETER: SWEEP_LOOSE}})
+    print(f"running the job with {SWEPT_RULE}.{SWEPT_PARAMETER} = {SWEEP_LOOSE}", flush=True)
+    stats = run_job(config, run_date, work / "sweep.log")
+    if stats.exit_code != 0:
+        print(f"the sweep run failed ({stats.exit_code}):\n{stats.output_tail}", file=sys.stderr)
+        return None
+    spark = _reader_spark()
+    try:
+        rows = spark.read.parquet(str(work / "sweep_output" / "findings" / f"run_date={run_date}")).select(
+            "device_id", "rule", "metric").collect()
+    finally:
+        spark.stop()
+    found: dict[str, dict[str, float]] = {}
+    for row in rows:
+        found.setdefault(row["device_id"], {})[row["rule"]] = row["metric"]
+    return found
+
+
+def alerted_at(findings: dict[str, float], threshold: float, config: dict[str, Any]) -> bool:
+    """Whether a device with these findings (from the sweep run) is alerted when SWEPT_RULE
+    fires at ``metric <= threshold``: the job's score, 1 - prod(1 - weight), recomputed."""
+    kept = 1.0
+    for rule, metric in findings.items():
+        if rule != SWEPT_RULE or metric <= threshold:
+            kept *= 1 - config["rules"][rule]["weight"]
+    return 1 - kept >= config["alert_threshold"] - 1e-12
+
+
+def curve_groups(devices: list[Device]) -> dict[str, list[Device]]:
+    """The planted groups the partial-theft curve follows, by label."""
+    groups: dict[str, list[Device]] = {f"h1 (α ≤ {PARTIAL_MAX_ALPHA}, all)": [
+        d for d in devices if d.case == "h1" and d.parameters["alpha"] <= PARTIAL_MAX_ALPHA]}
+    for case in ("h1", "h3"):
+        for low, high in PARTIAL_BANDS:
+            label = f"{case} {alpha_band(high)}"
+            groups[label] = [d for d in devices if d.group == label]
+    return {label: members for label, members in groups.items() if members}
+
+
+def render_partial_curve(devices: list[Device], sweep: dict[str, dict[str, float]], chart: Path) -> str:
+    """The recall of the partial-theft groups against the honest false-alert rate as
+    SWEPT_RULE's threshold moves (a PNG at ``chart`` and a table), the chosen one marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    config = bundled_defaults()
+    chosen = config["rules"][SWEPT_RULE][SWEPT_PARAMETER]
+    thresholds = sorted({*(round(SWEEP_LOOSE - step * CURVE_STEP, 6) for step in range(CURVE_STEPS + 1)), chosen})
+    honest = [d for d in devices if d.case == HONEST]
+    groups = curve_groups(devices)
+
+    def rates(threshold: float) -> tuple[float, dict[str, float]]:
+        def share(members: list[Device]) -> float:
+            return sum(alerted_at(sweep.get(d.device_id, {}), threshold, config) for d in members) / len(members)
+        return share(honest), {label: share(members) for label, members in groups.items()}
+
+    points = {threshold: rates(threshold) for threshold in thresholds}
+    figure, axes = pyplot.subplots(figsize=(7.5, 5))
+    for label in groups:
+        style = "--" if label.startswith("h3") else "-"
+        axes.plot([100 * points[t][0] for t in thresholds], [points[t][1][label] for t in thresholds],
+                  style, marker=".", label=label)
+        axes.plot(100 * points[chosen][0], points[chosen][1][label], "ko")
+    axes.axvline(100 * points[chosen][0], color="grey", linewidth=0.8)
+    axes.axvline(100 * HONEST_MAX_ALERTED, color="red", linewidth=0.8, linestyle=":")
+    axes.annotate(f"chosen: {SWEPT_PARAMETER} = {chosen}", (100 * points[chosen][0], 0.05),
+                  xytext=(5, 0), textcoords="offset points")
+    axes.set_xlabel("honest devices alerted (%)")
+    axes.set_ylabel("recall (share alerted)")
+    axes.set_ylim(0, 1.02)
+    axes.set_xlim(0, CHART_MAX_HONEST_PERCENT)
+    axes.set_title(f"{SWEPT_RULE}: {SWEPT_PARAMETER} from {thresholds[0]} up to {SWEEP_LOOSE}")
+    axes.legend(loc="lower right", fontsize="small")
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    chart.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(chart, dpi=100)
+    pyplot.close(figure)
+
+    labels = list(groups)
+    lines = [
+        "",
+        f"## Partial theft: the `{SWEPT_RULE}` threshold",
+        "",
+        (f"The job was run once more with `{SWEPT_RULE}.{SWEPT_PARAMETER}` opened up to {SWEEP_LOOSE}; "
+         "the alerts each threshold would give are recomputed from those findings with the job's "
+         f"score. The chosen threshold ({chosen}, in bold) is a choice along this curve (the dotted "
+         "red line is the 1 % false-alert budget):"),
+        "",
+        f"![recall against false-alert rate]({chart.name})",
+        "",
+        f"| {SWEPT_PARAMETER} | honest alerted | " + " | ".join(labels) + " |",
+        "|---:|---:|" + "---:|" * len(labels),
+    ]
+    for threshold in reversed(thresholds):
+        steps = (SWEEP_LOOSE - threshold) / TABLE_STEP
+        if threshold != chosen and abs(steps - round(steps)) > 1e-6:
+            continue
+        honest_rate, recalls = points[threshold]
+        mark = "**" if threshold == chosen else ""
+        lines.append(f"| {mark}{threshold:g}{mark} | {_percent(honest_rate)} | "
+                     + " | ".join(f"{recalls[label]:.2f}" for label in labels) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _demoted(markdown: str) -> str:
+    """``markdown`` with every heading one level deeper (a population's report as a section)."""
+    return "\n".join("#" + line if line.startswith("#") else line for line in markdown.splitlines()) + "\n"
+
+
+def measure_population(devices_count: int, seed: int, run_date: str, report: Path) -> tuple[str, bool] | None:
+    """Generate (or reuse) one population, run the job on it, and return its report section
+    (Markdown, with the partial-theft curve drawn beside ``report``) and whether the bar is
+    met; None when a job run failed."""
+    data = ensure_dataset(devices_count, seed, run_date)
+    work = bench_dir() / "quality" / f"seed{seed}-{run_date}"
+    shutil.rmtree(work, ignore_errors=True)
+    config = write_job_config(work / "job_config.json", data, work / "output")
+    print(f"running the job on {data}", flush=True)
+    stats = run_job(config, run_date, work / "job.log")
+    if stats.exit_code != 0:
+        print(f"the job failed ({stats.exit_code}):\n{stats.output_tail}", file=sys.stderr)
+        return None
+    alerted, fired = read_alerts(work / "output", run_date)
+    devices = load_devices(data, alerted)
+    summary = summarize(devices)
+    context = {
+        "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "seed": seed,
+        "run_date": run_date,
+        "report": read_report(work / "output", run_date),
+        "job_seconds": stats.seconds,
+        "generator": json.loads((data / SETTINGS_FILE).read_text(encoding="utf-8")),
+    }
+    sweep = sweep_partial_rule(data, work, run_date)
+    if sweep is None:
+        return None
+    chart = report.parent / f"quality_partial_theft_seed{seed}_{run_date}.png"
+    partial = render_partial_curve(devices, sweep, chart)
+    print(f"seed {seed}, {run_date}: honest alerted {_percent(summary['honest_rate'])}, "
+          f"precision {summary['precision']:.3f}, bar {'met' if summary['all_met'] else 'NOT met'}")
+    return render(summary, devices, fired, context) + partial, summary["all_met"]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Measure detection quality on a generated population.")
     parser.add_argument("--devices", type=int, default=DEFAULT_DEVICES)
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--run-date", default=DEFAULT_RUN_DATE)
+    parser.add_argument("--second-seed", type=int, default=SECOND_SEED,
+                        help="seed of the second population (another season: --second-run-date)")
+    parser.add_argument("--second-run-date", default=SECOND_RUN_DATE)
+    parser.add_argument("--no-second", action="store_true", help="measure the first population only")
     parser.add_argument("--report", type=Path, default=REPORT)
     args = parser.parse_args(argv)
 
-    data = ensure_dataset(args.devices, args.seed, args.run_date)
-    work = bench_dir() / "quality"
-    shutil.rmtree(work, ignore_errors=True)
-    config = write_job_config(work / "job_config.json", data, work / "output")
-    print(f"running the job on {data}", flush=True)
-    stats = run_job(config, args.run_date, work / "job.log")
-    if stats.exit_code != 0:
-        print(f"the job failed ({stats.exit_code}):\n{stats.output_tail}", file=sys.stderr)
-        return 1
-    alerted, fired = read_alerts(work / "output", args.run_date)
-    devices = load_devices(data, alerted)
-    summary = summarize(devices)
-    context = {
-        "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "seed": args.seed,
-        "run_date": args.run_date,
-        "report": read_report(work / "output", args.run_date),
-        "job_seconds": stats.seconds,
-        "generator": json.loads((data / SETTINGS_FILE).read_text(encoding="utf-8")),
-    }
+    populations = [(args.seed, args.run_date)]
+    if not args.no_second:
+        populations.append((args.second_seed, args.second_run_date))
+    sections = []
+    for seed, run_date in populations:
+        measured = measure_population(args.devices, seed, run_date, args.report)
+        if measured is None:
+            return 1
+        sections.append(measured[0])
+    text = sections[0] + "".join(
+        "\n" + _demoted(section.replace("# Detection quality on a generated population",
+                                         f"# Second population: seed {seed}, run date {run_date}", 1))
+        for section, (seed, run_date) in zip(sections[1:], populations[1:], strict=True))
     args.report.parent.mkdir(parents=True, exist_ok=True)
-    args.report.write_text(render(summary, devices, fired, context), encoding="utf-8")
-    print(f"wrote {args.report}: honest alerted {_percent(summary['honest_rate'])}, "
-          f"precision {summary['precision']:.3f}, bar {'met' if summary['all_met'] else 'NOT met'}")
+    args.report.write_text(text, encoding="utf-8")
+    print(f"wrote {args.report}")
     return 0
 
 
