@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shlex
 import sys
 import time
 import uuid
@@ -36,8 +37,10 @@ from dependencies.config import ConfigError
 from dependencies.logging import LOGGER_NAME, bind_run_context, flush_logger, redact
 from dependencies.metrics import push_run_metrics, run_metrics
 from dependencies.publish import (
+    REPORT_PAGE,
     publish,
     stage_outputs,
+    stage_report_page,
     stage_work,
     staging_directory,
 )
@@ -52,9 +55,13 @@ from dependencies.tables import (
     read_failures_named,
     read_raw_table,
 )
-from jobs import rules, usage, validate
+from jobs import alert_history, alert_value, rules, usage, validate
+from jobs.alert_evidence import evidence_table
+from jobs.alert_report import render_alerts_html
 
 APP_NAME = "datalake_job"
+# How the run's command line starts, as its HTML report states it.
+SCRIPT = "jobs/datalake_job.py"
 # Exit codes of a run (README, "Scheduling with cron"). EXIT_LOCK_BUSY comes from
 # dependencies/submit.py, which holds the lock on the output path around spark-submit.
 EXIT_OK = 0
@@ -104,12 +111,14 @@ class StageTimer:
 
 @dataclass
 class Run:
-    """One run of the job: its date, config path, start instant, id and stage timings."""
+    """One run of the job: its date, config path, start instant, id, command line and
+    stage timings."""
 
     run_date: date
     config_path: str | None
     started_at: datetime
     run_id: str = ""
+    command: str = ""
     timer: StageTimer = field(default_factory=StageTimer)
 
     def __post_init__(self) -> None:
@@ -268,7 +277,8 @@ def write_ledger(ledger: DataFrame, staging: str) -> DataFrame:
 def main(argv: list[str] | None = None) -> int:
     """Run the job; return the process exit code."""
     args = parse_args(argv)
-    run = Run(args.run_date, args.config, run_start_instant())
+    command = shlex.join([SCRIPT, *(sys.argv[1:] if argv is None else argv)])
+    run = Run(args.run_date, args.config, run_start_instant(), command=command)
     try:
         spark, log, config = start_spark(app_name=APP_NAME, config_path=args.config)
     except ConfigError as error:
@@ -328,19 +338,50 @@ def detect_and_stage(
     # instead of the whole lineage behind them.
     evidence = replace(evidence, devices=stage_work(evidence.devices, staging, "devices"))
     findings = stage_work(rules.detect(evidence, config), staging, "findings")
-    alerts = rules.score(findings, evidence, config)
+    previous = alert_history.previous_run(spark, config["output"]["path"], run.run_date, config["history_days"])
+    alerts = (
+        rules.score(findings, evidence, config)
+        .transform(alert_value.with_estimate(evidence.devices, config["peers"]))
+        .transform(alert_value.with_value(config["tariffs"]))
+        .transform(alert_value.ranked)
+        .transform(alert_history.with_history(previous, run.run_date))
+    )
     run.timer.measure("detect", started)
 
     started = time.monotonic()
-    stage_outputs({"alerts": alerts, "findings": findings, "rejects": rejects(checked)}, staging)
+    alerts = stage_outputs({"alerts": alerts, "findings": findings, "rejects": rejects(checked)}, staging)["alerts"]
     run.timer.measure("write", started)
+
+    started = time.monotonic()
+    max_devices = config["evidence_max_devices"]
+    rows = evidence_table(alerts, evidence, findings, max_devices, config["peers"]["min_baseline_kwh"])
+    rows = stage_outputs({"evidence": rows}, staging)["evidence"]
+    run.timer.measure("evidence", started)
     report = build_report(spark, config, run, window, counts, checked, findings, alerts)
+    report["history"] = alert_history.summary(previous, alerts)
+    stage_report_page(spark, staging, alert_page(report, alerts, rows, max_devices, config, run.command))
     paths = publish(spark, staging, report, config["output"]["path"], run.run_date)
+    paths["report_html"] = f"{paths['reports']}/{REPORT_PAGE}"
     if config["output"]["report_s3_url"]:
         paths["report_copy"] = s3.upload_report(
             config["aws"], config["output"]["report_s3_url"], run.run_date, report
         )
     return report, paths, spark.read.parquet(paths["alerts"])  # as published: staging is gone
+
+
+def alert_page(
+    report: dict[str, Any],
+    alerts: DataFrame,
+    evidence_rows: DataFrame,
+    max_devices: int,
+    config: dict[str, Any],
+    command: str,
+) -> str:
+    """The run's HTML report: its summary, the ``max_devices`` highest-ranked alerts and their
+    evidence (small, bounded frames: the only rows collected)."""
+    top = [row.asDict(recursive=True) for row in alerts.where(F.col("rank") <= max_devices).orderBy("rank").collect()]
+    days = [row.asDict(recursive=True) for row in evidence_rows.orderBy("rank", "day").collect()]
+    return render_alerts_html(report, top, days, config["tariffs"]["currency"], command)
 
 
 def build_report(

@@ -18,6 +18,7 @@ from dependencies.publish import (
     partition_path,
     publish,
     stage_outputs,
+    stage_report_page,
     staging_directory,
 )
 
@@ -28,7 +29,7 @@ OTHER_DATE = date(2026, 11, 14)
 def outputs(spark: SparkSession, version: str) -> dict[str, DataFrame]:
     """A tiny, recognisable set of outputs: every row carries ``version``."""
     return {
-        "alerts": spark.createDataFrame([(f"D-{version}", 0.9)], "device_id string, score double"),
+        "alerts": spark.createDataFrame([(f"D-{version}", 0.9, 1)], "device_id string, score double, rank int"),
         "findings": spark.createDataFrame(
             [(f"D-{version}", "ZERO_RUNS"), (f"D-{version}", "DATA_GAP")], "device_id string, rule string"
         ),
@@ -36,6 +37,7 @@ def outputs(spark: SparkSession, version: str) -> dict[str, DataFrame]:
             [("device", "missing_required", json.dumps({"version": version}))],
             "table string, reason string, record string",
         ),
+        "evidence": spark.createDataFrame([(f"D-{version}", 1, RUN_DATE)], "device_id string, rank int, day date"),
     }
 
 
@@ -94,7 +96,7 @@ def test_rerun_replaces_only_its_run_date(spark: SparkSession, tmp_path: Path) -
     # THEN D holds exactly v2, D-1 is untouched, and no staging is left behind
     assert_published(spark, output, "v2")
     assert_published(spark, output, "other", OTHER_DATE)
-    assert paths == {t: partition_path(str(output), t, RUN_DATE) for t in ("alerts", "findings", "rejects", "reports")}
+    assert paths == {t: partition_path(str(output), t, RUN_DATE) for t in ("alerts", "findings", "rejects", "evidence", "reports")}
     assert not (output / "_staging" / f"run_date={RUN_DATE}").exists()
 
 
@@ -165,3 +167,15 @@ def test_failed_staging_leaves_the_published_outputs_untouched(
     # THEN D is v1 and the file tree is as before: the failed staging was removed
     assert_published(spark, output, "v1")
     assert sorted(p.relative_to(output) for p in output.rglob("*")) == before
+
+
+def test_the_report_page_is_published_with_the_report(spark: SparkSession, tmp_path: Path) -> None:
+    # GIVEN D staged with its HTML page beside the report
+    output = tmp_path / "output"
+    staging = stage(spark, outputs(spark, "v1"), output, RUN_DATE, "run-v1")
+    stage_report_page(spark, staging, "<p>v1</p>")
+    # WHEN published THEN the page is in D's report directory, and nothing is left in staging
+    paths = publish(spark, staging, {"version": "v1"}, str(output), RUN_DATE)
+    assert (Path(paths["reports"]) / "alerts.html").read_text() == "<p>v1</p>"
+    assert report(output) == {"version": "v1"}
+    assert not (output / "_staging" / f"run_date={RUN_DATE}").exists()
