@@ -169,7 +169,7 @@ def render_alerts_html(
             f"<h1>Alerts of run date {run_date}</h1>",
             f"<p>Made by <code>{_text(command)}</code> (run <code>{_text(report['run_id'])}</code>).</p>",
             _run_summary(report),
-            _alert_table(alerts, set(days_by_device), currency),
+            _alert_table(alerts, report["alerts"], set(days_by_device), currency),
             "<h2>Evidence per alerted device</h2>",
             *(sections or ["<p>No alerted device has evidence in this run.</p>"]),
             "</body></html>",
@@ -269,7 +269,7 @@ to {baseline_end.isoformat()} ({_text(parameters['baseline_days'])} days).</li>
 </div>"""
 
 
-def _alert_table(alerts: list[dict[str, Any]], with_evidence: set[str], currency: str) -> str:
+def _alert_table(alerts: list[dict[str, Any]], total: int, with_evidence: set[str], currency: str) -> str:
     rows = []
     for alert in alerts:
         device = str(alert["device_id"])
@@ -304,13 +304,13 @@ def _alert_table(alerts: list[dict[str, Any]], with_evidence: set[str], currency
         rows,
         {**dict.fromkeys((0, 4, 6, 7, 8, 11), "number"), 5: "wrap"},
     )
-    missing = len(alerts) - len([a for a in alerts if str(a["device_id"]) in with_evidence])
-    note = (
-        f"<p>{missing:,} alerts have no evidence section (beyond the evidence limit, lowest ranks).</p>"
-        if missing
-        else ""
-    )
-    return f'<h2>Alerts, by rank</h2>\n<div id="alerts">{table}</div>{note}'
+    without_evidence = len([a for a in alerts if str(a["device_id"]) not in with_evidence])
+    notes = [
+        f"The {len(alerts):,} highest-ranked of the run's {total:,} alerts." if len(alerts) < total else "",
+        f"{without_evidence:,} of them have no evidence section (beyond the evidence limit)." if without_evidence else "",
+    ]
+    note = f"<p>{' '.join(n for n in notes if n)}</p>" if any(notes) else ""
+    return f'<h2>Alerts, by rank</h2>\n{note}<div id="alerts">{table}</div>'
 
 
 def _device_section(

@@ -98,7 +98,7 @@ def run_report(cleared: list[str]) -> dict[str, Any]:
             "measurements": {"read": 12345, "used": 12000, "rejected": 45, "deduplicated": 100, "outside_window": 200},
         },
         "findings_by_rule": {name: 1 if name in ("CONSUMPTION_DROP", "FLAT_PROFILE") else 0 for name in rules.RULES},
-        "alerts": 4,
+        "alerts": 5,
         "history": {
             "previous_run_date": "2026-11-14",
             "new": 3,
@@ -113,7 +113,8 @@ def run_report(cleared: list[str]) -> dict[str, Any]:
 def inputs() -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
     """GIVEN a drop with tampering (rank 1), a shape-only alert (rank 2), a device with a
     hostile id and three days of W without data (rank 3), and an alert beyond the evidence
-    limit (rank 4, no evidence rows); two devices cleared since the previous run date."""
+    limit (rank 4, no evidence rows), of the run's 5 alerts; two devices cleared since the
+    previous run date."""
     alerts = [
         alert("D-DROP", 1, ["CONSUMPTION_DROP", "TAMPER_EVENTS"], 1234.56, 370.368),
         alert("D-SHAPE", 2, ["FLAT_PROFILE", "PROFILE_SHIFT"], 0.0, 0.0, status="continuing",
@@ -157,7 +158,7 @@ def test_one_section_per_device_with_evidence_in_rank_order(page: str) -> None:
         ("device-D-SHAPE", "D-SHAPE"),
         (html.escape(device_anchor(HOSTILE_ID)), html.escape(HOSTILE_ID)),
     ]
-    assert "1 alerts have no evidence section" in page
+    assert "1 of them have no evidence section" in page
     assert '<a href="#device-D-DROP">' in alert_row(page, "D-DROP")
     assert "<a href" not in alert_row(page, "D-NO-EVIDENCE")
     # each section holds its two charts
@@ -217,6 +218,7 @@ def test_text_from_the_data_is_escaped(page: str) -> None:
 
 
 def test_run_summary_history_and_cleared_devices(page: str) -> None:
+    assert "The 4 highest-ranked of the run's 5 alerts." in page
     assert "Run date <strong>2026-11-15</strong>" in page
     assert "2026-11-02 to 2026-11-15" in page and "2026-10-05\nto 2026-11-01" in page
     assert re.search(r'id="history-new">3<.*id="history-continuing">1<.*id="history-cleared">2<', page, re.DOTALL)
