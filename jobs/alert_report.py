@@ -332,9 +332,9 @@ def _device_section(
         f"<li>{_text(finding_text(finding['rule'], finding['metric'], rules_config))}</li>"
         for finding in sorted(days[0]["findings"] or [], key=lambda finding: finding["rule"])
     )
-    daily = _chart(_daily_figure(days), f"chart-daily-{position}", "Daily import (kWh), W shaded")
+    daily = _chart(_daily_figure(days), f"chart-daily-{position}", "Daily import (kWh): W shaded, gaps are days without data")
     hourly = _chart(
-        _hourly_figure(days[0]), f"chart-hourly-{position}", "Hourly profile: mean interval import (kWh) per hour"
+        _hourly_figure(days[0]), f"chart-hourly-{position}", "Hourly profile: mean interval import (kWh) by hour of day, W against B"
     )
     return f"""<section class="device" id="{_text(device_anchor(device))}" data-device-id="{_text(device)}">
 <h3>#{alert['rank']:,} <code>{_text(device)}</code></h3>
@@ -364,7 +364,7 @@ def _chart(figure: go.Figure, div_id: str, title: str) -> str:
         include_plotlyjs=False,
         div_id=div_id,
         default_height=f"{CHART_HEIGHT_PX}px",
-        config={"displaylogo": False, "responsive": True},
+        config={"displayModeBar": False, "responsive": True},
     )
     return f'<div class="chart"><h4>{_text(title)}</h4>{body}</div>'
 

@@ -157,3 +157,15 @@ def assert_report_rendered(dom: str, device_ids: list[str], charts_per_device: i
         undrawn = [name for name, chart in charts.items() if not chart.drawn]
         assert not undrawn, f"device {device}: charts not drawn: {undrawn} ({charts})"
     return page
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Screenshot an HTML page in headless Chromium.")
+    parser.add_argument("page", type=Path, help="the HTML file, e.g. a published alerts.html")
+    parser.add_argument("png", type=Path, help="where to write the PNG")
+    parser.add_argument("--width", type=int, default=SCREENSHOT_SIZE[0])
+    parser.add_argument("--height", type=int, default=SCREENSHOT_SIZE[1])
+    arguments = parser.parse_args()
+    print(screenshot(arguments.page, arguments.png, (arguments.width, arguments.height)))

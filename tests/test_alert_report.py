@@ -6,16 +6,18 @@ from __future__ import annotations
 import html
 import json
 import re
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import plotly.offline
 import pytest
 from browser import assert_report_rendered, parse_rendered, rendered_dom, screenshot
+from conftest import write_job_config
+from pyspark.sql import SparkSession
 
 from dependencies.config import bundled_defaults
-from jobs import rules
+from jobs import datalake_job, rules
 from jobs.alert_report import (
     TIMING_ONLY,
     device_anchor,
@@ -275,3 +277,42 @@ def test_a_page_whose_charts_do_not_draw_fails(page: str, tmp_path: Path, broken
         assert_report_rendered(dom, ["D-DROP", "D-SHAPE", HOSTILE_ID])
     if not broken_plotly:
         assert "Plotly is not defined" in json.dumps(parse_rendered(dom).script_errors)
+
+
+# --- The report of a real run of the job on tests/test_data ---
+
+
+@pytest.fixture(scope="module")
+def sample_run(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One run of the job over tests/test_data (its clock just after the sample's last
+    reading); its output directory."""
+    root = tmp_path_factory.mktemp("sample_run")
+    config = write_job_config(root)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(datalake_job, "run_start_instant", lambda: datetime(2026, 11, 16, 6, tzinfo=UTC))
+        exit_code = datalake_job.main(["--config", str(config), "--run-date", RUN_DATE.isoformat()])
+    assert exit_code == datalake_job.EXIT_OK
+    return root / "output"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="needs the issue-12 wiring (the job publishes reports/run_date=D/alerts.html and "
+    "evidence/): remove this mark when branch issue-12 is merged",
+)
+def test_report_of_a_real_run_draws_every_alerted_device(
+    spark: SparkSession, sample_run: Path, tmp_path: Path
+) -> None:
+    # GIVEN the job's run on the sample WHEN Chromium opens its published alerts.html
+    page = sample_run / "reports" / f"run_date={RUN_DATE.isoformat()}" / "alerts.html"
+    assert page.is_file(), f"the run published no {page}"
+    alerted = sorted(row["device_id"] for row in spark.read.parquet(str(sample_run / "alerts")).collect())
+    evidence = spark.read.parquet(str(sample_run / "evidence")).select("device_id").distinct().collect()
+    # THEN every alerted device of the sample (fewer than evidence_max_devices) has evidence,
+    assert sorted(row["device_id"] for row in evidence) == alerted
+    # its section with both charts drawn, and the page had no script error
+    rendered = assert_report_rendered(rendered_dom(page), alerted)
+    assert sorted(rendered.sections) == alerted
+    assert "jobs/datalake_job.py --config" in page.read_text(encoding="utf-8")
+    png = screenshot(page, tmp_path / "alert_report.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
