@@ -409,6 +409,7 @@ def build_report(
             "baseline_start": window.baseline_start_date.isoformat(),
             "window_days": window.window_days,
             "baseline_days": window.baseline_days,
+            "rules": config["rules"],  # the thresholds the alerts report quotes
         },
         "counts": counts,
         # Types other than IMPORT_KWH, EXPORT_KWH and TAMPER_COUNT are kept and ignored.
