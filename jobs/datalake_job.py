@@ -2,7 +2,8 @@
 
 The story, top-down: parse arguments -> start Spark -> extract the four tables -> validate
 (every row used, deduplicated, outside the window, or rejected with a reason) -> usage ->
-detect (one function per rule) -> score -> load (atomic, idempotent per run date).
+detect (one function per rule) -> score -> value, rank and history of the alerts -> evidence
+and the HTML report -> load (atomic, idempotent per run date).
 With ``input.require_success_marker`` a run whose input tables lack their ``_SUCCESS`` marker
 stops before reading anything, with its own exit code.
 
@@ -320,7 +321,8 @@ def detect_and_publish(
 def detect_and_stage(
     spark: SparkSession, config: dict[str, Any], run: Run, window: RunWindow, staging: str
 ) -> tuple[dict[str, Any], dict[str, str], DataFrame]:
-    """Extract, validate, detect, score; stage the outputs and publish them."""
+    """Extract, validate, detect, score; value, rank and date the alerts; stage the outputs,
+    the evidence of the highest-ranked alerts and the report page, and publish them."""
     started = time.monotonic()
     raw = extract(spark, config["input"], window)
     checked = validate_tables(raw, window, run.started_at)
@@ -359,7 +361,9 @@ def detect_and_stage(
     run.timer.measure("evidence", started)
     report = build_report(spark, config, run, window, counts, checked, findings, alerts)
     report["history"] = alert_history.summary(previous, alerts)
+    started = time.monotonic()
     stage_report_page(spark, staging, alert_page(report, alerts, rows, max_devices, config, run.command))
+    run.timer.measure("report_page", started)  # in the published report, not on the page
     paths = publish(spark, staging, report, config["output"]["path"], run.run_date)
     paths["report_html"] = f"{paths['reports']}/{REPORT_PAGE}"
     if config["output"]["report_s3_url"]:

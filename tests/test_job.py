@@ -121,7 +121,7 @@ def test_evidence_of_an_alerted_device(spark: SparkSession, published: Path) -> 
         (date(2026, 11, 6), "window", 0.0, True),
     ]
     assert z01[0]["period"] == "baseline" and z01[0]["day"] == date(2026, 10, 5)
-    assert {r["expected_daily_kwh"] for r in z01} == {pytest.approx(10.0)}
+    assert [r["expected_daily_kwh"] for r in z01] == pytest.approx([10.0] * 42)
     assert all(r["export_kwh"] is None for r in z01)  # no export register
     # its hourly profile: the sample's over B, 6 of 14 days of it over W
     profile = [0.2 + (0.6 if 7 <= h < 9 else 0.0) + (1.0 if 18 <= h < 22 else 0.0) for h in range(24)]
