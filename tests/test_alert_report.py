@@ -295,11 +295,6 @@ def sample_run(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) ->
     return root / "output"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the issue-12 wiring (the job publishes reports/run_date=D/alerts.html and "
-    "evidence/): remove this mark when branch issue-12 is merged",
-)
 def test_report_of_a_real_run_draws_every_alerted_device(
     spark: SparkSession, sample_run: Path, tmp_path: Path
 ) -> None:
