@@ -371,6 +371,7 @@ def estimate_summary(hidden: dict[str, Hidden], alerts: list[dict[str, Any]]) ->
 def render_estimates(estimates: dict[str, Any]) -> str:
     """The energy-at-stake section of the report, in Markdown."""
     lines = [
+        "",
         "## Energy at stake",
         "",
         "The generator records the energy each planted attack hid in W (`hidden_kwh` in its ground",
