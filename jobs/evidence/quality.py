@@ -339,10 +339,13 @@ def read_ranked_alerts(output_path: Path, run_date: str) -> list[dict[str, Any]]
     return rows
 
 
-def estimate_summary(hidden: dict[str, Hidden], alerts: list[dict[str, Any]]) -> dict[str, Any]:
+def estimate_summary(
+    hidden: dict[str, Hidden], alerts: list[dict[str, Any]], tops: tuple[int, ...] = TOP_RANKS
+) -> dict[str, Any]:
     """Per case the estimate covers: the alerted planted devices' median relative error of
     ``estimated_unbilled_kwh`` against the hidden energy; and the share of the planted value
-    (hidden kWh x the class tariff) that the top-ranked alerts hold, against ranking by score."""
+    (hidden kWh x the class tariff) that the ``tops`` highest-ranked alerts hold, against
+    ranking by score."""
     tariffs = bundled_defaults()["tariffs"]["per_class"]
     value = {device: h.hidden_kwh * tariffs[h.customer_class] for device, h in hidden.items()}
     errors: dict[str, list[float]] = {}
@@ -362,7 +365,7 @@ def estimate_summary(hidden: dict[str, Hidden], alerts: list[dict[str, Any]]) ->
         {"top": top,
          "by_rank": sum(value.get(a["device_id"], 0.0) for a in alerts[:top]) / total if total else 0.0,
          "by_score": sum(value.get(a["device_id"], 0.0) for a in by_score[:top]) / total if total else 0.0}
-        for top in TOP_RANKS
+        for top in tops
     ]
     return {"cases": cases, "capture": capture, "planted_value": total, "alerts": len(alerts),
             "currency": bundled_defaults()["tariffs"]["currency"]}
