@@ -75,7 +75,7 @@ def with_value(tariffs: dict[str, Any]) -> Transform:
         per_class = tariffs["per_class"]
         prices = F.create_map(*[F.lit(v) for item in sorted(per_class.items()) for v in item])
         tariff = F.coalesce(
-            F.element_at(prices, F.coalesce(F.col("customer_class"), F.lit(DEFAULT_TARIFF_CLASS))),
+            F.try_element_at(prices, F.coalesce(F.col("customer_class"), F.lit(DEFAULT_TARIFF_CLASS))),
             F.lit(float(per_class[DEFAULT_TARIFF_CLASS])),
         )
         value = F.col("estimated_unbilled_kwh") * tariff
