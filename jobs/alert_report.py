@@ -201,6 +201,12 @@ def finding_text(rule: str, metric: float | None, rules_config: Mapping[str, Map
     return FINDINGS[rule](metric, rules_config[rule])
 
 
+def _rule_order(rule: str, rules_config: Mapping[str, Any]) -> tuple[int, str]:
+    """Rules in the config's order (strongest first), any other rule after them."""
+    names = list(rules_config)
+    return (names.index(rule) if rule in names else len(names), rule)
+
+
 def _text(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
@@ -258,10 +264,10 @@ def _run_summary(report: dict[str, Any]) -> str:
 {_text(_iso(parameters['window_start']))} to {_text(_iso(parameters['window_end']))}
 ({_text(parameters['window_days'])} days); baseline (B) {_text(_iso(parameters['baseline_start']))}
 to {baseline_end.isoformat()} ({_text(parameters['baseline_days'])} days).</li>
-<li>Alerts: <strong>{_text(report['alerts'])}</strong>: <span id="history-new">{history['new']:,}</span> new,
-<span id="history-continuing">{history['continuing']:,}</span> continuing,
-<span id="history-cleared">{history['cleared']:,}</span> cleared since the previous run date
-({_text(previous) if previous else 'none within the look-back'}).</li>
+<li>Alerts: <strong>{_text(report['alerts'])}</strong> (<span id="history-new">{history['new']:,}</span> new,
+<span id="history-continuing">{history['continuing']:,}</span> continuing);
+<span id="history-cleared">{history['cleared']:,}</span> cleared since the previous run date,
+{_text(previous) if previous else 'none within the look-back'}.</li>
 </ul>
 <div class="summary">
 <div><h3>Rows per input table</h3>{counts}</div>
@@ -332,7 +338,7 @@ def _device_section(
     )
     findings = "".join(
         f"<li>{_text(finding_text(finding['rule'], finding['metric'], rules_config))}</li>"
-        for finding in sorted(days[0]["findings"] or [], key=lambda finding: finding["rule"])
+        for finding in sorted(days[0]["findings"] or [], key=lambda finding: _rule_order(finding["rule"], rules_config))
     )
     daily = _chart(_daily_figure(days), f"chart-daily-{position}", DAILY_TITLE)
     hourly = _chart(_hourly_figure(days[0]), f"chart-hourly-{position}", HOURLY_TITLE)

@@ -198,6 +198,8 @@ def test_findings_in_words_with_metric_and_threshold(page: str) -> None:
         "class&#x27;s drift (CONSUMPTION_DROP fires at ≤ 65 %)." in text
     )
     assert "tamper counter went up 3 times in the window" in text
+    # the strongest rule first, in the config's order
+    assert text.index("TAMPER_EVENTS fires") < text.index("CONSUMPTION_DROP fires")
     assert "correlates 0.10 with the baseline" in section(page, "D-SHAPE")
 
 
