@@ -18,7 +18,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-import plotly.graph_objects as go
+import plotly.io
 import plotly.offline
 
 # Rules that look only at the shape of the day: energy can be billed in full and still alert.
@@ -33,6 +33,8 @@ EXPECTED_COLOUR = "#54a24b"
 EXPORT_COLOUR = "#b279a2"
 WINDOW_SHADE = "rgba(228, 87, 86, 0.10)"
 ONE_DAY = timedelta(days=1)
+DAILY_TITLE = "Daily import (kWh): W shaded, gaps are days without data"
+HOURLY_TITLE = "Hourly profile: mean interval import (kWh) by hour of day, W against B"
 
 Finding = Callable[[float, Mapping[str, Any]], str]
 
@@ -199,6 +201,12 @@ def finding_text(rule: str, metric: float | None, rules_config: Mapping[str, Map
     return FINDINGS[rule](metric, rules_config[rule])
 
 
+def _rule_order(rule: str, rules_config: Mapping[str, Any]) -> tuple[int, str]:
+    """Rules in the config's order (strongest first), any other rule after them."""
+    names = list(rules_config)
+    return (names.index(rule) if rule in names else len(names), rule)
+
+
 def _text(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
@@ -256,10 +264,10 @@ def _run_summary(report: dict[str, Any]) -> str:
 {_text(_iso(parameters['window_start']))} to {_text(_iso(parameters['window_end']))}
 ({_text(parameters['window_days'])} days); baseline (B) {_text(_iso(parameters['baseline_start']))}
 to {baseline_end.isoformat()} ({_text(parameters['baseline_days'])} days).</li>
-<li>Alerts: <strong>{_text(report['alerts'])}</strong>: <span id="history-new">{history['new']:,}</span> new,
-<span id="history-continuing">{history['continuing']:,}</span> continuing,
-<span id="history-cleared">{history['cleared']:,}</span> cleared since the previous run date
-({_text(previous) if previous else 'none within the look-back'}).</li>
+<li>Alerts: <strong>{_text(report['alerts'])}</strong> (<span id="history-new">{history['new']:,}</span> new,
+<span id="history-continuing">{history['continuing']:,}</span> continuing);
+<span id="history-cleared">{history['cleared']:,}</span> cleared since the previous run date,
+{_text(previous) if previous else 'none within the look-back'}.</li>
 </ul>
 <div class="summary">
 <div><h3>Rows per input table</h3>{counts}</div>
@@ -330,12 +338,10 @@ def _device_section(
     )
     findings = "".join(
         f"<li>{_text(finding_text(finding['rule'], finding['metric'], rules_config))}</li>"
-        for finding in sorted(days[0]["findings"] or [], key=lambda finding: finding["rule"])
+        for finding in sorted(days[0]["findings"] or [], key=lambda finding: _rule_order(finding["rule"], rules_config))
     )
-    daily = _chart(_daily_figure(days), f"chart-daily-{position}", "Daily import (kWh): W shaded, gaps are days without data")
-    hourly = _chart(
-        _hourly_figure(days[0]), f"chart-hourly-{position}", "Hourly profile: mean interval import (kWh) by hour of day, W against B"
-    )
+    daily = _chart(_daily_figure(days), f"chart-daily-{position}", DAILY_TITLE)
+    hourly = _chart(_hourly_figure(days[0]), f"chart-hourly-{position}", HOURLY_TITLE)
     return f"""<section class="device" id="{_text(device_anchor(device))}" data-device-id="{_text(device)}">
 <h3>#{alert['rank']:,} <code>{_text(device)}</code></h3>
 <p>Service point <code>{_text(alert['service_point_id'] or 'unknown')}</code> · class
@@ -347,19 +353,24 @@ def _device_section(
 </section>"""
 
 
-def _chart(figure: go.Figure, div_id: str, title: str) -> str:
-    figure.update_layout(
-        template="none",
-        height=CHART_HEIGHT_PX,
-        margin={"l": 50, "r": 10, "t": 30, "b": 30},
-        legend={"orientation": "h", "y": -0.2},
-        paper_bgcolor="white",
-        plot_bgcolor="white",
-        font={"size": 12},
-    )
-    figure.update_xaxes(gridcolor="#eee", linecolor="#999")
-    figure.update_yaxes(gridcolor="#eee", linecolor="#999", rangemode="tozero")
-    body = figure.to_html(
+def _chart(figure: dict[str, Any], div_id: str, title: str) -> str:
+    """A figure (plain plotly data and layout, built here so plotly need not validate it
+    again) as a div with its drawing script."""
+    axis = {"gridcolor": "#eee", "linecolor": "#999", "zeroline": False}
+    figure["layout"] = {
+        "height": CHART_HEIGHT_PX,
+        "margin": {"l": 50, "r": 10, "t": 30, "b": 30},
+        "legend": {"orientation": "h", "y": -0.2},
+        "paper_bgcolor": "white",
+        "plot_bgcolor": "white",
+        "font": {"size": 12},
+        **figure.get("layout", {}),
+    }
+    figure["layout"]["xaxis"] = {**axis, **figure["layout"].get("xaxis", {})}
+    figure["layout"]["yaxis"] = {**axis, "rangemode": "tozero"}
+    body = plotly.io.to_html(
+        figure,
+        validate=False,
         full_html=False,
         include_plotlyjs=False,
         div_id=div_id,
@@ -369,7 +380,19 @@ def _chart(figure: go.Figure, div_id: str, title: str) -> str:
     return f'<div class="chart"><h4>{_text(title)}</h4>{body}</div>'
 
 
-def _daily_figure(days: list[dict[str, Any]]) -> go.Figure:
+def _line(x: list[Any], y: list[Any], name: str, colour: str, dash: str = "solid", markers: bool = True) -> dict[str, Any]:
+    return {
+        "type": "scatter",
+        "x": x,
+        "y": y,
+        "name": name,
+        "mode": "lines+markers" if markers else "lines",
+        "line": {"color": colour, "dash": dash},
+        "marker": {"size": 4},
+    }
+
+
+def _daily_figure(days: list[dict[str, Any]]) -> dict[str, Any]:
     """Daily import over B and W (days without data are gaps), W shaded, the expected
     daily level over W, and export when there is any."""
     x = [_iso(row["day"]) for row in days]
@@ -377,36 +400,41 @@ def _daily_figure(days: list[dict[str, Any]]) -> go.Figure:
     def import_in(period: str) -> list[float | None]:
         return [row["import_kwh"] if row["has_data"] and row["period"] == period else None for row in days]
 
-    figure = go.Figure()
-    figure.add_trace(go.Scatter(x=x, y=import_in("baseline"), name="import in B", mode="lines+markers",
-                                line={"color": BASELINE_COLOUR}, marker={"size": 4}))
-    figure.add_trace(go.Scatter(x=x, y=import_in("window"), name="import in W", mode="lines+markers",
-                                line={"color": WINDOW_COLOUR}, marker={"size": 4}))
+    traces = [
+        _line(x, import_in("baseline"), "import in B", BASELINE_COLOUR),
+        _line(x, import_in("window"), "import in W", WINDOW_COLOUR),
+    ]
     window_days = [row for row in days if row["period"] == "window"]
     expected = [row["expected_daily_kwh"] for row in window_days]
     if any(level is not None for level in expected):
-        figure.add_trace(go.Scatter(x=[_iso(row["day"]) for row in window_days], y=expected,
-                                    name="expected in W", mode="lines",
-                                    line={"color": EXPECTED_COLOUR, "dash": "dash"}))
+        traces.append(
+            _line([_iso(row["day"]) for row in window_days], expected, "expected in W", EXPECTED_COLOUR, "dash", False)
+        )
     exports = [row["export_kwh"] if row["has_data"] else None for row in days]
     if any(amount for amount in exports):
-        figure.add_trace(go.Scatter(x=x, y=exports, name="export", mode="lines+markers",
-                                    line={"color": EXPORT_COLOUR, "dash": "dot"}, marker={"size": 4}))
+        traces.append(_line(x, exports, "export", EXPORT_COLOUR, "dot"))
+    layout: dict[str, Any] = {}
     if window_days:
         first, last = (date.fromisoformat(_iso(window_days[i]["day"])) for i in (0, -1))
-        figure.add_vrect(x0=f"{first - ONE_DAY}T12:00", x1=f"{last}T12:00", fillcolor=WINDOW_SHADE,
-                         line_width=0, layer="below", annotation_text="W", annotation_position="top left")
-    return figure
+        start = f"{first - ONE_DAY}T12:00"
+        layout["shapes"] = [
+            {"type": "rect", "xref": "x", "yref": "paper", "x0": start, "x1": f"{last}T12:00", "y0": 0, "y1": 1,
+             "fillcolor": WINDOW_SHADE, "line": {"width": 0}, "layer": "below"}
+        ]
+        layout["annotations"] = [
+            {"xref": "x", "yref": "paper", "x": start, "y": 1, "text": "W", "showarrow": False,
+             "xanchor": "left", "yanchor": "top"}
+        ]
+    return {"data": traces, "layout": layout}
 
 
-def _hourly_figure(day: dict[str, Any]) -> go.Figure:
+def _hourly_figure(day: dict[str, Any]) -> dict[str, Any]:
     """W's hourly profile against B's: mean interval import per hour of day."""
     hours = list(range(24))
-    figure = go.Figure()
-    figure.add_trace(go.Scatter(x=hours, y=list(day["baseline_hourly_kwh"] or [None] * 24), name="B",
-                                mode="lines+markers", line={"color": BASELINE_COLOUR}, marker={"size": 4}))
-    figure.add_trace(go.Scatter(x=hours, y=list(day["window_hourly_kwh"] or [None] * 24), name="W",
-                                mode="lines+markers", line={"color": WINDOW_COLOUR}, marker={"size": 4}))
-    figure.update_xaxes(dtick=3, title={"text": "hour of day (UTC)"})
-    return figure
-
+    return {
+        "data": [
+            _line(hours, list(day["baseline_hourly_kwh"] or [None] * 24), "B", BASELINE_COLOUR),
+            _line(hours, list(day["window_hourly_kwh"] or [None] * 24), "W", WINDOW_COLOUR),
+        ],
+        "layout": {"xaxis": {"dtick": 3, "title": {"text": "hour of day (UTC)"}}},
+    }

@@ -24,6 +24,7 @@ VOID_ELEMENTS = frozenset(
 def chromium(page: Path, *action: str, window_size: tuple[int, int] = SCREENSHOT_SIZE) -> str:
     """Run headless Chromium on ``page`` with ``action`` (``--dump-dom``, ``--screenshot=...``),
     offline-minded and with a fresh profile; its standard output. Fails when it fails."""
+    assert page.is_file(), f"no page at {page}"
     with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
         result = subprocess.run(
             [
@@ -168,4 +169,7 @@ if __name__ == "__main__":
     parser.add_argument("--width", type=int, default=SCREENSHOT_SIZE[0])
     parser.add_argument("--height", type=int, default=SCREENSHOT_SIZE[1])
     arguments = parser.parse_args()
-    print(screenshot(arguments.page, arguments.png, (arguments.width, arguments.height)))
+    try:
+        print(screenshot(arguments.page, arguments.png, (arguments.width, arguments.height)))
+    except AssertionError as error:
+        raise SystemExit(f"browser: {error}") from None

@@ -58,7 +58,7 @@ def device_days(
     device_id: str, rank: int, findings: list[tuple[str, float]], window_kwh: float, missing_days: int = 0
 ) -> list[dict[str, Any]]:
     """Evidence rows of one device: 28 baseline days at 10 kWh, 14 window days at
-    ``window_kwh``, the last ``missing_days`` of W without data."""
+    ``window_kwh``, the last ``missing_days`` of W without data (the last a partial day)."""
     rows = []
     for offset in range(42):
         day = BASELINE_START + timedelta(days=offset)
@@ -70,7 +70,8 @@ def device_days(
                 "rank": rank,
                 "day": day,
                 "period": "window" if in_window else "baseline",
-                "import_kwh": (window_kwh if in_window else 10.0) if has_data else None,
+                # a day without data may still have a few readings: the run date, here
+                "import_kwh": (window_kwh if in_window else 10.0) if has_data else (0.5 if day == RUN_DATE else None),
                 "export_kwh": 0.0 if has_data else None,
                 "has_data": has_data,
                 "expected_daily_kwh": 9.5,
@@ -191,6 +192,16 @@ def test_values_are_formatted_with_their_unit_and_currency(page: str) -> None:
     assert continuing[9:] == ["continuing", "2026-11-12", "4"]
 
 
+def test_daily_chart_leaves_days_without_data_as_gaps(page: str) -> None:
+    # THEN the W line of the device whose last 3 days of W have no data (one of them partial)
+    # is null there (a gap, not a zero), and null over B, which has its own line
+    daily = section(page, HOSTILE_ID)
+    window_line = json.loads(re.search(r'"y":(\[[^\]]*\]),"name":"import in W"', daily).group(1))
+    assert window_line == [None] * 28 + [10.0] * 11 + [None] * 3
+    expected_line = json.loads(re.search(r'"y":(\[[^\]]*\]),"name":"expected in W"', daily).group(1))
+    assert expected_line == [9.5] * 14
+
+
 def test_findings_in_words_with_metric_and_threshold(page: str) -> None:
     text = section(page, "D-DROP")
     assert (
@@ -198,6 +209,8 @@ def test_findings_in_words_with_metric_and_threshold(page: str) -> None:
         "class&#x27;s drift (CONSUMPTION_DROP fires at ≤ 65 %)." in text
     )
     assert "tamper counter went up 3 times in the window" in text
+    # the strongest rule first, in the config's order
+    assert text.index("TAMPER_EVENTS fires") < text.index("CONSUMPTION_DROP fires")
     assert "correlates 0.10 with the baseline" in section(page, "D-SHAPE")
 
 
