@@ -9,6 +9,8 @@ readings.
 
 from __future__ import annotations
 
+from typing import Any
+
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -18,10 +20,10 @@ from jobs.alert_value import expected_daily_kwh
 
 # The period of a day, as the evidence table names it.
 PERIOD_NAMES = {rules.BASELINE: "baseline", rules.WINDOW: "window"}
-COLUMNS = (
-    "device_id", "rank", "day", "period", "import_kwh", "export_kwh", "has_data", "expected_daily_kwh",
-    "window_hourly_kwh", "baseline_hourly_kwh", "findings",
-)
+DAY_COLUMNS = ("device_id", "rank", "day", "period", "import_kwh", "export_kwh", "has_data", "expected_daily_kwh")
+# The device's columns, repeated on each of its rows.
+DEVICE_COLUMNS = ("window_hourly_kwh", "baseline_hourly_kwh", "findings")
+COLUMNS = (*DAY_COLUMNS, *DEVICE_COLUMNS)
 
 
 def evidence_table(
@@ -59,3 +61,14 @@ def evidence_table(
         .withColumn("has_data", F.coalesce(F.col("has_data"), F.lit(False)))
         .select(*COLUMNS)
     )
+
+
+def collect_rows(evidence: DataFrame) -> list[dict[str, Any]]:
+    """The (bounded) evidence table as dicts, by rank and day, for the report page. Each
+    device's own columns are collected once and shared by its rows: a 40th of the data."""
+    per_device = {
+        row["device_id"]: row.asDict(recursive=True)
+        for row in evidence.dropDuplicates(["device_id"]).select("device_id", *DEVICE_COLUMNS).collect()
+    }
+    days = evidence.select(*DAY_COLUMNS).orderBy("rank", "day").collect()
+    return [{**day.asDict(), **per_device[day["device_id"]]} for day in days]

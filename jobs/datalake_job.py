@@ -57,7 +57,7 @@ from dependencies.tables import (
     read_raw_table,
 )
 from jobs import alert_history, alert_value, rules, usage, validate
-from jobs.alert_evidence import evidence_table
+from jobs.alert_evidence import collect_rows, evidence_table
 from jobs.alert_report import render_alerts_html
 
 APP_NAME = "datalake_job"
@@ -384,8 +384,7 @@ def alert_page(
     """The run's HTML report: its summary, the ``max_devices`` highest-ranked alerts and their
     evidence (small, bounded frames: the only rows collected)."""
     top = [row.asDict(recursive=True) for row in alerts.where(F.col("rank") <= max_devices).orderBy("rank").collect()]
-    days = [row.asDict(recursive=True) for row in evidence_rows.orderBy("rank", "day").collect()]
-    return render_alerts_html(report, top, days, config["tariffs"]["currency"], command)
+    return render_alerts_html(report, top, collect_rows(evidence_rows), config["tariffs"]["currency"], command)
 
 
 def build_report(

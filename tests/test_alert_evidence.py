@@ -8,7 +8,7 @@ import pytest
 from pyspark.sql import SparkSession
 from test_rules import B_DAYS, CONFIG, PROFILE, W_DAYS, evidence, meter, scaled
 
-from jobs.alert_evidence import evidence_table
+from jobs.alert_evidence import collect_rows, evidence_table
 
 
 def test_evidence_rows_of_the_highest_ranked_alerts(spark: SparkSession) -> None:
@@ -41,6 +41,8 @@ def test_evidence_rows_of_the_highest_ranked_alerts(spark: SparkSession) -> None
     assert (silent["import_kwh"], silent["export_kwh"], silent["has_data"]) == (None, None, False)
     assert silent["findings"] is None and silent["rank"] == 1
     assert got[("B", date(2026, 11, 15))]["has_data"] is True
+    # AND collected for the report page, the rows are the table's, by rank and day
+    assert collect_rows(table) == [r.asDict(recursive=True) for r in table.orderBy("rank", "day").collect()]
 
 
 def test_no_evidence_rows_when_the_limit_is_zero(spark: SparkSession) -> None:
