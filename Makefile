@@ -34,15 +34,19 @@ $(STAMP): Pipfile Pipfile.lock
 	pipenv install --dev --deploy
 	@touch $(STAMP)
 
-# Servers the tests start on 127.0.0.1: moto comes with the dev packages, the Prometheus
-# Pushgateway from Debian/Ubuntu (installed once, when missing).
+# What the tests start on 127.0.0.1 or run headless: moto comes with the dev packages; the
+# Prometheus Pushgateway and Chromium (the alerts report's browser test) from Debian/Ubuntu,
+# installed once, when missing.
+TEST_PROGRAMS := prometheus-pushgateway chromium
+
 test-servers:
-	@command -v prometheus-pushgateway >/dev/null 2>&1 || { \
+	@missing=$$(for program in $(TEST_PROGRAMS); do command -v $$program >/dev/null 2>&1 || echo $$program; done); \
+	[ -z "$$missing" ] || { \
 	  command -v apt-get >/dev/null 2>&1 \
-	    || { echo "make install: the tests need prometheus-pushgateway (Debian/Ubuntu package) on the PATH"; exit 1; }; \
+	    || { echo "make install: the tests need" $$missing "(Debian/Ubuntu packages) on the PATH"; exit 1; }; \
 	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$sudo apt-get update -qq \
-	    && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus-pushgateway; }
+	    && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; }
 
 run: install
 	DEBUG=1 PYSPARK_PYTHON=$(PYTHON) $(PYTHON) jobs/datalake_job.py --config $(CONFIG) --run-date $(RUN_DATE)

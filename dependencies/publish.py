@@ -24,15 +24,18 @@ from pyspark.sql import DataFrame, SparkSession
 
 REPORT_TABLE = "reports"
 REPORT_FILE = "report.json"
+# The investigator's page, published beside the report (same directory, same swap).
+REPORT_PAGE = "alerts.html"
 STAGING = "_staging"
 # Intermediate tables of a run, under its staging directory; never published.
 WORK = "_work"
 RETIRED = "_retired"
 # Sort keys that make each output's rows come out in one deterministic order.
 ORDER = {
-    "alerts": ("device_id",),
+    "alerts": ("rank",),
     "findings": ("device_id", "rule"),
     "rejects": ("table", "reason", "record"),
+    "evidence": ("rank", "day"),
 }
 # The published tables in swap order: the report, the completion marker, last.
 PUBLISHED = (*ORDER, REPORT_TABLE)
@@ -117,8 +120,36 @@ def stage_work(frame: DataFrame, staging: str, name: str) -> DataFrame:
     return frame.sparkSession.read.parquet(path)
 
 
-def stage_outputs(outputs: dict[str, DataFrame], staging: str) -> None:
-    """Write every output, sorted, as Parquet under the run's staging directory."""
+def stage_report_page(spark: SparkSession, staging: str, text: str) -> None:
+    """Write the run's HTML page into its staged report directory: :func:`publish` swaps it
+    in with the report."""
+    HadoopFs(spark, staging).write_text(f"{staging}/{REPORT_TABLE}/{REPORT_PAGE}", text)
+
+
+def latest_complete_run_date(spark: SparkSession, output_path: str, before: date, earliest: date) -> date | None:
+    """The latest run date in ``[earliest, before)`` whose report is published (a complete
+    run) under ``output_path``; None if there is none."""
+    fs = HadoopFs(spark, output_path)
+    reports = f"{output_path.rstrip('/')}/{REPORT_TABLE}"
+    prefix = "run_date="
+    dates = []
+    for name in fs.children(reports):
+        try:
+            day = date.fromisoformat(name.removeprefix(prefix)) if name.startswith(prefix) else None
+        except ValueError:
+            day = None
+        if day is not None and earliest <= day < before:
+            dates.append(day)
+    for day in sorted(dates, reverse=True):
+        if fs.exists(f"{partition_path(output_path, REPORT_TABLE, day)}/{REPORT_FILE}"):
+            return day
+    return None
+
+
+def stage_outputs(outputs: dict[str, DataFrame], staging: str) -> dict[str, DataFrame]:
+    """Write every output, sorted, as Parquet under the run's staging directory; return
+    each as staged (read back), for the steps that build on it."""
+    staged = {}
     for table, frame in outputs.items():
         (
             frame.repartition(1)
@@ -126,6 +157,8 @@ def stage_outputs(outputs: dict[str, DataFrame], staging: str) -> None:
             .write.mode("overwrite")
             .parquet(f"{staging}/{table}")
         )
+        staged[table] = frame.sparkSession.read.parquet(f"{staging}/{table}")
+    return staged
 
 
 def publish(

@@ -2,7 +2,8 @@
 
 The story, top-down: parse arguments -> start Spark -> extract the four tables -> validate
 (every row used, deduplicated, outside the window, or rejected with a reason) -> usage ->
-detect (one function per rule) -> score -> load (atomic, idempotent per run date).
+detect (one function per rule) -> score -> value, rank and history of the alerts -> evidence
+and the HTML report -> load (atomic, idempotent per run date).
 With ``input.require_success_marker`` a run whose input tables lack their ``_SUCCESS`` marker
 stops before reading anything, with its own exit code.
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shlex
 import sys
 import time
 import uuid
@@ -52,8 +54,10 @@ from dependencies.logging import (
 from dependencies.metrics import PushFailed, push_run_metrics, run_metrics
 from dependencies.progress import Progress
 from dependencies.publish import (
+    REPORT_PAGE,
     publish,
     stage_outputs,
+    stage_report_page,
     stage_work,
     staging_directory,
 )
@@ -69,12 +73,16 @@ from dependencies.tables import (
     read_raw_table,
 )
 from dependencies.text_table import text_table
-from jobs import rules, usage, validate
+from jobs import alert_history, alert_value, rules, usage, validate
+from jobs.alert_evidence import collect_rows, evidence_table
+from jobs.alert_report import render_alerts_html
 
 APP_NAME = "datalake_job"
+# How the run's command line starts, as its HTML report states it.
+SCRIPT = "jobs/datalake_job.py"
 # The end-of-run summary: row statuses per table, the top alerts and their columns.
 SUMMARY_ROW_STATUSES = ("used", "rejected", "deduplicated", "outside_window")
-SUMMARY_ALERT_COLUMNS = ("device_id", "score", "rules")
+SUMMARY_ALERT_COLUMNS = ("rank", "device_id", "score", "estimated_value", "status", "rules")
 SUMMARY_TOP_ALERTS = 10
 
 
@@ -116,12 +124,14 @@ class StageTimer:
 
 @dataclass
 class Run:
-    """One run of the job: its date, config path, start instant, id and stage timings."""
+    """One run of the job: its date, config path, start instant, id, command line and
+    stage timings."""
 
     run_date: date
     config_path: str | None
     started_at: datetime
     run_id: str = ""
+    command: str = ""
     timer: StageTimer = field(default_factory=StageTimer)
 
     def __post_init__(self) -> None:
@@ -280,7 +290,8 @@ def write_ledger(ledger: DataFrame, staging: str) -> DataFrame:
 def main(argv: list[str] | None = None) -> int:
     """Run the job; return the process exit code."""
     args = parse_args(argv)
-    run = Run(args.run_date, args.config, run_start_instant())
+    command = shlex.join([SCRIPT, *(sys.argv[1:] if argv is None else argv)])
+    run = Run(args.run_date, args.config, run_start_instant(), command=command)
     try:
         spark, log, config = start_spark(app_name=APP_NAME, config_path=args.config)
     except ConfigError as error:
@@ -330,7 +341,8 @@ def detect_and_publish(
 def detect_and_stage(
     spark: SparkSession, config: dict[str, Any], run: Run, window: RunWindow, staging: str
 ) -> tuple[dict[str, Any], dict[str, str], DataFrame]:
-    """Extract, validate, detect, score; stage the outputs and publish them."""
+    """Extract, validate, detect, score; value, rank and date the alerts; stage the outputs,
+    the evidence of the highest-ranked alerts and the report page, and publish them."""
     started = run.timer.begin("extract_validate")
     raw = extract(spark, config["input"], window)
     checked = validate_tables(raw, window, run.started_at)
@@ -348,19 +360,51 @@ def detect_and_stage(
     # instead of the whole lineage behind them.
     evidence = replace(evidence, devices=stage_work(evidence.devices, staging, "devices"))
     findings = stage_work(rules.detect(evidence, config), staging, "findings")
-    alerts = rules.score(findings, evidence, config)
+    previous = alert_history.previous_run(spark, config["output"]["path"], run.run_date, config["history_days"])
+    alerts = (
+        rules.score(findings, evidence, config)
+        .transform(alert_value.with_estimate(evidence.devices, config["peers"]))
+        .transform(alert_value.with_value(config["tariffs"]))
+        .transform(alert_value.ranked)
+        .transform(alert_history.with_history(previous, run.run_date))
+    )
     run.timer.measure("detect", started)
 
     started = run.timer.begin("write")
-    stage_outputs({"alerts": alerts, "findings": findings, "rejects": rejects(checked)}, staging)
+    alerts = stage_outputs({"alerts": alerts, "findings": findings, "rejects": rejects(checked)}, staging)["alerts"]
     run.timer.measure("write", started)
+
+    started = run.timer.begin("evidence")
+    max_devices = config["evidence_max_devices"]
+    rows = evidence_table(alerts, evidence, findings, max_devices, config["peers"]["min_baseline_kwh"])
+    rows = stage_outputs({"evidence": rows}, staging)["evidence"]
+    run.timer.measure("evidence", started)
     report = build_report(spark, config, run, window, counts, checked, findings, alerts)
+    report["history"] = alert_history.summary(previous, alerts)
+    started = run.timer.begin("report_page")
+    stage_report_page(spark, staging, alert_page(report, alerts, rows, max_devices, config, run.command))
+    run.timer.measure("report_page", started)  # in the published report, not on the page
     paths = publish(spark, staging, report, config["output"]["path"], run.run_date)
+    paths["report_html"] = f"{paths['reports']}/{REPORT_PAGE}"
     if config["output"]["report_s3_url"]:
         paths["report_copy"] = s3.upload_report(
             config["aws"], config["output"]["report_s3_url"], run.run_date, report
         )
     return report, paths, spark.read.parquet(paths["alerts"])  # as published: staging is gone
+
+
+def alert_page(
+    report: dict[str, Any],
+    alerts: DataFrame,
+    evidence_rows: DataFrame,
+    max_devices: int,
+    config: dict[str, Any],
+    command: str,
+) -> str:
+    """The run's HTML report: its summary, the ``max_devices`` highest-ranked alerts and their
+    evidence (small, bounded frames: the only rows collected)."""
+    top = [row.asDict(recursive=True) for row in alerts.where(F.col("rank") <= max_devices).orderBy("rank").collect()]
+    return render_alerts_html(report, top, collect_rows(evidence_rows), config["tariffs"]["currency"], command)
 
 
 def build_report(
@@ -389,6 +433,7 @@ def build_report(
             "baseline_start": window.baseline_start_date.isoformat(),
             "window_days": window.window_days,
             "baseline_days": window.baseline_days,
+            "rules": config["rules"],  # the thresholds the alerts report quotes
         },
         "counts": counts,
         # Types other than IMPORT_KWH, EXPORT_KWH and TAMPER_COUNT are kept and ignored.
@@ -425,15 +470,17 @@ def finish(
 def print_summary(report: dict[str, Any], paths: dict[str, str], alerts: DataFrame) -> None:
     """What the run read and found, as aligned tables for a person at a terminal: rows per
     table and status, findings per rule, the top alerts, the published paths."""
-    top = [row.asDict() for row in alerts.orderBy(F.desc("score"), "device_id").select(*SUMMARY_ALERT_COLUMNS)
+    top = [row.asDict() for row in alerts.orderBy("rank").select(*SUMMARY_ALERT_COLUMNS, "currency")
            .limit(SUMMARY_TOP_ALERTS).collect()]
+    currency = top[0]["currency"] if top else ""
     rows = [{"table": table, **entry} for table, entry in report["counts"].items()]
     findings = [{"rule": rule, "findings": number} for rule, number in report["findings_by_rule"].items()]
     print("\n\n".join([
         f"datalake run {report['run_id']} for {report['run_date']}: {report['alerts']} alerts",
         text_table(rows, ("table", "read", *SUMMARY_ROW_STATUSES)),
         text_table(findings, ("rule", "findings")),
-        f"top {len(top)} of {report['alerts']} alerts:\n" + text_table(top, SUMMARY_ALERT_COLUMNS),
+        f"top {len(top)} of {report['alerts']} alerts (value in {currency}):\n"
+        + text_table(top, SUMMARY_ALERT_COLUMNS, {"estimated_value": ",.2f"}),
         text_table([{"output": name, "path": path} for name, path in paths.items()], ("output", "path")),
     ]))
 

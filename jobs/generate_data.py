@@ -503,6 +503,25 @@ class Generator:
         """Readings of the 15-minute import and export components: amounts per interval,
         the planted attack, then register values (a running sum per component), and whether
         each reading is ``delivered`` (not lost in a communication gap or in transit)."""
+        narrow = self.interval_amounts(components)
+        running = Window.partitionBy("measuring_component_id").orderBy("day", "slot").rowsBetween(
+            Window.unboundedPreceding, Window.currentRow)
+        component = Window.partitionBy("measuring_component_id").orderBy("day", "slot").rowsBetween(
+            Window.unboundedPreceding, Window.unboundedFollowing)
+        fallen = F.when(F.col("wound_back"), F.sum("rewound").over(component)).otherwise(0.0)
+        register = F.pmod(F.col("start_value") + F.sum("amount").over(running) - fallen,
+                          F.col("register_max"))
+        value = F.when(F.col("cumulative"), register).otherwise(F.col("amount"))
+        return narrow.select(
+            "measuring_component_id",
+            self.stamp(F.col("slot") + 1).alias("measured_at"),
+            F.round(value, 3).alias("value"),
+            "delivered",
+        )
+
+    def interval_amounts(self, components: DataFrame) -> DataFrame:
+        """Per (energy component, slot): the honest and the metered amount (the planted
+        attack applied) and what the register needs (start value, wound-back amounts)."""
         energy = components.where(F.col("component_type") != TAMPER_COUNT)
         partitions = max(2, math.ceil(self.s.devices * self.slots / ROWS_PER_PARTITION))
         cumulative = F.col("component_reading_type") == "CUMULATIVE"
@@ -568,26 +587,12 @@ class Generator:
         h6_day = F.collect_list(F.when(day_attack == "h6", F.col("honest_import"))).over(same_day)
         mirrored = F.element_at(h6_day, (SLOTS_PER_DAY - (F.col("slot") - F.col("day") * SLOTS_PER_DAY))
                                 .cast("int"))
-        narrow = narrow.withColumn(
+        return narrow.withColumn(
             "amount",
             F.when(day_attack == "h4", F.col("gamma") * day_mean)
             .when(day_attack == "h5", day_mean)
             .when(day_attack == "h6", mirrored)
             .otherwise(F.col("amount")),
-        )
-        running = Window.partitionBy("measuring_component_id").orderBy("day", "slot").rowsBetween(
-            Window.unboundedPreceding, Window.currentRow)
-        component = Window.partitionBy("measuring_component_id").orderBy("day", "slot").rowsBetween(
-            Window.unboundedPreceding, Window.unboundedFollowing)
-        fallen = F.when(F.col("wound_back"), F.sum("rewound").over(component)).otherwise(0.0)
-        register = F.pmod(F.col("start_value") + F.sum("amount").over(running) - fallen,
-                          F.col("register_max"))
-        value = F.when(F.col("cumulative"), register).otherwise(F.col("amount"))
-        return narrow.select(
-            "measuring_component_id",
-            self.stamp(F.col("slot") + 1).alias("measured_at"),
-            F.round(value, 3).alias("value"),
-            "delivered",
         )
 
     def tamper_readings(self, components: DataFrame) -> DataFrame:
@@ -692,6 +697,24 @@ class Generator:
         return hourly.join(mirror, ["device_id", "profile_hour"]).groupBy("device_id").agg(
             F.corr("kwh", "mirrored_kwh").alias("baseline_reverse_correlation"))
 
+    def hidden_energy(self, components: DataFrame) -> DataFrame:
+        """For the planted devices: the energy (kWh) their attack hid in W (``hidden_kwh``).
+        Import the meter did not record (honest - metered, over W's slots), plus energy drawn
+        after the recorded removal (nobody is billed for it) and energy wound off the
+        register. Computed on the planted import registers only."""
+        planted = components.where(F.col("case").isin(*CASES) & (F.col("component_type") == IMPORT_KWH))
+        amounts = self.interval_amounts(planted).join(
+            planted.select("measuring_component_id", "device_id", "case", "event_slot"), "measuring_component_id"
+        )
+        in_w = F.col("slot") >= self.window_slot
+        unrecorded = F.when(in_w, F.col("honest_import") - F.col("amount"))
+        removed = F.when(in_w & (F.col("case") == "UNINSTALLED_CONSUMPTION") & (F.col("slot") >= F.col("event_slot")),
+                         F.col("amount"))
+        return amounts.groupBy("device_id").agg(
+            (F.coalesce(F.sum(unrecorded), F.lit(0.0)) + F.coalesce(F.sum(removed), F.lit(0.0))
+             + F.coalesce(F.sum("rewound"), F.lit(0.0))).alias("hidden_kwh")
+        )
+
 
 # --- writing --------------------------------------------------------------------------------
 
@@ -735,7 +758,8 @@ def generate(
                 partition_by=MEASURED_DATE)
     on_step(GROUND_TRUTH)
     truth = generator.ground_truth(devices).join(
-        generator.baseline_reverse_correlation(components), "device_id", "left")
+        generator.baseline_reverse_correlation(components), "device_id", "left").join(
+        generator.hidden_energy(components), "device_id", "left")
     truth.orderBy("device_id").coalesce(1).write.mode("overwrite").option("header", True).option(
         "escape", '"').csv(
         f"{out}/{GROUND_TRUTH}")

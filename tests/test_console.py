@@ -46,7 +46,9 @@ def test_at_a_terminal_a_run_shows_progress_each_event_once_and_the_summary(writ
     assert re.search(r"\n  table +read +used +rejected +deduplicated +outside_window\n", summary)
     assert re.search(r"\n  measurements +40,400 +", summary)
     assert re.search(r"\n  rule +findings\n  UNINSTALLED_CONSUMPTION +1\n", summary)
-    assert re.search(r"\n  device_id +score +rules\n  G01 +1\.000 +UNINSTALLED_CONSUMPTION\n", summary)
+    assert re.search(r"\n  rank +device_id +score +estimated_value +status +rules\n"
+                     r"     1  G01 +1\.000 +33\.00  new +UNINSTALLED_CONSUMPTION\n", summary)
+    assert re.search(rf"\n  report_html +{re.escape(str(tmp_path))}/output/reports/run_date=\S+/alerts\.html\n", summary)
     assert re.search(rf"\n  output +path\n  alerts +{re.escape(str(tmp_path))}/output/alerts/run_date=", summary)
     # AND the output path holds the published tables and nothing else
-    assert sorted(entry.name for entry in (tmp_path / "output").iterdir()) == ["alerts", "findings", "rejects", "reports"]
+    assert sorted(entry.name for entry in (tmp_path / "output").iterdir()) == ["alerts", "evidence", "findings", "rejects", "reports"]

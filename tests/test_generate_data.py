@@ -139,3 +139,17 @@ def test_the_same_seed_gives_the_same_population(spark: SparkSession) -> None:
     # THEN the same seed gives the same sites, another seed other sites
     assert_df_equality(sites(3), sites(3))
     assert sites(3).exceptAll(sites(4)).count() == SETTINGS.devices
+
+
+def test_ground_truth_records_the_energy_each_attack_hid(spark: SparkSession, generated: Path) -> None:
+    # GIVEN the ground truth's hidden energy per device
+    truth = ground_truth(spark, generated).select("device_id", "case", F.col("hidden_kwh").cast("double"))
+    hidden = {r["device_id"]: (r["case"], r["hidden_kwh"]) for r in truth.collect()}
+    # THEN honest devices have none recorded; attacks that move or replay energy without
+    # taking it (h5: the day's mean, h6: the day reversed, a tamper counter) hide ~0 kWh;
+    # every other planted case hides energy
+    assert {kwh for case, kwh in hidden.values() if case == HONEST} == {None}
+    timing = [kwh for case, kwh in hidden.values() if case in ("h5", "h6", "TAMPER_EVENTS")]
+    assert timing and max(abs(kwh) for kwh in timing) < 1e-6
+    taking = [kwh for case, kwh in hidden.values() if case not in (HONEST, "h5", "h6", "TAMPER_EVENTS")]
+    assert len(taking) >= 8 and min(taking) > 0.5

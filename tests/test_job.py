@@ -78,26 +78,62 @@ def test_event_findings_carry_hand_checked_metrics(spark: SparkSession, publishe
 
 def test_alerts_row_by_row(spark: SparkSession, published: Path) -> None:
     alerts = spark.read.parquet(str(published / "alerts")).drop("run_date")
+    # kWh at stake (W: 14 days; expected import 10 kWh a day, the residential drift being 1):
+    # G01 110 uninstalled; Z01 8 days x 10 missing; D01 14 x 5; F01 8.4 reversed; H02 4 h x
+    # 0.2 x 14 days; K01 4.8 wound back; H05, T01, H06 nothing measurable (timing, events).
     expected = spark.createDataFrame(
         [
-            ("D01", "SP-D01", "RESIDENTIAL", 1 - 0.4 * 0.6 * 0.5,
-             ["CONSUMPTION_DROP", "PEER_DEVIATION", "SUSTAINED_DROP"]),
-            ("F01", "SP-F01", "RESIDENTIAL", 0.8, ["REVERSE_FLOW"]),
-            ("G01", "SP-G01", "RESIDENTIAL", 1.0, ["UNINSTALLED_CONSUMPTION"]),
-            ("H02", "SP-H02", "RESIDENTIAL", 0.5, ["ZERO_RUNS"]),
-            ("H05", "SP-H05", "RESIDENTIAL", 0.75, ["FLAT_PROFILE", "PROFILE_SHIFT"]),
-            ("H06", "SP-H06", "RESIDENTIAL", 0.5, ["PROFILE_SHIFT"]),
-            ("K01", "SP-K01", "RESIDENTIAL", 0.9, ["REGISTER_ROLLBACK"]),
-            ("P01", "SP-P01", "RESIDENTIAL", 1 - 0.6 * 0.5, ["PEER_DEVIATION", "SUSTAINED_DROP"]),
-            ("T01", "SP-T01", "RESIDENTIAL", 0.7, ["TAMPER_EVENTS"]),
+            ("G01", "SP-G01", "RESIDENTIAL", 1.0, ["UNINSTALLED_CONSUMPTION"], 110.0, 1),
             ("Z01", "SP-Z01", "RESIDENTIAL", 1 - 0.4 * 0.4 * 0.5 * 0.6 * 0.5,
-             ["CONSUMPTION_DROP", "PEER_DEVIATION", "SUSTAINED_DROP", "ZERO_CONSUMPTION", "ZERO_RUNS"]),
+             ["CONSUMPTION_DROP", "PEER_DEVIATION", "SUSTAINED_DROP", "ZERO_CONSUMPTION", "ZERO_RUNS"], 80.0, 2),
+            ("D01", "SP-D01", "RESIDENTIAL", 1 - 0.4 * 0.6 * 0.5,
+             ["CONSUMPTION_DROP", "PEER_DEVIATION", "SUSTAINED_DROP"], 70.0, 3),
+            ("P01", "SP-P01", "RESIDENTIAL", 1 - 0.6 * 0.5, ["PEER_DEVIATION", "SUSTAINED_DROP"], 36.4, 4),
+            ("F01", "SP-F01", "RESIDENTIAL", 0.8, ["REVERSE_FLOW"], 8.4, 5),
+            ("H02", "SP-H02", "RESIDENTIAL", 0.5, ["ZERO_RUNS"], 11.2, 6),
+            ("K01", "SP-K01", "RESIDENTIAL", 0.9, ["REGISTER_ROLLBACK"], 4.8, 7),
+            ("H05", "SP-H05", "RESIDENTIAL", 0.75, ["FLAT_PROFILE", "PROFILE_SHIFT"], 0.0, 8),
+            ("T01", "SP-T01", "RESIDENTIAL", 0.7, ["TAMPER_EVENTS"], 0.0, 9),
+            ("H06", "SP-H06", "RESIDENTIAL", 0.5, ["PROFILE_SHIFT"], 0.0, 10),
         ],
         "device_id string, service_point_id string, customer_class string, score double, "
-        "rules array<string>",
-    ).select("*", F.lit(W_START).alias("window_start"), F.lit(W_END).alias("window_end"))
+        "rules array<string>, estimated_unbilled_kwh double, rank int",
+    ).select(
+        "device_id", "service_point_id", "customer_class", "score", "rules",
+        F.lit(W_START).alias("window_start"), F.lit(W_END).alias("window_end"), "estimated_unbilled_kwh",
+        (F.col("estimated_unbilled_kwh") * 0.30).alias("estimated_value"), F.lit("EUR").alias("currency"),
+        (F.col("score") * F.col("estimated_unbilled_kwh") * 0.30).alias("priority"), "rank",
+        F.lit("new").alias("status"), F.lit(RUN_DATE).alias("first_alerted_on"), F.lit(1).alias("runs_alerted"),
+    )
     # N01 (data gap only, 0.3) stays below the threshold.
-    assert_approx_df_equality(alerts, expected, 1e-9, ignore_nullable=True)
+    # Published in rank order; the first run of the output: every alert is new.
+    assert_approx_df_equality(alerts, expected, 1e-6, ignore_nullable=True)
+
+
+def test_evidence_of_an_alerted_device(spark: SparkSession, published: Path) -> None:
+    evidence = spark.read.parquet(str(published / "evidence" / "run_date=2026-11-15"))
+    # GIVEN the sample's 10 alerts THEN each has a row for each of the 42 days of B and W
+    assert evidence.count() == 10 * 42
+    assert [r["rank"] for r in evidence.select("rank").distinct().orderBy("rank").collect()] == list(range(1, 11))
+    # Z01: nothing on 11-05..11-12, its normal 10 kWh on the other days; expected 10 a day
+    z01 = evidence.where(F.col("device_id") == "Z01").orderBy("day").collect()
+    assert [(r["day"], r["period"], r["import_kwh"], r["has_data"]) for r in z01[30:33]] == [
+        (date(2026, 11, 4), "window", pytest.approx(10.0), True),
+        (date(2026, 11, 5), "window", 0.0, True),
+        (date(2026, 11, 6), "window", 0.0, True),
+    ]
+    assert z01[0]["period"] == "baseline" and z01[0]["day"] == date(2026, 10, 5)
+    assert [r["expected_daily_kwh"] for r in z01] == pytest.approx([10.0] * 42)
+    assert all(r["export_kwh"] is None for r in z01)  # no export register
+    # its hourly profile: the sample's over B, 6 of 14 days of it over W
+    profile = [0.2 + (0.6 if 7 <= h < 9 else 0.0) + (1.0 if 18 <= h < 22 else 0.0) for h in range(24)]
+    assert z01[0]["baseline_hourly_kwh"] == pytest.approx(profile)
+    assert z01[0]["window_hourly_kwh"] == pytest.approx([v * 6 / 14 for v in profile])
+    found = {f["rule"]: f["metric"] for f in z01[0]["findings"]}
+    assert sorted(found) == ["CONSUMPTION_DROP", "PEER_DEVIATION", "SUSTAINED_DROP", "ZERO_CONSUMPTION", "ZERO_RUNS"]
+    assert (found["CONSUMPTION_DROP"], found["ZERO_CONSUMPTION"], found["ZERO_RUNS"]) == (
+        pytest.approx(6 / 14), 8.0, 8.0
+    )
 
 
 def test_report_counts_reconcile_and_name_every_rule(published: Path) -> None:
@@ -119,6 +155,10 @@ def test_report_counts_reconcile_and_name_every_rule(published: Path) -> None:
     assert report["component_types"] == {"EXPORT_KWH": 2, "IMPORT_KWH": 39, "TAMPER_COUNT": 1}
     assert report["parameters"]["window_start"] == "2026-11-02"
     assert report["spark_application_id"]
+    assert report["history"] == {
+        "previous_run_date": None, "new": 10, "continuing": 0, "cleared": 0, "cleared_devices": [],
+    }
+    assert (published / "reports" / "run_date=2026-11-15" / "alerts.html").is_file()
 
 
 def test_daily_usage_of_the_sample(spark: SparkSession) -> None:

@@ -18,6 +18,7 @@ from dependencies.publish import (
     partition_path,
     publish,
     stage_outputs,
+    stage_report_page,
     staging_directory,
 )
 
@@ -28,7 +29,7 @@ OTHER_DATE = date(2026, 11, 14)
 def outputs(spark: SparkSession, version: str) -> dict[str, DataFrame]:
     """A tiny, recognisable set of outputs: every row carries ``version``."""
     return {
-        "alerts": spark.createDataFrame([(f"D-{version}", 0.9)], "device_id string, score double"),
+        "alerts": spark.createDataFrame([(f"D-{version}", 0.9, 1)], "device_id string, score double, rank int"),
         "findings": spark.createDataFrame(
             [(f"D-{version}", "ZERO_RUNS"), (f"D-{version}", "DATA_GAP")], "device_id string, rule string"
         ),
@@ -36,6 +37,7 @@ def outputs(spark: SparkSession, version: str) -> dict[str, DataFrame]:
             [("device", "missing_required", json.dumps({"version": version}))],
             "table string, reason string, record string",
         ),
+        "evidence": spark.createDataFrame([(f"D-{version}", 1, RUN_DATE)], "device_id string, rank int, day date"),
     }
 
 
@@ -70,7 +72,7 @@ def report(output: Path, run_date: date = RUN_DATE) -> dict[str, Any] | None:
 
 def assert_only_published_tables(output: Path) -> None:
     """The output path holds the published tables and nothing else (no ``_staging/``)."""
-    assert sorted(entry.name for entry in output.iterdir()) == ["alerts", "findings", "rejects", "reports"]
+    assert sorted(entry.name for entry in output.iterdir()) == ["alerts", "evidence", "findings", "rejects", "reports"]
 
 
 def fail_rename(monkeypatch: pytest.MonkeyPatch, number: int) -> None:
@@ -99,7 +101,7 @@ def test_rerun_replaces_only_its_run_date(spark: SparkSession, tmp_path: Path) -
     # THEN D holds exactly v2, D-1 is untouched, and no staging is left behind
     assert_published(spark, output, "v2")
     assert_published(spark, output, "other", OTHER_DATE)
-    assert paths == {t: partition_path(str(output), t, RUN_DATE) for t in ("alerts", "findings", "rejects", "reports")}
+    assert paths == {t: partition_path(str(output), t, RUN_DATE) for t in ("alerts", "findings", "rejects", "evidence", "reports")}
     assert_only_published_tables(output)
 
 
@@ -171,4 +173,16 @@ def test_failed_staging_leaves_the_published_outputs_untouched(
     # THEN D is v1 and the file tree is as before: the failed staging was removed
     assert_published(spark, output, "v1")
     assert sorted(p.relative_to(output) for p in output.rglob("*")) == before
+    assert_only_published_tables(output)
+
+
+def test_the_report_page_is_published_with_the_report(spark: SparkSession, tmp_path: Path) -> None:
+    # GIVEN D staged with its HTML page beside the report
+    output = tmp_path / "output"
+    staging = stage(spark, outputs(spark, "v1"), output, RUN_DATE, "run-v1")
+    stage_report_page(spark, staging, "<p>v1</p>")
+    # WHEN published THEN the page is in D's report directory, and nothing is left in staging
+    paths = publish(spark, staging, {"version": "v1"}, str(output), RUN_DATE)
+    assert (Path(paths["reports"]) / "alerts.html").read_text() == "<p>v1</p>"
+    assert report(output) == {"version": "v1"}
     assert_only_published_tables(output)

@@ -15,6 +15,7 @@ import argparse
 import csv
 import json
 import shutil
+import statistics
 import sys
 from collections import Counter
 from collections.abc import Callable
@@ -478,7 +479,113 @@ def measure_population(devices_count: int, seed: int, run_date: str, report: Pat
     partial = render_partial_curve(devices, sweep, chart)
     print(f"seed {seed}, {run_date}: honest alerted {_percent(summary['honest_rate'])}, "
           f"precision {summary['precision']:.3f}, bar {'met' if summary['all_met'] else 'NOT met'}")
-    return render(summary, devices, fired, context) + partial, summary["all_met"]
+    estimates = estimate_summary(read_hidden_energy(data), read_ranked_alerts(work / "output", run_date))
+    return render(summary, devices, fired, context) + render_estimates(estimates) + partial, summary["all_met"]
+
+
+# --- The energy at stake: the alerts' estimate against the energy each attack hid ------------
+
+# The planted cases whose hidden energy the estimate covers (alert_evidence.md): the drop view
+# (less import than expected) and the event view (uninstalled, wound back, reversed). h5, h6
+# and tamper events hide no energy (timing only, or an event without a measured amount).
+ESTIMATED_CASES = ("h1", "h2", "h3", "h4", "ZERO_CONSUMPTION", "UNINSTALLED_CONSUMPTION",
+                   "REGISTER_ROLLBACK", "REVERSE_FLOW")
+ESTIMATE_MAX_ERROR = 0.30
+TOP_RANKS = (10, 25, 50, 100)
+
+
+@dataclass(frozen=True)
+class Hidden:
+    """A planted device: its case, class and the energy (kWh) its attack hid in W."""
+
+    case: str
+    customer_class: str
+    hidden_kwh: float
+
+
+def read_hidden_energy(data_path: Path) -> dict[str, Hidden]:
+    """The generator's ground truth of every planted device's hidden energy."""
+    hidden = {}
+    for path in sorted((data_path / GROUND_TRUTH).glob("*.csv")):
+        with open(path, encoding="utf-8", newline="") as handle:
+            for row in csv.DictReader(handle):
+                if row["case"] != HONEST:
+                    hidden[row["device_id"]] = Hidden(row["case"], row["customer_class"], float(row["hidden_kwh"]))
+    return hidden
+
+
+def read_ranked_alerts(output_path: Path, run_date: str) -> list[dict[str, Any]]:
+    """The published alerts (device, score, rank, estimated kWh and value), by rank."""
+    spark = _reader_spark()
+    try:
+        alerts = spark.read.parquet(str(output_path / "alerts" / f"run_date={run_date}"))
+        columns = ("device_id", "score", "rank", "estimated_unbilled_kwh", "estimated_value")
+        rows = [r.asDict() for r in alerts.select(*columns).orderBy("rank").collect()]
+    finally:
+        spark.stop()
+    return rows
+
+
+def estimate_summary(
+    hidden: dict[str, Hidden], alerts: list[dict[str, Any]], tops: tuple[int, ...] = TOP_RANKS
+) -> dict[str, Any]:
+    """Per case the estimate covers: the alerted planted devices' median relative error of
+    ``estimated_unbilled_kwh`` against the hidden energy; and the share of the planted value
+    (hidden kWh x the class tariff) that the ``tops`` highest-ranked alerts hold, against
+    ranking by score."""
+    tariffs = bundled_defaults()["tariffs"]["per_class"]
+    value = {device: h.hidden_kwh * tariffs[h.customer_class] for device, h in hidden.items()}
+    errors: dict[str, list[float]] = {}
+    for alert in alerts:
+        truth = hidden.get(alert["device_id"])
+        if truth is not None and truth.case in ESTIMATED_CASES and truth.hidden_kwh > 0:
+            errors.setdefault(truth.case, []).append(alert["estimated_unbilled_kwh"] / truth.hidden_kwh - 1)
+    cases = [
+        {"case": case, "alerted": len(errors[case]), "median_error": statistics.median(errors[case]),
+         "median_abs_error": statistics.median(abs(e) for e in errors[case]),
+         "met": abs(statistics.median(errors[case])) <= ESTIMATE_MAX_ERROR}
+        for case in ESTIMATED_CASES if case in errors
+    ]
+    by_score = sorted(alerts, key=lambda a: (-a["score"], a["device_id"]))
+    total = sum(value.values())
+    capture = [
+        {"top": top,
+         "by_rank": sum(value.get(a["device_id"], 0.0) for a in alerts[:top]) / total if total else 0.0,
+         "by_score": sum(value.get(a["device_id"], 0.0) for a in by_score[:top]) / total if total else 0.0}
+        for top in tops
+    ]
+    return {"cases": cases, "capture": capture, "planted_value": total, "alerts": len(alerts),
+            "currency": bundled_defaults()["tariffs"]["currency"]}
+
+
+def render_estimates(estimates: dict[str, Any]) -> str:
+    """The energy-at-stake section of the report, in Markdown."""
+    lines = [
+        "",
+        "## Energy at stake",
+        "",
+        "The generator records the energy each planted attack hid in W (`hidden_kwh` in its ground",
+        "truth). For the alerted planted devices of each case the estimate covers, the relative error",
+        f"of `estimated_unbilled_kwh` (estimate / hidden - 1); the bar is a median within ±{ESTIMATE_MAX_ERROR:.0%}.",
+        "",
+        "| case | alerted | median error | median absolute error | met |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for row in estimates["cases"]:
+        lines.append(f"| {row['case']} | {row['alerted']} | {row['median_error']:+.1%} | "
+                     f"{row['median_abs_error']:.1%} | {'yes' if row['met'] else '**no**'} |")
+    lines += [
+        "",
+        (f"Planted value: {estimates['planted_value']:,.0f} {estimates['currency']} (hidden kWh x the "
+         f"class tariff). Share of it held by the top alerts ({estimates['alerts']} alerts in all), "
+         "ranked by `rank` (priority = score x value) and, for comparison, by score alone:"),
+        "",
+        "| top alerts | by rank | by score |",
+        "|---:|---:|---:|",
+    ]
+    for row in estimates["capture"]:
+        lines.append(f"| {row['top']} | {_percent(row['by_rank'])} | {_percent(row['by_score'])} |")
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
