@@ -18,6 +18,7 @@ import os
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -245,14 +246,22 @@ def rejects(checked: Checked) -> DataFrame:
     return result
 
 
-def ledger_of_readings(checked: Checked, usage_config: dict[str, Any], window: RunWindow) -> DataFrame:
-    """The one pass over the checked readings: intervals, install periods, zero runs, days,
-    folded into the ledger (usage per device and day; the other readings by status)."""
+def intervals_of_readings(checked: Checked, usage_config: dict[str, Any], window: RunWindow) -> DataFrame:
+    """The checked readings, each used one with the interval it closes, its zero run and its
+    install period."""
     return (
         checked.tables["measurements"]
         .transform(usage.to_intervals(checked.used("measuring_component"), usage_config, window.baseline_start))
         .transform(usage.mark_zero_runs(usage_config))
         .transform(usage.attach_installs(checked.used("install_event")))
+    )
+
+
+def ledger_of_readings(checked: Checked, usage_config: dict[str, Any], window: RunWindow) -> DataFrame:
+    """The one pass over the checked readings: intervals, install periods, zero runs, days,
+    folded into the ledger (usage per device and day; the other readings by status)."""
+    return (
+        intervals_of_readings(checked, usage_config, window)
         .transform(usage.split_by_day)
         .transform(usage.by_day)
     )
@@ -321,14 +330,8 @@ def detect_and_stage(
     run.timer.measure("extract_validate", started)
 
     started = time.monotonic()
-    installs = checked.used("install_event")
-    daily = checked.tables["measurements"].transform(usage.daily_usage(window))
-    evidence = rules.Evidence.build(daily, checked.used("measuring_component"), installs, window, config)
-    # Stored once each: eleven rules, the score and the report then plan over small files
-    # instead of the whole lineage behind them.
-    evidence = replace(evidence, devices=stage_work(evidence.devices, staging, "devices"))
-    findings = stage_work(rules.detect(evidence, config), staging, "findings")
-    alerts = rules.score(findings, evidence, config)
+    detection = detect_and_score(checked, window, config, lambda frame, name: stage_work(frame, staging, name))
+    findings, alerts = detection.findings, detection.alerts
     run.timer.measure("detect", started)
 
     started = time.monotonic()
@@ -341,6 +344,34 @@ def detect_and_stage(
             config["aws"], config["output"]["report_s3_url"], run.run_date, report
         )
     return report, paths, spark.read.parquet(paths["alerts"])  # as published: staging is gone
+
+
+@dataclass(frozen=True)
+class Detection:
+    """The frames of the detect and score steps: daily usage, the rules' evidence (its
+    per-device summaries in ``evidence.devices``), the findings and the alerts."""
+
+    daily: DataFrame
+    evidence: rules.Evidence
+    findings: DataFrame
+    alerts: DataFrame
+
+
+def detect_and_score(
+    checked: Checked, window: RunWindow, config: dict[str, Any], keep: Callable[[DataFrame, str], DataFrame]
+) -> Detection:
+    """Ledger -> daily usage -> evidence -> findings -> alerts. ``keep(frame, name)`` stores a
+    frame the later steps read many times and returns the stored copy (the job stages it;
+    ``jobs/debug.py`` caches it)."""
+    installs = checked.used("install_event")
+    daily = checked.tables["measurements"].transform(usage.daily_usage(window))
+    evidence = rules.Evidence.build(daily, checked.used("measuring_component"), installs, window, config)
+    # Stored once each: eleven rules, the score and the report then plan over small files
+    # instead of the whole lineage behind them.
+    evidence = replace(evidence, devices=keep(evidence.devices, "devices"))
+    findings = keep(rules.detect(evidence, config), "findings")
+    alerts = rules.score(findings, evidence, config)
+    return Detection(daily, evidence, findings, alerts)
 
 
 def build_report(
