@@ -15,6 +15,7 @@ from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import ArrayType, DoubleType
 
 from dependencies.run_window import RunWindow
 from dependencies.spark import start_spark
@@ -37,11 +38,25 @@ READING_COLUMNS = ("measuring_component_id", "measured_at", "value", "status")
 INTERVAL_COLUMNS = (
     "measuring_component_id", "status", "start", "end", "amount", "fallen_kwh", "installed", "is_gap", "zero_run_minutes",
 )  # fmt: skip
-SUMMARY_VALUE_CHARS = 60
+DISPLAY_DECIMALS = 6
 DAY_COLUMNS = (
     "day", "period", "has_data", "import_kwh", "export_kwh", *EVENT_COLUMNS, "present_intervals",
     "longest_zero_run_minutes", "cv",
 )  # fmt: skip
+
+
+def readable(frame: DataFrame) -> DataFrame:
+    """``frame`` with its doubles, and arrays of doubles, rounded to ``DISPLAY_DECIMALS``
+    places: 0.2, not 0.20000000000004547."""
+    columns = []
+    for column in frame.schema.fields:
+        value = F.col(column.name)
+        if isinstance(column.dataType, DoubleType):
+            value = F.round(value, DISPLAY_DECIMALS)
+        elif isinstance(column.dataType, ArrayType) and isinstance(column.dataType.elementType, DoubleType):
+            value = F.transform(value, lambda element: F.round(element, DISPLAY_DECIMALS))
+        columns.append(value.alias(column.name))
+    return frame.select(*columns)
 
 
 def cache(frame: DataFrame, name: str) -> DataFrame:
@@ -102,7 +117,8 @@ class Steps:
         """Print ``device_id``'s rows through each step: its device, component and install
         rows, its readings and intervals on the days that matter (W days with an event, else
         its W day of least import), its ledger and daily usage, its summary, findings and
-        alert. Every frame is filtered to the device and cut to ``rows`` rows."""
+        alert. Every frame is filtered to the device and cut to ``rows`` rows; numbers are
+        rounded to ``DISPLAY_DECIMALS`` places."""
         device = F.col("device_id") == device_id
         components = self.checked.tables["measuring_component"].where(device)
         component_ids = [row[0] for row in components.select("measuring_component_id").limit(rows).collect()]
@@ -135,8 +151,8 @@ class Steps:
             print(f"-- {title}")
             if frame.isEmpty():
                 print("(none)\n")
-            else:  # a vertical row cuts its long values (the 24 hourly means) to one line
-                frame.show(rows, truncate=SUMMARY_VALUE_CHARS if vertical else False, vertical=vertical)
+            else:
+                readable(frame).show(rows, truncate=False, vertical=vertical)
 
     def days_to_show(self, daily: DataFrame) -> list[date]:
         """The W days of a device with an event (at most three), else its W day with data and

@@ -88,7 +88,7 @@ def test_explain_prints_the_device_through_every_step(
     positions = [printed.index(f"-- {section}") for section in EXPLAIN_SECTIONS]
     assert positions == sorted(positions)
     assert "-- readings on 2026-11-08" in printed
-    assert "4.800000000000182" in printed.split("-- intervals on")[1].split("-- ledger")[0]  # the fall
+    assert "|4.8       |" in printed.split("-- intervals on")[1].split("-- ledger")[0]  # the fall
     assert "REGISTER_ROLLBACK" in printed.split("-- findings")[1]
     assert "(none)" not in printed.split("-- alert")[1]
     # AND nothing was written where the config's output points

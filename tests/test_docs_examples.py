@@ -281,11 +281,17 @@ def scratch_copy(source: Path, target: Path) -> Path:
     return target
 
 
-def checkout_state() -> str:
-    return subprocess.run(
+CACHES = ("__pycache__", ".pytest_cache", ".ruff_cache")
+
+
+def checkout_state() -> list[str]:
+    """What git sees in the checkout, ignored files included (``output/``, ``packages.zip``,
+    ``logs/``), Python's and the tools' caches aside."""
+    status = subprocess.run(
         ["git", "status", "--porcelain", "--ignored", "--untracked-files=all"], cwd=REPO, capture_output=True,
         text=True, check=True,
     ).stdout  # fmt: skip
+    return [line for line in status.splitlines() if not any(cache in line for cache in CACHES)]
 
 
 # --- the checks on the docs of this checkout ---
