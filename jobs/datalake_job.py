@@ -267,14 +267,22 @@ def rejects(checked: Checked) -> DataFrame:
     return result
 
 
-def ledger_of_readings(checked: Checked, usage_config: dict[str, Any], window: RunWindow) -> DataFrame:
-    """The one pass over the checked readings: intervals, install periods, zero runs, days,
-    folded into the ledger (usage per device and day; the other readings by status)."""
+def intervals_of_readings(checked: Checked, usage_config: dict[str, Any], window: RunWindow) -> DataFrame:
+    """The checked readings, each used one with the interval it closes, its zero run and its
+    install period."""
     return (
         checked.tables["measurements"]
         .transform(usage.to_intervals(checked.used("measuring_component"), usage_config, window.baseline_start))
         .transform(usage.mark_zero_runs(usage_config))
         .transform(usage.attach_installs(checked.used("install_event")))
+    )
+
+
+def ledger_of_readings(checked: Checked, usage_config: dict[str, Any], window: RunWindow) -> DataFrame:
+    """The one pass over the checked readings: intervals, install periods, zero runs, days,
+    folded into the ledger (usage per device and day; the other readings by status)."""
+    return (
+        intervals_of_readings(checked, usage_config, window)
         .transform(usage.split_by_day)
         .transform(usage.by_day)
     )
@@ -353,21 +361,11 @@ def detect_and_stage(
     run.timer.measure("extract_validate", started)
 
     started = run.timer.begin("detect")
-    installs = checked.used("install_event")
-    daily = checked.tables["measurements"].transform(usage.daily_usage(window))
-    evidence = rules.Evidence.build(daily, checked.used("measuring_component"), installs, window, config)
-    # Stored once each: eleven rules, the score and the report then plan over small files
-    # instead of the whole lineage behind them.
-    evidence = replace(evidence, devices=stage_work(evidence.devices, staging, "devices"))
-    findings = stage_work(rules.detect(evidence, config), staging, "findings")
     previous = alert_history.previous_run(spark, config["output"]["path"], run.run_date, config["history_days"])
-    alerts = (
-        rules.score(findings, evidence, config)
-        .transform(alert_value.with_estimate(evidence.devices, config["peers"]))
-        .transform(alert_value.with_value(config["tariffs"]))
-        .transform(alert_value.ranked)
-        .transform(alert_history.with_history(previous, run.run_date))
+    detection = detect_and_score(
+        checked, window, config, previous, lambda frame, name: stage_work(frame, staging, name)
     )
+    findings, alerts = detection.findings, detection.alerts
     run.timer.measure("detect", started)
 
     started = run.timer.begin("write")
@@ -376,8 +374,7 @@ def detect_and_stage(
 
     started = run.timer.begin("evidence")
     max_devices = config["evidence_max_devices"]
-    rows = evidence_table(alerts, evidence, findings, max_devices, config["peers"]["min_baseline_kwh"])
-    rows = stage_outputs({"evidence": rows}, staging)["evidence"]
+    rows = stage_outputs({"evidence": detection.alert_evidence}, staging)["evidence"]
     run.timer.measure("evidence", started)
     report = build_report(spark, config, run, window, counts, checked, findings, alerts)
     report["history"] = alert_history.summary(previous, alerts)
@@ -391,6 +388,50 @@ def detect_and_stage(
             config["aws"], config["output"]["report_s3_url"], run.run_date, report
         )
     return report, paths, spark.read.parquet(paths["alerts"])  # as published: staging is gone
+
+
+@dataclass(frozen=True)
+class Detection:
+    """The frames of the detect and score steps: daily usage, the rules' evidence (its
+    per-device summaries in ``evidence.devices``), the findings, the alerts (valued, ranked,
+    with their history) and the evidence rows of the highest-ranked alerts."""
+
+    daily: DataFrame
+    evidence: rules.Evidence
+    findings: DataFrame
+    alerts: DataFrame
+    alert_evidence: DataFrame
+
+
+def detect_and_score(
+    checked: Checked,
+    window: RunWindow,
+    config: dict[str, Any],
+    previous: alert_history.PreviousRun,
+    keep: Callable[[DataFrame, str], DataFrame],
+) -> Detection:
+    """Ledger -> daily usage -> evidence -> findings -> alerts -> value, rank and history ->
+    the alerts' evidence rows. ``previous`` is the previous complete run's alerts (history).
+    ``keep(frame, name)`` stores a frame the later steps read many times and returns the
+    stored copy (the job stages it; ``jobs/debug.py`` caches it)."""
+    installs = checked.used("install_event")
+    daily = checked.tables["measurements"].transform(usage.daily_usage(window))
+    evidence = rules.Evidence.build(daily, checked.used("measuring_component"), installs, window, config)
+    # Stored once each: the rules, the score and the report then plan over small files
+    # instead of the whole lineage behind them.
+    evidence = replace(evidence, devices=keep(evidence.devices, "devices"))
+    findings = keep(rules.detect(evidence, config), "findings")
+    alerts = (
+        rules.score(findings, evidence, config)
+        .transform(alert_value.with_estimate(evidence.devices, config["peers"]))
+        .transform(alert_value.with_value(config["tariffs"]))
+        .transform(alert_value.ranked)
+        .transform(alert_history.with_history(previous, window.run_date))
+    )
+    alert_evidence = evidence_table(
+        alerts, evidence, findings, config["evidence_max_devices"], config["peers"]["min_baseline_kwh"]
+    )
+    return Detection(daily, evidence, findings, alerts, alert_evidence)
 
 
 def alert_page(

@@ -1,0 +1,189 @@
+"""A handle on every step of a run, for a REPL (``DEBUG=1 .venv/bin/ipython``).
+
+``steps = debug_run("2026-11-15", config_path="configs/datalake_config.json")`` calls the
+job's own functions (``jobs/datalake_job.py``: extract, validate_tables, intervals_of_readings,
+ledger_of_readings, detect_and_score) for that run date, lazily, and returns every frame they
+make by name; ``steps.explain("K01")`` prints one device's rows through each step. Nothing is
+written: where the job stages a frame to cut its lineage, the debug run caches it instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import date, datetime
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import ArrayType, DoubleType
+
+from dependencies.run_window import RunWindow
+from dependencies.spark import start_spark
+from jobs import alert_history, rules
+from jobs.datalake_job import (
+    Checked,
+    Detection,
+    detect_and_score,
+    extract,
+    intervals_of_readings,
+    ledger_of_readings,
+    run_start_instant,
+    validate_tables,
+)
+
+APP_NAME = "datalake_debug"
+# Columns of a day that point at an event rule (W days where one is > 0 are shown first).
+EVENT_COLUMNS = ("uninstalled_import_kwh", "rollback_kwh", "export_without_generation_kwh", "tamper_events")
+READING_COLUMNS = ("measuring_component_id", "measured_at", "value", "status")
+INTERVAL_COLUMNS = (
+    "measuring_component_id", "status", "start", "end", "amount", "fallen_kwh", "installed", "is_gap", "zero_run_minutes",
+)  # fmt: skip
+DISPLAY_DECIMALS = 6
+DAY_COLUMNS = (
+    "day", "period", "has_data", "import_kwh", "export_kwh", *EVENT_COLUMNS, "present_intervals",
+    "longest_zero_run_minutes", "cv",
+)  # fmt: skip
+
+
+def readable(frame: DataFrame) -> DataFrame:
+    """``frame`` with its doubles, and arrays of doubles, rounded to ``DISPLAY_DECIMALS``
+    places: 0.2, not 0.20000000000004547."""
+    columns = []
+    for column in frame.schema.fields:
+        value = F.col(column.name)
+        if isinstance(column.dataType, DoubleType):
+            value = F.round(value, DISPLAY_DECIMALS)
+        elif isinstance(column.dataType, ArrayType) and isinstance(column.dataType.elementType, DoubleType):
+            value = F.transform(value, lambda element: F.round(element, DISPLAY_DECIMALS))
+        columns.append(value.alias(column.name))
+    return frame.select(*columns)
+
+
+def cache(frame: DataFrame, name: str) -> DataFrame:
+    """``keep`` of :func:`detect_and_score` for a debug run: hold the frame (``name``: what
+    the job would stage it as) in memory instead of writing it."""
+    return frame.cache()
+
+
+@dataclass
+class Steps:
+    """Every frame of one run, by name (see :meth:`frames`), and :meth:`explain`.
+
+    ``raw``: the four tables as read; ``checked``: every input row with its ``status`` (the
+    readings before the ledger settles which early ones open the baseline); ``intervals``:
+    each reading with the interval it closes; ``ledger``: the readings folded per device and
+    day; ``detection``: daily usage, the rules' evidence (``evidence.devices``: one summary per
+    device), findings and alerts, as ``detect_and_score`` made them for the job."""
+
+    spark: SparkSession
+    config: dict[str, Any]
+    window: RunWindow
+    raw: dict[str, DataFrame]
+    checked: Checked
+    intervals: DataFrame
+    ledger: DataFrame
+    detection: Detection
+
+    def __getattr__(self, name: str) -> Any:
+        """``steps.daily``, ``steps.findings``, ``steps.alerts`` ...: the detection's frames."""
+        if name != "detection" and "detection" in self.__dict__ and hasattr(self.detection, name):
+            return getattr(self.detection, name)
+        raise AttributeError(name)
+
+    @property
+    def devices(self) -> DataFrame:
+        """The per-device summaries the rules read (``evidence.devices``)."""
+        return self.detection.evidence.devices
+
+    def frames(self) -> dict[str, DataFrame]:
+        """Every frame, by name, in the order the job makes them."""
+        named = {f"raw.{table}": frame for table, frame in self.raw.items()}
+        named |= {f"checked.{table}": frame for table, frame in self.checked.tables.items()}
+        named |= {"intervals": self.intervals, "ledger": self.ledger}
+        for step in fields(self.detection):
+            value = getattr(self.detection, step.name)
+            if isinstance(value, DataFrame):
+                named[step.name] = value
+            elif isinstance(value, rules.Evidence):
+                for part in fields(value):
+                    if isinstance(getattr(value, part.name), DataFrame):
+                        named[f"evidence.{part.name}"] = getattr(value, part.name)
+        return named
+
+    def __getitem__(self, name: str) -> DataFrame:
+        return self.frames()[name]
+
+    def explain(self, device_id: str, rows: int = 24) -> None:
+        """Print ``device_id``'s rows through each step: its device, component and install
+        rows, its readings and intervals on the days that matter (W days with an event, else
+        its W day of least import), its ledger and daily usage, its summary, findings and
+        alert. Every frame is filtered to the device and cut to ``rows`` rows; numbers are
+        rounded to ``DISPLAY_DECIMALS`` places."""
+        device = F.col("device_id") == device_id
+        components = self.checked.tables["measuring_component"].where(device)
+        component_ids = [row[0] for row in components.select("measuring_component_id").limit(rows).collect()]
+        daily = self.detection.evidence.daily.where(device)
+        days = self.days_to_show(daily)
+        day = F.to_date("measured_at")  # the UTC day (the session's time zone is UTC)
+        readings = self.checked.tables["measurements"].where(F.col("measuring_component_id").isin(component_ids))
+        intervals = intervals_of_readings(
+            Checked({**self.checked.tables, "measurements": readings}), self.config["usage"], self.window
+        )
+        sections: list[tuple[str, DataFrame, bool]] = [
+            ("device (checked)", self.checked.tables["device"].where(device).drop("record"), False),
+            ("components (checked)", components.drop("record"), False),
+            ("install events (checked)", self.checked.tables["install_event"].where(device).drop("record"), False),
+            (f"readings on {', '.join(map(str, days))}", readings.where(day.isin(days))
+             .select(*READING_COLUMNS).orderBy("measured_at", "measuring_component_id"), False),
+            (f"intervals on {', '.join(map(str, days))}", intervals.where(day.isin(days))
+             .select(*INTERVAL_COLUMNS).orderBy("end", "measuring_component_id"), False),
+            (f"ledger on {', '.join(map(str, days))}", self.ledger.where(device & F.col("day").isin(days))
+             .select("day", "status", "readings", "import_kwh", *EVENT_COLUMNS).orderBy("day"), False),
+            ("daily usage in W", daily.where(F.col("period") == rules.WINDOW).select(*DAY_COLUMNS).orderBy("day"),
+             False),
+            ("summary (evidence.devices)", self.devices.where(device), True),
+            ("findings", self.detection.findings.where(device).orderBy("rule"), False),
+            ("alert", self.detection.alerts.where(device), True),
+        ]  # fmt: skip
+        print(f"== {device_id}: run date {self.window.run_date}, W {self.window.window_start_date}.."
+              f"{self.window.run_date}, B from {self.window.baseline_start_date}")  # fmt: skip
+        for title, frame, vertical in sections:
+            print(f"-- {title}")
+            if frame.isEmpty():
+                print("(none)\n")
+            else:
+                readable(frame).show(rows, truncate=False, vertical=vertical)
+
+    def days_to_show(self, daily: DataFrame) -> list[date]:
+        """The W days of a device with an event (at most three), else its W day with data and
+        the least import; none when it has no daily usage."""
+        in_window = daily.where(F.col("period") == rules.WINDOW)
+        events = in_window.where(F.greatest(*[F.coalesce(F.col(c), F.lit(0.0)) for c in EVENT_COLUMNS]) > 0)
+        found = [row["day"] for row in events.orderBy("day").select("day").limit(3).collect()]
+        if not found:
+            least = in_window.where("has_data").orderBy("import_kwh", "day").select("day").limit(1).collect()
+            found = [row["day"] for row in least]
+        return found
+
+
+def debug_run(
+    run_date: str | date,
+    config_path: str | None = "configs/datalake_config.json",
+    run_started_at: datetime | None = None,
+) -> Steps:
+    """The job's steps for ``run_date`` on the config at ``config_path``, lazily: frames are
+    computed when you look at them, the ledger, the summaries and the findings once (cached).
+    ``run_started_at`` (default: now) is the instant after which a reading is a
+    ``future_timestamp``. Joins the running session (or starts a local one, ``DEBUG=1``);
+    reads the previous complete run's alerts from the output path (history), publishes nothing."""
+    run_date = date.fromisoformat(run_date) if isinstance(run_date, str) else run_date
+    spark, _, config = start_spark(app_name=APP_NAME, config_path=config_path)
+    window = RunWindow.from_config(run_date, config)
+    raw = extract(spark, config["input"], window)
+    checked = validate_tables(raw, window, run_started_at or run_start_instant())
+    intervals = intervals_of_readings(checked, config["usage"], window)
+    ledger = cache(ledger_of_readings(checked, config["usage"], window), "readings_ledger")
+    previous = alert_history.previous_run(spark, config["output"]["path"], run_date, config["history_days"])
+    detection = detect_and_score(Checked({**checked.tables, "measurements": ledger}), window, config, previous, cache)
+    return Steps(spark, config, window, raw, checked, intervals, ledger, detection)
+

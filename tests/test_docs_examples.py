@@ -1,0 +1,426 @@
+"""Every example in README.md and docs/*.md runs, so an example that goes stale fails here.
+
+The fences of the docs follow one convention, and this runner knows nothing else about them:
+
+- ```` ```bash ````: each command runs (a line ending in ``\\`` continues it), in order, in a
+  scratch copy of the checkout whose ``.venv`` is the real one: nothing is written into the
+  checkout. A command an earlier block already ran (the same words, comments aside) is not
+  run again. ``make test`` is not run (it is this suite). ``spark://HOST:7077`` stands for a
+  cluster: it is replaced by the master URL of a standalone cluster the test starts
+  (tests/test_cluster.py's ``spark_cluster``), only when a block needs one.
+- ```` ```python ````: the python blocks of one page are one session (an IPython session in
+  the docs), run in order by one ``DEBUG=1 .venv/bin/python`` in the scratch copy. A
+  ```` ```text ```` block that is the next fence after a python block is that block's output:
+  each of its lines must be printed, in that order.
+- ```` ```json ````: a config snippet: it must load as a config, merged over the bundled
+  defaults by dependencies/config.py (unknown keys and wrong types fail).
+- ```` ```text ````: shown output; not run.
+- A block whose first line is ``# not run here: <reason>`` is not run; the reason is required.
+- Any other fence (no language, another language) fails: label it, or mark it not run here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+from test_cluster import cluster_environment, spark_cluster  # noqa: F401  (the fixture, used by name)
+
+from dependencies.config import ConfigError, bundled_defaults, merge_config
+
+PAGES = ("README.md", "docs/*.md")
+SHELL, PYTHON, CONFIG, OUTPUT = "bash", "python", "json", "text"
+NOT_RUN = re.compile(r"^#\s*not run here:\s*(?P<reason>.*)$")
+FENCE = re.compile(r"^(?P<indent>\s*)(?P<ticks>`{3,})(?P<language>[^`\s]*)\s*$")
+MASTER_PLACEHOLDER = "spark://HOST:7077"
+BLOCK_SECONDS = 1200
+SESSION_SECONDS = 900
+BLOCK_MARK = "<<< docs example block {} >>>"
+
+
+class ExampleFailed(AssertionError):
+    """A docs example that does not run, or does not print what the page shows."""
+
+
+@dataclass(frozen=True)
+class Block:
+    """One fenced block of a page: where it starts, its language, its text."""
+
+    page: str
+    line: int
+    language: str
+    body: str
+
+    @property
+    def where(self) -> str:
+        return f"{self.page}:{self.line}"
+
+    @property
+    def not_run_reason(self) -> str | None:
+        """The reason after ``# not run here:`` on the first line; None if the block runs."""
+        first = self.body.strip().splitlines()[0] if self.body.strip() else ""
+        marked = NOT_RUN.match(first.strip())
+        return marked["reason"].strip() if marked else None
+
+
+def fenced_blocks(text: str, page: str) -> list[Block]:
+    """The fenced blocks of a Markdown page, in order (indented fences included)."""
+    blocks: list[Block] = []
+    lines = text.splitlines()
+    index = 0
+    while index < len(lines):
+        opening = FENCE.match(lines[index])
+        if not opening:
+            index += 1
+            continue
+        indent, ticks = len(opening["indent"]), opening["ticks"]
+        body: list[str] = []
+        closing = index + 1
+        while closing < len(lines) and lines[closing].strip() != ticks:
+            line = lines[closing]
+            body.append(line[indent:] if not line[:indent].strip() else line.lstrip())
+            closing += 1
+        if closing == len(lines):
+            raise ExampleFailed(f"{page}:{index + 1}: fence never closed")
+        blocks.append(Block(page, index + 1, opening["language"], "\n".join(body) + "\n"))
+        index = closing + 1
+    return blocks
+
+
+def doc_pages(root: Path = REPO) -> list[Path]:
+    """README.md and docs/*.md, whichever exist."""
+    return sorted({path for pattern in PAGES for path in root.glob(pattern)})
+
+
+def all_blocks(root: Path = REPO) -> list[Block]:
+    return [
+        block
+        for page in doc_pages(root)
+        for block in fenced_blocks(page.read_text(encoding="utf-8"), str(page.relative_to(root)))
+    ]
+
+
+def convention_problems(blocks: list[Block]) -> list[str]:
+    """Fences that break the convention: no or an unknown language, a mark without a reason."""
+    problems = []
+    for block in blocks:
+        reason = block.not_run_reason
+        if reason == "":
+            problems.append(f"{block.where}: '# not run here:' needs the reason next to it")
+        elif block.language not in (SHELL, PYTHON, CONFIG, OUTPUT) and reason is None:
+            problems.append(
+                f"{block.where}: fence language {block.language or '(none)'!r}: use bash, python, json "
+                "or text, or start the block with '# not run here: <reason>'"
+            )
+    return problems
+
+
+def check_config_snippet(block: Block) -> None:
+    """A json block must be a config section set that merges over the bundled defaults."""
+    try:
+        merge_config(bundled_defaults(), json.loads(block.body), block.where)
+    except (ValueError, ConfigError) as error:
+        raise ExampleFailed(f"{block.where}: the config snippet does not load: {error}") from None
+
+
+def shell_commands(body: str) -> list[str]:
+    """The commands of a shell block: continued lines joined, blank and comment lines dropped."""
+    commands, current = [], ""
+    for line in body.splitlines():
+        current += line
+        if line.rstrip().endswith("\\"):
+            current += "\n"
+            continue
+        if current.strip() and not current.lstrip().startswith("#"):
+            commands.append(current)
+        current = ""
+    if current.strip():
+        commands.append(current)
+    return commands
+
+
+def command_words(command: str) -> tuple[str, ...]:
+    """The words of a command, comments aside (the key under which it runs once)."""
+    try:
+        return tuple(shlex.split(command, comments=True))
+    except ValueError:
+        return (" ".join(command.split()),)
+
+
+def runs_this_suite(words: tuple[str, ...]) -> bool:
+    """``make test`` (with or without variables) is this suite: running it would recurse."""
+    return words[:1] == ("make",) and "test" in words[1:]
+
+
+def run_shell_block(
+    block: Block, workdir: Path, ran: set[tuple[str, ...]], master_url: str | None = None, env: dict | None = None
+) -> str:
+    """Run the block's commands not run before, in ``workdir``; return their output. Raises
+    :class:`ExampleFailed` with the failing command's output when one fails."""
+    script = ["set -euo pipefail"]
+    for command in shell_commands(block.body):
+        words = command_words(command)
+        if words in ran or runs_this_suite(words):
+            continue
+        ran.add(words)
+        if MASTER_PLACEHOLDER in command:
+            if master_url is None:
+                raise ExampleFailed(f"{block.where}: {MASTER_PLACEHOLDER} needs the test cluster")
+            command = command.replace(MASTER_PLACEHOLDER, master_url)
+        script += [f"echo {shlex.quote('+ ' + command)} >&2", command]
+    if len(script) == 1:
+        return ""
+    try:
+        finished = subprocess.run(
+            ["bash", "-c", "\n".join(script)], cwd=workdir, env=env or os.environ.copy(), capture_output=True,
+            text=True, timeout=BLOCK_SECONDS, check=False,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        raise ExampleFailed(f"{block.where}: did not finish within {BLOCK_SECONDS} s") from None
+    if finished.returncode != 0:
+        raise ExampleFailed(
+            f"{block.where}: exit code {finished.returncode}\n--- stdout\n{finished.stdout[-3000:]}\n"
+            f"--- stderr\n{finished.stderr[-6000:]}"
+        )
+    return finished.stdout
+
+
+def session_script(blocks: list[Block]) -> str:
+    """One Python program running ``blocks`` in one namespace, each announced by a mark line."""
+    sources = [(block.body, f"<{block.where}>") for block in blocks]
+    return (
+        "import json, sys\n"
+        f"sources = json.loads({json.dumps(json.dumps(sources))})\n"
+        "namespace = {'__name__': '__main__'}\n"
+        "for number, (source, name) in enumerate(sources):\n"
+        f"    print({BLOCK_MARK!r}.format(number), flush=True)\n"
+        "    exec(compile(source, name, 'exec'), namespace)\n"
+        "    sys.stdout.flush()\n"
+    )
+
+
+def run_python_session(blocks: list[Block], outputs: dict[int, Block], workdir: Path) -> list[str]:
+    """Run a page's python blocks as one ``DEBUG=1`` session in ``workdir``; check that the
+    output shown after each (``outputs``: block index -> text block) is printed; return each
+    block's output."""
+    environment = {**os.environ, "DEBUG": "1"}
+    environment.pop("PYTHONPATH", None)
+    try:
+        finished = subprocess.run(
+            [str(workdir / ".venv" / "bin" / "python"), "-"], input=session_script(blocks), cwd=workdir,
+            env=environment, capture_output=True, text=True, timeout=SESSION_SECONDS, check=False,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        raise ExampleFailed(f"{blocks[0].page}: the session did not finish within {SESSION_SECONDS} s") from None
+    printed = re.split(r"^" + re.escape(BLOCK_MARK).replace(r"\{\}", r"\d+") + r"\n", finished.stdout, flags=re.MULTILINE)[1:]
+    if finished.returncode != 0:
+        failed = blocks[len(printed) - 1].where if printed else blocks[0].page
+        raise ExampleFailed(f"{failed}: the session failed\n--- stderr\n{finished.stderr[-6000:]}")
+    for index, shown in outputs.items():
+        missing = first_missing_line(shown.body, printed[index])
+        if missing is not None:
+            raise ExampleFailed(
+                f"{blocks[index].where}: prints something else than {shown.where} shows; first line not printed "
+                f"(in order): {missing!r}\n--- printed\n{printed[index][-6000:]}"
+            )
+    return printed
+
+
+def first_missing_line(shown: str, printed: str) -> str | None:
+    """The first non-blank line of ``shown`` not printed (after the lines before it); None if
+    every line was."""
+    lines = iter(line.rstrip() for line in printed.splitlines())
+    for expected in (line.rstrip() for line in shown.splitlines()):
+        if expected.strip() and not any(line == expected for line in lines):
+            return expected
+    return None
+
+
+def page_session(blocks: list[Block]) -> tuple[list[Block], dict[int, Block]]:
+    """A page's runnable python blocks, and the text block shown right after each (by index)."""
+    session: list[Block] = []
+    outputs: dict[int, Block] = {}
+    for position, block in enumerate(blocks):
+        if block.language != PYTHON or block.not_run_reason is not None:
+            continue
+        session.append(block)
+        following = blocks[position + 1] if position + 1 < len(blocks) else None
+        if following is not None and following.language == OUTPUT:
+            outputs[len(session) - 1] = following
+    return session, outputs
+
+
+def scratch_copy(source: Path, target: Path) -> Path:
+    """A copy of the checkout's files (tracked and new, not ignored) with the real ``.venv``
+    linked in; its Pipfile and lock no newer than the virtualenv's install stamp, so ``make``
+    never re-installs."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=source,
+        capture_output=True, check=True,
+    ).stdout.decode().split("\0")  # fmt: skip
+    for name in filter(None, listed):
+        if (source / name).is_file() and not (source / name).is_symlink():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source / name, target / name)
+    venv = (source / ".venv").resolve()
+    (target / ".venv").symlink_to(venv)
+    stamp = venv / ".installed"
+    if stamp.exists():
+        for name in ("Pipfile", "Pipfile.lock"):
+            if (target / name).exists():
+                os.utime(target / name, (stamp.stat().st_mtime - 1, stamp.stat().st_mtime - 1))
+    return target
+
+
+CACHES = ("__pycache__", ".pytest_cache", ".ruff_cache")
+
+
+def checkout_state() -> list[str]:
+    """What git sees in the checkout, ignored files included (``output/``, ``packages.zip``,
+    ``logs/``), Python's and the tools' caches aside."""
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "--ignored", "--untracked-files=all"], cwd=REPO, capture_output=True,
+        text=True, check=True,
+    ).stdout  # fmt: skip
+    return [line for line in status.splitlines() if not any(cache in line for cache in CACHES)]
+
+
+# --- the checks on the docs of this checkout ---
+
+BLOCKS = all_blocks()
+RUNNABLE = [block for block in BLOCKS if block.not_run_reason is None]
+
+
+@pytest.fixture(scope="module")
+def scratch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The scratch copy every example runs in; the checkout must be as before afterwards."""
+    before = checkout_state()
+    yield scratch_copy(REPO, tmp_path_factory.mktemp("docs_checkout"))
+    assert checkout_state() == before, "a docs example wrote into the checkout"
+
+
+@pytest.fixture(scope="module")
+def ran() -> set[tuple[str, ...]]:
+    """The commands already run by earlier blocks."""
+    return set()
+
+
+def test_every_fence_follows_the_convention() -> None:
+    assert BLOCKS, "no fenced blocks found in README.md and docs/*.md"
+    assert convention_problems(BLOCKS) == []
+
+
+@pytest.mark.parametrize("block", [b for b in RUNNABLE if b.language == CONFIG], ids=lambda b: b.where)
+def test_config_snippet_loads(block: Block) -> None:
+    check_config_snippet(block)
+
+
+@pytest.mark.parametrize("block", [b for b in RUNNABLE if b.language == SHELL], ids=lambda b: b.where)
+def test_shell_example_runs(
+    block: Block, scratch: Path, ran: set[tuple[str, ...]], request: pytest.FixtureRequest
+) -> None:
+    master_url = request.getfixturevalue("spark_cluster") if MASTER_PLACEHOLDER in block.body else None
+    run_shell_block(block, scratch, ran, master_url, cluster_environment())
+
+
+@pytest.mark.parametrize(
+    "page", sorted({b.page for b in RUNNABLE if b.language == PYTHON}), ids=str
+)
+def test_python_session_runs_and_prints_what_the_page_shows(page: str, scratch: Path) -> None:
+    session, outputs = page_session([block for block in BLOCKS if block.page == page])
+    run_python_session(session, outputs, scratch)
+
+
+# --- the runner fails on broken examples (small, no Spark) ---
+
+BROKEN_PAGE = """
+# A page with one broken example of each kind
+
+```bash
+true
+false
+```
+
+```python
+if True:  # indented lines keep their indentation
+    x = 41
+```
+
+```python
+print(x + 1)
+```
+
+```text
+43
+```
+
+```json
+{"window_days": "fourteen"}
+```
+
+```
+an unlabeled fence
+```
+
+```cron
+# not run here:
+0 2 * * * make submit
+```
+"""
+
+
+def test_the_runner_fails_on_broken_examples(tmp_path: Path) -> None:
+    # GIVEN a page whose every example is broken
+    blocks = fenced_blocks(BROKEN_PAGE, "broken.md")
+    assert [b.language for b in blocks] == ["bash", "python", "python", "text", "json", "", "cron"]
+    shell, first, second, shown, config, unlabeled, marked = blocks
+    (tmp_path / ".venv").symlink_to((REPO / ".venv").resolve())
+
+    # THEN the failing command, the wrong output, the bad config and both fences are caught
+    with pytest.raises(ExampleFailed, match=r"broken.md:4: exit code 1"):
+        run_shell_block(shell, tmp_path, set())
+    with pytest.raises(ExampleFailed, match=r"prints something else than broken.md:18 shows.*'43'"):
+        run_python_session([first, second], {1: shown}, tmp_path)
+    with pytest.raises(ExampleFailed, match=r"broken.md:22: the config snippet does not load"):
+        check_config_snippet(config)
+    assert convention_problems(blocks) == [
+        (
+            "broken.md:26: fence language '(none)': use bash, python, json or text, or start the block "
+            "with '# not run here: <reason>'"
+        ),
+        "broken.md:30: '# not run here:' needs the reason next to it",
+    ]
+    # AND a correct session, output and command pass
+    fixed = Block("fixed.md", 1, "text", "42\n")
+    assert run_python_session([first, second], {1: fixed}, tmp_path)[1].strip() == "42"
+    assert run_shell_block(Block("fixed.md", 1, "bash", "echo ok  # a comment\n"), tmp_path, set()) == "ok\n"
+    assert unlabeled.not_run_reason is None and marked.not_run_reason == ""
+
+
+def test_a_command_runs_once_and_make_test_never(tmp_path: Path) -> None:
+    # GIVEN blocks that repeat a command (other spacing and comment) and name make test
+    ran: set[tuple[str, ...]] = set()
+    first = Block("p.md", 1, "bash", "echo one >> log  # first\nmake test\n")
+    again = Block("p.md", 9, "bash", "echo   one >> log    # again\necho two \\\n  >> log\n")
+    # WHEN both run
+    run_shell_block(first, tmp_path, ran)
+    run_shell_block(again, tmp_path, ran)
+    # THEN each distinct command ran once, and make test not at all
+    assert (tmp_path / "log").read_text() == "one\ntwo\n"
+
+
+def test_a_python_failure_names_its_block(tmp_path: Path) -> None:
+    (tmp_path / ".venv").symlink_to((REPO / ".venv").resolve())
+    blocks = [Block("p.md", 3, "python", "a = 1\n"), Block("p.md", 7, "python", "print(undefined_name)\n")]
+    with pytest.raises(ExampleFailed, match=r"p.md:7: the session failed"):
+        run_python_session(blocks, {}, tmp_path)
+
