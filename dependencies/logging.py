@@ -157,6 +157,15 @@ def spark_application_id(spark: SparkSession | None) -> str | None:
             return None
 
 
+def quiet_spark_logger(spark: SparkSession | None, logger: str) -> None:
+    """Show only errors of the JVM's log4j ``logger`` (a Spark class whose warnings are known
+    noise for a job); nothing where there is no JVM."""
+    jvm = driver_jvm(spark)
+    if jvm is not None:
+        log4j = jvm.org.apache.logging.log4j
+        log4j.core.config.Configurator.setLevel(logger, log4j.Level.ERROR)
+
+
 def log4j_level(level: int) -> str:
     """The log4j level name for a Python level."""
     return next(name for threshold, name in LOG4J_LEVELS if level >= threshold)

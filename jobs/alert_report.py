@@ -75,6 +75,11 @@ FINDINGS: dict[str, Finding] = {
         f"Consumption in the window is {_percent(m)} of the expected level, the baseline mean "
         f"times its class's drift (CONSUMPTION_DROP fires at ≤ {_percent(p['max_ratio'])})."
     ),
+    "SUSTAINED_DROP": lambda m, p: (
+        f"Even the window's best week is {_percent(m)} of the expected level (baseline mean times "
+        f"its class's drift): a share of the load gone every week, not a week away "
+        f"(SUSTAINED_DROP fires at ≤ {_percent(p['max_ratio'])})."
+    ),
     "ZERO_RUNS": lambda m, p: (
         f"On {m:,.0f} days of the window the import stopped for {p['min_run_hours']:,.0f} hours "
         f"or more, which no baseline day did (ZERO_RUNS fires at ≥ {p['min_days']:,.0f} days)."

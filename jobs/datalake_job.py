@@ -49,6 +49,7 @@ from dependencies.logging import (
     LOGGER_NAME,
     bind_run_context,
     flush_logger,
+    quiet_spark_logger,
     redact,
 )
 from dependencies.metrics import PushFailed, push_run_metrics, run_metrics
@@ -84,6 +85,8 @@ SCRIPT = "jobs/datalake_job.py"
 SUMMARY_ROW_STATUSES = ("used", "rejected", "deduplicated", "outside_window")
 SUMMARY_ALERT_COLUMNS = ("rank", "device_id", "score", "estimated_value", "status", "rules")
 SUMMARY_TOP_ALERTS = 10
+# The Spark class that warns of every window without partitions (the alerts' rank is one).
+WINDOW_WARNINGS = "org.apache.spark.sql.execution.window.WindowExec"
 
 
 @dataclass
@@ -306,6 +309,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"datalake: bad config: {error}", file=sys.stderr)
         return EXIT_BAD_CONFIG
     bind_run_context(log, run_id=run.run_id, run_date=run.run_date.isoformat())
+    # A run date's alerts are ranked in one window over all of them, on purpose (they are few):
+    # Spark's warning about a window without partitions is noise here.
+    quiet_spark_logger(spark, WINDOW_WARNINGS)
     # The whole config to the structured targets, what differs from the defaults to a person;
     # the logger masks secret-looking keys.
     log.info("run started", extra={

@@ -20,6 +20,7 @@ from pyspark.sql.types import ArrayType, DoubleType
 from dependencies.run_window import RunWindow
 from dependencies.spark import start_spark
 from jobs import alert_history, rules
+from jobs.alert_evidence import PERIOD_NAMES
 from jobs.datalake_job import (
     Checked,
     Detection,
@@ -39,6 +40,8 @@ INTERVAL_COLUMNS = (
     "measuring_component_id", "status", "start", "end", "amount", "fallen_kwh", "installed", "is_gap", "zero_run_minutes",
 )  # fmt: skip
 DISPLAY_DECIMALS = 6
+# The evidence rows an investigator's report draws, without the per-device arrays.
+EVIDENCE_COLUMNS = ("rank", "day", "period", "has_data", "import_kwh", "export_kwh", "expected_daily_kwh")
 DAY_COLUMNS = (
     "day", "period", "has_data", "import_kwh", "export_kwh", *EVENT_COLUMNS, "present_intervals",
     "longest_zero_run_minutes", "cv",
@@ -116,8 +119,8 @@ class Steps:
     def explain(self, device_id: str, rows: int = 24) -> None:
         """Print ``device_id``'s rows through each step: its device, component and install
         rows, its readings and intervals on the days that matter (W days with an event, else
-        its W day of least import), its ledger and daily usage, its summary, findings and
-        alert. Every frame is filtered to the device and cut to ``rows`` rows; numbers are
+        its W day of least import), its ledger and daily usage, its summary, findings,
+        alert and the alert's evidence rows in W. Every frame is filtered to the device and cut to ``rows`` rows; numbers are
         rounded to ``DISPLAY_DECIMALS`` places."""
         device = F.col("device_id") == device_id
         components = self.checked.tables["measuring_component"].where(device)
@@ -144,6 +147,8 @@ class Steps:
             ("summary (evidence.devices)", self.devices.where(device), True),
             ("findings", self.detection.findings.where(device).orderBy("rule"), False),
             ("alert", self.detection.alerts.where(device), True),
+            ("evidence rows in W (alert_evidence)", self.detection.alert_evidence
+             .where(device & (F.col("period") == PERIOD_NAMES[rules.WINDOW])).select(*EVIDENCE_COLUMNS).orderBy("day"), False),
         ]  # fmt: skip
         print(f"== {device_id}: run date {self.window.run_date}, W {self.window.window_start_date}.."
               f"{self.window.run_date}, B from {self.window.baseline_start_date}")  # fmt: skip

@@ -15,6 +15,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +108,23 @@ def write_job_config(
     path = directory / name
     path.write_text(json.dumps(config), encoding="utf-8")
     return path
+
+
+# The sample's last reading is 2026-11-16T00:00Z: runs of it start just after.
+SAMPLE_RUN_STARTED_AT = datetime(2026, 11, 16, 6, tzinfo=UTC)
+
+
+@pytest.fixture(scope="session")
+def sample_published(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One run of the job over tests/test_data for RUN_DATE, shared by every test that reads
+    what a run of the sample publishes (read it, never write into it); its output path."""
+    from jobs import datalake_job
+
+    config = write_job_config(tmp_path_factory.mktemp("sample_published"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(datalake_job, "run_start_instant", lambda: SAMPLE_RUN_STARTED_AT)
+        assert datalake_job.main(["--config", str(config), "--run-date", RUN_DATE]) == datalake_job.EXIT_OK
+    return config.parent / "output"
 
 
 @pytest.fixture

@@ -87,12 +87,12 @@ def test_alerts_published_before_history_existed_start_at_their_date(spark: Spar
 
 # --- End to end: two consecutive run dates of tests/test_data ---------------------------------
 
-SAMPLE_ALERTS = ["D01", "F01", "G01", "H02", "H05", "H06", "K01", "T01", "Z01"]
+SAMPLE_ALERTS = ["D01", "F01", "G01", "H02", "H05", "H06", "K01", "P01", "T01", "Z01"]
 
 
 @pytest.fixture(scope="module")
 def consecutive_runs(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """11-14 run with a lower alert threshold (so that it also alerts N01 and P01), then
+    """11-14 run with a lower alert threshold (so that it also alerts N01), then
     11-15 with the default one, twice, into one output; each run's alerts and history."""
     root = tmp_path_factory.mktemp("history")
     configs = {
@@ -118,20 +118,20 @@ def consecutive_runs(spark: SparkSession, tmp_path_factory: pytest.TempPathFacto
 
 
 def test_a_new_alert_continues_the_next_day(consecutive_runs: dict[str, Any]) -> None:
-    # GIVEN 11-14 alerted the sample's 9 planted devices, N01 and P01 (all new)
+    # GIVEN 11-14 alerted the sample's 10 planted devices and N01 (all new)
     first = consecutive_runs["first"]["alerts"]
-    assert sorted(first) == sorted([*SAMPLE_ALERTS, "N01", "P01"])
+    assert sorted(first) == sorted([*SAMPLE_ALERTS, "N01"])
     assert {(a["status"], a["first_alerted_on"], a["runs_alerted"]) for a in first.values()} == {
         ("new", date(2026, 11, 14), 1)
     }
-    # WHEN 11-15 runs THEN its 9 alerts continue from 11-14, and N01 and P01 cleared
+    # WHEN 11-15 runs THEN its 10 alerts continue from 11-14, and N01 is cleared
     second = consecutive_runs["second"]
     assert {d: (a["status"], a["first_alerted_on"], a["runs_alerted"]) for d, a in second["alerts"].items()} == {
         d: ("continuing", date(2026, 11, 14), 2) for d in SAMPLE_ALERTS
     }
     assert second["history"] == {
-        "previous_run_date": "2026-11-14", "new": 0, "continuing": 9, "cleared": 2,
-        "cleared_devices": ["N01", "P01"],
+        "previous_run_date": "2026-11-14", "new": 0, "continuing": 10, "cleared": 1,
+        "cleared_devices": ["N01"],
     }
 
 

@@ -6,18 +6,17 @@ from __future__ import annotations
 import html
 import json
 import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import plotly.offline
 import pytest
 from browser import assert_report_rendered, parse_rendered, rendered_dom, screenshot
-from conftest import write_job_config
 from pyspark.sql import SparkSession
 
 from dependencies.config import bundled_defaults
-from jobs import datalake_job, rules
+from jobs import rules
 from jobs.alert_report import (
     TIMING_ONLY,
     device_anchor,
@@ -295,27 +294,14 @@ def test_a_page_whose_charts_do_not_draw_fails(page: str, tmp_path: Path, broken
 # --- The report of a real run of the job on tests/test_data ---
 
 
-@pytest.fixture(scope="module")
-def sample_run(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One run of the job over tests/test_data (its clock just after the sample's last
-    reading); its output directory."""
-    root = tmp_path_factory.mktemp("sample_run")
-    config = write_job_config(root)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(datalake_job, "run_start_instant", lambda: datetime(2026, 11, 16, 6, tzinfo=UTC))
-        exit_code = datalake_job.main(["--config", str(config), "--run-date", RUN_DATE.isoformat()])
-    assert exit_code == datalake_job.EXIT_OK
-    return root / "output"
-
-
 def test_report_of_a_real_run_draws_every_alerted_device(
-    spark: SparkSession, sample_run: Path, tmp_path: Path
+    spark: SparkSession, sample_published: Path, tmp_path: Path
 ) -> None:
     # GIVEN the job's run on the sample WHEN Chromium opens its published alerts.html
-    page = sample_run / "reports" / f"run_date={RUN_DATE.isoformat()}" / "alerts.html"
+    page = sample_published / "reports" / f"run_date={RUN_DATE.isoformat()}" / "alerts.html"
     assert page.is_file(), f"the run published no {page}"
-    alerted = sorted(row["device_id"] for row in spark.read.parquet(str(sample_run / "alerts")).collect())
-    evidence = spark.read.parquet(str(sample_run / "evidence")).select("device_id").distinct().collect()
+    alerted = sorted(row["device_id"] for row in spark.read.parquet(str(sample_published / "alerts")).collect())
+    evidence = spark.read.parquet(str(sample_published / "evidence")).select("device_id").distinct().collect()
     # THEN every alerted device of the sample (fewer than evidence_max_devices) has evidence,
     assert sorted(row["device_id"] for row in evidence) == alerted
     # its section with both charts drawn, and the page had no script error

@@ -3,34 +3,21 @@ through them (explain); nothing is written."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from chispa import assert_approx_df_equality
-from conftest import RUN_DATE, write_job_config
+from conftest import RUN_DATE, SAMPLE_RUN_STARTED_AT, write_job_config
 from pyspark.sql import SparkSession
 
 from dependencies.tables import TABLE_NAMES
-from jobs import datalake_job
 from jobs.debug import Steps, debug_run
 
-# The sample's last reading is 2026-11-16T00:00Z: runs start after it.
-STARTED_AT = datetime(2026, 11, 16, 6, tzinfo=UTC)
 EXPLAIN_SECTIONS = (
     "device (checked)", "components (checked)", "install events (checked)", "readings on ", "intervals on ",
-    "ledger on ", "daily usage in W", "summary (evidence.devices)", "findings", "alert",
+    "ledger on ", "daily usage in W", "summary (evidence.devices)", "findings", "alert\n",
+    "evidence rows in W",
 )  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def job_output(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real run of the job over tests/test_data; its output path."""
-    config = write_job_config(tmp_path_factory.mktemp("job_run"))
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(datalake_job, "run_start_instant", lambda: STARTED_AT)
-        assert datalake_job.main(["--config", str(config), "--run-date", RUN_DATE]) == datalake_job.EXIT_OK
-    return config.parent / "output"
 
 
 @pytest.fixture(scope="module")
@@ -40,10 +27,10 @@ def debug_output(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def steps(job_output: Path, debug_output: Path) -> Steps:
+def steps(sample_published: Path, debug_output: Path) -> Steps:
     """debug_run on the same sample and run date, after the job's run (which clears the cache)."""
     config = write_job_config(debug_output.parent)
-    return debug_run(RUN_DATE, config_path=str(config), run_started_at=STARTED_AT)
+    return debug_run(RUN_DATE, config_path=str(config), run_started_at=SAMPLE_RUN_STARTED_AT)
 
 
 def test_every_step_has_a_named_frame(steps: Steps) -> None:
@@ -54,7 +41,7 @@ def test_every_step_has_a_named_frame(steps: Steps) -> None:
         *[f"raw.{table}" for table in TABLE_NAMES],
         *[f"checked.{table}" for table in TABLE_NAMES],
         "intervals", "ledger", "daily", "evidence.daily", "evidence.devices", "evidence.installs",
-        "evidence.components", "findings", "alerts",
+        "evidence.components", "findings", "alerts", "alert_evidence",
     ]  # fmt: skip
     for table in TABLE_NAMES:
         assert "status" in frames[f"checked.{table}"].columns, table
@@ -63,14 +50,20 @@ def test_every_step_has_a_named_frame(steps: Steps) -> None:
     assert steps.alerts is steps["alerts"] is steps.detection.alerts
 
 
-def test_the_frames_are_what_the_job_published(spark: SparkSession, steps: Steps, job_output: Path) -> None:
+def test_the_frames_are_what_the_job_published(spark: SparkSession, steps: Steps, sample_published: Path) -> None:
     # GIVEN the alerts and findings the job published for the run date
     published = {
-        table: spark.read.parquet(str(job_output / table / f"run_date={RUN_DATE}")) for table in ("alerts", "findings")
+        table: spark.read.parquet(str(sample_published / table / f"run_date={RUN_DATE}"))
+        for table in ("alerts", "findings", "evidence")
     }
     # THEN the debug run's frames hold the same rows
     assert_approx_df_equality(
-        steps.alerts.orderBy("device_id"), published["alerts"], 1e-12, ignore_nullable=True
+        steps.alerts.orderBy("rank"), published["alerts"], 1e-12, ignore_nullable=True
+    )
+    days = ("device_id", "rank", "day", "period", "import_kwh", "export_kwh", "has_data", "expected_daily_kwh")
+    assert_approx_df_equality(
+        steps.alert_evidence.select(*days).orderBy("rank", "day"),
+        published["evidence"].select(*days).orderBy("rank", "day"), 1e-9, ignore_nullable=True,
     )
     assert_approx_df_equality(
         steps.findings.orderBy("device_id", "rule"), published["findings"], 1e-12, ignore_nullable=True
@@ -90,7 +83,8 @@ def test_explain_prints_the_device_through_every_step(
     assert "-- readings on 2026-11-08" in printed
     assert "|4.8       |" in printed.split("-- intervals on")[1].split("-- ledger")[0]  # the fall
     assert "REGISTER_ROLLBACK" in printed.split("-- findings")[1]
-    assert "(none)" not in printed.split("-- alert")[1]
+    assert "(none)" not in printed.split("-- alert\n")[1]
+    assert "|2026-11-08|window|" in printed.split("-- evidence rows in W")[1]
     # AND nothing was written where the config's output points
     assert not debug_output.exists()
 
@@ -98,6 +92,7 @@ def test_explain_prints_the_device_through_every_step(
 def test_explain_of_a_device_without_alert_says_none(steps: Steps, capsys: pytest.CaptureFixture[str]) -> None:
     # WHEN explain is called for an honest meter
     steps.explain("R02")
-    alert = capsys.readouterr().out.split("-- alert")[1]
-    # THEN its findings and alert sections say so
-    assert alert.strip() == "(none)"
+    alert = capsys.readouterr().out.split("-- alert\n")[1]
+    # THEN its alert and evidence sections say so
+    assert alert.split("-- evidence rows in W")[0].strip() == "(none)"
+    assert alert.split("-- evidence rows in W")[1].split("\n", 1)[1].strip() == "(none)"

@@ -20,26 +20,9 @@ RUN_DATE = date(2026, 11, 15)
 W_START, W_END = date(2026, 11, 2), RUN_DATE
 
 
-@pytest.fixture(scope="module")
-def published(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One run of the job over tests/test_data; its output directory."""
-    root = tmp_path_factory.mktemp("job")
-    config = root / "job_config.json"
-    config.write_text(json.dumps({
-        "input": {"path": "tests/test_data", "format": "csv"},
-        "output": {"path": str(root / "output")},
-        "spark": {"spark.sql.shuffle.partitions": "2"},
-    }))
-    with pytest.MonkeyPatch.context() as patch:  # the sample's last reading is 2026-11-16T00:00Z
-        patch.setattr(datalake_job, "run_start_instant", lambda: datetime(2026, 11, 16, 6, tzinfo=UTC))
-        exit_code = datalake_job.main(["--config", str(config), "--run-date", RUN_DATE.isoformat()])
-    assert exit_code == datalake_job.EXIT_OK
-    return root / "output"
-
-
-def test_every_rule_fires_on_exactly_the_meters_planted_for_it(spark: SparkSession, published: Path) -> None:
+def test_every_rule_fires_on_exactly_the_meters_planted_for_it(spark: SparkSession, sample_published: Path) -> None:
     # GIVEN the sample's planted meters WHEN the job runs THEN findings match them exactly
-    findings = spark.read.parquet(str(published / "findings"))
+    findings = spark.read.parquet(str(sample_published / "findings"))
     found: dict[str, list[str]] = {}
     for row in findings.orderBy("device_id", "rule").collect():
         found.setdefault(row["device_id"], []).append(row["rule"])
@@ -47,8 +30,8 @@ def test_every_rule_fires_on_exactly_the_meters_planted_for_it(spark: SparkSessi
     assert {r["run_date"] for r in findings.select("run_date").distinct().collect()} == {RUN_DATE}
 
 
-def test_event_findings_carry_hand_checked_metrics(spark: SparkSession, published: Path) -> None:
-    findings = spark.read.parquet(str(published / "findings")).where(
+def test_event_findings_carry_hand_checked_metrics(spark: SparkSession, sample_published: Path) -> None:
+    findings = spark.read.parquet(str(sample_published / "findings")).where(
         F.col("rule").isin("UNINSTALLED_CONSUMPTION", "REGISTER_ROLLBACK", "REVERSE_FLOW",
                            "TAMPER_EVENTS", "ZERO_CONSUMPTION", "ZERO_RUNS", "DATA_GAP")
     ).select("device_id", "service_point_id", "rule", "weight", "metric", "window_start", "window_end")
@@ -76,8 +59,8 @@ def test_event_findings_carry_hand_checked_metrics(spark: SparkSession, publishe
                               1e-6, ignore_nullable=True)
 
 
-def test_alerts_row_by_row(spark: SparkSession, published: Path) -> None:
-    alerts = spark.read.parquet(str(published / "alerts")).drop("run_date")
+def test_alerts_row_by_row(spark: SparkSession, sample_published: Path) -> None:
+    alerts = spark.read.parquet(str(sample_published / "alerts")).drop("run_date")
     # kWh at stake (W: 14 days; expected import 10 kWh a day, the residential drift being 1):
     # G01 110 uninstalled; Z01 8 days x 10 missing; D01 14 x 5; F01 8.4 reversed; H02 4 h x
     # 0.2 x 14 days; K01 4.8 wound back; H05, T01, H06 nothing measurable (timing, events).
@@ -110,8 +93,8 @@ def test_alerts_row_by_row(spark: SparkSession, published: Path) -> None:
     assert_approx_df_equality(alerts, expected, 1e-6, ignore_nullable=True)
 
 
-def test_evidence_of_an_alerted_device(spark: SparkSession, published: Path) -> None:
-    evidence = spark.read.parquet(str(published / "evidence" / "run_date=2026-11-15"))
+def test_evidence_of_an_alerted_device(spark: SparkSession, sample_published: Path) -> None:
+    evidence = spark.read.parquet(str(sample_published / "evidence" / "run_date=2026-11-15"))
     # GIVEN the sample's 10 alerts THEN each has a row for each of the 42 days of B and W
     assert evidence.count() == 10 * 42
     assert [r["rank"] for r in evidence.select("rank").distinct().orderBy("rank").collect()] == list(range(1, 11))
@@ -136,8 +119,8 @@ def test_evidence_of_an_alerted_device(spark: SparkSession, published: Path) -> 
     )
 
 
-def test_report_counts_reconcile_and_name_every_rule(published: Path) -> None:
-    report = json.loads((published / "reports" / "run_date=2026-11-15" / "report.json").read_text())
+def test_report_counts_reconcile_and_name_every_rule(sample_published: Path) -> None:
+    report = json.loads((sample_published / "reports" / "run_date=2026-11-15" / "report.json").read_text())
     measurements = report["counts"]["measurements"]
     # 38 hourly registers read 23 hours of 10-04 they do not need (the 23:00 read opens B);
     # the hourly INTERVAL meter R21 reads 22 (its reads up to 10-04T23:00 lie before B).
@@ -158,7 +141,7 @@ def test_report_counts_reconcile_and_name_every_rule(published: Path) -> None:
     assert report["history"] == {
         "previous_run_date": None, "new": 10, "continuing": 0, "cleared": 0, "cleared_devices": [],
     }
-    assert (published / "reports" / "run_date=2026-11-15" / "alerts.html").is_file()
+    assert (sample_published / "reports" / "run_date=2026-11-15" / "alerts.html").is_file()
 
 
 def test_daily_usage_of_the_sample(spark: SparkSession) -> None:
