@@ -380,7 +380,7 @@ def detect_and_stage(
 
     started = run.timer.begin("evidence")
     max_devices = config["evidence_max_devices"]
-    rows = stage_outputs({"evidence": detection.alert_evidence}, staging)["evidence"]
+    rows = stage_outputs({"evidence": alert_evidence(detection, alerts, config)}, staging)["evidence"]
     run.timer.measure("evidence", started)
     report = build_report(spark, config, run, window, counts, checked, findings, alerts)
     report["history"] = alert_history.summary(previous, alerts)
@@ -399,14 +399,13 @@ def detect_and_stage(
 @dataclass(frozen=True)
 class Detection:
     """The frames of the detect and score steps: daily usage, the rules' evidence (its
-    per-device summaries in ``evidence.devices``), the findings, the alerts (valued, ranked,
-    with their history) and the evidence rows of the highest-ranked alerts."""
+    per-device summaries in ``evidence.devices``), the findings and the alerts (valued,
+    ranked, with their history)."""
 
     daily: DataFrame
     evidence: rules.Evidence
     findings: DataFrame
     alerts: DataFrame
-    alert_evidence: DataFrame
 
 
 def detect_and_score(
@@ -416,8 +415,8 @@ def detect_and_score(
     previous: alert_history.PreviousRun,
     keep: Callable[[DataFrame, str], DataFrame],
 ) -> Detection:
-    """Ledger -> daily usage -> evidence -> findings -> alerts -> value, rank and history ->
-    the alerts' evidence rows. ``previous`` is the previous complete run's alerts (history).
+    """Ledger -> daily usage -> evidence -> findings -> alerts -> value, rank and history.
+    ``previous`` is the previous complete run's alerts (history).
     ``keep(frame, name)`` stores a frame the later steps read many times and returns the
     stored copy (the job stages it; ``jobs/debug.py`` caches it)."""
     installs = checked.used("install_event")
@@ -434,10 +433,16 @@ def detect_and_score(
         .transform(alert_value.ranked)
         .transform(alert_history.with_history(previous, window.run_date))
     )
-    alert_evidence = evidence_table(
-        alerts, evidence, findings, config["evidence_max_devices"], config["peers"]["min_baseline_kwh"]
+    return Detection(daily, evidence, findings, alerts)
+
+
+def alert_evidence(detection: Detection, alerts: DataFrame, config: dict[str, Any]) -> DataFrame:
+    """The evidence rows of the ``evidence_max_devices`` highest-ranked of ``alerts`` (the
+    detection's, or the copy the job staged, so the ranking is not computed again)."""
+    return evidence_table(
+        alerts, detection.evidence, detection.findings, config["evidence_max_devices"],
+        config["peers"]["min_baseline_kwh"],
     )
-    return Detection(daily, evidence, findings, alerts, alert_evidence)
 
 
 def alert_page(

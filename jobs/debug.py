@@ -24,6 +24,7 @@ from jobs.alert_evidence import PERIOD_NAMES
 from jobs.datalake_job import (
     Checked,
     Detection,
+    alert_evidence,
     detect_and_score,
     extract,
     intervals_of_readings,
@@ -98,6 +99,11 @@ class Steps:
         """The per-device summaries the rules read (``evidence.devices``)."""
         return self.detection.evidence.devices
 
+    @property
+    def alert_evidence(self) -> DataFrame:
+        """The evidence rows of the highest-ranked alerts, as the job publishes them."""
+        return alert_evidence(self.detection, self.detection.alerts, self.config)
+
     def frames(self) -> dict[str, DataFrame]:
         """Every frame, by name, in the order the job makes them."""
         named = {f"raw.{table}": frame for table, frame in self.raw.items()}
@@ -111,6 +117,7 @@ class Steps:
                 for part in fields(value):
                     if isinstance(getattr(value, part.name), DataFrame):
                         named[f"evidence.{part.name}"] = getattr(value, part.name)
+        named["alert_evidence"] = self.alert_evidence
         return named
 
     def __getitem__(self, name: str) -> DataFrame:
@@ -147,7 +154,7 @@ class Steps:
             ("summary (evidence.devices)", self.devices.where(device), True),
             ("findings", self.detection.findings.where(device).orderBy("rule"), False),
             ("alert", self.detection.alerts.where(device), True),
-            ("evidence rows in W (alert_evidence)", self.detection.alert_evidence
+            ("evidence rows in W (alert_evidence)", self.alert_evidence
              .where(device & (F.col("period") == PERIOD_NAMES[rules.WINDOW])).select(*EVIDENCE_COLUMNS).orderBy("day"), False),
         ]  # fmt: skip
         print(f"== {device_id}: run date {self.window.run_date}, W {self.window.window_start_date}.."
