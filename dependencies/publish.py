@@ -76,6 +76,32 @@ class HadoopFs:
         """Delete ``path`` and everything below it."""
         self._fs.delete(self._path(path), True)
 
+    def read_text(self, path: str) -> str | None:
+        """The text (UTF-8) of file ``path``, or None if there is none."""
+        if not self.exists(path):
+            return None
+        stream = self._fs.open(self._path(path))
+        try:
+            reader = self._jvm.java.io.BufferedReader(self._jvm.java.io.InputStreamReader(stream, "UTF-8"))
+            return "\n".join(iter(reader.readLine, None))
+        finally:
+            stream.close()
+
+    def files(self, path: str) -> list[tuple[str, int, int]]:
+        """Every data file below directory ``path`` (names starting with ``_`` or ``.`` are
+        not data): its path relative to ``path``, size and modification time (ms)."""
+        if not self.exists(path):
+            return []
+        root = str(self._fs.makeQualified(self._path(path)).toUri().getPath()).rstrip("/")
+        found, listing = [], self._fs.listFiles(self._path(path), True)
+        while listing.hasNext():
+            status = listing.next()
+            name = str(status.getPath().toUri().getPath())
+            relative = name[len(root) + 1:] if name.startswith(root + "/") else name
+            if not any(part.startswith(("_", ".")) for part in relative.split("/")):
+                found.append((relative, int(status.getLen()), int(status.getModificationTime())))
+        return sorted(found)
+
     def write_text(self, path: str, text: str) -> None:
         """Write ``text`` (UTF-8) to a new file at ``path``."""
         stream = self._fs.create(self._path(path), True)

@@ -74,7 +74,7 @@ from dependencies.tables import (
     read_raw_table,
 )
 from dependencies.text_table import text_table
-from jobs import alert_history, alert_value, rules, usage, validate
+from jobs import alert_history, alert_value, ledger_store, rules, usage, validate
 from jobs.alert_evidence import collect_rows, evidence_table
 from jobs.alert_report import render_alerts_html
 
@@ -135,6 +135,7 @@ class Run:
     started_at: datetime
     run_id: str = ""
     command: str = ""
+    full_refresh: bool = False
     timer: StageTimer = field(default_factory=StageTimer)
 
     def __post_init__(self) -> None:
@@ -157,6 +158,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="last UTC day of the detection window, YYYY-MM-DD (default: yesterday)",
     )
     parser.add_argument("--config", help="JSON config (default: a *config.json sent with --files)")
+    parser.add_argument(
+        "--full-refresh",
+        action="store_true",
+        help="compute every day of the readings' ledger again instead of reusing the stored ones",
+    )
     return parser.parse_args(argv)
 
 
@@ -199,22 +205,9 @@ def validate_tables(raw: dict[str, DataFrame], window: RunWindow, run_started_at
         .transform(validate.finish)
     )
     components = Checked(checked).used("measuring_component")
-    # One row per reading, lazily: it is read once, by the ledger (:func:`ledger_of_readings`),
-    # which also settles which readings before B are needed (usage.to_intervals).
-    checked["measurements"] = (
-        raw["measurements"]
-        .transform(validate.type_rows("measurements"))
-        .transform(validate.check_measurement_values(run_started_at))
-        .transform(
-            validate.check_reference(
-                "measuring_component_id", components, "measuring_component_id", "unknown_component"
-            )
-        )
-        # One shuffle by component: the duplicate, window and usage windows all reuse it.
-        .repartition("measuring_component_id")
-        .transform(validate.check_readings(window))
-        .transform(validate.finish)
-        .select("measuring_component_id", "measured_at", "value", "status", "record")
+    # One row per reading, lazily: it is read once, by the ledger (:func:`ledger_of_readings`).
+    checked["measurements"] = raw["measurements"].transform(
+        validate.check_measurements(components, window, run_started_at)
     )
     for table in ("device", "measuring_component", "install_event"):
         checked[table] = checked[table].cache()  # small, and read by several steps
@@ -222,16 +215,20 @@ def validate_tables(raw: dict[str, DataFrame], window: RunWindow, run_started_at
 
 
 def count_rows(
-    raw: dict[str, DataFrame], checked: Checked, tables: tuple[str, ...] = TABLE_NAMES
+    raw: dict[str, DataFrame],
+    checked: Checked,
+    tables: tuple[str, ...] = TABLE_NAMES,
+    read_counts: dict[str, int] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Per table: rows read (counted on the input as read), used, rejected (and by reason),
-    deduplicated, outside_window.
+    """Per table: rows read (counted on the input as read, or given in ``read_counts``),
+    used, rejected (and by reason), deduplicated, outside_window.
 
     Fails loudly if the counts do not reconcile; an empty device table is bad input."""
     counts: dict[str, dict[str, Any]] = {}
     for table in tables:
         frame = checked.tables[table]
-        read = count_read(raw[table], table)
+        read = (read_counts or {}).get(table)
+        read = count_read(raw[table], table) if read is None else read
         if table == "device" and read == 0:
             raise InputError("table device: no rows")
         weight = F.sum(usage.READINGS) if usage.READINGS in frame.columns else F.count("*")
@@ -270,39 +267,46 @@ def rejects(checked: Checked) -> DataFrame:
     return result
 
 
+def valid_installs(checked: Checked) -> DataFrame:
+    """The install periods that passed every check, whether or not the run window needs
+    them (a day's rows do not depend on the run date)."""
+    frame = checked.tables["install_event"]
+    return frame.where(F.col("status").isin(validate.USED, validate.OUTSIDE_WINDOW)).drop("status", "record")
+
+
 def intervals_of_readings(checked: Checked, usage_config: dict[str, Any], window: RunWindow) -> DataFrame:
     """The checked readings, each used one with the interval it closes, its zero run and its
     install period."""
-    return (
-        checked.tables["measurements"]
-        .transform(usage.to_intervals(checked.used("measuring_component"), usage_config, window.baseline_start))
-        .transform(usage.mark_zero_runs(usage_config))
-        .transform(usage.attach_installs(checked.used("install_event")))
-    )
+    return checked.tables["measurements"].transform(usage.readings_intervals(
+        checked.used("measuring_component"), valid_installs(checked), usage_config, window.read_start))
 
 
 def ledger_of_readings(checked: Checked, usage_config: dict[str, Any], window: RunWindow) -> DataFrame:
-    """The one pass over the checked readings: intervals, install periods, zero runs, days,
-    folded into the ledger (usage per device and day; the other readings by status)."""
-    return (
-        intervals_of_readings(checked, usage_config, window)
-        .transform(usage.split_by_day)
-        .transform(usage.by_day)
-    )
+    """The one pass over the checked readings of the whole read range, kept nowhere:
+    intervals, install periods, zero runs, days, folded into the ledger (usage per device
+    and day; the other readings by status)."""
+    return checked.tables["measurements"].transform(usage.readings_rows(
+        checked.used("measuring_component"), valid_installs(checked), usage_config, window.read_start
+    )).transform(usage.run_ledger(window))
 
 
 def write_ledger(ledger: DataFrame, staging: str) -> DataFrame:
     """Compute the ledger once (the job's only pass over the readings), keep it with the
-    run's staged outputs, and continue from the stored copy."""
+    run's staged outputs, and continue from the stored copy.
+
+    It is stored in one order, whatever it was merged from (days kept in the store or
+    computed now): the rules then add up the same numbers in the same order, so a run
+    that reuses stored days publishes exactly what a full run does, to the last bit."""
+    in_order = ledger.repartition("device_id").sortWithinPartitions(*usage.LEDGER_KEYS)
     with read_failures_named("measurements"):
-        return stage_work(ledger, staging, "readings_ledger")
+        return stage_work(in_order, staging, "readings_ledger")
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the job; return the process exit code."""
     args = parse_args(argv)
     command = shlex.join([SCRIPT, *(sys.argv[1:] if argv is None else argv)])
-    run = Run(args.run_date, args.config, run_start_instant(), command=command)
+    run = Run(args.run_date, args.config, run_start_instant(), command=command, full_refresh=args.full_refresh)
     try:
         spark, log, config = start_spark(app_name=APP_NAME, config_path=args.config)
     except ConfigError as error:
@@ -362,8 +366,13 @@ def detect_and_stage(
     checked = validate_tables(raw, window, run.started_at)
     # The small tables first: a file that cannot be read is named by its own table.
     counts = count_rows(raw, checked, tuple(t for t in TABLE_NAMES if t != "measurements"))
-    checked.tables["measurements"] = write_ledger(ledger_of_readings(checked, config["usage"], window), staging)
-    counts |= count_rows(raw, checked, ("measurements",))
+    inputs = ledger_store.Inputs(raw["measurements"], checked.used("measuring_component"), valid_installs(checked),
+                                 config["usage"], window, run.started_at)
+    ledger, read, ledger_outcome = ledger_store.readings_ledger(
+        spark, inputs, config["output"]["path"], config["input"]["path"], run.run_id, run.full_refresh
+    )
+    checked.tables["measurements"] = write_ledger(ledger, staging)
+    counts |= count_rows(raw, checked, ("measurements",), {"measurements": read})
     run.timer.measure("extract_validate", started)
 
     started = run.timer.begin("detect")
@@ -384,6 +393,7 @@ def detect_and_stage(
     run.timer.measure("evidence", started)
     report = build_report(spark, config, run, window, counts, checked, findings, alerts)
     report["history"] = alert_history.summary(previous, alerts)
+    report["ledger"] = ledger_outcome.summary()
     started = run.timer.begin("report_page")
     stage_report_page(spark, staging, alert_page(report, alerts, rows, max_devices, config, run.command))
     run.timer.measure("report_page", started)  # in the published report, not on the page

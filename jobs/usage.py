@@ -20,7 +20,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from dependencies.run_window import RunWindow
-from jobs.validate import OUTSIDE_WINDOW, USED
+from jobs.validate import OUTSIDE_WINDOW, PARTITION, USED
 
 IMPORT_KWH = "IMPORT_KWH"
 EXPORT_KWH = "EXPORT_KWH"
@@ -33,6 +33,17 @@ KIND_FLAGS = {"is_import": IMPORT_KWH, "is_export": EXPORT_KWH, "is_tamper": TAM
 HOURS = range(24)
 # In the ledger (:func:`by_day`): how many input readings a row stands for.
 READINGS = "readings"
+# The UTC day of a reading's instant, and of the reading that opened a register's interval.
+READING_DAY = "reading_day"
+OPENED_ON = "opened_on"
+# On a reading carried over from an earlier day (the state a day continues from): how many
+# valid readings its component had up to it (capped at 2, all that ``contiguous`` needs), and
+# the latest instant that ended its zero run (:func:`mark_zero_runs`).
+CARRIED_USED = "carried_used"
+CARRIED_RUN_SINCE = "carried_run_since"
+# Per interval: the instant it ends a zero run at, if it does (a non-zero interval's end, a
+# non-contiguous interval's start).
+RUN_BREAK = "run_break"
 
 Transform = Callable[[DataFrame], DataFrame]
 COMPONENT = "measuring_component_id"
@@ -51,6 +62,11 @@ def _midnight(instant: Column) -> Column:
 def _utc_day(instant: Column) -> Column:
     """The UTC date of an instant, by arithmetic."""
     return F.date_from_unix_date(F.floor(F.unix_micros(instant) / MICROS_PER_DAY).cast("int"))
+
+
+def _optional(frame: DataFrame, name: str, type_name: str) -> Column:
+    """Column ``name`` of ``frame``, or a null of ``type_name`` where it has none."""
+    return F.col(name) if name in frame.columns else F.lit(None).cast(type_name)
 
 
 def _utc_hour(instant: Column) -> Column:
@@ -78,6 +94,9 @@ def to_intervals(components: DataFrame, usage: dict[str, Any], baseline_start: d
     the component's attributes are joined after."""
 
     def transform(readings: DataFrame) -> DataFrame:
+        carried_used = _optional(readings, CARRIED_USED, "long")
+        carried_since = _optional(readings, CARRIED_RUN_SINCE, "timestamp")
+        partition = _optional(readings, PARTITION, "string")
         earlier = _in_time_order().rowsBetween(Window.unboundedPreceding, -1)
         whole = _in_time_order().rowsBetween(Window.unboundedPreceding, Window.unboundedFollowing)
         valid = F.col("status") == USED
@@ -88,14 +107,19 @@ def to_intervals(components: DataFrame, usage: dict[str, Any], baseline_start: d
             "value",
             "status",
             "record",
+            partition.alias(PARTITION),
+            carried_used.alias(CARRIED_USED),
+            carried_since.alias(CARRIED_RUN_SINCE),
             F.max(F.when(valid & before_baseline, F.col("measured_at"))).over(whole).alias("_opener_at"),
+            F.max(F.when(valid & before_baseline, carried_used)).over(whole).alias("_opener_used"),
             F.last(F.when(valid, F.col("measured_at")), ignorenulls=True).over(earlier).alias("_prev_at"),
             F.last(F.when(valid, F.col("value")), ignorenulls=True).over(earlier).alias("_prev_value"),
             F.count(F.when(valid & ~before_baseline, True)).over(earlier).alias("_used_in_range"),
         )
         # A reading in the range has the opener (if any) and the range's used readings before
-        # it; the opener itself has no predecessor.
+        # it; the opener itself has no predecessor. A carried reading opens with its own count.
         opener = F.col("_opener_at")
+        opener_count = F.coalesce(F.col("_opener_used"), opener.isNotNull().cast("long"))
         with_previous = found.select(
             COMPONENT,
             "measured_at",
@@ -104,9 +128,12 @@ def to_intervals(components: DataFrame, usage: dict[str, Any], baseline_start: d
             .otherwise(F.col("status"))
             .alias("status"),
             "record",
+            PARTITION,
+            CARRIED_USED,
+            CARRIED_RUN_SINCE,
             F.when(~before_baseline, F.col("_prev_at")).alias("_prev_at"),
             F.when(~before_baseline, F.col("_prev_value")).alias("_prev_value"),
-            F.when(~before_baseline, F.col("_used_in_range") + opener.isNotNull().cast("int"))
+            F.when(~before_baseline, F.col("_used_in_range") + opener_count)
             .otherwise(F.lit(0))
             .alias("_used_before"),
         )
@@ -141,8 +168,12 @@ def to_intervals(components: DataFrame, usage: dict[str, Any], baseline_start: d
         frame = with_previous.join(F.broadcast(attributes), COMPONENT, "left").select(
             COMPONENT,
             "measured_at",
+            "value",
             "status",
             "record",
+            PARTITION,
+            CARRIED_USED,
+            CARRIED_RUN_SINCE,
             "device_id",
             *KIND_FLAGS,
             "interval_minutes",
@@ -157,6 +188,7 @@ def to_intervals(components: DataFrame, usage: dict[str, Any], baseline_start: d
                 "fallen_kwh"
             ),
             F.coalesce(contiguous, F.lit(False)).alias("contiguous"),
+            F.when(cumulative, _utc_day(start)).alias(OPENED_ON),
         )
         minutes = (F.unix_micros("end") - F.unix_micros("start")) / 60e6
         return frame.withColumn("minutes", minutes).withColumn(
@@ -225,13 +257,14 @@ def mark_zero_runs(usage: dict[str, Any]) -> Transform:
         )
         zero = F.col("is_shape") & (F.col("amount") < usage["zero_interval_kwh"])
         so_far = _in_time_order().rowsBetween(Window.unboundedPreceding, Window.currentRow)
-        last_break_end = F.max(F.when(has_interval & ~zero, F.col("end"))).over(so_far)
+        breaks_here = F.when(has_interval & ~zero, F.col("end"))
+        last_break_end = F.max(F.coalesce(breaks_here, F.col(CARRIED_RUN_SINCE))).over(so_far)
         last_hole_start = F.max(F.when(has_interval & ~F.col("contiguous"), F.col("start"))).over(so_far)
         run_start = F.greatest(last_break_end, last_hole_start, _midnight(F.col("start")))
         return intervals.withColumn("is_shape", shape).withColumn(
             "zero_run_minutes",
             F.when(zero, (F.unix_micros("end") - F.unix_micros(run_start)) / 60e6),
-        )
+        ).withColumn(RUN_BREAK, F.greatest(breaks_here, F.when(has_interval & ~F.col("contiguous"), F.col("start"))))
 
     return transform
 
@@ -262,24 +295,16 @@ def split_by_day(intervals: DataFrame) -> DataFrame:
     )
 
 
-def by_day(intervals: DataFrame) -> DataFrame:
-    """The ledger of the readings: per (device, day) of used intervals, the day's import,
-    export, tamper increments, the evidence the rules need (uninstalled import, export
-    without generation, rollbacks), presence, the shape statistics of its import intervals
-    (sums, hourly sums, longest zero run) and its latest installed interval's start; per
-    status and reject ``record`` of the other readings, nothing but their number
-    (``readings``, on every row: how many input readings it stands for).
-
-    The aggregation keeps only numbers (a hash aggregation, no sort of the intervals)."""
+def _day_aggregates(intervals: DataFrame) -> list[Column]:
+    """The ledger's numbers of a group of intervals (see :func:`by_day`), and how each merges
+    across groups: ``(column, merge)`` with merge ``sum``, ``max`` or ``sum_each`` (arrays)."""
     has_interval = F.col("start").isNotNull()
     is_import = has_interval & F.col("is_import")
     is_export = F.col("is_export")
     shape = F.col("is_shape")
     amount = F.col("amount")
     shape_hour = F.col("_shape_hour")  # the hour of a shape interval, tested once per row
-    return intervals.withColumn("_shape_hour", F.when(shape, F.col("hour"))).groupBy(
-        F.when(has_interval, F.col("device_id")).alias("device_id"), "day", "status", "record"
-    ).agg(
+    return [
         F.count(F.when(F.col("piece") == 0, True)).alias(READINGS),
         F.sum(F.when(is_import, amount)).alias("import_kwh"),
         F.sum(F.when(is_import & ~F.col("installed"), amount)).alias("uninstalled_import_kwh"),
@@ -298,7 +323,137 @@ def by_day(intervals: DataFrame) -> DataFrame:
         F.array(*[F.sum(F.when(shape_hour == h, amount)) for h in HOURS]).alias("hour_kwh"),
         F.array(*[F.count_if(shape_hour == h) for h in HOURS]).alias("hour_intervals"),
         F.max(F.when(F.col("installed"), F.col("start"))).alias("latest_installed_start"),
+    ]
+
+
+# How each of the ledger's numbers merges across rows of one (device, day).
+MERGED_BY_MAX = ("expected_intervals", "longest_zero_run_minutes", "latest_installed_start")
+MERGED_EACH = ("hour_kwh", "hour_intervals")
+LEDGER_KEYS = ("device_id", "day", "status", "record")
+# What a component's rows keep of its readings for the next day (:mod:`jobs.ledger_store`).
+STATE_COLUMNS = ("_last_at", "_last_value", "_run_break", "_min_start")
+
+
+def by_component_day(intervals: DataFrame) -> DataFrame:
+    """The readings' rows, per input partition, reading day, component, (device,) interval
+    day and opening day, status and reject record: the ledger's numbers (:func:`by_day`)
+    plus what the component's next day continues from (its latest valid reading, the latest
+    end of a zero run, its earliest interval start). Rows of one (device, day) merge exactly
+    (:func:`merge_rows`), so a day's rows can be kept and merged with other days' later."""
+    has_interval = F.col("start").isNotNull()
+    valid = F.col("status") == USED
+    return intervals.withColumn("_shape_hour", F.when(F.col("is_shape"), F.col("hour"))).groupBy(
+        PARTITION,
+        _utc_day(F.col("measured_at")).alias(READING_DAY),
+        COMPONENT,
+        F.when(has_interval, F.col("device_id")).alias("device_id"),
+        "day",
+        OPENED_ON,
+        "status",
+        "record",
+    ).agg(
+        *_day_aggregates(intervals),
+        F.max(F.when(valid, F.col("measured_at"))).alias("_last_at"),
+        F.max_by(F.when(valid, F.col("value")), F.when(valid, F.col("measured_at"))).alias("_last_value"),
+        F.max(RUN_BREAK).alias("_run_break"),
+        F.min("start").alias("_min_start"),
     )
+
+
+def merge_rows(rows: DataFrame) -> DataFrame:
+    """Rows of :func:`by_component_day` -> the ledger: one row per (device, day, status,
+    record), its numbers summed (counts, amounts, hourly arrays element by element) or
+    maximised (the latest, the longest, the expected)."""
+    numbers = [c for c in rows.columns if c not in (*LEDGER_KEYS, *STATE_COLUMNS, PARTITION, READING_DAY,
+                                                     COMPONENT, OPENED_ON)]
+    merged = []
+    for name in numbers:
+        if name in MERGED_BY_MAX:
+            merged.append(F.max(name).alias(name))
+        elif name in MERGED_EACH:
+            merged.append(F.array(*[F.sum(F.col(name)[h]) for h in HOURS]).alias(name))
+        else:
+            merged.append(F.sum(name).alias(name))
+    return rows.groupBy(*LEDGER_KEYS).agg(*merged)
+
+
+def by_day(intervals: DataFrame) -> DataFrame:
+    """The ledger of the readings: per (device, day) of used intervals, the day's import,
+    export, tamper increments, the evidence the rules need (uninstalled import, export
+    without generation, rollbacks), presence, the shape statistics of its import intervals
+    (sums, hourly sums, longest zero run) and its latest installed interval's start; per
+    status and reject ``record`` of the other readings, nothing but their number
+    (``readings``, on every row: how many input readings it stands for).
+
+    The aggregations keep only numbers (hash aggregations, no sort of the intervals)."""
+    return merge_rows(by_component_day(intervals))
+
+
+def run_ledger(window: RunWindow) -> Transform:
+    """Rows of :func:`by_component_day` of the run's read range, however far back their
+    components' chains of readings began -> the run's ledger, as a run reading only its own
+    range sees it: a register interval opened before the range is no interval (its closing
+    reading only opens), and of a component's valid readings before B only the last is used
+    (it opens B), the others are ``outside_window``."""
+    first_day, baseline_day = window.read_start_date, window.baseline_start_date
+
+    def transform(rows: DataFrame) -> DataFrame:
+        opened_before = F.col(OPENED_ON) < F.lit(first_day)
+        numbers = [c for c in rows.columns if c not in (*LEDGER_KEYS, *STATE_COLUMNS, PARTITION, READING_DAY,
+                                                        COMPONENT, OPENED_ON, READINGS)]
+        rows = rows.select(
+            *[F.when(~opened_before | F.col(OPENED_ON).isNull(), F.col(c)).alias(c) if c in (
+                "device_id", "day", *numbers) else F.col(c) for c in rows.columns]
+        )
+        before_b = (F.col("status") == USED) & (F.col(READING_DAY) < F.lit(baseline_day))
+        openers = rows.where(before_b).groupBy(COMPONENT).agg(F.sum(READINGS).alias("_valid"))
+        kept = [F.lit(None).cast(rows.schema[c].dataType).alias(c) for c in numbers]
+        replaced = openers.select(
+            F.explode(F.array(
+                F.struct(F.lit(USED).alias("status"), F.lit(1).cast("long").alias(READINGS)),
+                F.struct(F.lit(OUTSIDE_WINDOW).alias("status"), (F.col("_valid") - 1).alias(READINGS)),
+            )).alias("_row")
+        ).select(
+            F.lit(None).cast("string").alias("device_id"), F.lit(None).cast("date").alias("day"),
+            "_row.status", F.lit(None).cast("string").alias("record"), f"_row.{READINGS}", *kept,
+        ).where(F.col(READINGS) > 0)
+        return merge_rows(rows.where(~before_b).select(*LEDGER_KEYS, READINGS, *numbers).unionByName(replaced))
+
+    return transform
+
+
+def readings_intervals(
+    components: DataFrame, installs: DataFrame, usage: dict[str, Any], chain_start: datetime
+) -> Transform:
+    """Checked readings, with the readings they continue from (one per component, before
+    ``chain_start``, carrying :data:`CARRIED_USED` and :data:`CARRIED_RUN_SINCE`) -> each
+    reading with its interval, zero run and install period."""
+
+    def transform(readings: DataFrame) -> DataFrame:
+        return (
+            readings.transform(to_intervals(components, usage, chain_start))
+            .transform(mark_zero_runs(usage))
+            .where(F.col(CARRIED_USED).isNull())  # carried readings only open intervals
+            .transform(attach_installs(installs))
+        )
+
+    return transform
+
+
+def readings_rows(
+    components: DataFrame, installs: DataFrame, usage: dict[str, Any], chain_start: datetime
+) -> Transform:
+    """The one pass over the readings: as :func:`readings_intervals`, folded into the rows of
+    :func:`by_component_day`."""
+
+    def transform(readings: DataFrame) -> DataFrame:
+        return (
+            readings.transform(readings_intervals(components, installs, usage, chain_start))
+            .transform(split_by_day)
+            .transform(by_component_day)
+        )
+
+    return transform
 
 
 def daily_usage(window: RunWindow) -> Transform:

@@ -15,7 +15,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from dependencies.run_window import RunWindow
-from dependencies.tables import CORRUPT_RECORD, TABLES
+from dependencies.tables import CORRUPT_RECORD, MEASURED_DATE, TABLES
 
 USED = "used"
 DEDUPLICATED = "deduplicated"
@@ -31,6 +31,8 @@ KEYS = {
     "measurements": ("measuring_component_id", "measured_at"),
 }
 RAW = "_raw"
+# The input's day partition a reading was read from (null when the input is not partitioned).
+PARTITION = "partition"
 # The end of an install period that has not been removed.
 NEVER = "9999-12-31"
 
@@ -218,6 +220,29 @@ def check_readings(window: RunWindow) -> Transform:
         frame = frame.select("*", conflicting.alias("_conflicting"), copies_after.alias("_copies_after"))
         frame = flag(frame, valid & F.col("_conflicting"), "conflicting_duplicate")
         return flag(frame, F.col("_copies_after") > 0, DEDUPLICATED).drop("_conflicting", "_copies_after")
+
+    return transform
+
+
+def check_measurements(components: DataFrame, window: RunWindow, run_started_at: datetime) -> Transform:
+    """Raw readings -> one row per reading with its status (and reject record), its
+    component, instant and value, and the day partition it was read from (``partition``,
+    null when the input is not partitioned by day). Lazy: the ledger reads it once."""
+
+    def transform(raw: DataFrame) -> DataFrame:
+        partition = (F.col(f"{RAW}.{MEASURED_DATE}") if MEASURED_DATE in raw.columns else F.lit(None))
+        return (
+            raw.transform(type_rows("measurements"))
+            .withColumn(PARTITION, partition.cast("string"))
+            .transform(check_measurement_values(run_started_at))
+            .transform(check_reference("measuring_component_id", components, "measuring_component_id",
+                                       "unknown_component"))
+            # One shuffle by component: the duplicate, window and usage windows all reuse it.
+            .repartition("measuring_component_id")
+            .transform(check_readings(window))
+            .transform(finish)
+            .select("measuring_component_id", "measured_at", "value", "status", "record", PARTITION)
+        )
 
     return transform
 
