@@ -98,11 +98,16 @@ def store_path(output_path: str) -> str:
 
 
 def shaping_hash(usage_config: dict[str, Any]) -> str:
-    """The hash of the pass's code and of the usage settings that shape a day's rows."""
-    sources = "".join(inspect.getsource(module) for module in (usage, validate, tables, sys.modules[__name__]))
+    """The hash of the pass's code (as loaded) and of the usage settings that shape a day's rows."""
     settings = {k: v for k, v in usage_config.items() if k not in NOT_SHAPING_USAGE}
-    text = json.dumps({"format": FORMAT, "usage": settings, "code": sources}, sort_keys=True)
+    text = json.dumps({"format": FORMAT, "usage": settings, "code": CODE}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _code() -> str:
+    """The hash of the source of every module a day's rows depend on, read once as loaded."""
+    modules = (usage, validate, tables, sys.modules[__name__])
+    return hashlib.sha256("".join(inspect.getsource(module) for module in modules).encode()).hexdigest()
 
 
 def files_hash(files: list[tuple[str, int, int]]) -> str:
@@ -272,10 +277,14 @@ class Store:
             redo = changed.get(day)
             reason = "their component or install rows changed" if redo is not None else ""
             if previous and self.manifests[day]["entered_with"] != self.manifests[previous]["state_hash"]:
-                moved = self.moved_states(day, previous)
+                moved = self.moved_states(day, previous).cache()
                 if moved.count():
                     redo = moved if redo is None else redo.unionByName(moved).distinct()
                     reason = "; ".join(filter(None, [reason, "an earlier day changed their state"]))
+                elif redo is None:  # checked: the day continues from the state now before it
+                    self.manifests[day] = {**self.manifests[day],
+                                           "entered_with": self.manifests[previous]["state_hash"]}
+                    self._write_manifest(day, self.manifests[day])
             if redo is None:
                 outcome.reused.append(day)
                 position += 1
@@ -473,3 +482,6 @@ class Store:
 def replace_raw(inputs: Inputs, raw: DataFrame) -> Inputs:
     """``inputs`` with other raw measurements."""
     return Inputs(raw, inputs.components, inputs.installs, inputs.usage_config, inputs.window, inputs.run_started_at)
+
+
+CODE = _code()

@@ -182,7 +182,7 @@ def test_a_history_of_runs_reusing_the_store_publishes_what_full_runs_publish(
     # THEN only those are computed again: the device on the days its intervals reach the
     # removal, the component's readings (now unknown_component) on every day
     assert all(part["components"] != "all" for part in ledger["computed"])
-    assert {part["reason"] for part in ledger["computed"]} == {"their component or install rows changed"}
+    assert all(part["reason"].startswith("their component or install rows changed") for part in ledger["computed"])
     by_day = {part["days"]: set(part["devices"]) for part in ledger["computed"]}
     removal_days = set(days_between(date.fromisoformat(removal_day), LAST_DATE))
     assert by_day == {day: {gone[0]} | ({device} if day in removal_days else set()) for day in partitions}
