@@ -365,3 +365,49 @@ def test_ledger_counts_every_reading_once_and_keeps_each_reject(spark: SparkSess
     )
     assert_approx_df_equality(result.orderBy("device_id", "day", "status"), expected, 1e-9,
                               ignore_nullable=True)
+
+
+def test_a_chain_of_readings_begun_before_the_read_range_gives_the_ranges_ledger(spark: SparkSession) -> None:
+    # GIVEN a run (L 11-01, B from 11-02, W 11-04..11-05) and three components: I silent from
+    # before L until B (its gap is no interval of the range), J with three readings in the
+    # look-back day (one opens B, two are outside_window), K an hourly INTERVAL meter
+    window = RunWindow(date(2026, 11, 5), 2, 2, 1)
+    comps = components(spark, [
+        ("I", "D1", "IMPORT_KWH", "CUMULATIVE", 60, None),
+        ("J", "D2", "IMPORT_KWH", "CUMULATIVE", 60, None),
+        ("K", "D3", "IMPORT_KWH", "INTERVAL", 60, None),
+    ])
+    hours = [f"2026-11-{d:02d}T{h:02d}:00:00Z" for d in range(2, 6) for h in range(24)]
+    rows = [("I", "2026-10-28T10:00:00Z", 100.0)]
+    rows += [("I", at, 150.0 + min(n, 30) + max(n - 36, 0)) for n, at in enumerate(hours[5:])]  # a zero run
+    rows += [("J", f"2026-11-01T{h}:00:00Z", 10.0 + h) for h in (20, 21, 22)]
+    rows += [("J", at, 40.0 + n) for n, at in enumerate(hours)]
+    rows += [("K", "2026-11-01T23:00:00Z", 2.0)] + [("K", at, float(n % 3)) for n, at in enumerate(hours)]
+    periods = spark.createDataFrame(
+        [(f"E{d}", f"D{d}", "SP", None, None, "RESIDENTIAL", False) for d in (1, 2, 3)], INSTALL_SCHEMA
+    ).withColumn("installed_at", F.lit("2026-11-03T12:00:00Z").cast("timestamp"))
+    in_range = F.col("measured_at") >= F.lit(window.read_start)
+    # WHEN the ledger comes from one chain of all readings, begun long before L (as stored
+    # days continue from each other), of the rows the range's days hold
+    chained = (
+        readings(spark, rows)
+        .transform(usage.readings_rows(comps, periods, USAGE, datetime(2026, 10, 1, tzinfo=UTC)))
+        .where(F.col(usage.READING_DAY) >= window.read_start_date)
+        .transform(usage.run_ledger(window))
+    )
+    # THEN its daily usage and its readings by status are those of a run that reads only its range
+    alone = (
+        readings(spark, rows).where(in_range)
+        .transform(usage.to_intervals(comps, USAGE, window.baseline_start))
+        .transform(usage.mark_zero_runs(USAGE))
+        .transform(usage.attach_installs(periods))
+        .transform(usage.split_by_day)
+        .transform(usage.by_day)
+    )
+    assert_df_equality(chained.transform(usage.daily_usage(window)), alone.transform(usage.daily_usage(window)),
+                       ignore_row_order=True, ignore_nullable=True)
+    by_status = [F.col("status"), F.sum("readings").alias("readings")]
+    assert_df_equality(chained.groupBy(by_status[0]).agg(by_status[1]), alone.groupBy(by_status[0]).agg(by_status[1]),
+                       ignore_row_order=True)
+    statuses = {(r["status"], r["readings"]) for r in chained.where(F.col("day").isNull()).collect()}
+    assert statuses == {("used", 3), ("outside_window", 2)}  # J's and I's and K's opening reads
