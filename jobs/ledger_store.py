@@ -431,7 +431,12 @@ class Store:
         )
         state = state.withColumn("hash", F.coalesce(F.col("_entering_hash"), _state_hash()))
         in_order = Window.partitionBy(COMPONENT).orderBy("_position")
-        state = state.withColumn("entered_with", F.lag("hash").over(in_order)).where(F.col("_position") >= 0)
+        # A component is in a day's state once it has had a valid reading (or readings that
+        # day): the same rows however far back the computation began.
+        kept = F.col("present") | F.col("last_at").isNotNull() | F.col("_entering_hash").isNotNull()
+        state = state.withColumn("_kept", kept).withColumn(
+            "entered_with", F.lag(F.when(F.col("_kept"), F.col("hash"))).over(in_order)
+        ).where((F.col("_position") >= 0) & F.col("_kept"))
         present = state.where("present").select(PARTITION, COMPONENT, "min_start")
         prints = fingerprints(present, self.inputs.components, self.inputs.installs).select(
             F.col(PARTITION).alias("_day"), F.col(COMPONENT).alias("_component"), "fingerprint")
