@@ -51,9 +51,9 @@ FULL_REFRESH = ("--full-refresh",)
 COMPARED_REPORT_KEYS = ("counts", "findings_by_rule", "alerts", "history")
 
 
-def set_aside(data: Path, day: str, aside: Path) -> tuple[Path, Path]:
+def set_aside(data: Path, day: str, aside: Path) -> Path:
     """Move the first Parquet file of the input day ``day`` into ``aside``; return where it
-    was and where it is."""
+    was."""
     files = sorted((data / "measurements" / f"{MEASURED_DATE}={day}").glob("*.parquet"))
     if not files:
         raise RuntimeError(f"no Parquet file in day {day} of {data}")
@@ -61,7 +61,7 @@ def set_aside(data: Path, day: str, aside: Path) -> tuple[Path, Path]:
     moved = aside / files[0].name
     (aside / "origin").write_text(str(files[0]), encoding="utf-8")
     shutil.move(files[0], moved)
-    return files[0], moved
+    return files[0]
 
 
 def put_back(aside: Path) -> Path | None:
@@ -99,7 +99,7 @@ def compare_runs(config: Path, run_date: str, outputs: tuple[Path, Path], log: P
                           "--left", str(daily_output), "--right", str(full_output), "--run-date", run_date,
                           "--count-days", *count_days, "--result", str(result_path)], log)
     if stats.exit_code != 0:
-        return {"identical": False, "error": f"reader exit {stats.exit_code}: {stats.output_tail}"}
+        return {"identical": False, "error": f"reader exit {stats.exit_code}: {stats.output_tail}", "day_readings": {}}
     found = json.loads(result_path.read_text(encoding="utf-8"))
     reports = report_differences(read_report(daily_output, run_date), read_report(full_output, run_date))
     tables = {table: outcome for table, outcome in found["tables"].items() if not outcome["same"]}
@@ -192,11 +192,16 @@ def daily_share(result: dict[str, Any], run: str = "daily", full: str = "full") 
     return result["runs"][run]["seconds"] / result["runs"][full]["seconds"]
 
 
+def measured(result: dict[str, Any]) -> bool:
+    """Every run of a daily case ended well and its new day's readings were counted."""
+    return "late" in result and "same_late" in result and result["run_date"] in result.get("same", {}).get("day_readings", {})
+
+
 def _failed_step(result: dict[str, Any]) -> str:
     for name, stats in result["runs"].items():
         if stats["exit_code"] != 0:
             return f"{name} run failed (exit {stats['exit_code']})"
-    return "not compared"
+    return "outputs not compared: " + (result.get("same", {}).get("error") or "the reader failed").splitlines()[0]
 
 
 def _identical(result: dict[str, Any]) -> str:
@@ -241,7 +246,7 @@ def daily_section(daily: list[dict[str, Any]]) -> list[str]:
     ]
     for r in daily:
         when = f"{r['measured_at']} ({r['commit']}, load {r['load_average']})"
-        if "same" not in r or "late" not in r:
+        if not measured(r):
             lines.append(f"| {r['devices']:,} | {_failed_step(r)} | | | | | | | | | | {when} |")
             continue
         runs = r["runs"]
@@ -255,7 +260,7 @@ def daily_section(daily: list[dict[str, Any]]) -> list[str]:
     lines += ["", "Each daily run's stages (seconds, from its report; *outside* is the rest of the process:",
               "the JVM's start and stop, the config, the small tables) and what it did with the ledger:", ""]
     for r in daily:
-        if "same" not in r or "late" not in r:
+        if not measured(r):
             continue
         stages = {**r["daily"]["stages"], "outside": round(outside_stages(r, "daily", "daily"), 1)}
         lines.append(f"- {r['devices']:,} devices, daily run: `{json.dumps(stages)}`; "

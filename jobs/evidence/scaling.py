@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from jobs.evidence.daily import measured as daily_case_measured
+
 FLEETS = (1_000_000, 10_000_000)
 CADENCES_MINUTES = (15, 5)
 MEASURED_CADENCE_MINUTES = 15
@@ -189,7 +191,7 @@ def projection_rows(model: CostModel) -> list[str]:
 
 def render_scaling(daily: list[dict[str, Any]], machine: dict[str, Any], command: str) -> str:
     """``docs/scaling.md`` from the daily case's stored figures."""
-    measured = [r for r in daily if "same" in r and "full" in r]
+    measured = [r for r in daily if daily_case_measured(r)]
     lines = [
         "# Scaling: from the benchmark to a fleet",
         "",
