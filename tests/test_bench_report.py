@@ -93,7 +93,7 @@ def test_daily_section_has_a_row_per_size():
     lines = daily_section([daily_result()])
     # THEN the row shows the readings, the times, the shares and the comparison
     row = next(line for line in lines if line.startswith("| 10,000 |"))
-    assert row.startswith("| 10,000 | 4,100,000 | 100,000 | 120 | 20 | 1/6.0 | 30 | 120 | 1/4.0 | yes, yes | 123.0 |")
+    assert row.startswith("| 10,000 | 4,100,000 | 100,000 | 120 | 20 | 0.17 (1/6.0) | 30 | 120 | 0.25 (1/4.0) | yes, yes | 123.0 |")
     # AND the daily run's stages with the time outside them, and the late file's ledger parts
     assert any('"outside": 5.0' in line and "42 days reused" in line for line in lines)
     assert any("2026-11-04 (40 components: an earlier day changed their state)" in line for line in lines)
@@ -115,8 +115,8 @@ def test_daily_targets():
     slow["same_late"]["identical"] = False
     rows = daily_targets([daily_result(), slow], (10000, 30000))
     # THEN the first meets the target, the second does not, nor does "identical"
-    assert rows[0] == ("daily run ≤ 1/5 of the full run at 10,000 devices", "20 s of 120 s: 1/6.0", "yes")
-    assert rows[1] == ("daily run ≤ 1/5 of the full run at 30,000 devices", "30 s of 120 s: 1/4.0", "**no**")
+    assert rows[0] == ("daily run ≤ 1/5 of the full run at 10,000 devices", "20 s of 120 s: 0.17 (1/6.0)", "yes")
+    assert rows[1] == ("daily run ≤ 1/5 of the full run at 30,000 devices", "30 s of 120 s: 0.25 (1/4.0)", "**no**")
     assert rows[2][1:] == ("1 of 2 sizes (10,000, 30,000 devices)", "**no**")
 
 
@@ -124,7 +124,7 @@ def test_benchmark_report_with_only_the_daily_case():
     # GIVEN no size measured but the daily case  WHEN rendered  THEN the daily section and targets are there
     text = render([], MACHINE, [daily_result()])
     assert "## The daily run" in text
-    assert "| daily run ≤ 1/5 of the full run at 10,000 devices | 20 s of 120 s: 1/6.0 | yes |" in text
+    assert "| daily run ≤ 1/5 of the full run at 10,000 devices | 20 s of 120 s: 0.17 (1/6.0) | yes |" in text
 
 
 def test_report_differences():
@@ -149,3 +149,12 @@ def test_scaling_report():
 def test_scaling_report_without_figures():
     # GIVEN no daily case measured  THEN the report says how to measure one
     assert "python -m jobs.evidence.bench --daily" in render_scaling([], MACHINE, "make bench")
+
+
+def test_scaling_report_warns_when_no_cost_per_reading_separates():
+    # GIVEN a full run whose stages took no longer than the daily run's
+    result = daily_result()
+    result["full"]["stages"] = {"extract_validate": 10.0}
+    # THEN the projections come with a warning
+    assert "No cost per reading could be separated" in render_scaling([result], MACHINE, "make bench")
+    assert "No cost per reading could be separated" not in render_scaling([daily_result()], MACHINE, "make bench")

@@ -197,6 +197,11 @@ def measured(result: dict[str, Any]) -> bool:
     return "late" in result and "same_late" in result and result["run_date"] in result.get("same", {}).get("day_readings", {})
 
 
+def share_words(share: float) -> str:
+    """A share as a decimal, and as one part in so many when it is below one."""
+    return f"{share:.2f} (1/{1 / share:.1f})" if share < 1 else f"{share:.2f}"
+
+
 def _failed_step(result: dict[str, Any]) -> str:
     for name, stats in result["runs"].items():
         if stats["exit_code"] != 0:
@@ -253,8 +258,8 @@ def daily_section(daily: list[dict[str, Any]]) -> list[str]:
         new_day = r["same"]["day_readings"][r["run_date"]]
         lines.append(
             f"| {r['devices']:,} | {r['full']['readings']:,} | {new_day:,} | {runs['full']['seconds']:.0f} | "
-            f"{runs['daily']['seconds']:.0f} | 1/{1 / daily_share(r):.1f} | {runs['late']['seconds']:.0f} | "
-            f"{runs['late_full']['seconds']:.0f} | 1/{1 / daily_share(r, 'late', 'late_full'):.1f} | "
+            f"{runs['daily']['seconds']:.0f} | {share_words(daily_share(r))} | {runs['late']['seconds']:.0f} | "
+            f"{runs['late_full']['seconds']:.0f} | {share_words(daily_share(r, 'late', 'late_full'))} | "
             f"{_identical(r)} | {r['store_bytes'] / 2**20:.1f} | {when} |"
         )
     lines += ["", "Each daily run's stages (seconds, from its report; *outside* is the rest of the process:",
@@ -284,7 +289,7 @@ def daily_targets(daily: list[dict[str, Any]], sizes: tuple[int, ...]) -> list[t
             continue
         share = daily_share(r)
         rows.append((target, (f"{r['runs']['daily']['seconds']:.0f} s of {r['runs']['full']['seconds']:.0f} s: "
-                              f"1/{1 / share:.1f}"), "yes" if share <= MAX_DAILY_SHARE else "**no**"))
+                              f"{share_words(share)}"), "yes" if share <= MAX_DAILY_SHARE else "**no**"))
     if daily:
         compared = [r for r in daily if "same" in r and "same_late" in r]
         identical = [r for r in compared if r["same"]["identical"] and r["same_late"]["identical"]]

@@ -229,6 +229,10 @@ def render_scaling(daily: list[dict[str, Any]], machine: dict[str, Any], command
         (f"The projections use the largest size ({basis.devices:,} devices); the other rows show "
          "how far the per-unit costs move between sizes, a rough measure of how linear the job is."),
         "",
+        *([] if basis.per_reading_seconds > 0 else [
+            ("**No cost per reading could be separated at this size**: the full run's stages took no "
+             "longer than the daily run's, so the projections below put all of the work on the "
+             "devices. Measure a larger size (or on a quieter machine) before reading them."), ""]),
         "## Projected to a fleet",
         "",
         ("A daily run's work is *per reading* × the new day's readings + *per device* × meters; "
