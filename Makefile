@@ -8,6 +8,9 @@ PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CONFIG ?= configs/datalake_config.json
 RUN_DATE ?= 2026-11-15
+# FULL_REFRESH=1: compute every day of the readings' ledger again (docs/scaling.md).
+FULL_REFRESH ?=
+JOB_ARGS = $(if $(filter 1 true yes,$(FULL_REFRESH)),--full-refresh)
 # make generate (docs/evidence.md).
 DEVICES ?= 2000
 GENERATED ?= data/generated
@@ -19,7 +22,7 @@ LOCK_DIR ?= /tmp
 LOCK_WAIT ?= 0
 SUBMIT = $(PYTHON) -m dependencies.submit --spark-submit $(VENV)/bin/spark-submit --master '$(MASTER)' \
 	--deploy-mode $(DEPLOY_MODE) --config '$(CONFIG)' --package packages.zip \
-	--lock-dir '$(LOCK_DIR)' --lock-wait $(LOCK_WAIT) --submit-args '$(SUBMIT_ARGS)'
+	--lock-dir '$(LOCK_DIR)' --lock-wait $(LOCK_WAIT) --submit-args '$(SUBMIT_ARGS)' --job-args '$(JOB_ARGS)'
 PACKAGE_SOURCES = Pipfile.lock build_dependencies.sh dependencies/packaging.py configs/datalake_config.json \
 	$(wildcard dependencies/*.py jobs/*.py)
 
@@ -49,7 +52,7 @@ test-servers:
 	    && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; }
 
 run: install
-	DEBUG=1 PYSPARK_PYTHON=$(PYTHON) $(PYTHON) jobs/datalake_job.py --config $(CONFIG) --run-date $(RUN_DATE)
+	DEBUG=1 PYSPARK_PYTHON=$(PYTHON) $(PYTHON) jobs/datalake_job.py --config $(CONFIG) --run-date $(RUN_DATE) $(JOB_ARGS)
 
 test: install
 	PYSPARK_PYTHON=$(CURDIR)/$(PYTHON) $(PYTHON) -m pytest tests

@@ -15,6 +15,7 @@ that fails is undone at once; one that was killed is undone by the next run of t
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -48,6 +49,13 @@ class HadoopFs:
         self._jvm = spark.sparkContext._jvm
         conf = spark.sparkContext._jsc.hadoopConfiguration()
         self._fs = self._jvm.org.apache.hadoop.fs.Path(path).getFileSystem(conf)
+        # On the local file system, reading and listing many small files is done by Python
+        # (one call to the JVM per file and property is slow); elsewhere through Hadoop.
+        self._local = str(self._fs.getScheme()) == "file"
+
+    @staticmethod
+    def _os_path(path: str) -> str:
+        return path.removeprefix("file:")
 
     def _path(self, path: str) -> Any:
         return self._jvm.org.apache.hadoop.fs.Path(path)
@@ -78,6 +86,12 @@ class HadoopFs:
 
     def read_text(self, path: str) -> str | None:
         """The text (UTF-8) of file ``path``, or None if there is none."""
+        if self._local:
+            try:
+                with open(self._os_path(path), encoding="utf-8") as file:
+                    return file.read()
+            except FileNotFoundError:
+                return None
         if not self.exists(path):
             return None
         stream = self._fs.open(self._path(path))
@@ -90,6 +104,8 @@ class HadoopFs:
     def files(self, path: str) -> list[tuple[str, int, int]]:
         """Every data file below directory ``path`` (names starting with ``_`` or ``.`` are
         not data): its path relative to ``path``, size and modification time (ms)."""
+        if self._local:
+            return self._local_files(self._os_path(path))
         if not self.exists(path):
             return []
         root = str(self._fs.makeQualified(self._path(path)).toUri().getPath()).rstrip("/")
@@ -100,6 +116,18 @@ class HadoopFs:
             relative = name[len(root) + 1:] if name.startswith(root + "/") else name
             if not any(part.startswith(("_", ".")) for part in relative.split("/")):
                 found.append((relative, int(status.getLen()), int(status.getModificationTime())))
+        return sorted(found)
+
+    @staticmethod
+    def _local_files(root: str) -> list[tuple[str, int, int]]:
+        found = []
+        for directory, subdirectories, names in os.walk(root):
+            subdirectories[:] = [d for d in subdirectories if not d.startswith(("_", "."))]
+            for name in names:
+                if not name.startswith(("_", ".")):
+                    status = os.stat(os.path.join(directory, name))
+                    relative = os.path.relpath(os.path.join(directory, name), root)
+                    found.append((relative, status.st_size, status.st_mtime_ns // 1_000_000))
         return sorted(found)
 
     def write_text(self, path: str, text: str) -> None:

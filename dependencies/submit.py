@@ -57,13 +57,14 @@ class Submission:
     package: str
     config: str
     extra_args: tuple[str, ...] = ()
+    job_args: tuple[str, ...] = ()
 
     def command(self, run_date: date) -> list[str]:
         """The spark-submit command line of the run for ``run_date``.
 
         A local config travels with ``--files`` (the job finds it in SparkFiles); an
         ``s3://`` config is passed to the job as ``--config``, which reads it with boto3."""
-        job_args = ["--run-date", run_date.isoformat()]
+        job_args = ["--run-date", run_date.isoformat(), *self.job_args]
         files: list[str] = []
         if s3.is_s3_url(self.config):
             job_args += ["--config", self.config]
@@ -164,6 +165,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--lock-dir", required=True, help="directory of the output locks")
     parser.add_argument("--lock-wait", required=True, type=float, help="seconds to wait for the lock")
     parser.add_argument("--submit-args", default="", help="more spark-submit options, one string")
+    parser.add_argument("--job-args", default="", help="more options of the job, one string")
     parser.add_argument("--run-date", type=date.fromisoformat, help="one run date, YYYY-MM-DD")
     parser.add_argument("--from", dest="first", type=date.fromisoformat, help="backfill: first date")
     parser.add_argument("--to", dest="last", type=date.fromisoformat, help="backfill: last date")
@@ -188,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_CONFIG
     submission = Submission(
         args.spark_submit, args.master, args.deploy_mode, args.package, args.config,
-        tuple(shlex.split(args.submit_args)),
+        tuple(shlex.split(args.submit_args)), tuple(shlex.split(args.job_args)),
     )  # fmt: skip
     lock = lock_path(config["output"]["path"], args.lock_dir)
     holder = f"pid {os.getpid()}, run dates {dates[0]}..{dates[-1]}, since {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}"

@@ -59,6 +59,8 @@ FORMAT = 1
 NOT_SHAPING_USAGE = ("lookback_days",)
 # The state a component's next day continues from.
 STATE = ("last_at", "last_value", "used", "run_since")
+# A part computed for some components names at most this many of their devices.
+NAMED_DEVICES = 20
 ATTRIBUTES = ("device_id", "component_type", "reading_type", "interval_minutes", "register_max")
 
 
@@ -96,11 +98,16 @@ def store_path(output_path: str) -> str:
 
 
 def shaping_hash(usage_config: dict[str, Any]) -> str:
-    """The hash of the pass's code and of the usage settings that shape a day's rows."""
-    sources = "".join(inspect.getsource(module) for module in (usage, validate, tables, sys.modules[__name__]))
+    """The hash of the pass's code (as loaded) and of the usage settings that shape a day's rows."""
     settings = {k: v for k, v in usage_config.items() if k not in NOT_SHAPING_USAGE}
-    text = json.dumps({"format": FORMAT, "usage": settings, "code": sources}, sort_keys=True)
+    text = json.dumps({"format": FORMAT, "usage": settings, "code": CODE}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _code() -> str:
+    """The hash of the source of every module a day's rows depend on, read once as loaded."""
+    modules = (usage, validate, tables, sys.modules[__name__])
+    return hashlib.sha256("".join(inspect.getsource(module) for module in modules).encode()).hexdigest()
 
 
 def files_hash(files: list[tuple[str, int, int]]) -> str:
@@ -143,7 +150,8 @@ def readings_ledger(spark: SparkSession, inputs: Inputs, output_path: str, input
                 count_read(inputs.raw, "measurements"), outcome)
     log.info("readings ledger: reused %d days%s; computed %s", len(outcome.reused),
              f" ({_span(outcome.reused)})" if outcome.reused else "",
-             "; ".join(f"{part['days']} ({part['components']} components: {part['reason']})"
+             "; ".join(f"{part['days']} ({part['components']} components"
+                       f"{' of ' + ', '.join(part['devices']) if part.get('devices') else ''}: {part['reason']})"
                        for part in outcome.computed) or "nothing")
     rows = store.rows(days)
     return rows.transform(usage.run_ledger(window)), store.read_count(days), outcome
@@ -175,6 +183,16 @@ def fingerprints(present: DataFrame, components: DataFrame, installs: DataFrame)
     return grouped.select(PARTITION, COMPONENT, F.xxhash64(*ATTRIBUTES, "_periods").alias("fingerprint"))
 
 
+def fleet_print(components: DataFrame, installs: DataFrame) -> int:
+    """One number for the whole fleet's component rows and install periods: when it is what
+    a stored day was computed with, no component's fingerprint there can have changed."""
+    periods = installs.groupBy("device_id").agg(F.sort_array(F.collect_list(
+        F.struct("installed_at", "removed_at", "has_generation"))).alias("_periods"))
+    prints = components.join(periods, "device_id", "left").select(
+        F.xxhash64(COMPONENT, *ATTRIBUTES, "_periods").alias("_print"))
+    return prints.agg(F.bit_xor("_print")).first()[0] or 0
+
+
 def _state_hash() -> Column:
     return F.xxhash64(F.col(COMPONENT), *[F.col(c) for c in STATE])
 
@@ -186,6 +204,7 @@ class Store:
         self.spark, self.path, self.run_id, self.inputs = spark, path, run_id, inputs
         self.fs = HadoopFs(spark, path)
         self.shaping = shaping_hash(inputs.usage_config)
+        self.fleet = fleet_print(inputs.components, inputs.installs)
         self.files: dict[str, str] = {}
         # Per day: the manifest as found, then as this run leaves it (stored or not).
         self.manifests: dict[str, dict[str, Any] | None] = {}
@@ -237,7 +256,9 @@ class Store:
         outcome = Outcome("incremental")
         found = {day: (None if full_refresh else self.manifest(day)) for day in days}
         stale = {day: ("--full-refresh" if full_refresh else self.stale_reason(day, found[day])) for day in days}
-        changed = self.changed_components([d for d in days if stale[d] is None], found)
+        # Fingerprints are compared per component only where the fleet changed since.
+        changed = self.changed_components(
+            [d for d in days if stale[d] is None and found[d]["fleet"] != self.fleet], found)
         self.manifests = dict(found)
         position = 0
         while position < len(days):
@@ -256,16 +277,22 @@ class Store:
             redo = changed.get(day)
             reason = "their component or install rows changed" if redo is not None else ""
             if previous and self.manifests[day]["entered_with"] != self.manifests[previous]["state_hash"]:
-                moved = self.moved_states(day, previous)
+                moved = self.moved_states(day, previous).cache()
                 if moved.count():
                     redo = moved if redo is None else redo.unionByName(moved).distinct()
                     reason = "; ".join(filter(None, [reason, "an earlier day changed their state"]))
+                elif redo is None:  # checked: the day continues from the state now before it
+                    self.manifests[day] = {**self.manifests[day],
+                                           "entered_with": self.manifests[previous]["state_hash"]}
+                    self._write_manifest(day, self.manifests[day])
             if redo is None:
                 outcome.reused.append(day)
                 position += 1
                 continue
             redo = redo.cache()
-            outcome.computed.append({"days": day, "components": redo.count(), "reason": reason})
+            devices = redo.join(self.inputs.components.select(COMPONENT, "device_id"), COMPONENT, "left")
+            named = sorted({row["device_id"] or row[COMPONENT] for row in devices.limit(NAMED_DEVICES).collect()})
+            outcome.computed.append({"days": day, "components": redo.count(), "devices": named, "reason": reason})
             self.compute([day], previous, redo)
             position += 1
         self.collect_garbage()
@@ -274,9 +301,10 @@ class Store:
     def changed_components(self, days: list[str], found: dict[str, dict[str, Any] | None]
                            ) -> dict[str, DataFrame]:
         """Per reusable day, the components whose fingerprint no longer matches (if any)."""
+        days = [d for d in days if found[d]["read"]]
         if not days:
             return {}
-        stored = self._union([(d, found[d]["state"]) for d in days]).where("present")
+        stored = self._read_days([found[d]["state"] for d in days]).where("present")
         current = fingerprints(stored.select(PARTITION, COMPONENT, "min_start"),
                                self.inputs.components, self.inputs.installs).select(
             F.col(PARTITION).alias("_day"), F.col(COMPONENT).alias("_component"), F.col("fingerprint").alias("_now"))
@@ -285,6 +313,9 @@ class Store:
                       .where(~F.col("fingerprint").eqNullSafe(F.col("_now")))
                       .select(PARTITION, COMPONENT)).cache()
         counts = {row[PARTITION]: row["count"] for row in mismatched.groupBy(PARTITION).count().collect()}
+        for day in days:  # checked and clean: the day holds for the fleet as it is now
+            if day not in counts and _midnight(day) + timedelta(days=1) <= self.inputs.run_started_at:
+                self._write_manifest(day, {**found[day], "fleet": self.fleet})
         return {day: mismatched.where(F.col(PARTITION) == day).select(COMPONENT) for day in counts}
 
     def moved_states(self, day: str, previous: str) -> DataFrame:
@@ -299,12 +330,10 @@ class Store:
     def _read(self, path: str) -> DataFrame:
         return self.spark.read.parquet(path)
 
-    def _union(self, parts: list[tuple[str, str]]) -> DataFrame:
-        frames = [self._read(path).withColumn(PARTITION, F.lit(day)) for day, path in parts]
-        result = frames[0]
-        for frame in frames[1:]:
-            result = result.unionByName(frame)
-        return result
+    def _read_days(self, paths: list[str]) -> DataFrame:
+        """Several days' stored tables in one read, each row with its day (``partition``)."""
+        day = F.regexp_extract(F.input_file_name(), f"{PARTITION}=([0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}})", 1)
+        return self.spark.read.parquet(*paths).withColumn(PARTITION, day)
 
     def compute(self, block: list[str], previous: str | None, only: DataFrame | None) -> None:
         """Compute the rows and states of consecutive days ``block`` (of the components in
@@ -332,7 +361,7 @@ class Store:
         rows = checked.transform(usage.readings_rows(inputs.components, inputs.installs, inputs.usage_config,
                                                      _midnight(block[0])))
         if only is not None:  # the other components' rows, as stored
-            kept = self._union([(d, self.manifests[d]["rows"]) for d in block])
+            kept = self._read_days([self.manifests[d]["rows"] for d in block])
             rows = rows.unionByName(kept.join(F.broadcast(only), kept[COMPONENT].eqNullSafe(only[COMPONENT]),
                                               "left_anti"))
         with read_failures_named("measurements"):
@@ -350,6 +379,7 @@ class Store:
             manifest = {
                 "format": FORMAT,
                 "shaping": self.shaping,
+                "fleet": self.fleet,
                 "files": self.files[day],
                 "read": before["read"] if only is not None else read.get(day, 0),
                 "misfiled": misfiled.get(day) or 0,
@@ -412,7 +442,7 @@ class Store:
     def _write_manifest(self, day: str, manifest: dict[str, Any]) -> None:
         target = self._manifest_path(day)
         temporary = f"{self.path}/{MANIFESTS}/_{self.run_id}-{day}.json"
-        self.fs.write_text(temporary, json.dumps(manifest, indent=1))
+        self.fs.write_text(temporary, json.dumps(manifest))
         if self.fs.exists(target):
             self.fs.delete(target)  # killed here: the day is not in the store, and is computed again
         self.fs.rename(temporary, target)
@@ -452,3 +482,6 @@ class Store:
 def replace_raw(inputs: Inputs, raw: DataFrame) -> Inputs:
     """``inputs`` with other raw measurements."""
     return Inputs(raw, inputs.components, inputs.installs, inputs.usage_config, inputs.window, inputs.run_started_at)
+
+
+CODE = _code()

@@ -89,6 +89,14 @@ def test_spark_submit_command(tmp_path: Path) -> None:
     assert remote.command(date(2026, 11, 15))[-4:] == ["--run-date", "2026-11-15", "--config", "s3://b/job_config.json"]
 
 
+def test_job_args_follow_the_run_date() -> None:
+    # GIVEN a submission asked for a full refresh of the readings' ledger (make FULL_REFRESH=1)
+    submission = Submission("spark-submit", "yarn", "client", "packages.zip", "conf/job_config.json",
+                            job_args=("--full-refresh",))
+    # THEN every date's job gets it
+    assert submission.command(date(2026, 11, 15))[-3:] == ["--run-date", "2026-11-15", "--full-refresh"]
+
+
 def test_summary_lists_every_date() -> None:
     # GIVEN a backfill of four dates where the second run was not ready
     dates = [date(2026, 11, d) for d in (1, 2, 3, 4)]
