@@ -5,7 +5,11 @@ default config.
 ``make bench`` (or ``python -m jobs.evidence.bench``) generates each dataset once (cached under
 ``$DATALAKE_BENCH_DIR`` or ``.bench/``), runs the job and then the floor (read the
 measurements and sort them by component and time), each in its own process, polling the
-peak memory of the Python driver and of the JVM, and writes ``docs/benchmark.md``.
+peak memory of the Python driver and of the JVM; then the daily case at 10,000 and 30,000
+devices (:mod:`jobs.evidence.daily`: a run reusing the stored ledger against a full run). It
+writes ``docs/benchmark.md`` and ``docs/scaling.md`` (:mod:`jobs.evidence.scaling`: the
+figures projected to a fleet). ``--daily`` measures only the daily case; ``--render`` writes
+the reports from the stored figures.
 """
 
 from __future__ import annotations
@@ -37,8 +41,14 @@ from jobs.evidence.common import (
     run_measured,
     write_job_config,
 )
+from jobs.evidence.daily import bench_daily, daily_section, daily_targets
+from jobs.evidence.scaling import render_scaling
 
 SIZES = (1000, 10000, 30000)
+# The daily case (a stored ledger, jobs/evidence/daily.py): its sizes and stored figures' names.
+DAILY_SIZES = (10000, 30000)
+DAILY_PREFIX = "daily"
+SCALING_REPORT = REPO / "docs" / "scaling.md"
 SEED = 7
 RUN_DATE = "2026-11-15"
 REPORT = REPO / "docs" / "benchmark.md"
@@ -87,8 +97,8 @@ def _gib(value: int) -> str:
     return f"{value / GIB:.2f}"
 
 
-def render(results: list[dict[str, Any]], machine: dict[str, Any]) -> str:
-    """The report in Markdown: the table, the ratios and the targets."""
+def render(results: list[dict[str, Any]], machine: dict[str, Any], daily: list[dict[str, Any]] = ()) -> str:
+    """The report in Markdown: the table, the ratios, the daily case and the targets."""
     lines = [
         "# Benchmark: the job against the floor of its work",
         "",
@@ -132,8 +142,9 @@ def render(results: list[dict[str, Any]], machine: dict[str, Any]) -> str:
     for r in results:
         if "job_stages" in r:
             lines.append(f"- {r['devices']:,} devices: `{json.dumps(r['job_stages'])}`")
+    lines += ["", *daily_section(daily)]
     lines += ["", "## Targets", "", "| target | measured | met |", "|---|---|---|"]
-    lines += [f"| {t} | {m} | {v} |" for t, m, v in targets(results)]
+    lines += [f"| {t} | {m} | {v} |" for t, m, v in targets(results) + daily_targets(daily, DAILY_SIZES)]
     lines.append("")
     return "\n".join(lines)
 
@@ -158,6 +169,8 @@ def targets(results: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
         rows.append((f"job ≤ {MAX_FLOOR_RATIO:.0f}× its floor at {FLOOR_RATIO_DEVICES:,} devices",
                      f"{ratio:.2f}×", _yes(ratio <= MAX_FLOOR_RATIO)))
     rows += evidence_targets(done)
+    if not results:
+        return rows
     largest = max(results, key=lambda r: r["devices"])
     rows.append((f"completes on the largest input ({largest['devices']:,} devices) with the default settings",
                  f"exit code {largest['job']['exit_code']} after {largest['job']['seconds']:.0f} s",
@@ -181,13 +194,9 @@ def _yes(condition: bool) -> str:
     return "yes" if condition else "**no**"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Benchmark the job against its floor.")
-    parser.add_argument("--devices", type=int, nargs="+", default=list(SIZES))
-    parser.add_argument("--report", type=Path, default=REPORT)
-    parser.add_argument("--render", action="store_true", help="only write the report from stored figures")
-    args = parser.parse_args(argv)
-    machine = {
+def describe_machine() -> dict[str, Any]:
+    """The machine and settings the figures are measured with (and the time of the report)."""
+    return {
         "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cores": os.cpu_count(),
         "memory_gib": psutil.virtual_memory().total / GIB,
@@ -195,33 +204,64 @@ def main(argv: list[str] | None = None) -> int:
         "load_average": ", ".join(f"{v:.1f}" for v in os.getloadavg()),
         "spark_settings": json.loads(BUNDLED_CONFIG.read_text(encoding="utf-8"))["spark"],
     }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Benchmark the job against its floor, and its daily runs.")
+    parser.add_argument("--devices", type=int, nargs="+",
+                        help=f"the sizes to measure (default: {SIZES}, and the daily case at {DAILY_SIZES})")
+    parser.add_argument("--daily", action="store_true", help="measure only the daily case (a stored ledger)")
+    parser.add_argument("--report", type=Path, default=REPORT)
+    parser.add_argument("--scaling-report", type=Path, default=SCALING_REPORT)
+    parser.add_argument("--render", action="store_true", help="only write the reports from stored figures")
+    args = parser.parse_args(argv)
+    machine = describe_machine()
     stored = bench_dir() / "bench" / "results"
     stored.mkdir(parents=True, exist_ok=True)
     exit_code = 0
-    sizes = [] if args.render else sorted(args.devices)
+    if args.render:
+        sizes, daily_sizes = [], []
+    elif args.daily:
+        sizes, daily_sizes = [], sorted(args.devices or DAILY_SIZES)
+    else:
+        sizes, daily_sizes = sorted(args.devices or SIZES), ([] if args.devices else list(DAILY_SIZES))
+    cases = [("size", devices) for devices in sizes] + [("daily", devices) for devices in daily_sizes]
     with Progress("bench") as progress:  # at a terminal: the size and part running, and for how long
-        for index, devices in enumerate(sizes, 1):
-            size = f"size {index}/{len(sizes)}: {devices:,} devices"
+        for index, (case, devices) in enumerate(cases, 1):
+            label = f"{case} {index}/{len(cases)}: {devices:,} devices"
 
-            def on_step(part: str, size: str = size) -> None:
-                progress.step(f"{size}, {part}")
+            def on_step(part: str, label: str = label) -> None:
+                progress.step(f"{label}, {part}")
 
-            result = {**bench_size(devices, on_step), "measured_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-                      "commit": current_commit(), "load_average": machine["load_average"]}
-            exit_code |= result["job"]["exit_code"] != 0
-            (stored / f"devices{devices}.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
-            write_report(stored, args.report, machine)
-    write_report(stored, args.report, machine)
+            measured = bench_size(devices, on_step) if case == "size" else bench_daily(devices, SEED, RUN_DATE, on_step)
+            result = {**measured, "measured_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+                      "commit": current_commit(), "load_average": machine["load_average"], "cores": machine["cores"]}
+            exit_code |= not succeeded(case, result)
+            name = f"devices{devices}.json" if case == "size" else f"{DAILY_PREFIX}{devices}.json"
+            (stored / name).write_text(json.dumps(result, indent=2), encoding="utf-8")
+            write_reports(stored, args.report, args.scaling_report, machine)
+    write_reports(stored, args.report, args.scaling_report, machine)
     return exit_code
 
 
-def write_report(stored: Path, report: Path, machine: dict[str, Any]) -> None:
-    """The report of every size measured so far (a size run alone keeps the others' figures)."""
+def succeeded(case: str, result: dict[str, Any]) -> bool:
+    """A size's job exited 0; a daily case ran every step and its outputs are identical."""
+    if case == "size":
+        return result["job"]["exit_code"] == 0
+    return bool(result.get("same", {}).get("identical") and result.get("same_late", {}).get("identical"))
+
+
+def write_reports(stored: Path, report: Path, scaling_report: Path, machine: dict[str, Any]) -> None:
+    """The reports of every size measured so far (a size run alone keeps the others' figures)."""
     results = [json.loads(p.read_text(encoding="utf-8")) for p in stored.glob("devices*.json")]
     results.sort(key=lambda r: r["devices"])
+    daily = [json.loads(p.read_text(encoding="utf-8")) for p in stored.glob(f"{DAILY_PREFIX}*.json")]
+    daily.sort(key=lambda r: r["devices"])
     report.parent.mkdir(parents=True, exist_ok=True)
-    report.write_text(render(results, machine), encoding="utf-8")
+    report.write_text(render(results, machine, daily), encoding="utf-8")
     echo(f"wrote {report}")
+    scaling_report.write_text(render_scaling(daily, machine, COMMAND), encoding="utf-8")
+    echo(f"wrote {scaling_report}")
 
 
 def current_commit() -> str:

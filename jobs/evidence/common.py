@@ -109,9 +109,10 @@ def write_job_config(path: Path, input_path: Path, output_path: Path,
     return path
 
 
-def run_job(config_path: Path, run_date: str, log_path: Path) -> RunStats:
-    """The real job, as an operator starts it locally, in its own process and JVM."""
-    return run_measured([PYTHON, str(JOB), "--config", str(config_path), "--run-date", run_date],
+def run_job(config_path: Path, run_date: str, log_path: Path, extra_args: tuple[str, ...] = ()) -> RunStats:
+    """The real job, as an operator starts it locally, in its own process and JVM
+    (``extra_args``: more of its options, e.g. ``--full-refresh``)."""
+    return run_measured([PYTHON, str(JOB), "--config", str(config_path), "--run-date", run_date, *extra_args],
                         log_path)
 
 
