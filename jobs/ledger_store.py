@@ -374,8 +374,9 @@ class Store:
             F.bit_xor("hash").alias("state_hash")).collect()}
         misfiled = {row[PARTITION]: row["misfiled"] for row in written.groupBy(PARTITION).agg(F.sum(F.when(
             F.col(READING_DAY).cast("string") != F.col(PARTITION), F.col(READINGS))).alias("misfiled")).collect()}
-        for day in block:
+        for position, day in enumerate(block):
             before = self.manifests.get(day) or {}
+            entered_from = block[position - 1] if position else previous
             manifest = {
                 "format": FORMAT,
                 "shaping": self.shaping,
@@ -386,7 +387,7 @@ class Store:
                 "rows": f"{directory}/rows/{PARTITION}={day}",
                 "state": f"{directory}/state/{PARTITION}={day}",
                 "state_hash": facts.get(day, 0),
-                "entered_with": self.manifests[previous]["state_hash"] if previous else None,
+                "entered_with": self.manifests[entered_from]["state_hash"] if entered_from else None,
                 "stored_by": self.run_id,
             }
             self.manifests[day] = manifest
