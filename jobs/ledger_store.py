@@ -144,8 +144,7 @@ def readings_ledger(spark: SparkSession, inputs: Inputs, output_path: str, input
     if store.misfiled(days):
         why = "a day partition holds readings of other days"
         log.info("readings ledger: computing every day, not reused: %s", why)
-        outcome.mode = "unstored"
-        outcome.computed.append({"days": _span(days) if days else "", "components": "all", "reason": why})
+        outcome = Outcome("unstored", computed=[{"days": _span(days), "components": "all", "reason": why}])
         return (unstored_rows(inputs).transform(usage.run_ledger(window)),
                 count_read(inputs.raw, "measurements"), outcome)
     log.info("readings ledger: reused %d days%s; computed %s", len(outcome.reused),

@@ -227,7 +227,9 @@ def test_a_history_of_runs_reusing_the_store_publishes_what_full_runs_publish(
     write_rows(day_file(input_path, stored_days[3]).with_name("part-stray.csv"), header, [stray])
     ledger = twins.run(LAST_DATE, monkeypatch)
     # THEN nothing is reused: the whole range is computed in one pass, as a full run does
-    assert ledger["mode"] == "unstored" and ledger["reused_days"] == []
+    assert ledger == {"mode": "unstored", "reused_days": [], "computed": [
+        {"days": f"{partitions[0]}..{LAST_DATE}", "components": "all",
+         "reason": "a day partition holds readings of other days"}]}
 
 
 def test_a_sample_not_partitioned_by_day_is_computed_whole_and_not_stored(sample_published: Path) -> None:
