@@ -7,7 +7,8 @@ The fences of the docs follow one convention, and this runner knows nothing else
   checkout. A command an earlier block already ran (the same words, comments aside) is not
   run again. ``make test`` is not run (it is this suite). ``spark://HOST:7077`` stands for a
   cluster: it is replaced by the master URL of a standalone cluster the test starts
-  (tests/test_cluster.py's ``spark_cluster``), only when a block needs one.
+  (``spark_cluster`` in tests/conftest.py, shared with tests/test_cluster.py), only when a block
+  needs one.
 - ```` ```python ````: the python blocks of one page are one session (an IPython session in
   the docs), run in order by one ``DEBUG=1 .venv/bin/python`` in the scratch copy. A
   ```` ```text ```` block that is the next fence after a python block is that block's output:
@@ -32,8 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import REPO
-from test_cluster import cluster_environment, spark_cluster  # noqa: F401  (the fixture, used by name)
+from conftest import REPO, cluster_environment
 
 from dependencies.config import ConfigError, bundled_defaults, merge_config
 
