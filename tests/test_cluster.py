@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -112,18 +114,27 @@ def cluster_submission(
 
 
 @pytest.fixture(scope="module")
-def cluster_run(cluster_submission: tuple[Submission, Path]) -> Path:
-    """The job spark-submitted to the cluster with packages.zip; its output path."""
+def cluster_run_started(cluster_submission: tuple[Submission, Path]) -> Iterator[Future[Finished]]:
+    """The job spark-submitted to the cluster with packages.zip, in the background: the local
+    run goes on in this process meanwhile (tests request this before ``local_run``)."""
     submission, directory = cluster_submission
-    finished = run_bounded(submission.command(date.fromisoformat(RUN_DATE)), directory, SUBMIT_SECONDS)
+    with ThreadPoolExecutor(1) as pool:
+        yield pool.submit(run_bounded, submission.command(date.fromisoformat(RUN_DATE)), directory, SUBMIT_SECONDS)
+
+
+@pytest.fixture(scope="module")
+def cluster_run(cluster_submission: tuple[Submission, Path], cluster_run_started: Future[Finished]) -> Path:
+    """The job spark-submitted to the cluster with packages.zip, finished; its output path."""
+    finished = cluster_run_started.result()
     assert finished.returncode == datalake_job.EXIT_OK, finished.stderr[-5000:]
-    return directory / "output"
+    return cluster_submission[1] / "output"
 
 
 def published(output: Path, table: str) -> Path:
     return output / table / f"run_date={RUN_DATE}"
 
 
+@pytest.mark.usefixtures("cluster_run_started")  # before local_run: the two runs overlap
 def test_the_cluster_run_publishes_what_the_local_run_publishes(
     spark: SparkSession, local_run: Path, cluster_run: Path
 ) -> None:
@@ -143,6 +154,7 @@ def test_the_cluster_run_publishes_what_the_local_run_publishes(
         assert_df_equality(local_rows, cluster_rows)
 
 
+@pytest.mark.usefixtures("cluster_run_started")
 def test_both_runs_copied_their_report_to_s3(local_run: Path, cluster_run: Path, report_bucket: Any) -> None:
     # GIVEN both runs configured to copy their report to S3 (boto3 came from packages.zip on
     # the cluster's driver)
