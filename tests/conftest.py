@@ -7,6 +7,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import bcrypt
+import pyspark
 import pytest
 from pyspark.sql import SparkSession
 
@@ -136,6 +138,73 @@ def write_config(tmp_path: Path) -> Callable[..., Path]:
         return write_job_config(tmp_path, overrides, name)
 
     return write
+
+
+# --- A Spark standalone cluster on 127.0.0.1 (one master, one worker) ---
+
+SPARK_HOME = Path(pyspark.__file__).resolve().parent
+CLUSTER_START_SECONDS = 180
+
+
+def cluster_environment(**extra: str) -> dict[str, str]:
+    """The environment of the daemons and of spark-submit: no repository on PYTHONPATH,
+    everything on 127.0.0.1, the virtualenv's Python for drivers and executors."""
+    environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    environment.update(
+        SPARK_HOME=str(SPARK_HOME),
+        SPARK_LOCAL_IP="127.0.0.1",
+        PYSPARK_PYTHON=sys.executable,
+        PYSPARK_DRIVER_PYTHON=sys.executable,
+        **extra,
+    )
+    return environment
+
+
+def stop_group(process: subprocess.Popen) -> None:
+    """Stop a process started in its own session, with its children (executors)."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@pytest.fixture(scope="session")
+def spark_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A standalone master and one worker started from the installed pyspark; the master URL.
+    Both are stopped whatever happens; the fixture fails if the worker never registers.
+    Shared by the suite (tests/test_cluster.py, the docs examples): each run is its own application."""
+    work = tmp_path_factory.mktemp("cluster")
+    master_port = free_port()
+    master_url = f"spark://127.0.0.1:{master_port}"
+    daemons = {
+        "master": ["org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
+                   "--port", str(master_port), "--webui-port", str(free_port())],
+        "worker": ["org.apache.spark.deploy.worker.Worker", master_url, "--host", "127.0.0.1",
+                   "--webui-port", str(free_port()), "--cores", "2", "--memory", "2g",
+                   "--work-dir", str(work / "worker")],
+    }  # fmt: skip
+    started: dict[str, subprocess.Popen] = {}
+    try:
+        for name, arguments in daemons.items():
+            with (work / f"{name}.log").open("w") as log:
+                started[name] = subprocess.Popen(
+                    [str(SPARK_HOME / "bin" / "spark-class"), *arguments],
+                    env=cluster_environment(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                )  # fmt: skip
+        deadline = time.monotonic() + CLUSTER_START_SECONDS
+        while "registered with master" not in (work / "worker.log").read_text():
+            dead = [name for name, process in started.items() if process.poll() is not None]
+            if dead or time.monotonic() > deadline:
+                logs = {name: (work / f"{name}.log").read_text()[-1500:] for name in daemons}
+                pytest.fail(f"the Spark cluster did not come up (exited: {dead}): {logs}")
+            time.sleep(0.5)
+        yield master_url
+    finally:
+        for process in reversed(started.values()):
+            stop_group(process)
 
 
 # --- Real servers on 127.0.0.1, started by the tests (moto for AWS, Prometheus Pushgateway) ---

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
+import shutil
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
 from chispa import assert_df_equality
-from conftest import write_job_config
+from conftest import SAMPLE_RUN_STARTED_AT, write_job_config
 from pyspark.sql import DataFrame, SparkSession
 
 from dependencies.publish import partition_path
@@ -88,53 +89,77 @@ def test_alerts_published_before_history_existed_start_at_their_date(spark: Spar
 # --- End to end: two consecutive run dates of tests/test_data ---------------------------------
 
 SAMPLE_ALERTS = ["D01", "F01", "G01", "H02", "H05", "H06", "K01", "P01", "T01", "Z01"]
+HISTORY_COLUMNS = ("status", "first_alerted_on", "runs_alerted")
+
+
+def published_run(spark: SparkSession, output: Path, run_date: date) -> dict[str, Any]:
+    """``run_date``'s published alerts (by device) and its report's history."""
+    alerts = spark.read.parquet(partition_path(str(output), "alerts", run_date))
+    report = Path(partition_path(str(output), "reports", run_date)) / "report.json"
+    return {
+        "alerts": {r["device_id"]: r.asDict() for r in alerts.collect()},
+        "history": json.loads(report.read_text())["history"],
+    }
 
 
 @pytest.fixture(scope="module")
-def consecutive_runs(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """11-14 run with a lower alert threshold (so that it also alerts N01), then
-    11-15 with the default one, twice, into one output; each run's alerts and history."""
+def consecutive_runs(
+    spark: SparkSession, tmp_path_factory: pytest.TempPathFactory, sample_published: Path
+) -> dict[str, Any]:
+    """One output where 11-15 was already published (a copy of the suite's run of the
+    sample, ``sample_published``: the default config, the same run instant), then 11-14 ran
+    with a lower alert threshold (so that it also alerts N01), then 11-15 ran again with the
+    default one; each run's alerts and history."""
     root = tmp_path_factory.mktemp("history")
+    output = root / "output"
+    # the published tables only: the readings' ledger store is a cache ("_ledger")
+    shutil.copytree(sample_published, output, ignore=lambda _, names: [n for n in names if n.startswith("_")])
     configs = {
         "lenient": write_job_config(root, {"alert_threshold": 0.3}, "lenient_config.json"),
         "default": write_job_config(root, None, "default_config.json"),
     }
-    runs: dict[str, Any] = {}
-    with pytest.MonkeyPatch.context() as patch:  # the sample's last reading is 2026-11-16T00:00Z
-        patch.setattr(datalake_job, "run_start_instant", lambda: datetime(2026, 11, 16, 6, tzinfo=UTC))
-        for name, config, run_date in (("first", "lenient", "2026-11-14"), ("second", "default", "2026-11-15"),
-                                       ("rerun", "default", "2026-11-15")):
+    runs: dict[str, Any] = {"earlier": published_run(spark, output, RUN_DATE)}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(datalake_job, "run_start_instant", lambda: SAMPLE_RUN_STARTED_AT)
+        for name, config, run_date in (("first", "lenient", "2026-11-14"), ("rerun", "default", "2026-11-15")):
             assert datalake_job.main(["--config", str(configs[config]), "--run-date", run_date]) == 0
-            output = str(root / "output")
-            alerts = spark.read.parquet(
-                partition_path(output, "alerts", date.fromisoformat(run_date))
-            )
-            report = Path(partition_path(output, "reports", date.fromisoformat(run_date))) / "report.json"
-            runs[name] = {
-                "alerts": {r["device_id"]: r.asDict() for r in alerts.collect()},
-                "history": json.loads(report.read_text())["history"],
-            }
+            runs[name] = published_run(spark, output, date.fromisoformat(run_date))
     return runs
 
 
 def test_a_new_alert_continues_the_next_day(consecutive_runs: dict[str, Any]) -> None:
-    # GIVEN 11-14 alerted the sample's 10 planted devices and N01 (all new)
+    # GIVEN 11-14 alerted the sample's 10 planted devices and N01, all new (11-15's earlier
+    # publication, a later date, is not a previous run of 11-14)
     first = consecutive_runs["first"]["alerts"]
     assert sorted(first) == sorted([*SAMPLE_ALERTS, "N01"])
     assert {(a["status"], a["first_alerted_on"], a["runs_alerted"]) for a in first.values()} == {
         ("new", date(2026, 11, 14), 1)
     }
-    # WHEN 11-15 runs THEN its 10 alerts continue from 11-14, and N01 is cleared
-    second = consecutive_runs["second"]
-    assert {d: (a["status"], a["first_alerted_on"], a["runs_alerted"]) for d, a in second["alerts"].items()} == {
+    # WHEN 11-15 runs (again) THEN its 10 alerts continue from 11-14, and N01 is cleared
+    rerun = consecutive_runs["rerun"]
+    assert {d: (a["status"], a["first_alerted_on"], a["runs_alerted"]) for d, a in rerun["alerts"].items()} == {
         d: ("continuing", date(2026, 11, 14), 2) for d in SAMPLE_ALERTS
     }
-    assert second["history"] == {
+    assert rerun["history"] == {
         "previous_run_date": "2026-11-14", "new": 0, "continuing": 10, "cleared": 1,
         "cleared_devices": ["N01"],
     }
 
 
 def test_a_rerun_gives_the_same_history(consecutive_runs: dict[str, Any]) -> None:
-    # GIVEN 11-15 run twice WHEN compared THEN the alerts and the history are the same
-    assert consecutive_runs["rerun"] == consecutive_runs["second"]
+    # GIVEN 11-15 published before 11-14 ran: its 10 alerts all new, no previous run
+    earlier = consecutive_runs["earlier"]
+    assert {(a["status"], a["first_alerted_on"], a["runs_alerted"]) for a in earlier["alerts"].values()} == {
+        ("new", RUN_DATE, 1)
+    }
+    assert earlier["history"]["previous_run_date"] is None
+    # WHEN 11-15 is run again THEN its history is the one a first run after 11-14 gets (the
+    # test above: its own earlier publication is not its previous run, nor counted) and the
+    # rest of each alert is what the earlier run published
+    rerun = consecutive_runs["rerun"]
+    assert rerun["history"]["previous_run_date"] == "2026-11-14"
+    without_history = {
+        name: {d: {k: v for k, v in a.items() if k not in HISTORY_COLUMNS} for d, a in run["alerts"].items()}
+        for name, run in consecutive_runs.items()
+    }
+    assert without_history["rerun"] == without_history["earlier"]

@@ -9,22 +9,18 @@ same submit without the zip must fail: the zip is what made it work.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-import pyspark
 import pytest
 from chispa import assert_df_equality
-from conftest import RUN_DATE, TEST_DATA, free_port
+from conftest import RUN_DATE, SPARK_HOME, TEST_DATA, cluster_environment, stop_group
 from pyspark.sql import SparkSession
 
 from dependencies import s3
@@ -32,8 +28,6 @@ from dependencies.submit import Submission
 from dependencies.tables import TABLE_NAMES
 from jobs import datalake_job
 
-SPARK_HOME = Path(pyspark.__file__).resolve().parent
-CLUSTER_START_SECONDS = 180
 SUBMIT_SECONDS = 900
 OUTPUT_TABLES = ("alerts", "findings", "rejects")
 REPORT_BUCKET = "datalake-reports"
@@ -48,31 +42,6 @@ class Finished:
     stderr: str
 
 
-def cluster_environment(**extra: str) -> dict[str, str]:
-    """The environment of the daemons and of spark-submit: no repository on PYTHONPATH,
-    everything on 127.0.0.1, the virtualenv's Python for drivers and executors."""
-    environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-    environment.update(
-        SPARK_HOME=str(SPARK_HOME),
-        SPARK_LOCAL_IP="127.0.0.1",
-        PYSPARK_PYTHON=sys.executable,
-        PYSPARK_DRIVER_PYTHON=sys.executable,
-        **extra,
-    )
-    return environment
-
-
-def stop_group(process: subprocess.Popen) -> None:
-    """Stop a process started in its own session, with its children (executors)."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
 def run_bounded(command: list[str], cwd: Path, timeout: float) -> Finished:
     """Run ``command``; kill it and fail the test if it takes longer than ``timeout``."""
     process = subprocess.Popen(
@@ -85,41 +54,6 @@ def run_bounded(command: list[str], cwd: Path, timeout: float) -> Finished:
         stop_group(process)
         pytest.fail(f"{command[0]} did not finish within {timeout} s")
     return Finished(process.returncode, stdout, stderr)
-
-
-@pytest.fixture(scope="module")
-def spark_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A standalone master and one worker started from the installed pyspark; the master URL.
-    Both are stopped whatever happens; the fixture fails if the worker never registers."""
-    work = tmp_path_factory.mktemp("cluster")
-    master_port = free_port()
-    master_url = f"spark://127.0.0.1:{master_port}"
-    daemons = {
-        "master": ["org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
-                   "--port", str(master_port), "--webui-port", str(free_port())],
-        "worker": ["org.apache.spark.deploy.worker.Worker", master_url, "--host", "127.0.0.1",
-                   "--webui-port", str(free_port()), "--cores", "2", "--memory", "2g",
-                   "--work-dir", str(work / "worker")],
-    }  # fmt: skip
-    started: dict[str, subprocess.Popen] = {}
-    try:
-        for name, arguments in daemons.items():
-            with (work / f"{name}.log").open("w") as log:
-                started[name] = subprocess.Popen(
-                    [str(SPARK_HOME / "bin" / "spark-class"), *arguments],
-                    env=cluster_environment(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                )  # fmt: skip
-        deadline = time.monotonic() + CLUSTER_START_SECONDS
-        while "registered with master" not in (work / "worker.log").read_text():
-            dead = [name for name, process in started.items() if process.poll() is not None]
-            if dead or time.monotonic() > deadline:
-                logs = {name: (work / f"{name}.log").read_text()[-1500:] for name in daemons}
-                pytest.fail(f"the Spark cluster did not come up (exited: {dead}): {logs}")
-            time.sleep(0.5)
-        yield master_url
-    finally:
-        for process in reversed(started.values()):
-            stop_group(process)
 
 
 @pytest.fixture(scope="module")
@@ -180,18 +114,27 @@ def cluster_submission(
 
 
 @pytest.fixture(scope="module")
-def cluster_run(cluster_submission: tuple[Submission, Path]) -> Path:
-    """The job spark-submitted to the cluster with packages.zip; its output path."""
+def cluster_run_started(cluster_submission: tuple[Submission, Path]) -> Iterator[Future[Finished]]:
+    """The job spark-submitted to the cluster with packages.zip, in the background: the local
+    run goes on in this process meanwhile (tests request this before ``local_run``)."""
     submission, directory = cluster_submission
-    finished = run_bounded(submission.command(date.fromisoformat(RUN_DATE)), directory, SUBMIT_SECONDS)
+    with ThreadPoolExecutor(1) as pool:
+        yield pool.submit(run_bounded, submission.command(date.fromisoformat(RUN_DATE)), directory, SUBMIT_SECONDS)
+
+
+@pytest.fixture(scope="module")
+def cluster_run(cluster_submission: tuple[Submission, Path], cluster_run_started: Future[Finished]) -> Path:
+    """The job spark-submitted to the cluster with packages.zip, finished; its output path."""
+    finished = cluster_run_started.result()
     assert finished.returncode == datalake_job.EXIT_OK, finished.stderr[-5000:]
-    return directory / "output"
+    return cluster_submission[1] / "output"
 
 
 def published(output: Path, table: str) -> Path:
     return output / table / f"run_date={RUN_DATE}"
 
 
+@pytest.mark.usefixtures("cluster_run_started")  # before local_run: the two runs overlap
 def test_the_cluster_run_publishes_what_the_local_run_publishes(
     spark: SparkSession, local_run: Path, cluster_run: Path
 ) -> None:
@@ -211,6 +154,7 @@ def test_the_cluster_run_publishes_what_the_local_run_publishes(
         assert_df_equality(local_rows, cluster_rows)
 
 
+@pytest.mark.usefixtures("cluster_run_started")
 def test_both_runs_copied_their_report_to_s3(local_run: Path, cluster_run: Path, report_bucket: Any) -> None:
     # GIVEN both runs configured to copy their report to S3 (boto3 came from packages.zip on
     # the cluster's driver)

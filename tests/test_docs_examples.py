@@ -1,16 +1,20 @@
 """Every example in README.md and docs/*.md runs, so an example that goes stale fails here.
 
+Each page runs in a scratch copy of the checkout of its own, whose ``.venv`` is the real one
+(nothing is written into the checkout, and no page depends on another having run); two pages
+run at a time.
+
 The fences of the docs follow one convention, and this runner knows nothing else about them:
 
-- ```` ```bash ````: each command runs (a line ending in ``\\`` continues it), in order, in a
-  scratch copy of the checkout whose ``.venv`` is the real one: nothing is written into the
-  checkout. A command an earlier block already ran (the same words, comments aside) is not
-  run again. ``make test`` is not run (it is this suite). ``spark://HOST:7077`` stands for a
+- ```` ```bash ````: each command runs (a line ending in ``\\`` continues it), in order. A
+  command an earlier block of the page already ran (the same words, comments aside) is not run
+  again. ``make test`` is not run (it is this suite). ``spark://HOST:7077`` stands for a
   cluster: it is replaced by the master URL of a standalone cluster the test starts
-  (tests/test_cluster.py's ``spark_cluster``), only when a block needs one.
+  (``spark_cluster`` in tests/conftest.py, shared with tests/test_cluster.py), only when a block
+  needs one.
 - ```` ```python ````: the python blocks of one page are one session (an IPython session in
-  the docs), run in order by one ``DEBUG=1 .venv/bin/python`` in the scratch copy. A
-  ```` ```text ```` block that is the next fence after a python block is that block's output:
+  the docs), run in order, after the page's bash blocks, by one ``DEBUG=1 .venv/bin/python``.
+  A ```` ```text ```` block that is the next fence after a python block is that block's output:
   each of its lines must be printed, in that order.
 - ```` ```json ````: a config snippet: it must load as a config, merged over the bundled
   defaults by dependencies/config.py (unknown keys and wrong types fail).
@@ -28,12 +32,12 @@ import shlex
 import shutil
 import subprocess
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import REPO
-from test_cluster import cluster_environment, spark_cluster  # noqa: F401  (the fixture, used by name)
+from conftest import REPO, cluster_environment
 
 from dependencies.config import ConfigError, bundled_defaults, merge_config
 
@@ -45,6 +49,8 @@ MASTER_PLACEHOLDER = "spark://HOST:7077"
 BLOCK_SECONDS = 1200
 SESSION_SECONDS = 900
 BLOCK_MARK = "<<< docs example block {} >>>"
+# Pages run side by side: a run of the sample keeps about one of the machine's two cores busy.
+PAGES_AT_ONCE = 2
 
 
 class ExampleFailed(AssertionError):
@@ -300,18 +306,65 @@ BLOCKS = all_blocks()
 RUNNABLE = [block for block in BLOCKS if block.not_run_reason is None]
 
 
+PageOutcomes = dict[str, str | list[str] | ExampleFailed]
+
+
+def run_page(page: str, workdir: Path, master_url: str | None) -> PageOutcomes:
+    """Run a page's bash blocks in order, then its python session, in ``workdir``; each
+    block's output or failure by ``where``, the session's by page."""
+    blocks = [block for block in BLOCKS if block.page == page]
+    outcomes: PageOutcomes = {}
+    ran: set[tuple[str, ...]] = set()
+    for block in blocks:
+        if block.language == SHELL and block.not_run_reason is None:
+            try:
+                outcomes[block.where] = run_shell_block(block, workdir, ran, master_url, cluster_environment())
+            except ExampleFailed as failed:
+                outcomes[block.where] = failed
+    session, outputs = page_session(blocks)
+    if session:
+        try:
+            outcomes[page] = run_python_session(session, outputs, workdir)
+        except ExampleFailed as failed:
+            outcomes[page] = failed
+    return outcomes
+
+
+def steps_of_page(page: str) -> int:
+    """How many commands and python blocks a page runs."""
+    return sum(
+        len(shell_commands(block.body)) if block.language == SHELL else 1
+        for block in RUNNABLE
+        if block.page == page and block.language in (SHELL, PYTHON)
+    )
+
+
 @pytest.fixture(scope="module")
-def scratch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """The scratch copy every example runs in; the checkout must be as before afterwards."""
+def page_runs(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[dict[str, Future[PageOutcomes]]]:
+    """Every page with examples to run, run in a scratch copy of its own, ``PAGES_AT_ONCE``
+    pages at a time: a page's outcomes (a future) by page. The checkout must be as before
+    afterwards."""
     before = checkout_state()
-    yield scratch_copy(REPO, tmp_path_factory.mktemp("docs_checkout"))
+    needs_cluster = any(MASTER_PLACEHOLDER in block.body for block in RUNNABLE if block.language == SHELL)
+    master_url = request.getfixturevalue("spark_cluster") if needs_cluster else None
+    # the pages with the most to run first, so that the last to finish is a short one
+    pages = sorted({block.page for block in RUNNABLE if block.language in (SHELL, PYTHON)}, key=steps_of_page, reverse=True)
+    with ThreadPoolExecutor(PAGES_AT_ONCE) as pool:
+        yield {
+            page: pool.submit(run_page, page, scratch_copy(REPO, tmp_path_factory.mktemp("docs_checkout")), master_url)
+            for page in pages
+        }
     assert checkout_state() == before, "a docs example wrote into the checkout"
 
 
-@pytest.fixture(scope="module")
-def ran() -> set[tuple[str, ...]]:
-    """The commands already run by earlier blocks."""
-    return set()
+def outcome(page_runs: dict[str, Future[PageOutcomes]], page: str, key: str) -> str | list[str]:
+    """What the example ``key`` of ``page`` printed; raises its failure."""
+    result = page_runs[page].result()[key]
+    if isinstance(result, ExampleFailed):
+        raise result
+    return result
 
 
 def test_every_fence_follows_the_convention() -> None:
@@ -325,19 +378,17 @@ def test_config_snippet_loads(block: Block) -> None:
 
 
 @pytest.mark.parametrize("block", [b for b in RUNNABLE if b.language == SHELL], ids=lambda b: b.where)
-def test_shell_example_runs(
-    block: Block, scratch: Path, ran: set[tuple[str, ...]], request: pytest.FixtureRequest
-) -> None:
-    master_url = request.getfixturevalue("spark_cluster") if MASTER_PLACEHOLDER in block.body else None
-    run_shell_block(block, scratch, ran, master_url, cluster_environment())
+def test_shell_example_runs(block: Block, page_runs: dict[str, Future[PageOutcomes]]) -> None:
+    outcome(page_runs, block.page, block.where)
 
 
 @pytest.mark.parametrize(
     "page", sorted({b.page for b in RUNNABLE if b.language == PYTHON}), ids=str
 )
-def test_python_session_runs_and_prints_what_the_page_shows(page: str, scratch: Path) -> None:
-    session, outputs = page_session([block for block in BLOCKS if block.page == page])
-    run_python_session(session, outputs, scratch)
+def test_python_session_runs_and_prints_what_the_page_shows(
+    page: str, page_runs: dict[str, Future[PageOutcomes]]
+) -> None:
+    outcome(page_runs, page, page)
 
 
 # --- the runner fails on broken examples (small, no Spark) ---

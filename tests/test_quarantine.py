@@ -3,7 +3,8 @@ and atomic.
 
 The dirty input is tests/test_data plus one extra part file per table holding every kind of
 bad row; each row below carries the status it must get. Full job runs are few (a clean run,
-a dirty run, a re-run and a failing run) and each is checked many ways.
+which is the suite's run of the sample, a dirty run, a re-run and a failing run) and each is
+checked many ways.
 """
 
 from __future__ import annotations
@@ -169,11 +170,13 @@ def parquet_bytes(run: JobRun, table: str) -> list[bytes]:
 
 
 @pytest.fixture(scope="module")
-def clean_run(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> JobRun:
-    """The job on the clean sample."""
-    directory = tmp_path_factory.mktemp("clean")
-    config = write_job_config(directory)
-    return JobRun(run_job(config), config, TEST_DATA, directory / "output")
+def clean_run(sample_published: Path) -> JobRun:
+    """The job on the clean sample: the suite's run of it (``sample_published``: the same
+    config, run date and input; it ran successfully). Its run started at
+    SAMPLE_RUN_STARTED_AT, before RUN_STARTED_AT, which changes nothing: the sample has no
+    reading stamped after either (else it would have future_timestamp rejects, which
+    test_clean_sample_reconciles_with_nothing_rejected rules out). Read it, never write into it."""
+    return JobRun(datalake_job.EXIT_OK, sample_published.parent / "job_config.json", TEST_DATA, sample_published)
 
 
 @pytest.fixture(scope="module")
