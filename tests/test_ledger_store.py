@@ -4,9 +4,9 @@ what a run computing everything again publishes, and computes only what changed.
 One randomized history over a small generated dataset (CSV, partitioned by day): consecutive
 run dates, late files, a rewritten partition, changed and new install events, a removed
 component, a changed usage setting, a partition holding another day's reading, a backfill
-and a killed run. Every run of it is made twice, into two output paths: reusing the store,
-and with ``--full-refresh``; their published outputs must be equal, row for row, and the
-store run's report must say which days and devices it computed.
+and a killed run. Every run after the first is made twice, into two output paths: reusing
+the store, and with ``--full-refresh``; their published outputs must be equal, row for row,
+and the store run's report must say which days and devices it computed.
 """
 
 from __future__ import annotations
