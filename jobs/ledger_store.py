@@ -59,6 +59,8 @@ FORMAT = 1
 NOT_SHAPING_USAGE = ("lookback_days",)
 # The state a component's next day continues from.
 STATE = ("last_at", "last_value", "used", "run_since")
+# Why the day after the run date is always computed (and never stored).
+AFTER_RUN_DATE = "the day after the run date: only its readings up to the window's end count"
 # A part computed for some components names at most this many of their devices.
 NAMED_DEVICES = 20
 ATTRIBUTES = ("device_id", "component_type", "reading_type", "interval_minutes", "register_max")
@@ -212,9 +214,10 @@ class Store:
 
     # -- what is there -------------------------------------------------------------------
     def input_days(self, measurements_path: str) -> list[str]:
-        """The input's day partitions in the run's read range, with their files' hashes."""
+        """The input's day partitions the run reads (its read range, and the day after the
+        run date, whose first reading may close its last interval), with their files' hashes."""
         window = self.inputs.window
-        first, last = window.read_start_date.isoformat(), window.run_date.isoformat()
+        first, last = window.read_start_date.isoformat(), window.window_end.date().isoformat()
         days = []
         for name in self.fs.children(measurements_path):
             if name.startswith(f"{MEASURED_DATE}=") and first <= name.split("=", 1)[1] <= last:
@@ -250,9 +253,13 @@ class Store:
         return None
 
     # -- the run ---------------------------------------------------------------------------
-    def update(self, days: list[str], full_refresh: bool) -> Outcome:
-        """Bring the run's days up to date: reuse what still matches, compute the rest."""
+    def update(self, read_days: list[str], full_refresh: bool) -> Outcome:
+        """Bring the run's days up to date: reuse what still matches, compute the rest. The
+        day after the run date is computed for this run only, and never stored (only its
+        readings up to W's end count, the rest is outside this run's window)."""
         outcome = Outcome("incremental")
+        last = self.inputs.window.run_date.isoformat()
+        days, after = [d for d in read_days if d <= last], [d for d in read_days if d > last]
         found = {day: (None if full_refresh else self.manifest(day)) for day in days}
         stale = {day: ("--full-refresh" if full_refresh else self.stale_reason(day, found[day])) for day in days}
         # Fingerprints are compared per component only where the fleet changed since.
@@ -294,6 +301,9 @@ class Store:
             outcome.computed.append({"days": day, "components": redo.count(), "devices": named, "reason": reason})
             self.compute([day], previous, redo)
             position += 1
+        if after:
+            self.compute(after, days[-1] if days else None, None)
+            outcome.computed.append({"days": _span(after), "components": "all", "reason": AFTER_RUN_DATE})
         self.collect_garbage()
         return outcome
 
@@ -390,7 +400,8 @@ class Store:
                 "stored_by": self.run_id,
             }
             self.manifests[day] = manifest
-            if _midnight(day) + timedelta(days=1) <= inputs.run_started_at:  # never a day still going on
+            # Never a day still going on, nor the day after the run date (read for this run only).
+            if _midnight(day) + timedelta(days=1) <= inputs.run_started_at and day <= inputs.window.run_date.isoformat():
                 self._write_manifest(day, manifest)
 
     def states(self, block: list[str], rows: DataFrame, entering: DataFrame | None) -> DataFrame:
