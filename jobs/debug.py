@@ -4,7 +4,8 @@
 job's own functions (``jobs/datalake_job.py``: extract, validate_tables, intervals_of_readings,
 ledger_of_readings, detect_and_score) for that run date, lazily, and returns every frame they
 make by name; ``steps.explain("K01")`` prints one device's rows through each step. Nothing is
-written: where the job stages a frame to cut its lineage, the debug run caches it instead.
+written: where the job stages a frame to cut its lineage, the debug run checkpoints it in the
+executors' memory instead (:func:`checkpoint`), so its plan is as short as the staged copy's.
 """
 
 from __future__ import annotations
@@ -63,10 +64,15 @@ def readable(frame: DataFrame) -> DataFrame:
     return frame.select(*columns)
 
 
-def cache(frame: DataFrame, name: str) -> DataFrame:
-    """``keep`` of :func:`detect_and_score` for a debug run: hold the frame (``name``: what
-    the job would stage it as) in memory instead of writing it."""
-    return frame.cache()
+def checkpoint(frame: DataFrame, name: str) -> DataFrame:
+    """``keep`` of :func:`detect_and_score` for a debug run: compute the frame (``name``: what
+    the job would stage it as) once into the executors' memory instead of writing it.
+
+    A local checkpoint, not ``cache()``: a cached frame keeps its whole lineage in every plan
+    that reads it, and the plans of the later steps (and their text, which Spark renders for
+    every query) grow with it until the driver runs out of memory; a checkpointed frame is a
+    leaf, as the staged copy is in the job."""
+    return frame.localCheckpoint(eager=True)
 
 
 @dataclass
@@ -183,8 +189,9 @@ def debug_run(
     config_path: str | None = "configs/datalake_config.json",
     run_started_at: datetime | None = None,
 ) -> Steps:
-    """The job's steps for ``run_date`` on the config at ``config_path``, lazily: frames are
-    computed when you look at them, the ledger, the summaries and the findings once (cached).
+    """The job's steps for ``run_date`` on the config at ``config_path``: the ledger, the
+    summaries and the findings are computed here, once (checkpointed); every other frame is
+    computed when you look at it.
     ``run_started_at`` (default: now) is the instant after which a reading is a
     ``future_timestamp``. Joins the running session (or starts a local one, ``DEBUG=1``);
     reads the previous complete run's alerts from the output path (history), publishes nothing."""
@@ -194,8 +201,8 @@ def debug_run(
     raw = extract(spark, config["input"], window)
     checked = validate_tables(raw, window, run_started_at or run_start_instant())
     intervals = intervals_of_readings(checked, config["usage"], window)
-    ledger = cache(ledger_of_readings(checked, config["usage"], window), "readings_ledger")
+    ledger = checkpoint(ledger_of_readings(checked, config["usage"], window), "readings_ledger")
     previous = alert_history.previous_run(spark, config["output"]["path"], run_date, config["history_days"])
-    detection = detect_and_score(Checked({**checked.tables, "measurements": ledger}), window, config, previous, cache)
+    detection = detect_and_score(Checked({**checked.tables, "measurements": ledger}), window, config, previous, checkpoint)
     return Steps(spark, config, window, raw, checked, intervals, ledger, detection)
 

@@ -28,7 +28,7 @@ def debug_output(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def steps(sample_published: Path, debug_output: Path) -> Steps:
-    """debug_run on the same sample and run date, after the job's run (which clears the cache)."""
+    """debug_run on the same sample and run date, after the job's run."""
     config = write_job_config(debug_output.parent)
     return debug_run(RUN_DATE, config_path=str(config), run_started_at=SAMPLE_RUN_STARTED_AT)
 
@@ -89,9 +89,6 @@ def test_explain_prints_the_device_through_every_step(
     assert not debug_output.exists()
 
 
-@pytest.mark.xfail(strict=False, reason="after this module's earlier tests the shared SparkContext can be found "
-                   "stopped (DAGScheduler null) on this branch; passes alone and after the K01 explain: open, see "
-                   "the session note of issue 13")
 def test_explain_of_a_device_without_alert_says_none(steps: Steps, capsys: pytest.CaptureFixture[str]) -> None:
     # WHEN explain is called for an honest meter
     steps.explain("R02")
