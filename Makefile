@@ -55,7 +55,7 @@ run: install
 	DEBUG=1 PYSPARK_PYTHON=$(PYTHON) $(PYTHON) jobs/datalake_job.py --config $(CONFIG) --run-date $(RUN_DATE) $(JOB_ARGS)
 
 test: install
-	PYSPARK_PYTHON=$(CURDIR)/$(PYTHON) $(PYTHON) -m pytest tests
+	PYSPARK_PYTHON=$(CURDIR)/$(PYTHON) $(PYTHON) -m pytest tests --durations=30
 
 lint: install
 	$(VENV)/bin/ruff check .
