@@ -1,4 +1,5 @@
-"""Shared fixtures: one local SparkSession for the whole suite, and job configs in tmp dirs."""
+"""Shared fixtures: one local SparkSession for the whole suite, job configs in tmp dirs, the
+servers and the cluster the tests start, and the docs pages run in the background."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -77,9 +79,11 @@ def moto_aws_config(moto_server: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def spark() -> Iterator[SparkSession]:
-    """The suite's one local session: UTC, two shuffle partitions, no UI."""
+    """The suite's one local session: UTC, two shuffle partitions, no UI, and room for every
+    query's generated code (the suite runs the same queries many times: each is compiled once)."""
     session = (
         SparkSession.builder.master("local[2]")
+        .config("spark.sql.codegen.cache.maxEntries", "5000")
         .appName("datalake-tests")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.shuffle.partitions", "2")
@@ -205,6 +209,41 @@ def spark_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         for process in reversed(started.values()):
             stop_group(process)
+
+
+# --- The docs examples (tests/docs_examples.py), run in the background from the first test on ---
+
+
+def runs_docs_pages(item: pytest.Item) -> bool:
+    """Whether a test reads what the docs pages' runs printed."""
+    return "page_runs" in getattr(item, "fixturenames", ())
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests of the docs pages' runs last (in their order): the pages run while the
+    other tests do, and are done, or nearly, when their tests ask."""
+    items.sort(key=runs_docs_pages)
+
+
+@pytest.fixture(scope="session")
+def page_runs(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[dict[str, Future]]:
+    """Every docs page with examples, running in a scratch copy of its own: its outcomes (a
+    future) by page. The pages are waited for, and the checkout checked unchanged, at the end."""
+    import docs_examples
+
+    master_url = request.getfixturevalue("spark_cluster") if docs_examples.needs_cluster() else None
+    with docs_examples.running_pages(master_url, tmp_path_factory) as runs:
+        yield runs
+
+
+@pytest.fixture(scope="session", autouse=True)
+def docs_pages_in_background(request: pytest.FixtureRequest) -> None:
+    """Start the docs pages' runs with the suite's first test, when any of their tests is
+    selected."""
+    if any(runs_docs_pages(item) for item in request.session.items):
+        request.getfixturevalue("page_runs")
 
 
 # --- Real servers on 127.0.0.1, started by the tests (moto for AWS, Prometheus Pushgateway) ---

@@ -29,7 +29,7 @@ from jobs import datalake_job, ledger_store
 from jobs.generate_data import CASES, GeneratorSettings, generate
 
 LAST_DATE = date(2026, 11, 15)
-OVERRIDES = {"window_days": 3, "baseline_days": 4, "evidence_max_devices": 5, "history_days": 7}
+OVERRIDES = {"window_days": 2, "baseline_days": 3, "evidence_max_devices": 5, "history_days": 7}
 SETTINGS = GeneratorSettings(devices=12, seed=13, format="csv", run_date=LAST_DATE,
                              case_shares=dict.fromkeys(CASES, 0.05), interval_share=0.3)
 # Every run starts after the last generated day: every day of it can be stored.
