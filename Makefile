@@ -24,7 +24,7 @@ SUBMIT = $(PYTHON) -m dependencies.submit --spark-submit $(VENV)/bin/spark-submi
 	--deploy-mode $(DEPLOY_MODE) --config '$(CONFIG)' --package packages.zip \
 	--lock-dir '$(LOCK_DIR)' --lock-wait $(LOCK_WAIT) --submit-args '$(SUBMIT_ARGS)' --job-args '$(JOB_ARGS)'
 PACKAGE_SOURCES = Pipfile.lock build_dependencies.sh dependencies/packaging.py configs/datalake_config.json \
-	$(wildcard dependencies/*.py jobs/*.py)
+	$(wildcard dependencies/*.py jobs/*.py jobs/alerts/*.py)
 
 .PHONY: install test-servers run test lint package submit backfill generate quality bench clean
 
@@ -54,10 +54,12 @@ test-servers:
 run: install
 	DEBUG=1 PYSPARK_PYTHON=$(PYTHON) $(PYTHON) jobs/datalake_job.py --config $(CONFIG) --run-date $(RUN_DATE) $(JOB_ARGS)
 
-test: install
+# The code's format and lint rules (pyproject.toml) first: they take seconds, the suite minutes.
+test: lint
 	PYSPARK_PYTHON=$(CURDIR)/$(PYTHON) $(PYTHON) -m pytest tests --durations=30
 
 lint: install
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 
 package: packages.zip
@@ -77,14 +79,14 @@ backfill: packages.zip
 # Evidence (docs/evidence.md): generated data is cached in
 # $$DATALAKE_BENCH_DIR (default .bench/); the reports go to docs/.
 generate: install
-	DEBUG=1 PYSPARK_PYTHON=$(CURDIR)/$(PYTHON) $(PYTHON) jobs/generate_data.py --config $(CONFIG) \
+	DEBUG=1 PYSPARK_PYTHON=$(CURDIR)/$(PYTHON) $(PYTHON) jobs/tools/generate_data.py --config $(CONFIG) \
 	  --devices $(DEVICES) --run-date $(RUN_DATE) --output $(GENERATED)
 
 quality: install
-	PYSPARK_PYTHON=$(CURDIR)/$(PYTHON) $(PYTHON) -m jobs.evidence.quality
+	PYSPARK_PYTHON=$(CURDIR)/$(PYTHON) $(PYTHON) -m jobs.tools.quality
 
 bench: install
-	PYSPARK_PYTHON=$(CURDIR)/$(PYTHON) $(PYTHON) -m jobs.evidence.bench
+	PYSPARK_PYTHON=$(CURDIR)/$(PYTHON) $(PYTHON) -m jobs.tools.bench
 
 clean:
 	rm -rf $(VENV) packages.zip output .pytest_cache .ruff_cache spark-warehouse metastore_db derby.log

@@ -32,11 +32,19 @@ MAX_EVENT_BYTES = 262_144
 MAX_BATCH_SPAN_MILLIS = 24 * 60 * 60 * 1000
 MAX_BACKOFF_SECONDS = 20.0
 TRUNCATED_MARK = " ...[truncated]"
-RETRYABLE_ERROR_CODES = frozenset({
-    "ThrottlingException", "Throttling", "TooManyRequestsException", "ServiceUnavailableException",
-    "ServiceUnavailable", "InternalFailure", "InternalServerError", "RequestTimeout",
-    "RequestTimeoutException",
-})
+RETRYABLE_ERROR_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "TooManyRequestsException",
+        "ServiceUnavailableException",
+        "ServiceUnavailable",
+        "InternalFailure",
+        "InternalServerError",
+        "RequestTimeout",
+        "RequestTimeoutException",
+    }
+)
 NOT_FOUND = "ResourceNotFoundException"
 ALREADY_EXISTS = "ResourceAlreadyExistsException"
 
@@ -164,7 +172,7 @@ class CloudWatchLogsHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             event = log_event(int(record.created * 1000), self.format(record))
-        except Exception:  # noqa: BLE001 - like logging's own handlers: report, never raise
+        except Exception:
             self.handleError(record)
             return
         with self._cond:
@@ -205,9 +213,10 @@ class CloudWatchLogsHandler(logging.Handler):
             lost = self._unfinished
         if lost or self.failed_events or self.dropped_events:
             self._report(
-                f"CloudWatch Logs {self.log_group}/{self.log_stream}: {self.delivered_events} events "
-                f"delivered, {self.failed_events} given up on, {self.dropped_events} dropped "
-                f"(buffer full or closed), {lost} still unsent at exit"
+                f"CloudWatch Logs {self.log_group}/{self.log_stream}: "
+                f"{self.delivered_events} events delivered, {self.failed_events} given up on, "
+                f"{self.dropped_events} dropped (buffer full or closed), "
+                f"{lost} still unsent at exit"
             )
         super().close()
 
@@ -238,7 +247,7 @@ class CloudWatchLogsHandler(logging.Handler):
             for batch in plan_batches(events):
                 try:
                     self._send(batch)
-                except Exception as error:  # noqa: BLE001 - never let the thread die with events pending
+                except Exception as error:
                     self.failed_events += len(batch)
                     self._report(f"CloudWatch Logs: unexpected error, batch dropped: {error!r}")
                 with self._cond:
@@ -253,7 +262,10 @@ class CloudWatchLogsHandler(logging.Handler):
             return
         for create, arguments in (
             (self.client.create_log_group, {"logGroupName": self.log_group}),
-            (self.client.create_log_stream, {"logGroupName": self.log_group, "logStreamName": self.log_stream}),
+            (
+                self.client.create_log_stream,
+                {"logGroupName": self.log_group, "logStreamName": self.log_stream},
+            ),
         ):
             try:
                 create(**arguments)
@@ -274,7 +286,9 @@ class CloudWatchLogsHandler(logging.Handler):
                 response = self.client.put_log_events(
                     logGroupName=self.log_group,
                     logStreamName=self.log_stream,
-                    logEvents=[{"timestamp": event.timestamp, "message": event.message} for event in batch],
+                    logEvents=[
+                        {"timestamp": event.timestamp, "message": event.message} for event in batch
+                    ],
                 )
             except (ClientError, BotoCoreError) as caught:
                 error = caught
@@ -289,7 +303,10 @@ class CloudWatchLogsHandler(logging.Handler):
             self.delivered_events += len(batch)
             rejected = response.get("rejectedLogEventsInfo")
             if rejected:
-                self._report(f"CloudWatch Logs rejected some events (too old, too new or expired): {rejected}")
+                self._report(
+                    "CloudWatch Logs rejected some events "
+                    f"(too old, too new or expired): {rejected}"
+                )
             return
         self._healthy = False
         self.failed_events += len(batch)

@@ -135,7 +135,9 @@ def merge_config(
     return merged
 
 
-def config_changes(config: Mapping[str, Any], defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def config_changes(
+    config: Mapping[str, Any], defaults: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """What ``config`` sets differently from ``defaults`` (the bundled ones when not given),
     as ``{"dotted.key": value}`` in the config's order: a short view of a run's settings."""
     defaults = bundled_defaults() if defaults is None else defaults

@@ -47,12 +47,20 @@ URL_PASSWORD = re.compile(r"(://[^:/@\s]+):[^@/\s]+@")
 CONSOLE_FIELDS = "console_fields"
 # Attributes every LogRecord has; any other attribute is a field passed with the call.
 RECORD_ATTRIBUTES = frozenset(logging.makeLogRecord({}).__dict__) | {
-    "message", "asctime", "run_context", CONSOLE_FIELDS,
+    "message",
+    "asctime",
+    "run_context",
+    CONSOLE_FIELDS,
 }
 # log4j appenders that print to the terminal (System.out / System.err).
 LOG4J_CONSOLE_APPENDER = "org.apache.logging.log4j.core.appender.ConsoleAppender"
-LOG4J_LEVELS = ((logging.CRITICAL, "FATAL"), (logging.ERROR, "ERROR"), (logging.WARNING, "WARN"),
-                (logging.INFO, "INFO"), (logging.NOTSET, "DEBUG"))
+LOG4J_LEVELS = (
+    (logging.CRITICAL, "FATAL"),
+    (logging.ERROR, "ERROR"),
+    (logging.WARNING, "WARN"),
+    (logging.INFO, "INFO"),
+    (logging.NOTSET, "DEBUG"),
+)
 
 
 def report_problem(message: str) -> None:
@@ -76,7 +84,11 @@ def redact(value: Any, key: str = "") -> Any:
 
 def utc_timestamp(created: float) -> str:
     """``created`` (seconds since the epoch) as ISO-8601 UTC with milliseconds."""
-    return datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return (
+        datetime.fromtimestamp(created, UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
 
 
 class RunContextFilter(logging.Filter):
@@ -100,7 +112,9 @@ def event_record(record: logging.LogRecord, formatter: logging.Formatter) -> dic
         record.exc_text = record.exc_text or formatter.formatException(record.exc_info)
     if record.exc_text:
         exception = record.exc_text
-    fields = {name: value for name, value in record.__dict__.items() if name not in RECORD_ATTRIBUTES}
+    fields = {
+        name: value for name, value in record.__dict__.items() if name not in RECORD_ATTRIBUTES
+    }
     return {
         "timestamp": utc_timestamp(record.created),
         "level": record.levelname,
@@ -126,11 +140,17 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         event = event_record(record, self)
         run = f" [{event['context']['run_id']}]" if event["context"].get("run_id") else ""
-        shown = redact(record.console_fields) if hasattr(record, CONSOLE_FIELDS) else event["fields"]
-        fields = "".join(
-            f" {name}={json.dumps(value, default=str, ensure_ascii=False)}" for name, value in shown.items()
+        shown = (
+            redact(record.console_fields) if hasattr(record, CONSOLE_FIELDS) else event["fields"]
         )
-        line = f"{event['timestamp']} {event['level']:<7} {event['source']}{run} {event['message']}{fields}"
+        fields = "".join(
+            f" {name}={json.dumps(value, default=str, ensure_ascii=False)}"
+            for name, value in shown.items()
+        )
+        line = (
+            f"{event['timestamp']} {event['level']:<7} {event['source']}{run} "
+            f"{event['message']}{fields}"
+        )
         return f"{line}\n{event['exception']}" if event["exception"] else line
 
 
@@ -140,7 +160,7 @@ def driver_jvm(spark: SparkSession | None) -> Any | None:
         return None
     try:
         return spark.sparkContext._jvm
-    except Exception:  # noqa: BLE001 - Spark Connect has no SparkContext; any failure means no JVM
+    except Exception:
         return None
 
 
@@ -150,10 +170,10 @@ def spark_application_id(spark: SparkSession | None) -> str | None:
         return None
     try:
         return spark.sparkContext.applicationId
-    except Exception:  # noqa: BLE001 - Spark Connect: ask the server's conf instead
+    except Exception:
         try:
             return spark.conf.get("spark.app.id", None)
-        except Exception:  # noqa: BLE001 - the context stays without an id, the job goes on
+        except Exception:
             return None
 
 
@@ -198,7 +218,9 @@ class Log4jHandler(logging.Handler):
         super().__init__()
         log4j = jvm.org.apache.logging.log4j
         # Our level rules our lines, whatever level Spark's root logger is at.
-        log4j.core.config.Configurator.setLevel(LOGGER_NAME, log4j.Level.toLevel(log4j_level(level)))
+        log4j.core.config.Configurator.setLevel(
+            LOGGER_NAME, log4j.Level.toLevel(log4j_level(level))
+        )
         route_driver_log(log4j, beside_console)
         self._log4j_logger: Any | None = log4j.LogManager.getLogger(LOGGER_NAME)
         self.setFormatter(JsonFormatter())
@@ -209,7 +231,7 @@ class Log4jHandler(logging.Handler):
         try:
             line = self.format(record)
             getattr(self._log4j_logger, log4j_level(record.levelno).lower())(line)
-        except Exception as error:  # noqa: BLE001 - the JVM went away: stop using it, never raise
+        except Exception as error:
             self._log4j_logger = None
             report_problem(f"Spark driver log target stopped: {type(error).__name__}: {error}")
 
@@ -232,7 +254,10 @@ def _file_handler(file_config: Mapping[str, Any]) -> logging.Handler:
     path = Path(file_config["path"])
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.handlers.RotatingFileHandler(
-        path, maxBytes=file_config["max_bytes"], backupCount=file_config["backup_count"], encoding="utf-8"
+        path,
+        maxBytes=file_config["max_bytes"],
+        backupCount=file_config["backup_count"],
+        encoding="utf-8",
     )
     handler.setFormatter(JsonFormatter())
     return handler
@@ -245,7 +270,8 @@ def _cloudwatch_handler(
         """The configured stream, else one stream per run: ``job/run date/run id``."""
         run = context.context
         return cloudwatch_config["log_stream"] or "/".join(
-            str(run[key] or f"unknown-{key.replace('_', '-')}") for key in ("job", "run_date", "run_id")
+            str(run[key] or f"unknown-{key.replace('_', '-')}")
+            for key in ("job", "run_date", "run_id")
         )
 
     handler = CloudWatchLogsHandler(
@@ -287,14 +313,16 @@ def build_logger(
         "console": lambda: _console_handler(logging_config["console"]),
         "file": lambda: _file_handler(logging_config["file"]),
         "spark": lambda: Log4jHandler(jvm, logger.level, logging_config["console"]["enabled"]),
-        "cloudwatch": lambda: _cloudwatch_handler(logging_config["cloudwatch"], aws_config, context),
+        "cloudwatch": lambda: _cloudwatch_handler(
+            logging_config["cloudwatch"], aws_config, context
+        ),
     }
     for name, make_handler in targets.items():
         if not logging_config[name]["enabled"] or (name == "spark" and jvm is None):
             continue
         try:
             handler = make_handler()
-        except Exception as error:  # noqa: BLE001 - a target that cannot start never fails the job
+        except Exception as error:
             report_problem(f"{name} target left out: {type(error).__name__}: {error}")
             continue
         handler.addFilter(context)

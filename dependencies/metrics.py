@@ -44,16 +44,24 @@ def run_metrics(
     succeeded = exit_code == 0
     gauge("run_success", "1 if the last run succeeded, 0 if it failed").set(int(succeeded))
     gauge("run_exit_code", "exit code of the last run").set(exit_code)
-    gauge("last_run_timestamp_seconds", "when the last run finished, seconds since the epoch").set(finished_at)
-    gauge("run_duration_seconds", "wall-clock seconds of the last run").set(round(finished_at - started_at, 3))
+    gauge("last_run_timestamp_seconds", "when the last run finished, seconds since the epoch").set(
+        finished_at
+    )
+    gauge("run_duration_seconds", "wall-clock seconds of the last run").set(
+        round(finished_at - started_at, 3)
+    )
     outcome = "success" if succeeded else "failure"
     gauge(f"last_{outcome}_timestamp_seconds", f"when the last {outcome} finished").set(finished_at)
-    stage = gauge("stage_duration_seconds", "wall-clock seconds per stage of the last run", ("stage",))
+    stage = gauge(
+        "stage_duration_seconds", "wall-clock seconds per stage of the last run", ("stage",)
+    )
     for name, seconds in durations_seconds.items():
         stage.labels(name).set(seconds)
     if report is not None:
         for count in ROW_COUNTS:
-            rows = gauge(f"rows_{count}", f"input rows {count.replace('_', ' ')} per table", ("table",))
+            rows = gauge(
+                f"rows_{count}", f"input rows {count.replace('_', ' ')} per table", ("table",)
+            )
             for table, entry in report["counts"].items():
                 rows.labels(table).set(entry[count])
         findings = gauge("findings", "findings per rule in the last run", ("rule",))
@@ -97,7 +105,9 @@ class Pushgateway:
         return text
 
 
-def pushgateway(metrics_config: Mapping[str, Any], environ: Mapping[str, str] = os.environ) -> Pushgateway:
+def pushgateway(
+    metrics_config: Mapping[str, Any], environ: Mapping[str, str] = os.environ
+) -> Pushgateway:
     """The configured Pushgateway: its URL without user info, and the credentials from the
     variables named by ``username_env``/``password_env`` (if set), else from the URL.
     A named variable that is not set is a :class:`PushFailed` naming the variable."""
@@ -113,7 +123,9 @@ def pushgateway(metrics_config: Mapping[str, Any], environ: Mapping[str, str] = 
         if not name:
             continue
         if name not in environ:
-            raise PushFailed(f"metrics.{key} names the environment variable {name}, which is not set")
+            raise PushFailed(
+                f"metrics.{key} names the environment variable {name}, which is not set"
+            )
         if key == "username_env":
             username = environ[name]
         else:

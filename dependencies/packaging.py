@@ -78,13 +78,18 @@ def package_files(requirement: Requirement) -> dict[str, Path]:
         raise PackagingError(f"{requirement.name} is not installed: run make install") from None
     if distribution.version != pins[0]:
         raise PackagingError(
-            f"{requirement.name} {distribution.version} is installed but the lock has {pins[0]}: run make install"
+            f"{requirement.name} {distribution.version} is installed but the lock has "
+            f"{pins[0]}: run make install"
         )
     files: dict[str, Path] = {}
     native = []
     for entry in distribution.files or []:
         name = entry.as_posix()
-        if name.startswith("../") or "__pycache__" in entry.parts or name.endswith(SKIPPED_SUFFIXES):
+        if (
+            name.startswith("../")
+            or "__pycache__" in entry.parts
+            or name.endswith(SKIPPED_SUFFIXES)
+        ):
             continue
         if entry.parts[0].endswith(".dist-info") and entry.name in SKIPPED_FILES:
             continue
@@ -133,7 +138,9 @@ def own_modules(entry: Path) -> dict[str, Path]:
 def write_zip(entries: dict[str, Path], output: Path) -> None:
     """Write ``entries`` to ``output`` reproducibly, replacing it only once complete."""
     output.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp")
+    handle, temporary = tempfile.mkstemp(
+        dir=output.parent, prefix=f".{output.name}.", suffix=".tmp"
+    )
     os.close(handle)
     try:
         with zipfile.ZipFile(temporary, "w") as archive:
@@ -162,7 +169,9 @@ def check_zip_imports(output: Path, modules: set[str]) -> None:
     )
     if result.returncode != 0:
         last_line = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        raise PackagingError(f"a runtime package cannot be imported from {output.name}: {last_line}; {ARCHIVES_HINT}")
+        raise PackagingError(
+            f"a runtime package cannot be imported from {output.name}: {last_line}; {ARCHIVES_HINT}"
+        )
 
 
 def build(requirements_text: str, entry: Path, output: Path) -> dict[str, Path]:
@@ -192,19 +201,27 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sources = parser.add_mutually_exclusive_group(required=True)
     sources.add_argument("--requirements", help="output of `pipenv requirements`")
-    sources.add_argument("--modules-only", action="store_true", help="no runtime packages (--archives route)")
-    parser.add_argument("--entry", required=True, help="the job's entry file, given to spark-submit")
+    sources.add_argument(
+        "--modules-only", action="store_true", help="no runtime packages (--archives route)"
+    )
+    parser.add_argument(
+        "--entry", required=True, help="the job's entry file, given to spark-submit"
+    )
     parser.add_argument("--output", required=True, help="the zip to write")
     args = parser.parse_args(argv)
     output = Path(args.output).resolve()
     try:
-        requirements = "" if args.modules_only else Path(args.requirements).read_text(encoding="utf-8")
+        requirements = (
+            "" if args.modules_only else Path(args.requirements).read_text(encoding="utf-8")
+        )
         entries = build(requirements, Path(args.entry), output)
     except PackagingError as error:
         for line in str(error).splitlines():
             print(f"build_dependencies: {line}", file=sys.stderr)
         return 1
-    print(f"build_dependencies: wrote {output} ({len(entries)} files, {output.stat().st_size} bytes)")
+    print(
+        f"build_dependencies: wrote {output} ({len(entries)} files, {output.stat().st_size} bytes)"
+    )
     return 0
 
 

@@ -70,7 +70,9 @@ def clock(seconds: float) -> str:
 def spark_tasks(spark: SparkSession) -> str:
     """``Spark tasks done/total (stages ...)`` of the active stages; empty when none run."""
     tracker = spark.sparkContext.statusTracker()
-    stages = [info for info in map(tracker.getStageInfo, sorted(tracker.getActiveStageIds())) if info]
+    stages = [
+        info for info in map(tracker.getStageInfo, sorted(tracker.getActiveStageIds())) if info
+    ]
     if not stages:
         return ""
     done = sum(info.numCompletedTasks for info in stages)
@@ -108,11 +110,14 @@ class Progress:
     def line(self) -> str:
         """The status line as it reads now."""
         now = time.monotonic()
-        parts = [f"{self.label} {clock(now - self.started)}", f"{self.current_step} {clock(now - self.step_started)}"]
+        parts = [
+            f"{self.label} {clock(now - self.started)}",
+            f"{self.current_step} {clock(now - self.step_started)}",
+        ]
         if self.spark is not None:
             try:
                 tasks = spark_tasks(self.spark)
-            except Exception:  # noqa: BLE001 - the session stopped or went away: no task count
+            except Exception:
                 tasks = ""
             if tasks:
                 parts.append(tasks)
@@ -135,7 +140,9 @@ class Progress:
     def __enter__(self) -> Self:
         if self.enabled:
             self._draw()
-            self._thread = threading.Thread(target=self._refresh, name=f"progress-{self.label}", daemon=True)
+            self._thread = threading.Thread(
+                target=self._refresh, name=f"progress-{self.label}", daemon=True
+            )
             self._thread.start()
         return self
 

@@ -68,7 +68,9 @@ class HadoopFs:
         """The names of the entries of directory ``path`` (none if it does not exist)."""
         if not self.exists(path):
             return []
-        return sorted(str(status.getPath().getName()) for status in self._fs.listStatus(self._path(path)))
+        return sorted(
+            str(status.getPath().getName()) for status in self._fs.listStatus(self._path(path))
+        )
 
     def mkdirs(self, path: str) -> None:
         """Create directory ``path`` and its parents."""
@@ -96,7 +98,9 @@ class HadoopFs:
             return None
         stream = self._fs.open(self._path(path))
         try:
-            reader = self._jvm.java.io.BufferedReader(self._jvm.java.io.InputStreamReader(stream, "UTF-8"))
+            reader = self._jvm.java.io.BufferedReader(
+                self._jvm.java.io.InputStreamReader(stream, "UTF-8")
+            )
             return "\n".join(iter(reader.readLine, None))
         finally:
             stream.close()
@@ -113,7 +117,7 @@ class HadoopFs:
         while listing.hasNext():
             status = listing.next()
             name = str(status.getPath().toUri().getPath())
-            relative = name[len(root) + 1:] if name.startswith(root + "/") else name
+            relative = name[len(root) + 1 :] if name.startswith(root + "/") else name
             if not any(part.startswith(("_", ".")) for part in relative.split("/")):
                 found.append((relative, int(status.getLen()), int(status.getModificationTime())))
         return sorted(found)
@@ -150,7 +154,9 @@ def staging_root(output_path: str, run_date: date) -> str:
 
 
 @contextmanager
-def staging_directory(spark: SparkSession, output_path: str, run_date: date, run_id: str) -> Iterator[str]:
+def staging_directory(
+    spark: SparkSession, output_path: str, run_date: date, run_id: str
+) -> Iterator[str]:
     """This run's fresh staging directory, for the block's writes.
 
     First undoes whatever an earlier, killed run of ``run_date`` left half done. If the block
@@ -180,7 +186,9 @@ def stage_report_page(spark: SparkSession, staging: str, text: str) -> None:
     HadoopFs(spark, staging).write_text(f"{staging}/{REPORT_TABLE}/{REPORT_PAGE}", text)
 
 
-def latest_complete_run_date(spark: SparkSession, output_path: str, before: date, earliest: date) -> date | None:
+def latest_complete_run_date(
+    spark: SparkSession, output_path: str, before: date, earliest: date
+) -> date | None:
     """The latest run date in ``[earliest, before)`` whose report is published (a complete
     run) under ``output_path``; None if there is none."""
     fs = HadoopFs(spark, output_path)
@@ -221,7 +229,9 @@ def publish(
     """Swap every staged output into place for ``run_date``, the report last; return the
     published paths. If any step fails, the previous outputs of ``run_date`` are put back."""
     fs = HadoopFs(spark, output_path)
-    fs.write_text(f"{staging}/{REPORT_TABLE}/{REPORT_FILE}", json.dumps(report, indent=2, sort_keys=True))
+    fs.write_text(
+        f"{staging}/{REPORT_TABLE}/{REPORT_FILE}", json.dumps(report, indent=2, sort_keys=True)
+    )
     retired = f"{staging}{RETIRED}"
     try:
         fs.mkdirs(retired)  # from here on the swap is under way, and can be undone

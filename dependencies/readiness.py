@@ -39,7 +39,10 @@ def missing_markers(
 
 
 def require_ready(
-    spark: SparkSession, input_config: Mapping[str, Any], tables: Iterable[str], aws_config: Mapping[str, Any]
+    spark: SparkSession,
+    input_config: Mapping[str, Any],
+    tables: Iterable[str],
+    aws_config: Mapping[str, Any],
 ) -> None:
     """Raise :class:`InputNotReady` naming every missing marker, when markers are required."""
     if not input_config["require_success_marker"]:

@@ -45,23 +45,24 @@ class RunWindow:
     @property
     def window_start(self) -> datetime:
         """W's first instant."""
-        return _midnight(self.window_start_date)
+        return midnight(self.window_start_date)
 
     @property
     def window_end(self) -> datetime:
         """The instant just after W (exclusive end)."""
-        return _midnight(self.run_date + timedelta(days=1))
+        return midnight(self.run_date + timedelta(days=1))
 
     @property
     def baseline_start(self) -> datetime:
         """B's first instant."""
-        return _midnight(self.baseline_start_date)
+        return midnight(self.baseline_start_date)
 
     @property
     def read_start(self) -> datetime:
         """The earliest reading instant the run reads."""
-        return _midnight(self.read_start_date)
+        return midnight(self.read_start_date)
 
 
-def _midnight(day: date) -> datetime:
+def midnight(day: date) -> datetime:
+    """The first instant of a UTC day."""
     return datetime.combine(day, time.min, tzinfo=UTC)

@@ -40,7 +40,13 @@ from botocore.exceptions import (
 
 S3_SCHEMES = ("s3", "s3a")
 THROTTLING_CODES = frozenset(
-    {"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException"}
+    {
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+    }
 )
 DENIED_CODES = frozenset(
     {"AccessDenied", "403", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch"}
@@ -92,10 +98,14 @@ def client(aws_config: Mapping[str, Any], service: str = "s3") -> Any:
         return session.client(
             service,
             endpoint_url=aws_config["endpoint_url"] or None,
-            config=Config(retries={"mode": "standard", "total_max_attempts": aws_config["max_attempts"]}),
+            config=Config(
+                retries={"mode": "standard", "total_max_attempts": aws_config["max_attempts"]}
+            ),
         )
     except ProfileNotFound:
-        raise AwsError(f"aws.profile {aws_config['profile']!r} is not defined in the AWS config files") from None
+        raise AwsError(
+            f"aws.profile {aws_config['profile']!r} is not defined in the AWS config files"
+        ) from None
     except BotoCoreError as error:
         raise AwsError(f"cannot create the {service} client: {error}") from None
 
@@ -137,7 +147,9 @@ def upload_text(s3: Any, url: str, text: str, content_type: str = "application/j
         s3.put_object(Bucket=bucket, Key=key, Body=text.encode("utf-8"), ContentType=content_type)
 
 
-def upload_report(aws_config: Mapping[str, Any], prefix_url: str, run_date: date, report: Mapping[str, Any]) -> str:
+def upload_report(
+    aws_config: Mapping[str, Any], prefix_url: str, run_date: date, report: Mapping[str, Any]
+) -> str:
     """Upload the run report to ``<prefix_url>/run_date=D/report.json``; return that URL."""
     url = f"{prefix_url.rstrip('/')}/run_date={run_date.isoformat()}/{REPORT_FILE}"
     upload_text(client(aws_config), url, json.dumps(report, indent=2, sort_keys=True))
@@ -152,7 +164,9 @@ def explained(url: str) -> Iterator[None]:
     except ClientError as error:
         raise AwsError(_client_error_message(error, url)) from None
     except NoCredentialsError:
-        raise AwsError(f"{url}: no AWS credentials (set aws.profile, the environment or an instance role)") from None
+        raise AwsError(
+            f"{url}: no AWS credentials (set aws.profile, the environment or an instance role)"
+        ) from None
     except BotoCoreError as error:
         raise AwsError(f"{url}: {error}") from None
 
@@ -168,7 +182,9 @@ def _client_error_message(error: ClientError, url: str) -> str:
     if code in ("NoSuchKey", "404"):
         return f"{url}: no such object"
     if code in DENIED_CODES:
-        return f"{url}: access denied ({code}: {message}); check the credentials and the bucket policy"
+        return (
+            f"{url}: access denied ({code}: {message}); check the credentials and the bucket policy"
+        )
     if code in THROTTLING_CODES:
         return f"{url}: throttled by S3 ({code}) after {attempts} attempts; try again later"
     return f"{url}: {code or 'error'}: {message}"
@@ -194,8 +210,10 @@ def _data_outside_zip(service: str) -> Path | None:
                 data = relative.removeprefix("data/")
                 if relative == "cacert.pem":
                     destination = target / relative
-                elif relative.startswith("data/") and not name.endswith("/") and (
-                    "/" not in data or data.startswith(f"{service}/")
+                elif (
+                    relative.startswith("data/")
+                    and not name.endswith("/")
+                    and ("/" not in data or data.startswith(f"{service}/"))
                 ):
                     destination = target / data
                 else:

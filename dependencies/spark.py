@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from pyspark import SparkFiles
@@ -16,6 +16,10 @@ from dependencies.logging import build_logger
 
 # Settings that must hold in every context: timestamps are UTC everywhere.
 REQUIRED_SPARK_CONFIG = {"spark.sql.session.timeZone": "UTC"}
+# The master of a local session whose config's ``spark`` section names none.
+LOCAL_MASTER = "local[*]"
+# Settings a running session still takes (the others are fixed when its JVM starts).
+RUNTIME_PREFIX = "spark.sql."
 
 
 def uses_local_settings(environ: Mapping[str, str], main_module: object) -> bool:
@@ -31,22 +35,14 @@ def uses_local_settings(environ: Mapping[str, str], main_module: object) -> bool
 
 
 def session_builder(
-    app_name: str,
-    master: str,
-    jar_packages: Sequence[str],
-    files: Sequence[str],
-    spark_config: Mapping[str, str],
-    local: bool,
+    app_name: str, spark_config: Mapping[str, str], local: bool
 ) -> SparkSession.Builder:
-    """A builder: with ``local`` every argument applies, otherwise only the app name and the
-    settings every context needs (spark-submit supplies master, files and packages)."""
+    """A builder: with ``local``, the config's ``spark`` settings (``spark.master``, else
+    :data:`LOCAL_MASTER`; ``spark.jars.packages``, ``spark.files`` ...), otherwise only the
+    app name and the settings every context needs (spark-submit supplies the rest)."""
     builder = SparkSession.builder.appName(app_name)
     if local:
-        builder = builder.master(master)
-        if jar_packages:
-            builder = builder.config("spark.jars.packages", ",".join(jar_packages))
-        if files:
-            builder = builder.config("spark.files", ",".join(files))
+        builder = builder.master(spark_config.get("spark.master", LOCAL_MASTER))
         for key, value in spark_config.items():
             builder = builder.config(key, value)
     for key, value in REQUIRED_SPARK_CONFIG.items():
@@ -54,29 +50,44 @@ def session_builder(
     return builder
 
 
+def not_applied(spark_config: Mapping[str, str], running: Mapping[str, str]) -> list[str]:
+    """The settings of ``spark_config`` that a session started elsewhere (spark-submit) has
+    not taken: fixed at its start, and set otherwise there (``running``: its settings)."""
+    return sorted(
+        key
+        for key, value in spark_config.items()
+        if not key.startswith(RUNTIME_PREFIX) and running.get(key) != str(value)
+    )
+
+
 def start_spark(
-    app_name: str = "datalake_job",
-    master: str = "local[*]",
-    jar_packages: Sequence[str] = (),
-    files: Sequence[str] = (),
-    spark_config: Mapping[str, str] | None = None,
-    config_path: str | None = None,
+    app_name: str = "datalake_job", config_path: str | None = None
 ) -> tuple[SparkSession, logging.Logger, dict[str, Any]]:
     """Start (or join) a Spark session and load the job's config and logger.
 
     The config comes from ``config_path`` when given, else from one ``*config.json`` sent with
     ``--files`` (SparkFiles), else from the working directory; anything else is an error.
-    With an explicit path, the config's ``spark`` section is applied to a local session
-    (``spark_config`` wins on conflicts); Spark SQL settings from it apply in every context.
+    With an explicit path, the config's ``spark`` section builds a local session; its Spark
+    SQL settings apply in every context. Under spark-submit, a setting of the section that
+    the session was not started with is named in a warning: spark-submit's ``--conf`` sets it.
     """
     config = load_config(find_config_file(config_path, None)) if config_path else None
     local = uses_local_settings(os.environ, __main__)
-    settings = {**(config["spark"] if config else {}), **(spark_config or {})}
-    spark = session_builder(app_name, master, jar_packages, files, settings, local).getOrCreate()
+    spark = session_builder(app_name, config["spark"] if config else {}, local).getOrCreate()
     if config is None:
         config = load_config(find_config_file(None, SparkFiles.getRootDirectory()))
     for key, value in config["spark"].items():
-        if key.startswith("spark.sql.") and key not in (spark_config or {}):
+        if key.startswith(RUNTIME_PREFIX):
             spark.conf.set(key, value)
     logger = build_logger(config["logging"], config["aws"], app_name, spark)
+    if not local:
+        running = dict(spark.sparkContext.getConf().getAll())
+        for key in not_applied(config["spark"], running):
+            logger.warning(
+                "config setting spark[%s] is not applied: the session spark-submit started "
+                "has another value (pass --conf %s=%s to spark-submit)",
+                key,
+                key,
+                config["spark"][key],
+            )
     return spark, logger, config

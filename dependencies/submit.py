@@ -58,12 +58,15 @@ class Submission:
     config: str
     extra_args: tuple[str, ...] = ()
     job_args: tuple[str, ...] = ()
+    spark_config: tuple[tuple[str, str], ...] = ()
 
     def command(self, run_date: date) -> list[str]:
         """The spark-submit command line of the run for ``run_date``.
 
         A local config travels with ``--files`` (the job finds it in SparkFiles); an
-        ``s3://`` config is passed to the job as ``--config``, which reads it with boto3."""
+        ``s3://`` config is passed to the job as ``--config``, which reads it with boto3.
+        The config's ``spark`` settings are ``--conf`` options (the session is started with
+        them), before ``extra_args``, whose own ``--conf`` wins."""
         job_args = ["--run-date", run_date.isoformat(), *self.job_args]
         files: list[str] = []
         if s3.is_s3_url(self.config):
@@ -72,22 +75,32 @@ class Submission:
             files = ["--files", str(Path(self.config).resolve())]
         return [
             self.spark_submit,
-            "--master", self.master,
-            "--deploy-mode", self.deploy_mode,
-            "--py-files", str(Path(self.package).resolve()),
+            "--master",
+            self.master,
+            "--deploy-mode",
+            self.deploy_mode,
+            "--py-files",
+            str(Path(self.package).resolve()),
             *files,
+            *[
+                option
+                for key, value in self.spark_config
+                for option in ("--conf", f"{key}={value}")
+            ],
             *self.extra_args,
             str(ENTRY_FILE),
             *job_args,
-        ]  # fmt: skip
+        ]
 
 
 def lock_path(output_path: str, lock_dir: str) -> Path:
     """The lock file of ``output_path``: one per output, whatever its spelling
     (a relative local path counts from the working directory, as for the job)."""
     scheme = urlparse(output_path).scheme
-    key = output_path.rstrip("/") if scheme and scheme != "file" else os.path.realpath(
-        output_path.removeprefix("file://")
+    key = (
+        output_path.rstrip("/")
+        if scheme and scheme != "file"
+        else os.path.realpath(output_path.removeprefix("file://"))
     )
     digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
     return Path(lock_dir) / f"datalake-{digest}.lock"
@@ -129,7 +142,9 @@ def summary(dates: Sequence[date], codes: Sequence[int]) -> list[str]:
         if index < len(codes):
             code = codes[index]
             outcome = EXIT_CODE_NAMES.get(code, "failed")
-            lines.append(f"  {run_date}  {outcome}" + ("" if code == EXIT_OK else f" (exit {code})"))
+            lines.append(
+                f"  {run_date}  {outcome}" + ("" if code == EXIT_OK else f" (exit {code})")
+            )
         else:
             lines.append(f"  {run_date}  not run")
     succeeded = sum(1 for code in codes if code == EXIT_OK)
@@ -163,11 +178,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--config", required=True, help="local *config.json or s3:// URL")
     parser.add_argument("--package", required=True, help="packages.zip")
     parser.add_argument("--lock-dir", required=True, help="directory of the output locks")
-    parser.add_argument("--lock-wait", required=True, type=float, help="seconds to wait for the lock")
+    parser.add_argument(
+        "--lock-wait", required=True, type=float, help="seconds to wait for the lock"
+    )
     parser.add_argument("--submit-args", default="", help="more spark-submit options, one string")
     parser.add_argument("--job-args", default="", help="more options of the job, one string")
     parser.add_argument("--run-date", type=date.fromisoformat, help="one run date, YYYY-MM-DD")
-    parser.add_argument("--from", dest="first", type=date.fromisoformat, help="backfill: first date")
+    parser.add_argument(
+        "--from", dest="first", type=date.fromisoformat, help="backfill: first date"
+    )
     parser.add_argument("--to", dest="last", type=date.fromisoformat, help="backfill: last date")
     args = parser.parse_args(argv)
     if (args.run_date is None) == (args.first is None or args.last is None):
@@ -183,17 +202,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     dates = [args.run_date] if args.run_date else run_dates(args.first, args.last)
     try:
         config = load_config(args.config)
-        if not s3.is_s3_url(args.config) and not fnmatch.fnmatch(Path(args.config).name, CONFIG_GLOB):
-            raise ConfigError(f"{args.config}: name it {CONFIG_GLOB} so that the job finds it in SparkFiles")
+        if not s3.is_s3_url(args.config) and not fnmatch.fnmatch(
+            Path(args.config).name, CONFIG_GLOB
+        ):
+            raise ConfigError(
+                f"{args.config}: name it {CONFIG_GLOB} so that the job finds it in SparkFiles"
+            )
     except ConfigError as error:
         print(f"datalake submit: bad config: {error}", file=sys.stderr)
         return EXIT_BAD_CONFIG
     submission = Submission(
-        args.spark_submit, args.master, args.deploy_mode, args.package, args.config,
-        tuple(shlex.split(args.submit_args)), tuple(shlex.split(args.job_args)),
-    )  # fmt: skip
+        args.spark_submit,
+        args.master,
+        args.deploy_mode,
+        args.package,
+        args.config,
+        tuple(shlex.split(args.submit_args)),
+        tuple(shlex.split(args.job_args)),
+        tuple((key, str(value)) for key, value in config["spark"].items()),
+    )
     lock = lock_path(config["output"]["path"], args.lock_dir)
-    holder = f"pid {os.getpid()}, run dates {dates[0]}..{dates[-1]}, since {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}"
+    holder = (
+        f"pid {os.getpid()}, run dates {dates[0]}..{dates[-1]}, "
+        f"since {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}"
+    )
     try:
         with output_lock(lock, args.lock_wait, holder) as lock_fd:
             codes = submit_all(submission, dates, lock_fd)

@@ -35,35 +35,34 @@ class Column:
     required: bool
 
 
+# REQUIRED marks a column that must have a value; the others may be empty.
+REQUIRED = "!"
+
+
+def _columns(ddl_text: str) -> tuple[Column, ...]:
+    """Contract columns from ``"name type[!], ..."`` (``!``: required)."""
+    parsed = (part.split() for part in ddl_text.split(","))
+    return tuple(
+        Column(name, kind.rstrip(REQUIRED), kind.endswith(REQUIRED)) for name, kind in parsed
+    )
+
+
 TABLES: dict[str, tuple[Column, ...]] = {
-    "device": (
-        Column("device_id", "string", True),
-        Column("serial_number", "string", False),
-        Column("device_type", "string", True),
-        Column("manufacturer", "string", False),
-        Column("model", "string", False),
+    "device": _columns(
+        "device_id string!, serial_number string, device_type string!, manufacturer string, "
+        "model string"
     ),
-    "measuring_component": (
-        Column("measuring_component_id", "string", True),
-        Column("device_id", "string", True),
-        Column("component_type", "string", True),
-        Column("reading_type", "string", True),
-        Column("interval_minutes", "int", True),
-        Column("register_max", "double", False),
+    "measuring_component": _columns(
+        "measuring_component_id string!, device_id string!, component_type string!, "
+        "reading_type string!, interval_minutes int!, register_max double"
     ),
-    "install_event": (
-        Column("install_event_id", "string", True),
-        Column("device_id", "string", True),
-        Column("service_point_id", "string", True),
-        Column("installed_at", "timestamp", True),
-        Column("removed_at", "timestamp", False),
-        Column("customer_class", "string", True),
-        Column("has_generation", "boolean", True),
+    "install_event": _columns(
+        "install_event_id string!, device_id string!, service_point_id string!, "
+        "installed_at timestamp!, removed_at timestamp, customer_class string!, "
+        "has_generation boolean!"
     ),
-    "measurements": (
-        Column("measuring_component_id", "string", True),
-        Column("measured_at", "timestamp", True),
-        Column("value", "double", True),
+    "measurements": _columns(
+        "measuring_component_id string!, measured_at timestamp!, value double!"
     ),
 }
 TABLE_NAMES = tuple(TABLES)
@@ -110,7 +109,8 @@ def read_failures_named(table: str) -> Iterator[None]:
 
 
 def count_read(frame: DataFrame, table: str) -> int:
-    """Rows of ``table`` as read, before validation; an unreadable file is an :class:`InputError`."""
+    """Rows of ``table`` as read, before validation; an unreadable file is an
+    :class:`InputError`."""
     try:
         return frame.count()
     except SPARK_ERRORS as error:

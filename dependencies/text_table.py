@@ -28,18 +28,27 @@ def cell(value: Any, spec: str | None = None) -> str:
 
 
 def text_table(
-    rows: Sequence[Mapping[str, Any]], columns: Sequence[str], formats: Mapping[str, str] | None = None
+    rows: Sequence[Mapping[str, Any]],
+    columns: Sequence[str],
+    formats: Mapping[str, str] | None = None,
 ) -> str:
     """``rows`` under a header of ``columns``, each column as wide as its widest cell;
     numbers right-aligned, everything else left-aligned; indented, no trailing spaces."""
     formats = formats or {}
     cells = [[cell(row.get(column), formats.get(column)) for column in columns] for row in rows]
     numeric = [
-        bool(rows) and all(isinstance(row.get(column), (int, float)) and not isinstance(row.get(column), bool)
-                           for row in rows if row.get(column) is not None)
+        bool(rows)
+        and all(
+            isinstance(row.get(column), (int, float)) and not isinstance(row.get(column), bool)
+            for row in rows
+            if row.get(column) is not None
+        )
         for column in columns
     ]
-    widths = [max([len(column), *(len(line[index]) for line in cells)]) for index, column in enumerate(columns)]
+    widths = [
+        max([len(column), *(len(line[index]) for line in cells)])
+        for index, column in enumerate(columns)
+    ]
 
     def line(values: Sequence[str]) -> str:
         aligned = [

@@ -1,11 +1,13 @@
 """A handle on every step of a run, for a REPL (``DEBUG=1 .venv/bin/ipython``).
 
 ``steps = debug_run("2026-11-15", config_path="configs/datalake_config.json")`` calls the
-job's own functions (``jobs/datalake_job.py``: extract, validate_tables, intervals_of_readings,
-ledger_of_readings, detect_and_score) for that run date, lazily, and returns every frame they
-make by name; ``steps.explain("K01")`` prints one device's rows through each step. Nothing is
-written: where the job stages a frame to cut its lineage, the debug run checkpoints it in the
-executors' memory instead (:func:`checkpoint`), so its plan is as short as the staged copy's.
+job's own steps for that run date (:mod:`jobs.inputs`: ``extract``, ``validate_tables``;
+:mod:`jobs.ledger_store`: the readings checked and folded into the ledger, computed from every
+reading; :mod:`jobs.detection`: ``kept_ledger``, ``detect_and_score``), lazily, and returns
+every frame they make by name; ``steps.explain("K01")`` prints one device's rows through each
+step. Nothing is written: where the job stages a frame to cut its lineage, the debug run
+checkpoints it in the executors' memory instead (:func:`checkpoint`), so its plan is as short
+as the staged copy's.
 """
 
 from __future__ import annotations
@@ -20,34 +22,55 @@ from pyspark.sql.types import ArrayType, DoubleType
 
 from dependencies.run_window import RunWindow
 from dependencies.spark import start_spark
-from jobs import alert_history, rules
-from jobs.alert_evidence import PERIOD_NAMES
-from jobs.datalake_job import (
-    Checked,
-    Detection,
-    alert_evidence,
-    detect_and_score,
-    extract,
-    intervals_of_readings,
-    ledger_of_readings,
-    run_start_instant,
-    validate_tables,
-)
+from jobs import ledger_store, rules, usage
+from jobs.alerts import history
+from jobs.alerts.evidence import PERIOD_NAMES
+from jobs.detection import Detection, alert_evidence, detect_and_score, kept_ledger
+from jobs.inputs import Checked, extract, readings_inputs, validate_tables
+from jobs.run import run_start_instant
 
 APP_NAME = "datalake_debug"
 # Columns of a day that point at an event rule (W days where one is > 0 are shown first).
-EVENT_COLUMNS = ("uninstalled_import_kwh", "rollback_kwh", "export_without_generation_kwh", "tamper_events")
+EVENT_COLUMNS = (
+    "uninstalled_import_kwh",
+    "rollback_kwh",
+    "export_without_generation_kwh",
+    "tamper_events",
+)
 READING_COLUMNS = ("measuring_component_id", "measured_at", "value", "status")
 INTERVAL_COLUMNS = (
-    "measuring_component_id", "status", "start", "end", "amount", "fallen_kwh", "installed", "is_gap", "zero_run_minutes",
-)  # fmt: skip
+    "measuring_component_id",
+    "status",
+    "start",
+    "end",
+    "amount",
+    "fallen_kwh",
+    "installed",
+    "is_gap",
+    "zero_run_minutes",
+)
 DISPLAY_DECIMALS = 6
 # The evidence rows an investigator's report draws, without the per-device arrays.
-EVIDENCE_COLUMNS = ("rank", "day", "period", "has_data", "import_kwh", "export_kwh", "expected_daily_kwh")
+EVIDENCE_COLUMNS = (
+    "rank",
+    "day",
+    "period",
+    "has_data",
+    "import_kwh",
+    "export_kwh",
+    "expected_daily_kwh",
+)
 DAY_COLUMNS = (
-    "day", "period", "has_data", "import_kwh", "export_kwh", *EVENT_COLUMNS, "present_intervals",
-    "longest_zero_run_minutes", "cv",
-)  # fmt: skip
+    "day",
+    "period",
+    "has_data",
+    "import_kwh",
+    "export_kwh",
+    *EVENT_COLUMNS,
+    "present_intervals",
+    "longest_zero_run_minutes",
+    "cv",
+)
 
 
 def readable(frame: DataFrame) -> DataFrame:
@@ -58,7 +81,9 @@ def readable(frame: DataFrame) -> DataFrame:
         value = F.col(column.name)
         if isinstance(column.dataType, DoubleType):
             value = F.round(value, DISPLAY_DECIMALS)
-        elif isinstance(column.dataType, ArrayType) and isinstance(column.dataType.elementType, DoubleType):
+        elif isinstance(column.dataType, ArrayType) and isinstance(
+            column.dataType.elementType, DoubleType
+        ):
             value = F.transform(value, lambda element: F.round(element, DISPLAY_DECIMALS))
         columns.append(value.alias(column.name))
     return frame.select(*columns)
@@ -89,6 +114,7 @@ class Steps:
     config: dict[str, Any]
     window: RunWindow
     raw: dict[str, DataFrame]
+    readings: ledger_store.Inputs
     checked: Checked
     intervals: DataFrame
     ledger: DataFrame
@@ -133,38 +159,69 @@ class Steps:
         """Print ``device_id``'s rows through each step: its device, component and install
         rows, its readings and intervals on the days that matter (W days with an event, else
         its W day of least import), its ledger and daily usage, its summary, findings,
-        alert and the alert's evidence rows in W. Every frame is filtered to the device and cut to ``rows`` rows; numbers are
-        rounded to ``DISPLAY_DECIMALS`` places."""
+        alert and the alert's evidence rows in W. Every frame is filtered to the device and
+        cut to ``rows`` rows; numbers are rounded to ``DISPLAY_DECIMALS`` places."""
         device = F.col("device_id") == device_id
         components = self.checked.tables["measuring_component"].where(device)
-        component_ids = [row[0] for row in components.select("measuring_component_id").limit(rows).collect()]
+        component_ids = [
+            row[0] for row in components.select("measuring_component_id").limit(rows).collect()
+        ]
         daily = self.detection.evidence.daily.where(device)
         days = self.days_to_show(daily)
         day = F.to_date("measured_at")  # the UTC day (the session's time zone is UTC)
-        readings = self.checked.tables["measurements"].where(F.col("measuring_component_id").isin(component_ids))
-        intervals = intervals_of_readings(
-            Checked({**self.checked.tables, "measurements": readings}), self.config["usage"], self.window
+        readings = self.checked.tables["measurements"].where(
+            F.col("measuring_component_id").isin(component_ids)
         )
+        intervals = intervals_of(self.readings, readings)
         sections: list[tuple[str, DataFrame, bool]] = [
             ("device (checked)", self.checked.tables["device"].where(device).drop("record"), False),
             ("components (checked)", components.drop("record"), False),
-            ("install events (checked)", self.checked.tables["install_event"].where(device).drop("record"), False),
-            (f"readings on {', '.join(map(str, days))}", readings.where(day.isin(days))
-             .select(*READING_COLUMNS).orderBy("measured_at", "measuring_component_id"), False),
-            (f"intervals on {', '.join(map(str, days))}", intervals.where(day.isin(days))
-             .select(*INTERVAL_COLUMNS).orderBy("end", "measuring_component_id"), False),
-            (f"ledger on {', '.join(map(str, days))}", self.ledger.where(device & F.col("day").isin(days))
-             .select("day", "status", "readings", "import_kwh", *EVENT_COLUMNS).orderBy("day"), False),
-            ("daily usage in W", daily.where(F.col("period") == rules.WINDOW).select(*DAY_COLUMNS).orderBy("day"),
-             False),
+            (
+                "install events (checked)",
+                self.checked.tables["install_event"].where(device).drop("record"),
+                False,
+            ),
+            (
+                f"readings on {', '.join(map(str, days))}",
+                readings.where(day.isin(days))
+                .select(*READING_COLUMNS)
+                .orderBy("measured_at", "measuring_component_id"),
+                False,
+            ),
+            (
+                f"intervals on {', '.join(map(str, days))}",
+                intervals.where(day.isin(days))
+                .select(*INTERVAL_COLUMNS)
+                .orderBy("end", "measuring_component_id"),
+                False,
+            ),
+            (
+                f"ledger on {', '.join(map(str, days))}",
+                self.ledger.where(device & F.col("day").isin(days))
+                .select("day", "status", "readings", "import_kwh", *EVENT_COLUMNS)
+                .orderBy("day"),
+                False,
+            ),
+            (
+                "daily usage in W",
+                daily.where(F.col("period") == rules.WINDOW).select(*DAY_COLUMNS).orderBy("day"),
+                False,
+            ),
             ("summary (evidence.devices)", self.devices.where(device), True),
             ("findings", self.detection.findings.where(device).orderBy("rule"), False),
             ("alert", self.detection.alerts.where(device), True),
-            ("evidence rows in W (alert_evidence)", self.alert_evidence
-             .where(device & (F.col("period") == PERIOD_NAMES[rules.WINDOW])).select(*EVIDENCE_COLUMNS).orderBy("day"), False),
-        ]  # fmt: skip
-        print(f"== {device_id}: run date {self.window.run_date}, W {self.window.window_start_date}.."
-              f"{self.window.run_date}, B from {self.window.baseline_start_date}")  # fmt: skip
+            (
+                "evidence rows in W (alert_evidence)",
+                self.alert_evidence.where(device & (F.col("period") == PERIOD_NAMES[rules.WINDOW]))
+                .select(*EVIDENCE_COLUMNS)
+                .orderBy("day"),
+                False,
+            ),
+        ]
+        print(
+            f"== {device_id}: run date {self.window.run_date}, W {self.window.window_start_date}.."
+            f"{self.window.run_date}, B from {self.window.baseline_start_date}"
+        )
         for title, frame, vertical in sections:
             print(f"-- {title}")
             if frame.isEmpty():
@@ -176,10 +233,18 @@ class Steps:
         """The W days of a device with an event (at most three), else its W day with data and
         the least import; none when it has no daily usage."""
         in_window = daily.where(F.col("period") == rules.WINDOW)
-        events = in_window.where(F.greatest(*[F.coalesce(F.col(c), F.lit(0.0)) for c in EVENT_COLUMNS]) > 0)
+        events = in_window.where(
+            F.greatest(*[F.coalesce(F.col(c), F.lit(0.0)) for c in EVENT_COLUMNS]) > 0
+        )
         found = [row["day"] for row in events.orderBy("day").select("day").limit(3).collect()]
         if not found:
-            least = in_window.where("has_data").orderBy("import_kwh", "day").select("day").limit(1).collect()
+            least = (
+                in_window.where("has_data")
+                .orderBy("import_kwh", "day")
+                .select("day")
+                .limit(1)
+                .collect()
+            )
             found = [row["day"] for row in least]
         return found
 
@@ -199,10 +264,28 @@ def debug_run(
     spark, _, config = start_spark(app_name=APP_NAME, config_path=config_path)
     window = RunWindow.from_config(run_date, config)
     raw = extract(spark, config["input"], window)
-    checked = validate_tables(raw, window, run_started_at or run_start_instant())
-    intervals = intervals_of_readings(checked, config["usage"], window)
-    ledger = checkpoint(ledger_of_readings(checked, config["usage"], window), "readings_ledger")
-    previous = alert_history.previous_run(spark, config["output"]["path"], run_date, config["history_days"])
-    detection = detect_and_score(Checked({**checked.tables, "measurements": ledger}), window, config, previous, checkpoint)
-    return Steps(spark, config, window, raw, checked, intervals, ledger, detection)
+    small_tables = validate_tables(raw, window)
+    started_at = run_started_at or run_start_instant()
+    readings = readings_inputs(raw, small_tables, config["usage"], window, started_at)
+    checked = small_tables.with_measurements(ledger_store.checked_readings(readings))
+    intervals = intervals_of(readings, checked.tables["measurements"])
+    ledger = kept_ledger(ledger_store.unstored_ledger(readings), checkpoint)
+    output = config["output"]["path"]
+    previous = history.previous_run(spark, output, run_date, config["history_days"])
+    detection = detect_and_score(
+        small_tables.with_measurements(ledger), window, config, previous, checkpoint
+    )
+    return Steps(spark, config, window, raw, readings, checked, intervals, ledger, detection)
 
+
+def intervals_of(readings: ledger_store.Inputs, checked_readings: DataFrame) -> DataFrame:
+    """``checked_readings`` (some of ``readings``), each used one with the interval it
+    closes, its zero run and its install period, as the ledger's pass makes them."""
+    return checked_readings.transform(
+        usage.readings_intervals(
+            readings.components,
+            readings.installs,
+            readings.usage_config,
+            readings.window.read_start,
+        )
+    )

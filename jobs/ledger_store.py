@@ -37,7 +37,7 @@ import json
 import logging
 import sys
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from pyspark.sql import Column, DataFrame, SparkSession, Window
@@ -46,7 +46,7 @@ from pyspark.sql import functions as F
 from dependencies import tables
 from dependencies.logging import LOGGER_NAME
 from dependencies.publish import HadoopFs
-from dependencies.run_window import RunWindow
+from dependencies.run_window import RunWindow, midnight
 from dependencies.tables import MEASURED_DATE, count_read, read_failures_named
 from jobs import usage, validate
 from jobs.usage import COMPONENT, PARTITION, READING_DAY, READINGS
@@ -109,7 +109,9 @@ def shaping_hash(usage_config: dict[str, Any]) -> str:
 def _code() -> str:
     """The hash of the source of every module a day's rows depend on, read once as loaded."""
     modules = (usage, validate, tables, sys.modules[__name__])
-    return hashlib.sha256("".join(inspect.getsource(module) for module in modules).encode()).hexdigest()
+    return hashlib.sha256(
+        "".join(inspect.getsource(module) for module in modules).encode()
+    ).hexdigest()
 
 
 def files_hash(files: list[tuple[str, int, int]]) -> str:
@@ -117,53 +119,89 @@ def files_hash(files: list[tuple[str, int, int]]) -> str:
     return hashlib.sha256(json.dumps(files).encode()).hexdigest()[:16]
 
 
-def _midnight(day: str) -> datetime:
-    return datetime.combine(date.fromisoformat(day), time.min, tzinfo=UTC)
-
-
 def _span(days: list[str]) -> str:
     return days[0] if len(days) == 1 else f"{days[0]}..{days[-1]}"
 
 
-def readings_ledger(spark: SparkSession, inputs: Inputs, output_path: str, input_path: str, run_id: str,
-                    full_refresh: bool) -> tuple[DataFrame, int, Outcome]:
+def readings_ledger(
+    spark: SparkSession,
+    inputs: Inputs,
+    output_path: str,
+    input_path: str,
+    run_id: str,
+    full_refresh: bool,
+) -> tuple[DataFrame, int, Outcome]:
     """The run's ledger of readings (:func:`jobs.usage.run_ledger`), the number of readings
     read, and what was reused and computed. Uses and updates the store when the input is
     partitioned by day."""
     log = logging.getLogger(LOGGER_NAME)
     window = inputs.window
     if MEASURED_DATE not in inputs.raw.columns or inputs.usage_config["lookback_days"] < 1:
-        why = ("the input is not partitioned by day" if MEASURED_DATE not in inputs.raw.columns
-               else "usage.lookback_days is 0")
+        why = (
+            "the input is not partitioned by day"
+            if MEASURED_DATE not in inputs.raw.columns
+            else "usage.lookback_days is 0"
+        )
         log.info("readings ledger: computing every day, not stored: %s", why)
-        rows = unstored_rows(inputs)
         read = count_read(inputs.raw, "measurements")
-        return rows.transform(usage.run_ledger(window)), read, Outcome("unstored", computed=[
-            {"days": f"{window.read_start_date}..{window.run_date}", "components": "all", "reason": why}])
+        return (
+            unstored_ledger(inputs),
+            read,
+            Outcome(
+                "unstored",
+                computed=[
+                    {
+                        "days": f"{window.read_start_date}..{window.run_date}",
+                        "components": "all",
+                        "reason": why,
+                    }
+                ],
+            ),
+        )
     store = Store(spark, store_path(output_path), run_id, inputs)
     days = store.input_days(f"{input_path.rstrip('/')}/measurements")
     outcome = store.update(days, full_refresh)
     if store.misfiled(days):
         why = "a day partition holds readings of other days"
         log.info("readings ledger: computing every day, not reused: %s", why)
-        outcome = Outcome("unstored", computed=[{"days": _span(days), "components": "all", "reason": why}])
-        return (unstored_rows(inputs).transform(usage.run_ledger(window)),
-                count_read(inputs.raw, "measurements"), outcome)
-    log.info("readings ledger: reused %d days%s; computed %s", len(outcome.reused),
-             f" ({_span(outcome.reused)})" if outcome.reused else "",
-             "; ".join(f"{part['days']} ({part['components']} components"
-                       f"{' of ' + ', '.join(part['devices']) if part.get('devices') else ''}: {part['reason']})"
-                       for part in outcome.computed) or "nothing")
+        outcome = Outcome(
+            "unstored", computed=[{"days": _span(days), "components": "all", "reason": why}]
+        )
+        return unstored_ledger(inputs), count_read(inputs.raw, "measurements"), outcome
+    log.info(
+        "readings ledger: reused %d days%s; computed %s",
+        len(outcome.reused),
+        f" ({_span(outcome.reused)})" if outcome.reused else "",
+        "; ".join(
+            f"{part['days']} ({part['components']} components"
+            f"{' of ' + ', '.join(part['devices']) if part.get('devices') else ''}"
+            f": {part['reason']})"
+            for part in outcome.computed
+        )
+        or "nothing",
+    )
     rows = store.rows(days)
     return rows.transform(usage.run_ledger(window)), store.read_count(days), outcome
 
 
+def checked_readings(inputs: Inputs, raw: DataFrame | None = None) -> DataFrame:
+    """The raw readings (``inputs.raw``, or ``raw``: some of them), each with its status."""
+    check = validate.check_measurements(inputs.components, inputs.window, inputs.run_started_at)
+    return (inputs.raw if raw is None else raw).transform(check)
+
+
 def unstored_rows(inputs: Inputs) -> DataFrame:
     """The readings' rows of the run's whole read range, in one pass, kept nowhere."""
-    checked = inputs.raw.transform(
-        validate.check_measurements(inputs.components, inputs.window, inputs.run_started_at))
-    return checked.transform(usage.readings_rows(inputs.components, inputs.installs, inputs.usage_config,
-                                                 inputs.window.read_start))
+    return checked_readings(inputs).transform(
+        usage.readings_rows(
+            inputs.components, inputs.installs, inputs.usage_config, inputs.window.read_start
+        )
+    )
+
+
+def unstored_ledger(inputs: Inputs) -> DataFrame:
+    """The run's ledger of readings, computed from every reading of its read range."""
+    return unstored_rows(inputs).transform(usage.run_ledger(inputs.window))
 
 
 def fingerprints(present: DataFrame, components: DataFrame, installs: DataFrame) -> DataFrame:
@@ -171,26 +209,49 @@ def fingerprints(present: DataFrame, components: DataFrame, installs: DataFrame)
     its device's valid install periods clipped to [min_start, the day's end) (the only
     install times the day's intervals can fall in); an unknown component has its own."""
     periods = installs.select(
-        F.col("device_id").alias("_device"), "installed_at",
-        F.coalesce("removed_at", F.lit(validate.NEVER).cast("timestamp")).alias("_removed"), "has_generation")
+        F.col("device_id").alias("_device"),
+        "installed_at",
+        F.coalesce("removed_at", F.lit(validate.NEVER).cast("timestamp")).alias("_removed"),
+        "has_generation",
+    )
     day_end = F.to_timestamp(F.date_add(F.col(PARTITION).cast("date"), 1))
     keyed = present.join(F.broadcast(components.select(COMPONENT, *ATTRIBUTES)), COMPONENT, "left")
-    overlap = ((keyed["device_id"] == periods["_device"]) & keyed["min_start"].isNotNull()
-               & (periods["installed_at"] < day_end) & (periods["_removed"] > keyed["min_start"]))
-    clipped = F.struct(F.greatest("installed_at", "min_start").alias("from"),
-                       F.least("_removed", day_end).alias("until"), "has_generation")
-    grouped = keyed.join(F.broadcast(periods), overlap, "left").groupBy(PARTITION, COMPONENT, *ATTRIBUTES).agg(
-        F.sort_array(F.collect_list(F.when(F.col("_device").isNotNull(), clipped))).alias("_periods"))
-    return grouped.select(PARTITION, COMPONENT, F.xxhash64(*ATTRIBUTES, "_periods").alias("fingerprint"))
+    overlap = (
+        (keyed["device_id"] == periods["_device"])
+        & keyed["min_start"].isNotNull()
+        & (periods["installed_at"] < day_end)
+        & (periods["_removed"] > keyed["min_start"])
+    )
+    clipped = F.struct(
+        F.greatest("installed_at", "min_start").alias("from"),
+        F.least("_removed", day_end).alias("until"),
+        "has_generation",
+    )
+    grouped = (
+        keyed.join(F.broadcast(periods), overlap, "left")
+        .groupBy(PARTITION, COMPONENT, *ATTRIBUTES)
+        .agg(
+            F.sort_array(F.collect_list(F.when(F.col("_device").isNotNull(), clipped))).alias(
+                "_periods"
+            )
+        )
+    )
+    return grouped.select(
+        PARTITION, COMPONENT, F.xxhash64(*ATTRIBUTES, "_periods").alias("fingerprint")
+    )
 
 
 def fleet_print(components: DataFrame, installs: DataFrame) -> int:
     """One number for the whole fleet's component rows and install periods: when it is what
     a stored day was computed with, no component's fingerprint there can have changed."""
-    periods = installs.groupBy("device_id").agg(F.sort_array(F.collect_list(
-        F.struct("installed_at", "removed_at", "has_generation"))).alias("_periods"))
+    periods = installs.groupBy("device_id").agg(
+        F.sort_array(
+            F.collect_list(F.struct("installed_at", "removed_at", "has_generation"))
+        ).alias("_periods")
+    )
     prints = components.join(periods, "device_id", "left").select(
-        F.xxhash64(COMPONENT, *ATTRIBUTES, "_periods").alias("_print"))
+        F.xxhash64(COMPONENT, *ATTRIBUTES, "_periods").alias("_print")
+    )
     return prints.agg(F.bit_xor("_print")).first()[0] or 0
 
 
@@ -238,7 +299,9 @@ class Store:
             return None
         if not isinstance(found, dict) or found.get("format") != FORMAT:
             return None
-        if found.get("read") and not all(self.fs.exists(found.get(key) or "") for key in ("rows", "state")):
+        if found.get("read") and not all(
+            self.fs.exists(found.get(key) or "") for key in ("rows", "state")
+        ):
             return None
         return found
 
@@ -261,10 +324,14 @@ class Store:
         last = self.inputs.window.run_date.isoformat()
         days, after = [d for d in read_days if d <= last], [d for d in read_days if d > last]
         found = {day: (None if full_refresh else self.manifest(day)) for day in days}
-        stale = {day: ("--full-refresh" if full_refresh else self.stale_reason(day, found[day])) for day in days}
+        stale = {
+            day: ("--full-refresh" if full_refresh else self.stale_reason(day, found[day]))
+            for day in days
+        }
         # Fingerprints are compared per component only where the fleet changed since.
         changed = self.changed_components(
-            [d for d in days if stale[d] is None and found[d]["fleet"] != self.fleet], found)
+            [d for d in days if stale[d] is None and found[d]["fleet"] != self.fleet], found
+        )
         self.manifests = dict(found)
         position = 0
         while position < len(days):
@@ -274,56 +341,91 @@ class Store:
                 end = position
                 while end + 1 < len(days) and stale[days[end + 1]] is not None:
                     end += 1
-                block = days[position:end + 1]
+                block = days[position : end + 1]
                 reasons = sorted({stale[d] for d in block})
                 self.compute(block, previous, None)
-                outcome.computed.append({"days": _span(block), "components": "all", "reason": "; ".join(reasons)})
+                outcome.computed.append(
+                    {"days": _span(block), "components": "all", "reason": "; ".join(reasons)}
+                )
                 position = end + 1
                 continue
             redo = changed.get(day)
             reason = "their component or install rows changed" if redo is not None else ""
-            if previous and self.manifests[day]["entered_with"] != self.manifests[previous]["state_hash"]:
+            if (
+                previous
+                and self.manifests[day]["entered_with"] != self.manifests[previous]["state_hash"]
+            ):
                 moved = self.moved_states(day, previous).cache()
                 if moved.count():
                     redo = moved if redo is None else redo.unionByName(moved).distinct()
                     reason = "; ".join(filter(None, [reason, "an earlier day changed their state"]))
                 elif redo is None:  # checked: the day continues from the state now before it
-                    self.manifests[day] = {**self.manifests[day],
-                                           "entered_with": self.manifests[previous]["state_hash"]}
+                    self.manifests[day] = {
+                        **self.manifests[day],
+                        "entered_with": self.manifests[previous]["state_hash"],
+                    }
                     self._write_manifest(day, self.manifests[day])
             if redo is None:
                 outcome.reused.append(day)
                 position += 1
                 continue
             redo = redo.cache()
-            devices = redo.join(self.inputs.components.select(COMPONENT, "device_id"), COMPONENT, "left")
-            named = sorted({row["device_id"] or row[COMPONENT] for row in devices.limit(NAMED_DEVICES).collect()})
-            outcome.computed.append({"days": day, "components": redo.count(), "devices": named, "reason": reason})
+            devices = redo.join(
+                self.inputs.components.select(COMPONENT, "device_id"), COMPONENT, "left"
+            )
+            named = sorted(
+                {
+                    row["device_id"] or row[COMPONENT]
+                    for row in devices.limit(NAMED_DEVICES).collect()
+                }
+            )
+            outcome.computed.append(
+                {"days": day, "components": redo.count(), "devices": named, "reason": reason}
+            )
             self.compute([day], previous, redo)
             position += 1
         if after:
             self.compute(after, days[-1] if days else None, None)
-            outcome.computed.append({"days": _span(after), "components": "all", "reason": AFTER_RUN_DATE})
+            outcome.computed.append(
+                {"days": _span(after), "components": "all", "reason": AFTER_RUN_DATE}
+            )
         self.collect_garbage()
         return outcome
 
-    def changed_components(self, days: list[str], found: dict[str, dict[str, Any] | None]
-                           ) -> dict[str, DataFrame]:
+    def changed_components(
+        self, days: list[str], found: dict[str, dict[str, Any] | None]
+    ) -> dict[str, DataFrame]:
         """Per reusable day, the components whose fingerprint no longer matches (if any)."""
         days = [d for d in days if found[d]["read"]]
         if not days:
             return {}
         stored = self._read_days([found[d]["state"] for d in days]).where("present")
-        current = fingerprints(stored.select(PARTITION, COMPONENT, "min_start"),
-                               self.inputs.components, self.inputs.installs).select(
-            F.col(PARTITION).alias("_day"), F.col(COMPONENT).alias("_component"), F.col("fingerprint").alias("_now"))
-        same = (F.col(PARTITION) == F.col("_day")) & F.col(COMPONENT).eqNullSafe(F.col("_component"))
-        mismatched = (stored.join(current, same, "left")
-                      .where(~F.col("fingerprint").eqNullSafe(F.col("_now")))
-                      .select(PARTITION, COMPONENT)).cache()
-        counts = {row[PARTITION]: row["count"] for row in mismatched.groupBy(PARTITION).count().collect()}
+        current = fingerprints(
+            stored.select(PARTITION, COMPONENT, "min_start"),
+            self.inputs.components,
+            self.inputs.installs,
+        ).select(
+            F.col(PARTITION).alias("_day"),
+            F.col(COMPONENT).alias("_component"),
+            F.col("fingerprint").alias("_now"),
+        )
+        same = (F.col(PARTITION) == F.col("_day")) & F.col(COMPONENT).eqNullSafe(
+            F.col("_component")
+        )
+        mismatched = (
+            stored.join(current, same, "left")
+            .where(~F.col("fingerprint").eqNullSafe(F.col("_now")))
+            .select(PARTITION, COMPONENT)
+        ).cache()
+        counts = {
+            row[PARTITION]: row["count"] for row in mismatched.groupBy(PARTITION).count().collect()
+        }
         for day in days:  # checked and clean: the day holds for the fleet as it is now
-            if day not in counts and _midnight(day) + timedelta(days=1) <= self.inputs.run_started_at:
+            if (
+                day not in counts
+                and midnight(date.fromisoformat(day)) + timedelta(days=1)
+                <= self.inputs.run_started_at
+            ):
                 self._write_manifest(day, {**found[day], "fleet": self.fleet})
         return {day: mismatched.where(F.col(PARTITION) == day).select(COMPONENT) for day in counts}
 
@@ -331,17 +433,23 @@ class Store:
         """The components whose state entering ``day`` differs from the one it was stored with."""
         entered = self._read(self.manifests[day]["state"]).select(COMPONENT, "entered_with")
         now = self._read(self.manifests[previous]["state"]).select(
-            F.col(COMPONENT).alias("_component"), F.col("hash").alias("_now"))
-        return (entered.join(now, F.col(COMPONENT).eqNullSafe(F.col("_component")), "full")
-                .where(~F.col("entered_with").eqNullSafe(F.col("_now")))
-                .select(F.coalesce(COMPONENT, "_component").alias(COMPONENT)).distinct())
+            F.col(COMPONENT).alias("_component"), F.col("hash").alias("_now")
+        )
+        return (
+            entered.join(now, F.col(COMPONENT).eqNullSafe(F.col("_component")), "full")
+            .where(~F.col("entered_with").eqNullSafe(F.col("_now")))
+            .select(F.coalesce(COMPONENT, "_component").alias(COMPONENT))
+            .distinct()
+        )
 
     def _read(self, path: str) -> DataFrame:
         return self.spark.read.parquet(path)
 
     def _read_days(self, paths: list[str]) -> DataFrame:
         """Several days' stored tables in one read, each row with its day (``partition``)."""
-        day = F.regexp_extract(F.input_file_name(), f"{PARTITION}=([0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}})", 1)
+        day = F.regexp_extract(
+            F.input_file_name(), f"{PARTITION}=([0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}})", 1
+        )
         return self.spark.read.parquet(*paths).withColumn(PARTITION, day)
 
     def compute(self, block: list[str], previous: str | None, only: DataFrame | None) -> None:
@@ -352,37 +460,78 @@ class Store:
         directory = f"{self.path}/{BLOCKS}/{self.run_id}-{self.blocks}"
         raw = inputs.raw.where(F.col(MEASURED_DATE).cast("string").isin(*block))
         if only is not None:
-            raw = raw.join(F.broadcast(only), F.trim(raw[COMPONENT].cast("string")).eqNullSafe(only[COMPONENT]),
-                           "left_semi")
+            raw = raw.join(
+                F.broadcast(only),
+                F.trim(raw[COMPONENT].cast("string")).eqNullSafe(only[COMPONENT]),
+                "left_semi",
+            )
         entering_all = self._read(self.manifests[previous]["state"]) if previous else None
         entering = entering_all
         if entering is not None and only is not None:
             entering = entering.join(F.broadcast(only), COMPONENT, "left_semi")
-        checked = raw.transform(validate.check_measurements(inputs.components, inputs.window, inputs.run_started_at))
+        checked = checked_readings(inputs, raw)
         if entering is not None:
             carried = entering.where(F.col("last_at").isNotNull()).select(
-                COMPONENT, F.col("last_at").alias("measured_at"), F.col("last_value").alias("value"),
-                F.lit(validate.USED).alias("status"), F.lit(None).cast("string").alias("record"),
-                F.lit(None).cast("string").alias(PARTITION), F.col("used").alias(usage.CARRIED_USED),
-                F.col("run_since").alias(usage.CARRIED_RUN_SINCE))
-            checked = checked.withColumn(usage.CARRIED_USED, F.lit(None).cast("long")).withColumn(
-                usage.CARRIED_RUN_SINCE, F.lit(None).cast("timestamp")).unionByName(carried)
-        rows = checked.transform(usage.readings_rows(inputs.components, inputs.installs, inputs.usage_config,
-                                                     _midnight(block[0])))
+                COMPONENT,
+                F.col("last_at").alias("measured_at"),
+                F.col("last_value").alias("value"),
+                F.lit(validate.USED).alias("status"),
+                F.lit(None).cast("string").alias("record"),
+                F.lit(None).cast("string").alias(PARTITION),
+                F.col("used").alias(usage.CARRIED_USED),
+                F.col("run_since").alias(usage.CARRIED_RUN_SINCE),
+            )
+            checked = (
+                checked.withColumn(usage.CARRIED_USED, F.lit(None).cast("long"))
+                .withColumn(usage.CARRIED_RUN_SINCE, F.lit(None).cast("timestamp"))
+                .unionByName(carried)
+            )
+        rows = checked.transform(
+            usage.readings_rows(
+                inputs.components,
+                inputs.installs,
+                inputs.usage_config,
+                midnight(date.fromisoformat(block[0])),
+            )
+        )
         if only is not None:  # the other components' rows, as stored
             kept = self._read_days([self.manifests[d]["rows"] for d in block])
-            rows = rows.unionByName(kept.join(F.broadcast(only), kept[COMPONENT].eqNullSafe(only[COMPONENT]),
-                                              "left_anti"))
+            rows = rows.unionByName(
+                kept.join(
+                    F.broadcast(only), kept[COMPONENT].eqNullSafe(only[COMPONENT]), "left_anti"
+                )
+            )
         with read_failures_named("measurements"):
             rows.write.partitionBy(PARTITION).parquet(f"{directory}/rows")
-            read = {row[0]: row[1] for row in raw.groupBy(F.col(MEASURED_DATE).cast("string")).count().collect()}
-        written = self._read(f"{directory}/rows").withColumn(PARTITION, F.col(PARTITION).cast("string"))
-        self.states(block, written, entering_all).write.partitionBy(PARTITION).parquet(f"{directory}/state")
-        states = self._read(f"{directory}/state").withColumn(PARTITION, F.col(PARTITION).cast("string"))
-        facts = {row[PARTITION]: row["state_hash"] for row in states.groupBy(PARTITION).agg(
-            F.bit_xor("hash").alias("state_hash")).collect()}
-        misfiled = {row[PARTITION]: row["misfiled"] for row in written.groupBy(PARTITION).agg(F.sum(F.when(
-            F.col(READING_DAY).cast("string") != F.col(PARTITION), F.col(READINGS))).alias("misfiled")).collect()}
+            read = {
+                row[0]: row[1]
+                for row in raw.groupBy(F.col(MEASURED_DATE).cast("string")).count().collect()
+            }
+        written = self._read(f"{directory}/rows").withColumn(
+            PARTITION, F.col(PARTITION).cast("string")
+        )
+        self.states(block, written, entering_all).write.partitionBy(PARTITION).parquet(
+            f"{directory}/state"
+        )
+        states = self._read(f"{directory}/state").withColumn(
+            PARTITION, F.col(PARTITION).cast("string")
+        )
+        facts = {
+            row[PARTITION]: row["state_hash"]
+            for row in states.groupBy(PARTITION)
+            .agg(F.bit_xor("hash").alias("state_hash"))
+            .collect()
+        }
+        misfiled = {
+            row[PARTITION]: row["misfiled"]
+            for row in written.groupBy(PARTITION)
+            .agg(
+                F.sum(
+                    F.when(F.col(READING_DAY).cast("string") != F.col(PARTITION), F.col(READINGS))
+                ).alias("misfiled")
+            )
+            .collect()
+        }
         for position, day in enumerate(block):
             before = self.manifests.get(day) or {}
             entered_from = block[position - 1] if position else previous
@@ -396,48 +545,86 @@ class Store:
                 "rows": f"{directory}/rows/{PARTITION}={day}",
                 "state": f"{directory}/state/{PARTITION}={day}",
                 "state_hash": facts.get(day, 0),
-                "entered_with": self.manifests[entered_from]["state_hash"] if entered_from else None,
+                "entered_with": self.manifests[entered_from]["state_hash"]
+                if entered_from
+                else None,
                 "stored_by": self.run_id,
             }
             self.manifests[day] = manifest
             # Never a day still going on, nor the day after the run date (read for this run only).
-            if _midnight(day) + timedelta(days=1) <= inputs.run_started_at and day <= inputs.window.run_date.isoformat():
+            if (
+                midnight(date.fromisoformat(day)) + timedelta(days=1) <= inputs.run_started_at
+                and day <= inputs.window.run_date.isoformat()
+            ):
                 self._write_manifest(day, manifest)
 
     def states(self, block: list[str], rows: DataFrame, entering: DataFrame | None) -> DataFrame:
         """Per day of ``block`` and component: the state its next day continues from, its
         hash and the hash of the state it entered the day with, whether it had readings
         that day, its earliest interval start and its fingerprint."""
-        per_day = rows.groupBy(PARTITION, COMPONENT).agg(
-            F.max("_last_at").alias("last_at"),
-            F.max_by("_last_value", "_last_at").alias("last_value"),
-            F.sum(F.when(F.col("status") == validate.USED, F.col(READINGS))).alias("used"),
-            F.max("_run_break").alias("run_since"),
-            F.min("_min_start").alias("min_start"),
-        ).withColumn("present", F.lit(True)).withColumnsRenamed({COMPONENT: "_component", PARTITION: "_day"})
-        positions = self.spark.createDataFrame([(d, i) for i, d in enumerate(block)], f"{PARTITION} string, _position int")
+        per_day = (
+            rows.groupBy(PARTITION, COMPONENT)
+            .agg(
+                F.max("_last_at").alias("last_at"),
+                F.max_by("_last_value", "_last_at").alias("last_value"),
+                F.sum(F.when(F.col("status") == validate.USED, F.col(READINGS))).alias("used"),
+                F.max("_run_break").alias("run_since"),
+                F.min("_min_start").alias("min_start"),
+            )
+            .withColumn("present", F.lit(True))
+            .withColumnsRenamed({COMPONENT: "_component", PARTITION: "_day"})
+        )
+        positions = self.spark.createDataFrame(
+            [(d, i) for i, d in enumerate(block)], f"{PARTITION} string, _position int"
+        )
         components = per_day.select(F.col("_component").alias(COMPONENT))
         start = None
         if entering is not None:
-            start = entering.select(COMPONENT, F.lit(None).cast("string").alias(PARTITION), F.lit(-1).alias("_position"),
-                                    *STATE, F.lit(None).cast("timestamp").alias("min_start"),
-                                    F.lit(False).alias("present"), "hash")
+            start = entering.select(
+                COMPONENT,
+                F.lit(None).cast("string").alias(PARTITION),
+                F.lit(-1).alias("_position"),
+                *STATE,
+                F.lit(None).cast("timestamp").alias("min_start"),
+                F.lit(False).alias("present"),
+                "hash",
+            )
             components = components.unionByName(entering.select(COMPONENT))
         grid = components.distinct().crossJoin(F.broadcast(positions))
         on = F.col(COMPONENT).eqNullSafe(F.col("_component")) & (F.col(PARTITION) == F.col("_day"))
         filled = grid.join(per_day, on, "left").select(
-            COMPONENT, PARTITION, "_position", "last_at", "last_value", "used", "run_since", "min_start",
-            F.coalesce("present", F.lit(False)).alias("present"), F.lit(None).cast("long").alias("hash"))
+            COMPONENT,
+            PARTITION,
+            "_position",
+            "last_at",
+            "last_value",
+            "used",
+            "run_since",
+            "min_start",
+            F.coalesce("present", F.lit(False)).alias("present"),
+            F.lit(None).cast("long").alias("hash"),
+        )
         if start is not None:
             filled = filled.unionByName(start)
-        so_far = Window.partitionBy(COMPONENT).orderBy("_position").rowsBetween(Window.unboundedPreceding, 0)
+        so_far = (
+            Window.partitionBy(COMPONENT)
+            .orderBy("_position")
+            .rowsBetween(Window.unboundedPreceding, 0)
+        )
         since = F.max("run_since").over(so_far)
         day_start = F.to_timestamp(F.col(PARTITION).cast("date"))
         state = filled.select(
-            COMPONENT, PARTITION, "_position", "present", "min_start", F.col("hash").alias("_entering_hash"),
+            COMPONENT,
+            PARTITION,
+            "_position",
+            "present",
+            "min_start",
+            F.col("hash").alias("_entering_hash"),
             F.max("last_at").over(so_far).alias("last_at"),
             F.last("last_value", ignorenulls=True).over(so_far).alias("last_value"),
-            F.least(F.lit(2).cast("long"), F.coalesce(F.sum("used").over(so_far), F.lit(0).cast("long"))).alias("used"),
+            F.least(
+                F.lit(2).cast("long"), F.coalesce(F.sum("used").over(so_far), F.lit(0).cast("long"))
+            ).alias("used"),
             F.when(since >= day_start, since).alias("run_since"),
         )
         state = state.withColumn("hash", F.coalesce(F.col("_entering_hash"), _state_hash()))
@@ -445,22 +632,35 @@ class Store:
         # A component is in a day's state once it has had a valid reading (or readings that
         # day): the same rows however far back the computation began.
         kept = F.col("present") | F.col("last_at").isNotNull() | F.col("_entering_hash").isNotNull()
-        state = state.withColumn("_kept", kept).withColumn(
-            "entered_with", F.lag(F.when(F.col("_kept"), F.col("hash"))).over(in_order)
-        ).where((F.col("_position") >= 0) & F.col("_kept"))
+        state = (
+            state.withColumn("_kept", kept)
+            .withColumn("entered_with", F.lag(F.when(F.col("_kept"), F.col("hash"))).over(in_order))
+            .where((F.col("_position") >= 0) & F.col("_kept"))
+        )
         present = state.where("present").select(PARTITION, COMPONENT, "min_start")
         prints = fingerprints(present, self.inputs.components, self.inputs.installs).select(
-            F.col(PARTITION).alias("_day"), F.col(COMPONENT).alias("_component"), "fingerprint")
+            F.col(PARTITION).alias("_day"), F.col(COMPONENT).alias("_component"), "fingerprint"
+        )
         on = (F.col(PARTITION) == F.col("_day")) & F.col(COMPONENT).eqNullSafe(F.col("_component"))
         return state.join(prints, on, "left").select(
-            PARTITION, COMPONENT, *STATE, "hash", "entered_with", "present", "min_start", "fingerprint")
+            PARTITION,
+            COMPONENT,
+            *STATE,
+            "hash",
+            "entered_with",
+            "present",
+            "min_start",
+            "fingerprint",
+        )
 
     def _write_manifest(self, day: str, manifest: dict[str, Any]) -> None:
         target = self._manifest_path(day)
         temporary = f"{self.path}/{MANIFESTS}/_{self.run_id}-{day}.json"
         self.fs.write_text(temporary, json.dumps(manifest))
         if self.fs.exists(target):
-            self.fs.delete(target)  # killed here: the day is not in the store, and is computed again
+            self.fs.delete(
+                target
+            )  # killed here: the day is not in the store, and is computed again
         self.fs.rename(temporary, target)
 
     def collect_garbage(self) -> None:
@@ -471,7 +671,9 @@ class Store:
             if name.endswith(".json") and not name.startswith("_"):
                 text = self.fs.read_text(f"{self.path}/{MANIFESTS}/{name}") or "{}"
                 try:
-                    referenced.add(json.loads(text).get("rows", "").split(f"/{BLOCKS}/")[-1].split("/")[0])
+                    referenced.add(
+                        json.loads(text).get("rows", "").split(f"/{BLOCKS}/")[-1].split("/")[0]
+                    )
                 except ValueError:
                     continue
         for name in self.fs.children(f"{self.path}/{BLOCKS}"):
@@ -485,7 +687,9 @@ class Store:
 
     def rows(self, days: list[str]) -> DataFrame:
         """The stored rows of the run's days."""
-        paths = [self.manifests[d]["rows"] for d in days if self.fs.exists(self.manifests[d]["rows"])]
+        paths = [
+            self.manifests[d]["rows"] for d in days if self.fs.exists(self.manifests[d]["rows"])
+        ]
         if not paths:
             return unstored_rows(replace_raw(self.inputs, self.inputs.raw.limit(0)))
         return self.spark.read.parquet(*paths)
@@ -497,7 +701,14 @@ class Store:
 
 def replace_raw(inputs: Inputs, raw: DataFrame) -> Inputs:
     """``inputs`` with other raw measurements."""
-    return Inputs(raw, inputs.components, inputs.installs, inputs.usage_config, inputs.window, inputs.run_started_at)
+    return Inputs(
+        raw,
+        inputs.components,
+        inputs.installs,
+        inputs.usage_config,
+        inputs.window,
+        inputs.run_started_at,
+    )
 
 
 CODE = _code()

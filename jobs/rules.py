@@ -16,11 +16,15 @@ from pyspark.sql import Column as SparkColumn
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from dependencies.frames import union_all
 from dependencies.run_window import RunWindow
 from jobs.usage import HOURS, IMPORT_KWH, MINUTES_PER_DAY, holding_period
 
 WINDOW = "W"
 BASELINE = "B"
+# The columns of a finding and of an alert, before the window they are about.
+FINDING_COLUMNS = ("device_id", "service_point_id", "rule", "weight", "metric")
+ALERT_COLUMNS = ("device_id", "service_point_id", "customer_class", "score", "rules")
 
 Rule = Callable[["Evidence", dict[str, Any]], DataFrame]
 
@@ -54,8 +58,9 @@ class Evidence:
         """Derive the per-day flags and the per-device summaries from daily usage."""
         usage, peers = config["usage"], config["peers"]
         mean = F.col("shape_kwh") / F.col("shape_intervals")
-        variance = F.greatest(F.col("shape_kwh_squared") / F.col("shape_intervals") - mean * mean,
-                              F.lit(0.0))
+        variance = F.greatest(
+            F.col("shape_kwh_squared") / F.col("shape_intervals") - mean * mean, F.lit(0.0)
+        )
         daily = (
             daily_usage.withColumn(
                 "period",
@@ -63,7 +68,8 @@ class Evidence:
             )
             .withColumn(
                 "has_data",
-                F.col("present_intervals") >= usage["day_has_data_share"] * F.col("expected_intervals"),
+                F.col("present_intervals")
+                >= usage["day_has_data_share"] * F.col("expected_intervals"),
             )
             .withColumn("cv", F.when(mean > 0, F.sqrt(variance) / mean))
         )
@@ -94,12 +100,16 @@ def _hourly_means(period: str) -> SparkColumn:
 def _device_summaries(daily: DataFrame, window: RunWindow, peers: dict[str, Any]) -> DataFrame:
     share = peers["comparable_share"]
     summaries = daily.groupBy("device_id").agg(
-        F.max(_in(WINDOW, "latest_installed_start", with_data=False)).alias("latest_installed_start"),
+        F.max(_in(WINDOW, "latest_installed_start", with_data=False)).alias(
+            "latest_installed_start"
+        ),
         F.count(_in(WINDOW, F.lit(1))).alias("window_days_with_data"),
         F.count(_in(BASELINE, F.lit(1))).alias("baseline_days_with_data"),
         F.avg(_in(WINDOW, "import_kwh")).alias("window_mean_kwh"),
         F.avg(_in(BASELINE, "import_kwh")).alias("baseline_mean_kwh"),
-        F.sum(_in(WINDOW, "uninstalled_import_kwh", with_data=False)).alias("uninstalled_import_kwh"),
+        F.sum(_in(WINDOW, "uninstalled_import_kwh", with_data=False)).alias(
+            "uninstalled_import_kwh"
+        ),
         F.sum(_in(WINDOW, "rollback_kwh", with_data=False)).alias("rollback_kwh"),
         F.sum(_in(WINDOW, "export_without_generation_kwh", with_data=False)).alias(
             "export_without_generation_kwh"
@@ -130,7 +140,11 @@ def _with_context(installs: DataFrame) -> Callable[[DataFrame], DataFrame]:
 
     def transform(devices: DataFrame) -> DataFrame:
         context = holding_period(
-            installs, "latest_installed_start", "service_point_id", "customer_class", "has_generation"
+            installs,
+            "latest_installed_start",
+            "service_point_id",
+            "customer_class",
+            "has_generation",
         )
         return (
             devices.transform(context)
@@ -207,8 +221,11 @@ def zero_consumption(evidence: Evidence, params: dict[str, Any]) -> DataFrame:
     )
     order = Window.partitionBy("device_id").orderBy("day")
     runs = (
-        zero_days.withColumn("run", F.date_diff("day", F.lit(evidence.window.window_start_date))
-                             - F.row_number().over(order))
+        zero_days.withColumn(
+            "run",
+            F.date_diff("day", F.lit(evidence.window.window_start_date))
+            - F.row_number().over(order),
+        )
         .groupBy("device_id", "run")
         .count()
         .groupBy("device_id")
@@ -310,10 +327,14 @@ def data_gap(evidence: Evidence, params: dict[str, Any]) -> DataFrame:
     """Installed through all of W, yet most expected import intervals are missing: a meter
     cut off from communication to hide its readings. Metric: share present."""
     window = evidence.window
-    through_w = evidence.installs.where(
-        (F.col("installed_at") <= F.lit(window.window_start))
-        & (F.col("removed_at").isNull() | (F.col("removed_at") >= F.lit(window.window_end)))
-    ).select("device_id").distinct()
+    through_w = (
+        evidence.installs.where(
+            (F.col("installed_at") <= F.lit(window.window_start))
+            & (F.col("removed_at").isNull() | (F.col("removed_at") >= F.lit(window.window_end)))
+        )
+        .select("device_id")
+        .distinct()
+    )
     expected = (
         evidence.components.where(F.col("component_type") == IMPORT_KWH)
         .groupBy("device_id")
@@ -350,25 +371,20 @@ def rule_params(config: dict[str, Any], rule: str) -> dict[str, Any]:
 
 def detect(evidence: Evidence, config: dict[str, Any]) -> DataFrame:
     """Every rule's findings: device, service point, rule, weight, metric and the window."""
-    found = None
-    for name, rule in RULES.items():
-        params = rule_params(config, name)
-        frame = rule(evidence, params).select(
-            "device_id",
-            F.lit(name).alias("rule"),
-            F.lit(float(params["weight"])).alias("weight"),
-            "metric",
-        )
-        found = frame if found is None else found.unionByName(frame)
+    found = union_all(_found(evidence, name, rule_params(config, name)) for name in RULES)
     places = evidence.devices.select("device_id", "service_point_id")
     return found.join(places, "device_id", "left").select(
+        *FINDING_COLUMNS, *_window_columns(evidence.window)
+    )
+
+
+def _found(evidence: Evidence, name: str, params: dict[str, Any]) -> DataFrame:
+    """The devices rule ``name`` fires for, with its weight and metric."""
+    return RULES[name](evidence, params).select(
         "device_id",
-        "service_point_id",
-        "rule",
-        "weight",
+        F.lit(name).alias("rule"),
+        F.lit(float(params["weight"])).alias("weight"),
         "metric",
-        F.lit(evidence.window.window_start_date).alias("window_start"),
-        F.lit(evidence.window.run_date).alias("window_end"),
     )
 
 
@@ -382,16 +398,16 @@ def score(findings: DataFrame, evidence: Evidence, config: dict[str, Any]) -> Da
     return (
         scored.where(F.col("score") >= config["alert_threshold"])
         .join(places, "device_id", "left")
-        .select(
-            "device_id",
-            "service_point_id",
-            "customer_class",
-            "score",
-            "rules",
-            F.lit(evidence.window.window_start_date).alias("window_start"),
-            F.lit(evidence.window.run_date).alias("window_end"),
-        )
+        .select(*ALERT_COLUMNS, *_window_columns(evidence.window))
     )
+
+
+def _window_columns(window: RunWindow) -> list[SparkColumn]:
+    """The window a finding or an alert is about: ``window_start``, ``window_end``."""
+    return [
+        F.lit(window.window_start_date).alias("window_start"),
+        F.lit(window.run_date).alias("window_end"),
+    ]
 
 
 def count_by_rule(findings: DataFrame) -> dict[str, int]:

@@ -12,13 +12,13 @@ driver.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from dependencies.frames import Transform
 from dependencies.run_window import RunWindow
 from jobs.validate import OUTSIDE_WINDOW, PARTITION, USED
 
@@ -45,7 +45,6 @@ CARRIED_RUN_SINCE = "carried_run_since"
 # non-contiguous interval's start).
 RUN_BREAK = "run_break"
 
-Transform = Callable[[DataFrame], DataFrame]
 COMPONENT = "measuring_component_id"
 
 
@@ -53,7 +52,7 @@ def _in_time_order() -> Window:
     return Window.partitionBy(COMPONENT).orderBy("measured_at")
 
 
-def _midnight(instant: Column) -> Column:
+def _day_start(instant: Column) -> Column:
     """The start of an instant's UTC day, by arithmetic (no time-zone rules per row)."""
     micros = F.unix_micros(instant)
     return F.timestamp_micros(micros - F.pmod(micros, F.lit(MICROS_PER_DAY)))
@@ -74,7 +73,9 @@ def _utc_hour(instant: Column) -> Column:
     return (F.pmod(F.unix_micros(instant), F.lit(MICROS_PER_DAY)) / MICROS_PER_HOUR).cast("int")
 
 
-def to_intervals(components: DataFrame, usage: dict[str, Any], baseline_start: datetime) -> Transform:
+def to_intervals(
+    components: DataFrame, usage: dict[str, Any], baseline_start: datetime
+) -> Transform:
     """Checked readings -> the same rows, each used reading with the interval it closes:
     ``start``, ``end``, ``amount`` (``start`` null for other readings, and for a register's
     first read, which only opens), and whether the interval starts where the component's
@@ -110,10 +111,16 @@ def to_intervals(components: DataFrame, usage: dict[str, Any], baseline_start: d
             partition.alias(PARTITION),
             carried_used.alias(CARRIED_USED),
             carried_since.alias(CARRIED_RUN_SINCE),
-            F.max(F.when(valid & before_baseline, F.col("measured_at"))).over(whole).alias("_opener_at"),
+            F.max(F.when(valid & before_baseline, F.col("measured_at")))
+            .over(whole)
+            .alias("_opener_at"),
             F.max(F.when(valid & before_baseline, carried_used)).over(whole).alias("_opener_used"),
-            F.last(F.when(valid, F.col("measured_at")), ignorenulls=True).over(earlier).alias("_prev_at"),
-            F.last(F.when(valid, F.col("value")), ignorenulls=True).over(earlier).alias("_prev_value"),
+            F.last(F.when(valid, F.col("measured_at")), ignorenulls=True)
+            .over(earlier)
+            .alias("_prev_at"),
+            F.last(F.when(valid, F.col("value")), ignorenulls=True)
+            .over(earlier)
+            .alias("_prev_value"),
             F.count(F.when(valid & ~before_baseline, True)).over(earlier).alias("_used_in_range"),
         )
         # A reading in the range has the opener (if any) and the range's used readings before
@@ -184,9 +191,9 @@ def to_intervals(components: DataFrame, usage: dict[str, Any], baseline_start: d
             .when(rollover, register_max - prev_value + F.col("value"))
             .otherwise(F.lit(0.0))
             .alias("amount"),
-            F.when(cumulative & (rise < 0) & ~rollover, -rise).otherwise(F.lit(0.0)).alias(
-                "fallen_kwh"
-            ),
+            F.when(cumulative & (rise < 0) & ~rollover, -rise)
+            .otherwise(F.lit(0.0))
+            .alias("fallen_kwh"),
             F.coalesce(contiguous, F.lit(False)).alias("contiguous"),
             F.when(cumulative, _utc_day(start)).alias(OPENED_ON),
         )
@@ -230,9 +237,9 @@ def attach_installs(installs: DataFrame) -> Transform:
     and carry that period's generation flag."""
 
     def transform(intervals: DataFrame) -> DataFrame:
-        return intervals.transform(holding_period(installs, "start", "has_generation")).withColumnRenamed(
-            "_in_period", "installed"
-        )
+        return intervals.transform(
+            holding_period(installs, "start", "has_generation")
+        ).withColumnRenamed("_in_period", "installed")
 
     return transform
 
@@ -259,12 +266,23 @@ def mark_zero_runs(usage: dict[str, Any]) -> Transform:
         so_far = _in_time_order().rowsBetween(Window.unboundedPreceding, Window.currentRow)
         breaks_here = F.when(has_interval & ~zero, F.col("end"))
         last_break_end = F.max(F.coalesce(breaks_here, F.col(CARRIED_RUN_SINCE))).over(so_far)
-        last_hole_start = F.max(F.when(has_interval & ~F.col("contiguous"), F.col("start"))).over(so_far)
-        run_start = F.greatest(last_break_end, last_hole_start, _midnight(F.col("start")))
-        return intervals.withColumn("is_shape", shape).withColumn(
-            "zero_run_minutes",
-            F.when(zero, (F.unix_micros("end") - F.unix_micros(run_start)) / 60e6),
-        ).withColumn(RUN_BREAK, F.greatest(breaks_here, F.when(has_interval & ~F.col("contiguous"), F.col("start"))))
+        last_hole_start = F.max(F.when(has_interval & ~F.col("contiguous"), F.col("start"))).over(
+            so_far
+        )
+        run_start = F.greatest(last_break_end, last_hole_start, _day_start(F.col("start")))
+        return (
+            intervals.withColumn("is_shape", shape)
+            .withColumn(
+                "zero_run_minutes",
+                F.when(zero, (F.unix_micros("end") - F.unix_micros(run_start)) / 60e6),
+            )
+            .withColumn(
+                RUN_BREAK,
+                F.greatest(
+                    breaks_here, F.when(has_interval & ~F.col("contiguous"), F.col("start"))
+                ),
+            )
+        )
 
     return transform
 
@@ -289,8 +307,9 @@ def split_by_day(intervals: DataFrame) -> DataFrame:
     share = F.when(F.col("is_gap"), overlap / (F.col("minutes") * 60e6)).otherwise(F.lit(1.0))
     return (
         frame.withColumn("amount", F.col("amount") * share)
-        .withColumn("fallen_kwh", F.when(F.col("piece") == 0, F.col("fallen_kwh"))
-                    .otherwise(F.lit(0.0)))
+        .withColumn(
+            "fallen_kwh", F.when(F.col("piece") == 0, F.col("fallen_kwh")).otherwise(F.lit(0.0))
+        )
         .withColumn("hour", _utc_hour(F.col("start")))
     )
 
@@ -309,13 +328,15 @@ def _day_aggregates(intervals: DataFrame) -> list[Column]:
         F.sum(F.when(is_import, amount)).alias("import_kwh"),
         F.sum(F.when(is_import & ~F.col("installed"), amount)).alias("uninstalled_import_kwh"),
         F.sum(F.when(is_export, amount)).alias("export_kwh"),
-        F.sum(
-            F.when(is_export & F.col("installed") & ~F.col("has_generation"), amount)
-        ).alias("export_without_generation_kwh"),
+        F.sum(F.when(is_export & F.col("installed") & ~F.col("has_generation"), amount)).alias(
+            "export_without_generation_kwh"
+        ),
         F.sum(F.when(F.col("is_tamper"), amount)).alias("tamper_events"),
         F.sum(F.when(is_import, F.col("fallen_kwh"))).alias("rollback_kwh"),  # registers only
         F.count(F.when(is_import & ~F.col("is_gap"), True)).alias("present_intervals"),
-        F.max(F.when(is_import, MINUTES_PER_DAY / F.col("interval_minutes"))).alias("expected_intervals"),
+        F.max(F.when(is_import, MINUTES_PER_DAY / F.col("interval_minutes"))).alias(
+            "expected_intervals"
+        ),
         F.count(F.when(shape, True)).alias("shape_intervals"),
         F.sum(F.when(shape, amount)).alias("shape_kwh"),
         F.sum(F.when(shape, amount * amount)).alias("shape_kwh_squared"),
@@ -342,21 +363,27 @@ def by_component_day(intervals: DataFrame) -> DataFrame:
     (:func:`merge_rows`), so a day's rows can be kept and merged with other days' later."""
     has_interval = F.col("start").isNotNull()
     valid = F.col("status") == USED
-    return intervals.withColumn("_shape_hour", F.when(F.col("is_shape"), F.col("hour"))).groupBy(
-        PARTITION,
-        _utc_day(F.col("measured_at")).alias(READING_DAY),
-        COMPONENT,
-        F.when(has_interval, F.col("device_id")).alias("device_id"),
-        "day",
-        OPENED_ON,
-        "status",
-        "record",
-    ).agg(
-        *_day_aggregates(intervals),
-        F.max(F.when(valid, F.col("measured_at"))).alias("_last_at"),
-        F.max_by(F.when(valid, F.col("value")), F.when(valid, F.col("measured_at"))).alias("_last_value"),
-        F.max(RUN_BREAK).alias("_run_break"),
-        F.min("start").alias("_min_start"),
+    return (
+        intervals.withColumn("_shape_hour", F.when(F.col("is_shape"), F.col("hour")))
+        .groupBy(
+            PARTITION,
+            _utc_day(F.col("measured_at")).alias(READING_DAY),
+            COMPONENT,
+            F.when(has_interval, F.col("device_id")).alias("device_id"),
+            "day",
+            OPENED_ON,
+            "status",
+            "record",
+        )
+        .agg(
+            *_day_aggregates(intervals),
+            F.max(F.when(valid, F.col("measured_at"))).alias("_last_at"),
+            F.max_by(F.when(valid, F.col("value")), F.when(valid, F.col("measured_at"))).alias(
+                "_last_value"
+            ),
+            F.max(RUN_BREAK).alias("_run_break"),
+            F.min("start").alias("_min_start"),
+        )
     )
 
 
@@ -364,8 +391,11 @@ def merge_rows(rows: DataFrame) -> DataFrame:
     """Rows of :func:`by_component_day` -> the ledger: one row per (device, day, status,
     record), its numbers summed (counts, amounts, hourly arrays element by element) or
     maximised (the latest, the longest, the expected)."""
-    numbers = [c for c in rows.columns if c not in (*LEDGER_KEYS, *STATE_COLUMNS, PARTITION, READING_DAY,
-                                                     COMPONENT, OPENED_ON)]
+    numbers = [
+        c
+        for c in rows.columns
+        if c not in (*LEDGER_KEYS, *STATE_COLUMNS, PARTITION, READING_DAY, COMPONENT, OPENED_ON)
+    ]
     merged = []
     for name in numbers:
         if name in MERGED_BY_MAX:
@@ -399,25 +429,58 @@ def run_ledger(window: RunWindow) -> Transform:
 
     def transform(rows: DataFrame) -> DataFrame:
         opened_before = F.col(OPENED_ON) < F.lit(first_day)
-        numbers = [c for c in rows.columns if c not in (*LEDGER_KEYS, *STATE_COLUMNS, PARTITION, READING_DAY,
-                                                        COMPONENT, OPENED_ON, READINGS)]
+        numbers = [
+            c
+            for c in rows.columns
+            if c
+            not in (
+                *LEDGER_KEYS,
+                *STATE_COLUMNS,
+                PARTITION,
+                READING_DAY,
+                COMPONENT,
+                OPENED_ON,
+                READINGS,
+            )
+        ]
         rows = rows.select(
-            *[F.when(~opened_before | F.col(OPENED_ON).isNull(), F.col(c)).alias(c) if c in (
-                "device_id", "day", *numbers) else F.col(c) for c in rows.columns]
+            *[
+                F.when(~opened_before | F.col(OPENED_ON).isNull(), F.col(c)).alias(c)
+                if c in ("device_id", "day", *numbers)
+                else F.col(c)
+                for c in rows.columns
+            ]
         )
         before_b = (F.col("status") == USED) & (F.col(READING_DAY) < F.lit(baseline_day))
         openers = rows.where(before_b).groupBy(COMPONENT).agg(F.sum(READINGS).alias("_valid"))
         kept = [F.lit(None).cast(rows.schema[c].dataType).alias(c) for c in numbers]
-        replaced = openers.select(
-            F.explode(F.array(
-                F.struct(F.lit(USED).alias("status"), F.lit(1).cast("long").alias(READINGS)),
-                F.struct(F.lit(OUTSIDE_WINDOW).alias("status"), (F.col("_valid") - 1).alias(READINGS)),
-            )).alias("_row")
-        ).select(
-            F.lit(None).cast("string").alias("device_id"), F.lit(None).cast("date").alias("day"),
-            "_row.status", F.lit(None).cast("string").alias("record"), f"_row.{READINGS}", *kept,
-        ).where(F.col(READINGS) > 0)
-        return merge_rows(rows.where(~before_b).select(*LEDGER_KEYS, READINGS, *numbers).unionByName(replaced))
+        replaced = (
+            openers.select(
+                F.explode(
+                    F.array(
+                        F.struct(
+                            F.lit(USED).alias("status"), F.lit(1).cast("long").alias(READINGS)
+                        ),
+                        F.struct(
+                            F.lit(OUTSIDE_WINDOW).alias("status"),
+                            (F.col("_valid") - 1).alias(READINGS),
+                        ),
+                    )
+                ).alias("_row")
+            )
+            .select(
+                F.lit(None).cast("string").alias("device_id"),
+                F.lit(None).cast("date").alias("day"),
+                "_row.status",
+                F.lit(None).cast("string").alias("record"),
+                f"_row.{READINGS}",
+                *kept,
+            )
+            .where(F.col(READINGS) > 0)
+        )
+        return merge_rows(
+            rows.where(~before_b).select(*LEDGER_KEYS, READINGS, *numbers).unionByName(replaced)
+        )
 
     return transform
 

@@ -7,13 +7,13 @@ first failing check names the reason. Rejected rows keep the original row as JSO
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 
 from pyspark.sql import Column as SparkColumn
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from dependencies.frames import Transform
 from dependencies.run_window import RunWindow
 from dependencies.tables import CORRUPT_RECORD, MEASURED_DATE, TABLES
 
@@ -36,14 +36,10 @@ PARTITION = "partition"
 # The end of an install period that has not been removed.
 NEVER = "9999-12-31"
 
-Transform = Callable[[DataFrame], DataFrame]
-
 
 def flag(frame: DataFrame, condition: SparkColumn, reason: str) -> DataFrame:
     """Give ``reason`` to the still-valid rows where ``condition`` holds."""
-    return frame.withColumn(
-        "status", F.coalesce(F.col("status"), F.when(condition, F.lit(reason)))
-    )
+    return frame.withColumn("status", F.coalesce(F.col("status"), F.when(condition, F.lit(reason))))
 
 
 def type_rows(table: str) -> Transform:
@@ -55,8 +51,12 @@ def type_rows(table: str) -> Transform:
     outside the contract): a Parquet reading stored with the contract's types carries no copy
     of itself through the shuffle."""
     columns = TABLES[table]
-    type_reasons = {"timestamp": "bad_timestamp", "double": "bad_number", "int": "bad_number",
-                    "boolean": "bad_boolean"}
+    type_reasons = {
+        "timestamp": "bad_timestamp",
+        "double": "bad_number",
+        "int": "bad_number",
+        "boolean": "bad_boolean",
+    }
 
     def transform(raw: DataFrame) -> DataFrame:
         present = [c for c in columns if c.name in raw.columns]
@@ -64,7 +64,8 @@ def type_rows(table: str) -> Transform:
         contract = {c.name: c.type for c in present}
         kept = {name: _changed_by_typing(raw, name, contract.get(name)) for name in raw.columns}
         status = F.when(F.col(CORRUPT_RECORD).isNotNull(), F.lit("malformed_row")).when(
-            _any([_blank_as_read(raw, c.name) for c in present if c.required]), F.lit("missing_required")
+            _any([_blank_as_read(raw, c.name) for c in present if c.required]),
+            F.lit("missing_required"),
         )
         for reason in dict.fromkeys(type_reasons.values()):
             unparsed = [
@@ -76,7 +77,9 @@ def type_rows(table: str) -> Transform:
                 unparsed += [_not_finite(typed[c.name]) for c in present if c.type == "double"]
             status = status.when(_any(unparsed), F.lit(reason))
         return raw.select(
-            F.struct(*[value.alias(name) for name, value in kept.items() if value is not None]).alias(RAW),
+            F.struct(
+                *[value.alias(name) for name, value in kept.items() if value is not None]
+            ).alias(RAW),
             *[value.alias(name) for name, value in typed.items()],
             *[F.lit(None).cast(c.type).alias(c.name) for c in columns if c not in present],
             status.alias("status"),
@@ -88,8 +91,9 @@ def type_rows(table: str) -> Transform:
 def check_components(frame: DataFrame) -> DataFrame:
     """Flag components with an unknown reading type or a non-positive interval or register."""
     return (
-        frame.transform(lambda f: flag(f, ~F.col("reading_type").isin(*READING_TYPES),
-                                       "invalid_value"))
+        frame.transform(
+            lambda f: flag(f, ~F.col("reading_type").isin(*READING_TYPES), "invalid_value")
+        )
         .transform(lambda f: flag(f, F.col("interval_minutes") <= 0, "invalid_value"))
         .transform(lambda f: flag(f, F.col("register_max") <= 0, "invalid_value"))
     )
@@ -97,9 +101,7 @@ def check_components(frame: DataFrame) -> DataFrame:
 
 def check_installs(frame: DataFrame) -> DataFrame:
     """Flag install events with an unknown customer class or removed before installed."""
-    return flag(
-        frame, ~F.col("customer_class").isin(*CUSTOMER_CLASSES), "invalid_value"
-    ).transform(
+    return flag(frame, ~F.col("customer_class").isin(*CUSTOMER_CLASSES), "invalid_value").transform(
         lambda f: flag(f, F.col("removed_at") <= F.col("installed_at"), "removed_before_installed")
     )
 
@@ -172,7 +174,9 @@ def check_overlaps(frame: DataFrame) -> DataFrame:
         )
 
     overlapping = F.aggregate(periods, start, walk)["overlapping"]
-    return flag(frame, F.array_contains(overlapping, F.col("install_event_id")), "overlapping_install")
+    return flag(
+        frame, F.array_contains(overlapping, F.col("install_event_id")), "overlapping_install"
+    )
 
 
 def check_install_window(window: RunWindow) -> Transform:
@@ -209,7 +213,9 @@ def check_readings(window: RunWindow) -> Transform:
         in_time_order = Window.partitionBy("measuring_component_id").orderBy("measured_at")
         same_instant = in_time_order.rangeBetween(Window.currentRow, Window.currentRow)
         up_to_this_row = in_time_order.rowsBetween(Window.unboundedPreceding, Window.currentRow)
-        up_to_this_instant = in_time_order.rangeBetween(Window.unboundedPreceding, Window.currentRow)
+        up_to_this_instant = in_time_order.rangeBetween(
+            Window.unboundedPreceding, Window.currentRow
+        )
         valid = F.col("status").isNull()
         valid_value = F.when(valid, F.col("value"))
         conflicting = F.min(valid_value).over(same_instant) != F.max(valid_value).over(same_instant)
@@ -217,26 +223,38 @@ def check_readings(window: RunWindow) -> Transform:
         copies_after = F.count(F.when(valid, True)).over(up_to_this_instant) - F.count(
             F.when(valid, True)
         ).over(up_to_this_row)
-        frame = frame.select("*", conflicting.alias("_conflicting"), copies_after.alias("_copies_after"))
+        frame = frame.select(
+            "*", conflicting.alias("_conflicting"), copies_after.alias("_copies_after")
+        )
         frame = flag(frame, valid & F.col("_conflicting"), "conflicting_duplicate")
-        return flag(frame, F.col("_copies_after") > 0, DEDUPLICATED).drop("_conflicting", "_copies_after")
+        return flag(frame, F.col("_copies_after") > 0, DEDUPLICATED).drop(
+            "_conflicting", "_copies_after"
+        )
 
     return transform
 
 
-def check_measurements(components: DataFrame, window: RunWindow, run_started_at: datetime) -> Transform:
+def check_measurements(
+    components: DataFrame, window: RunWindow, run_started_at: datetime
+) -> Transform:
     """Raw readings -> one row per reading with its status (and reject record), its
     component, instant and value, and the day partition it was read from (``partition``,
     null when the input is not partitioned by day). Lazy: the ledger reads it once."""
 
     def transform(raw: DataFrame) -> DataFrame:
-        partition = (F.col(f"{RAW}.{MEASURED_DATE}") if MEASURED_DATE in raw.columns else F.lit(None))
+        partition = F.col(f"{RAW}.{MEASURED_DATE}") if MEASURED_DATE in raw.columns else F.lit(None)
         return (
             raw.transform(type_rows("measurements"))
             .withColumn(PARTITION, partition.cast("string"))
             .transform(check_measurement_values(run_started_at))
-            .transform(check_reference("measuring_component_id", components, "measuring_component_id",
-                                       "unknown_component"))
+            .transform(
+                check_reference(
+                    "measuring_component_id",
+                    components,
+                    "measuring_component_id",
+                    "unknown_component",
+                )
+            )
             # One shuffle by component: the duplicate, window and usage windows all reuse it.
             .repartition("measuring_component_id")
             .transform(check_readings(window))
@@ -254,9 +272,13 @@ def finish(frame: DataFrame) -> DataFrame:
     kept = frame.schema[RAW].dataType.fieldNames()
     raw_columns = frame.schema[RAW].metadata["columns"]
     as_read = {name: _as_read(frame, name, name in kept) for name in raw_columns}
-    row = F.struct(*[value.alias(name) for name, value in as_read.items() if name != CORRUPT_RECORD])
+    row = F.struct(
+        *[value.alias(name) for name, value in as_read.items() if name != CORRUPT_RECORD]
+    )
     malformed = F.struct(*[value.alias(name) for name, value in as_read.items()])
-    original = F.when(F.col(f"{RAW}.{CORRUPT_RECORD}").isNull(), _json(row)).otherwise(_json(malformed))
+    original = F.when(F.col(f"{RAW}.{CORRUPT_RECORD}").isNull(), _json(row)).otherwise(
+        _json(malformed)
+    )
     return (
         frame.withColumn("status", status)
         .withColumn("record", F.when(~status.isin(*NOT_REJECTED), original))
@@ -269,7 +291,9 @@ def _as_read(frame: DataFrame, name: str, kept: bool) -> SparkColumn:
     if not kept:
         return F.col(name)  # typing kept it as stored
     if name in frame.columns and frame.schema[name].dataType.simpleString() == "string":
-        return F.coalesce(F.col(f"{RAW}.{name}"), F.col(name))  # kept only where trimming changed it
+        return F.coalesce(
+            F.col(f"{RAW}.{name}"), F.col(name)
+        )  # kept only where trimming changed it
     return F.col(f"{RAW}.{name}")
 
 

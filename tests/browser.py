@@ -17,7 +17,21 @@ VIRTUAL_TIME_BUDGET_MS = 30_000
 CHROMIUM_TIMEOUT_SECONDS = 180
 SCREENSHOT_SIZE = (1400, 2200)
 VOID_ELEMENTS = frozenset(
-    {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+    {
+        "area",
+        "base",
+        "br",
+        "col",
+        "embed",
+        "hr",
+        "img",
+        "input",
+        "link",
+        "meta",
+        "source",
+        "track",
+        "wbr",
+    }
 )
 
 
@@ -49,7 +63,9 @@ def chromium(page: Path, *action: str, window_size: tuple[int, int] = SCREENSHOT
             text=True,
             timeout=CHROMIUM_TIMEOUT_SECONDS,
         )
-    assert result.returncode == 0, f"chromium exited with {result.returncode}: {result.stderr[-2000:]}"
+    assert result.returncode == 0, (
+        f"chromium exited with {result.returncode}: {result.stderr[-2000:]}"
+    )
     return result.stdout
 
 
@@ -64,7 +80,8 @@ def screenshot(page: Path, png: Path, window_size: tuple[int, int] = SCREENSHOT_
     """A PNG of the top of the page, ``window_size`` pixels."""
     png.parent.mkdir(parents=True, exist_ok=True)
     chromium(page, f"--screenshot={png.resolve()}", window_size=window_size)
-    assert png.is_file() and png.stat().st_size > 0, f"chromium wrote no screenshot at {png}"
+    assert png.is_file(), f"chromium wrote no screenshot at {png}"
+    assert png.stat().st_size > 0, f"chromium wrote no screenshot at {png}"
     return png
 
 
@@ -114,10 +131,14 @@ class _ReportParser(HTMLParser):
                 charts[attributes.get("id", "")] = Chart(plotted="js-plotly-plot" in classes)
             elif chart is not None:
                 drawn = charts[chart.get("id", "")]
-                in_trace = self._enclosing(lambda a: "trace" in a.get("class", "").split()) is not None
+                in_trace = (
+                    self._enclosing(lambda a: "trace" in a.get("class", "").split()) is not None
+                )
                 drawn.main_svgs += tag == "svg" and "main-svg" in classes
                 drawn.traces += tag == "g" and "trace" in classes
-                drawn.drawn_paths += tag == "path" and in_trace and attributes.get("d", "") not in ("", "M0,0Z")
+                drawn.drawn_paths += (
+                    tag == "path" and in_trace and attributes.get("d", "") not in ("", "M0,0Z")
+                )
         if tag not in VOID_ELEMENTS:
             self.stack.append((tag, attributes))
 
@@ -133,7 +154,11 @@ class _ReportParser(HTMLParser):
                 return
 
     def handle_data(self, data: str) -> None:
-        if self.stack and self.stack[-1][0] == "li" and self._enclosing(lambda a: a.get("id") == "script-errors"):
+        if (
+            self.stack
+            and self.stack[-1][0] == "li"
+            and self._enclosing(lambda a: a.get("id") == "script-errors")
+        ):
             self.page.script_errors.append(data)
 
 
@@ -145,7 +170,9 @@ def parse_rendered(dom: str) -> RenderedPage:
     return parser.page
 
 
-def assert_report_rendered(dom: str, device_ids: list[str], charts_per_device: int = 2) -> RenderedPage:
+def assert_report_rendered(
+    dom: str, device_ids: list[str], charts_per_device: int = 2
+) -> RenderedPage:
     """Every device in ``device_ids`` has its section with ``charts_per_device`` charts, each
     drawn by plotly, and the page recorded no script error."""
     page = parse_rendered(dom)
@@ -154,7 +181,9 @@ def assert_report_rendered(dom: str, device_ids: list[str], charts_per_device: i
     assert not missing, f"no section for devices {missing}"
     for device in device_ids:
         charts = page.sections[device]
-        assert len(charts) == charts_per_device, f"device {device}: {len(charts)} charts, not {charts_per_device}"
+        assert len(charts) == charts_per_device, (
+            f"device {device}: {len(charts)} charts, not {charts_per_device}"
+        )
         undrawn = [name for name, chart in charts.items() if not chart.drawn]
         assert not undrawn, f"device {device}: charts not drawn: {undrawn} ({charts})"
     return page

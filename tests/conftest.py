@@ -129,7 +129,10 @@ def sample_published(spark: SparkSession, tmp_path_factory: pytest.TempPathFacto
     config = write_job_config(tmp_path_factory.mktemp("sample_published"))
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(datalake_job, "run_start_instant", lambda: SAMPLE_RUN_STARTED_AT)
-        assert datalake_job.main(["--config", str(config), "--run-date", RUN_DATE]) == datalake_job.EXIT_OK
+        assert (
+            datalake_job.main(["--config", str(config), "--run-date", RUN_DATE])
+            == datalake_job.EXIT_OK
+        )
     return config.parent / "output"
 
 
@@ -179,25 +182,47 @@ def stop_group(process: subprocess.Popen) -> None:
 def spark_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A standalone master and one worker started from the installed pyspark; the master URL.
     Both are stopped whatever happens; the fixture fails if the worker never registers.
-    Shared by the suite (tests/test_cluster.py, the docs examples): each run is its own application."""
+    Shared by the suite (tests/test_cluster.py, the docs examples): each run is its own
+    application."""
     work = tmp_path_factory.mktemp("cluster")
     master_port = free_port()
     master_url = f"spark://127.0.0.1:{master_port}"
     daemons = {
-        "master": ["org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
-                   "--port", str(master_port), "--webui-port", str(free_port())],
-        "worker": ["org.apache.spark.deploy.worker.Worker", master_url, "--host", "127.0.0.1",
-                   "--webui-port", str(free_port()), "--cores", "2", "--memory", "2g",
-                   "--work-dir", str(work / "worker")],
-    }  # fmt: skip
+        "master": [
+            "org.apache.spark.deploy.master.Master",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(master_port),
+            "--webui-port",
+            str(free_port()),
+        ],
+        "worker": [
+            "org.apache.spark.deploy.worker.Worker",
+            master_url,
+            "--host",
+            "127.0.0.1",
+            "--webui-port",
+            str(free_port()),
+            "--cores",
+            "2",
+            "--memory",
+            "2g",
+            "--work-dir",
+            str(work / "worker"),
+        ],
+    }
     started: dict[str, subprocess.Popen] = {}
     try:
         for name, arguments in daemons.items():
             with (work / f"{name}.log").open("w") as log:
                 started[name] = subprocess.Popen(
                     [str(SPARK_HOME / "bin" / "spark-class"), *arguments],
-                    env=cluster_environment(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                )  # fmt: skip
+                    env=cluster_environment(),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
         deadline = time.monotonic() + CLUSTER_START_SECONDS
         while "registered with master" not in (work / "worker.log").read_text():
             dead = [name for name, process in started.items() if process.poll() is not None]
@@ -278,7 +303,10 @@ class RunningServer:
 
 
 def start_server(
-    command: Callable[[int], list[str]], ready_path: str, log_path: Path, headers: dict[str, str] | None = None
+    command: Callable[[int], list[str]],
+    ready_path: str,
+    log_path: Path,
+    headers: dict[str, str] | None = None,
 ) -> RunningServer:
     """Start ``command(port)`` on a free port and wait until ``ready_path`` answers HTTP 200
     (asked with ``headers``). Fails (never skips) when the server cannot be started: CI must
@@ -321,7 +349,9 @@ def start_moto_server(tmp_path: Path) -> Iterator[Callable[[], RunningServer]]:
 def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The suite's moto server (all AWS services moto mocks); its endpoint URL. Tests share
     it, so each should use its own bucket / log group names."""
-    server = start_server(moto_command, "/moto-api/", tmp_path_factory.mktemp("moto") / "moto_server.log")
+    server = start_server(
+        moto_command, "/moto-api/", tmp_path_factory.mktemp("moto") / "moto_server.log"
+    )
     yield server.url
     server.stop()
 
@@ -366,11 +396,15 @@ class AuthPushgateway:
 
     def url_with_user_info(self, password: str) -> str:
         """The URL with ``username:password@`` in it (the password percent-encoded)."""
-        return self.url.replace("://", f"://{self.username}:{urllib.parse.quote(password, safe='')}@", 1)
+        return self.url.replace(
+            "://", f"://{self.username}:{urllib.parse.quote(password, safe='')}@", 1
+        )
 
 
 @pytest.fixture(scope="session")
-def pushgateway_with_basic_auth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthPushgateway]:
+def pushgateway_with_basic_auth(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[AuthPushgateway]:
     """A Prometheus Pushgateway started with a ``--web.config.file`` whose
     ``basic_auth_users`` holds one user (bcrypt hash of a random password)."""
     directory = tmp_path_factory.mktemp("pushgateway_auth")
@@ -407,7 +441,11 @@ def driver_log(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) ->
     configuration = context.getConfiguration()
     layout = log4j.core.layout.PatternLayout.newBuilder().withPattern("%m%n").build()
     appender = (
-        log4j.core.appender.FileAppender.newBuilder().setName(name).withFileName(str(path)).setLayout(layout).build()
+        log4j.core.appender.FileAppender.newBuilder()
+        .setName(name)
+        .withFileName(str(path))
+        .setLayout(layout)
+        .build()
     )
     appender.start()
     configuration.addAppender(appender)

@@ -127,8 +127,8 @@ def convention_problems(blocks: list[Block]) -> list[str]:
             problems.append(f"{block.where}: '# not run here:' needs the reason next to it")
         elif block.language not in (SHELL, PYTHON, CONFIG, OUTPUT) and reason is None:
             problems.append(
-                f"{block.where}: fence language {block.language or '(none)'!r}: use bash, python, json "
-                "or text, or start the block with '# not run here: <reason>'"
+                f"{block.where}: fence language {block.language or '(none)'!r}: "
+                "use bash, python, json or text, or start the block with '# not run here: <reason>'"
             )
     return problems
 
@@ -171,7 +171,11 @@ def runs_this_suite(words: tuple[str, ...]) -> bool:
 
 
 def run_shell_block(
-    block: Block, workdir: Path, ran: set[tuple[str, ...]], master_url: str | None = None, env: dict | None = None
+    block: Block,
+    workdir: Path,
+    ran: set[tuple[str, ...]],
+    master_url: str | None = None,
+    env: dict | None = None,
 ) -> str:
     """Run the block's commands not run before, in ``workdir``; return their output. Raises
     :class:`ExampleFailed` with the failing command's output when one fails."""
@@ -190,14 +194,20 @@ def run_shell_block(
         return ""
     try:
         finished = subprocess.run(
-            ["bash", "-c", "\n".join(script)], cwd=workdir, env=env or os.environ.copy(), capture_output=True,
-            text=True, timeout=BLOCK_SECONDS, check=False,
-        )  # fmt: skip
+            ["bash", "-c", "\n".join(script)],
+            cwd=workdir,
+            env=env or os.environ.copy(),
+            capture_output=True,
+            text=True,
+            timeout=BLOCK_SECONDS,
+            check=False,
+        )
     except subprocess.TimeoutExpired:
         raise ExampleFailed(f"{block.where}: did not finish within {BLOCK_SECONDS} s") from None
     if finished.returncode != 0:
         raise ExampleFailed(
-            f"{block.where}: exit code {finished.returncode}\n--- stdout\n{finished.stdout[-3000:]}\n"
+            f"{block.where}: exit code {finished.returncode}\n"
+            f"--- stdout\n{finished.stdout[-3000:]}\n"
             f"--- stderr\n{finished.stderr[-6000:]}"
         )
     return finished.stdout
@@ -225,12 +235,24 @@ def run_python_session(blocks: list[Block], outputs: dict[int, Block], workdir: 
     environment.pop("PYTHONPATH", None)
     try:
         finished = subprocess.run(
-            [str(workdir / ".venv" / "bin" / "python"), "-"], input=session_script(blocks), cwd=workdir,
-            env=environment, capture_output=True, text=True, timeout=SESSION_SECONDS, check=False,
-        )  # fmt: skip
+            [str(workdir / ".venv" / "bin" / "python"), "-"],
+            input=session_script(blocks),
+            cwd=workdir,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=SESSION_SECONDS,
+            check=False,
+        )
     except subprocess.TimeoutExpired:
-        raise ExampleFailed(f"{blocks[0].page}: the session did not finish within {SESSION_SECONDS} s") from None
-    printed = re.split(r"^" + re.escape(BLOCK_MARK).replace(r"\{\}", r"\d+") + r"\n", finished.stdout, flags=re.MULTILINE)[1:]
+        raise ExampleFailed(
+            f"{blocks[0].page}: the session did not finish within {SESSION_SECONDS} s"
+        ) from None
+    printed = re.split(
+        r"^" + re.escape(BLOCK_MARK).replace(r"\{\}", r"\d+") + r"\n",
+        finished.stdout,
+        flags=re.MULTILINE,
+    )[1:]
     if finished.returncode != 0:
         failed = blocks[len(printed) - 1].where if printed else blocks[0].page
         raise ExampleFailed(f"{failed}: the session failed\n--- stderr\n{finished.stderr[-6000:]}")
@@ -238,8 +260,9 @@ def run_python_session(blocks: list[Block], outputs: dict[int, Block], workdir: 
         missing = first_missing_line(shown.body, printed[index])
         if missing is not None:
             raise ExampleFailed(
-                f"{blocks[index].where}: prints something else than {shown.where} shows; first line not printed "
-                f"(in order): {missing!r}\n--- printed\n{printed[index][-6000:]}"
+                f"{blocks[index].where}: prints something else than {shown.where} shows; "
+                f"first line not printed (in order): {missing!r}\n"
+                f"--- printed\n{printed[index][-6000:]}"
             )
     return printed
 
@@ -272,10 +295,16 @@ def scratch_copy(source: Path, target: Path) -> Path:
     """A copy of the checkout's files (tracked and new, not ignored) with the real ``.venv``
     linked in; its Pipfile and lock no newer than the virtualenv's install stamp, so ``make``
     never re-installs."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=source,
-        capture_output=True, check=True,
-    ).stdout.decode().split("\0")  # fmt: skip
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=source,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for name in filter(None, listed):
         if (source / name).is_file() and not (source / name).is_symlink():
             (target / name).parent.mkdir(parents=True, exist_ok=True)
@@ -297,9 +326,12 @@ def checkout_state() -> list[str]:
     """What git sees in the checkout, ignored files included (``output/``, ``packages.zip``,
     ``logs/``), Python's and the tools' caches aside."""
     status = subprocess.run(
-        ["git", "status", "--porcelain", "--ignored", "--untracked-files=all"], cwd=REPO, capture_output=True,
-        text=True, check=True,
-    ).stdout  # fmt: skip
+        ["git", "status", "--porcelain", "--ignored", "--untracked-files=all"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return [line for line in status.splitlines() if not any(cache in line for cache in CACHES)]
 
 
@@ -321,7 +353,9 @@ def run_page(page: str, workdir: Path, master_url: str | None) -> PageOutcomes:
     for block in blocks:
         if block.language == SHELL and block.not_run_reason is None:
             try:
-                outcomes[block.where] = run_shell_block(block, workdir, ran, master_url, cluster_environment())
+                outcomes[block.where] = run_shell_block(
+                    block, workdir, ran, master_url, cluster_environment()
+                )
             except ExampleFailed as failed:
                 outcomes[block.where] = failed
     session, outputs = page_session(blocks)
@@ -356,10 +390,19 @@ def running_pages(
     wait for them all; the checkout must be as before."""
     before = checkout_state()
     # the pages with the most to run first, so that the last to finish is a short one
-    pages = sorted({block.page for block in RUNNABLE if block.language in (SHELL, PYTHON)}, key=steps_of_page, reverse=True)
+    pages = sorted(
+        {block.page for block in RUNNABLE if block.language in (SHELL, PYTHON)},
+        key=steps_of_page,
+        reverse=True,
+    )
     with ThreadPoolExecutor(PAGES_AT_ONCE) as pool:
         yield {
-            page: pool.submit(run_page, page, scratch_copy(REPO, tmp_path_factory.mktemp("docs_checkout")), master_url)
+            page: pool.submit(
+                run_page,
+                page,
+                scratch_copy(REPO, tmp_path_factory.mktemp("docs_checkout")),
+                master_url,
+            )
             for page in pages
         }
     assert checkout_state() == before, "a docs example wrote into the checkout"

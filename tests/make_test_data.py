@@ -30,7 +30,13 @@ EXPECTED_RULES = {
     "K01": ["REGISTER_ROLLBACK"],
     "F01": ["REVERSE_FLOW"],
     "T01": ["TAMPER_EVENTS"],
-    "Z01": ["CONSUMPTION_DROP", "PEER_DEVIATION", "SUSTAINED_DROP", "ZERO_CONSUMPTION", "ZERO_RUNS"],
+    "Z01": [
+        "CONSUMPTION_DROP",
+        "PEER_DEVIATION",
+        "SUSTAINED_DROP",
+        "ZERO_CONSUMPTION",
+        "ZERO_RUNS",
+    ],
     "D01": ["CONSUMPTION_DROP", "PEER_DEVIATION", "SUSTAINED_DROP"],
     "H02": ["ZERO_RUNS"],
     "H05": ["FLAT_PROFILE", "PROFILE_SHIFT"],
@@ -61,8 +67,12 @@ def household(scale: float, window_factor: float = 1.0) -> Amount:
     return amount
 
 
-def cumulative(component: str, amount: Amount, start_value: float = 1000.0,
-               stamps: list[datetime] | None = None) -> list[list[str]]:
+def cumulative(
+    component: str,
+    amount: Amount,
+    start_value: float = 1000.0,
+    stamps: list[datetime] | None = None,
+) -> list[list[str]]:
     """Register reads at ``stamps``: each read adds the amount of the hour before it."""
     rows, value = [], start_value
     for t in stamps if stamps is not None else hours():
@@ -75,13 +85,19 @@ def cumulative(component: str, amount: Amount, start_value: float = 1000.0,
 def main() -> None:
     devices, components, installs, readings = [], [], [], []
 
-    def meter(device: str, amount: Amount | None = None, klass: str = "RESIDENTIAL",
-              generation: bool = False, rows: list[list[str]] | None = None,
-              interval: str = "60") -> None:
+    def meter(
+        device: str,
+        amount: Amount | None = None,
+        klass: str = "RESIDENTIAL",
+        generation: bool = False,
+        rows: list[list[str]] | None = None,
+        interval: str = "60",
+    ) -> None:
         """A device installed since 2026-01-01 with a CUMULATIVE import register."""
         devices.append([device, f"SN-{device}", "ELECTRIC_METER", "Acme", "AM-1"])
-        installs.append([f"IE-{device}", device, f"SP-{device}", INSTALLED, "", klass,
-                         str(generation).lower()])
+        installs.append(
+            [f"IE-{device}", device, f"SP-{device}", INSTALLED, "", klass, str(generation).lower()]
+        )
         components.append([f"{device}-IMP", device, "IMPORT_KWH", "CUMULATIVE", interval, ""])
         readings.extend(rows if rows is not None else cumulative(f"{device}-IMP", amount))
 
@@ -97,8 +113,12 @@ def main() -> None:
 
     # R21: an INTERVAL component (each value is the hour ending at measured_at).
     amount21 = household(1.1)
-    meter("R21", rows=[["R21-IMP", stamp(t), f"{amount21(t - timedelta(hours=1)):.4f}"]
-                       for t in hours()[1:]])
+    meter(
+        "R21",
+        rows=[
+            ["R21-IMP", stamp(t), f"{amount21(t - timedelta(hours=1)):.4f}"] for t in hours()[1:]
+        ],
+    )
     components[-1][3] = "INTERVAL"
 
     # R22: a solar site: no import around noon, legitimate export.
@@ -110,11 +130,18 @@ def main() -> None:
     readings.extend(cumulative("R22-EXP", lambda t: 0.5 if 10 <= t.hour < 15 else 0.0, 0.0))
 
     # R23: removed on 2026-10-20 12:00, re-installed at another service point on 10-22.
-    meter("R23", lambda t: 0.0 if datetime(2026, 10, 20, 12, tzinfo=UTC) <= t
-          < datetime(2026, 10, 22, tzinfo=UTC) else PROFILE[t.hour])
+    meter(
+        "R23",
+        lambda t: (
+            0.0
+            if datetime(2026, 10, 20, 12, tzinfo=UTC) <= t < datetime(2026, 10, 22, tzinfo=UTC)
+            else PROFILE[t.hour]
+        ),
+    )
     installs[-1][4] = "2026-10-20T12:00:00Z"
-    installs.append(["IE-R23-2", "R23", "SP-R23-B", "2026-10-22T00:00:00Z", "", "RESIDENTIAL",
-                     "false"])
+    installs.append(
+        ["IE-R23-2", "R23", "SP-R23-B", "2026-10-22T00:00:00Z", "", "RESIDENTIAL", "false"]
+    )
 
     # Commercial: two honest offices (too few for class statistics).
     for name in ("C01", "C02"):
@@ -122,13 +149,22 @@ def main() -> None:
 
     # DAY1: a daily-read register (shape rules do not apply).
     days = [START + timedelta(days=d) for d in range((END - START).days + 1)]
-    meter("DAY1", rows=[["DAY1-IMP", stamp(t), f"{500 + 12.0 * i:.4f}"]
-                        for i, t in enumerate(days)], interval="1440")
+    meter(
+        "DAY1",
+        rows=[["DAY1-IMP", stamp(t), f"{500 + 12.0 * i:.4f}"] for i, t in enumerate(days)],
+        interval="1440",
+    )
 
     # GAP1: honest, silent for two days in W (one reading closes the gap).
     gap = (datetime(2026, 11, 9, 1, tzinfo=UTC), datetime(2026, 11, 11, tzinfo=UTC))
-    meter("GAP1", rows=[row for row in cumulative("GAP1-IMP", household(1.0))
-                        if not stamp(gap[0]) <= row[1] < stamp(gap[1])])
+    meter(
+        "GAP1",
+        rows=[
+            row
+            for row in cumulative("GAP1-IMP", household(1.0))
+            if not stamp(gap[0]) <= row[1] < stamp(gap[1])
+        ],
+    )
 
     # NEW1: installed in W, no baseline: no comparison rule may fire.
     new_start = datetime(2026, 11, 3, tzinfo=UTC)
@@ -148,13 +184,15 @@ def main() -> None:
     # F01: exports 0.3 kWh an hour at noon in W, with no generation on site.
     meter("F01", household(1.0))
     components.append(["F01-EXP", "F01", "EXPORT_KWH", "CUMULATIVE", "60", ""])
-    readings.extend(cumulative("F01-EXP", lambda t: 0.3 if t >= W_START and 12 <= t.hour < 14
-                               else 0.0, 0.0))
+    readings.extend(
+        cumulative("F01-EXP", lambda t: 0.3 if t >= W_START and 12 <= t.hour < 14 else 0.0, 0.0)
+    )
     # T01: the tamper counter (read daily) steps by 2 on 11-10.
     meter("T01", household(1.0))
     components.append(["T01-TMP", "T01", "TAMPER_COUNT", "CUMULATIVE", "1440", ""])
-    readings.extend(["T01-TMP", stamp(t), "2" if t >= datetime(2026, 11, 10, tzinfo=UTC)
-                     else "0"] for t in days)
+    readings.extend(
+        ["T01-TMP", stamp(t), "2" if t >= datetime(2026, 11, 10, tzinfo=UTC) else "0"] for t in days
+    )
     # Z01: nothing at all on 8 days of W (a full bypass).
     zero = (datetime(2026, 11, 5, tzinfo=UTC), datetime(2026, 11, 13, tzinfo=UTC))
     meter("Z01", lambda t: 0.0 if zero[0] <= t < zero[1] else PROFILE[t.hour])
@@ -170,14 +208,39 @@ def main() -> None:
     # too little for CONSUMPTION_DROP, an outlier of its class, and a sustained drop.
     meter("P01", household(1.0, 0.74))
     # N01: installed through W, its readings stop on 11-06.
-    meter("N01", rows=cumulative("N01-IMP", household(1.0),
-                                 stamps=hours(START, datetime(2026, 11, 6, tzinfo=UTC))))
+    meter(
+        "N01",
+        rows=cumulative(
+            "N01-IMP", household(1.0), stamps=hours(START, datetime(2026, 11, 6, tzinfo=UTC))
+        ),
+    )
 
     write("device", ["device_id", "serial_number", "device_type", "manufacturer", "model"], devices)
-    write("measuring_component", ["measuring_component_id", "device_id", "component_type",
-                                  "reading_type", "interval_minutes", "register_max"], components)
-    write("install_event", ["install_event_id", "device_id", "service_point_id", "installed_at",
-                            "removed_at", "customer_class", "has_generation"], installs)
+    write(
+        "measuring_component",
+        [
+            "measuring_component_id",
+            "device_id",
+            "component_type",
+            "reading_type",
+            "interval_minutes",
+            "register_max",
+        ],
+        components,
+    )
+    write(
+        "install_event",
+        [
+            "install_event_id",
+            "device_id",
+            "service_point_id",
+            "installed_at",
+            "removed_at",
+            "customer_class",
+            "has_generation",
+        ],
+        installs,
+    )
     write("measurements", ["measuring_component_id", "measured_at", "value"], readings)
 
 

@@ -14,14 +14,16 @@ from conftest import SAMPLE_RUN_STARTED_AT, write_job_config
 from pyspark.sql import DataFrame, SparkSession
 
 from dependencies.publish import partition_path
-from jobs import alert_history, datalake_job
+from jobs import datalake_job
+from jobs.alerts import history as alert_history
 
 RUN_DATE = date(2026, 11, 15)
 HISTORY_SCHEMA = "device_id string, first_alerted_on date, runs_alerted int"
 
 
-def publish_alerts(spark: SparkSession, output: Path, run_date: date, rows: list[tuple],
-                   complete: bool = True) -> None:
+def publish_alerts(
+    spark: SparkSession, output: Path, run_date: date, rows: list[tuple], complete: bool = True
+) -> None:
     """Write ``run_date``'s published alerts (device, first alerted on, runs), and its
     report unless the run is incomplete."""
     frame = spark.createDataFrame(rows, HISTORY_SCHEMA)
@@ -38,8 +40,12 @@ def todays(spark: SparkSession, *devices: str) -> DataFrame:
 
 def test_continuing_new_and_cleared(spark: SparkSession, tmp_path: Path) -> None:
     # GIVEN 11-14 complete, alerting A (since 11-10, 4 runs) and C (since 11-14)
-    publish_alerts(spark, tmp_path, date(2026, 11, 14),
-                   [("A", date(2026, 11, 10), 4), ("C", date(2026, 11, 14), 1)])
+    publish_alerts(
+        spark,
+        tmp_path,
+        date(2026, 11, 14),
+        [("A", date(2026, 11, 10), 4), ("C", date(2026, 11, 14), 1)],
+    )
     # WHEN 11-15 alerts A and B
     previous = alert_history.previous_run(spark, str(tmp_path), RUN_DATE, 7)
     alerts = todays(spark, "A", "B").transform(alert_history.with_history(previous, RUN_DATE))
@@ -50,7 +56,11 @@ def test_continuing_new_and_cleared(spark: SparkSession, tmp_path: Path) -> None
     )
     assert_df_equality(alerts.orderBy("device_id"), expected, ignore_nullable=True)
     assert alert_history.summary(previous, alerts) == {
-        "previous_run_date": "2026-11-14", "new": 1, "continuing": 1, "cleared": 1, "cleared_devices": ["C"],
+        "previous_run_date": "2026-11-14",
+        "new": 1,
+        "continuing": 1,
+        "cleared": 1,
+        "cleared_devices": ["C"],
     }
 
 
@@ -58,7 +68,9 @@ def test_the_latest_complete_date_within_the_look_back(spark: SparkSession, tmp_
     # GIVEN 11-10 complete (A), 11-12 incomplete (B: alerts without report), 11-15 itself
     # complete (C: an earlier run of the same date) and 11-16 complete (D)
     publish_alerts(spark, tmp_path, date(2026, 11, 10), [("A", date(2026, 11, 9), 2)])
-    publish_alerts(spark, tmp_path, date(2026, 11, 12), [("B", date(2026, 11, 12), 1)], complete=False)
+    publish_alerts(
+        spark, tmp_path, date(2026, 11, 12), [("B", date(2026, 11, 12), 1)], complete=False
+    )
     publish_alerts(spark, tmp_path, RUN_DATE, [("C", RUN_DATE, 1)])
     publish_alerts(spark, tmp_path, date(2026, 11, 16), [("D", date(2026, 11, 16), 1)])
     # WHEN 11-15 looks back 5 days THEN 11-10 is its previous run, with A
@@ -73,7 +85,11 @@ def test_the_latest_complete_date_within_the_look_back(spark: SparkSession, tmp_
         ("new", RUN_DATE, 1)
     ]
     assert alert_history.summary(none, alerts) == {
-        "previous_run_date": None, "new": 1, "continuing": 0, "cleared": 0, "cleared_devices": [],
+        "previous_run_date": None,
+        "new": 1,
+        "continuing": 0,
+        "cleared": 0,
+        "cleared_devices": [],
     }
 
 
@@ -113,7 +129,9 @@ def consecutive_runs(
     root = tmp_path_factory.mktemp("history")
     output = root / "output"
     # the published tables only: the readings' ledger store is a cache ("_ledger")
-    shutil.copytree(sample_published, output, ignore=lambda _, names: [n for n in names if n.startswith("_")])
+    shutil.copytree(
+        sample_published, output, ignore=lambda _, names: [n for n in names if n.startswith("_")]
+    )
     configs = {
         "lenient": write_job_config(root, {"alert_threshold": 0.3}, "lenient_config.json"),
         "default": write_job_config(root, None, "default_config.json"),
@@ -121,8 +139,13 @@ def consecutive_runs(
     runs: dict[str, Any] = {"earlier": published_run(spark, output, RUN_DATE)}
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(datalake_job, "run_start_instant", lambda: SAMPLE_RUN_STARTED_AT)
-        for name, config, run_date in (("first", "lenient", "2026-11-14"), ("rerun", "default", "2026-11-15")):
-            assert datalake_job.main(["--config", str(configs[config]), "--run-date", run_date]) == 0
+        for name, config, run_date in (
+            ("first", "lenient", "2026-11-14"),
+            ("rerun", "default", "2026-11-15"),
+        ):
+            assert (
+                datalake_job.main(["--config", str(configs[config]), "--run-date", run_date]) == 0
+            )
             runs[name] = published_run(spark, output, date.fromisoformat(run_date))
     return runs
 
@@ -137,11 +160,15 @@ def test_a_new_alert_continues_the_next_day(consecutive_runs: dict[str, Any]) ->
     }
     # WHEN 11-15 runs (again) THEN its 10 alerts continue from 11-14, and N01 is cleared
     rerun = consecutive_runs["rerun"]
-    assert {d: (a["status"], a["first_alerted_on"], a["runs_alerted"]) for d, a in rerun["alerts"].items()} == {
-        d: ("continuing", date(2026, 11, 14), 2) for d in SAMPLE_ALERTS
-    }
+    assert {
+        d: (a["status"], a["first_alerted_on"], a["runs_alerted"])
+        for d, a in rerun["alerts"].items()
+    } == {d: ("continuing", date(2026, 11, 14), 2) for d in SAMPLE_ALERTS}
     assert rerun["history"] == {
-        "previous_run_date": "2026-11-14", "new": 0, "continuing": 10, "cleared": 1,
+        "previous_run_date": "2026-11-14",
+        "new": 0,
+        "continuing": 10,
+        "cleared": 1,
         "cleared_devices": ["N01"],
     }
 
@@ -149,9 +176,9 @@ def test_a_new_alert_continues_the_next_day(consecutive_runs: dict[str, Any]) ->
 def test_a_rerun_gives_the_same_history(consecutive_runs: dict[str, Any]) -> None:
     # GIVEN 11-15 published before 11-14 ran: its 10 alerts all new, no previous run
     earlier = consecutive_runs["earlier"]
-    assert {(a["status"], a["first_alerted_on"], a["runs_alerted"]) for a in earlier["alerts"].values()} == {
-        ("new", RUN_DATE, 1)
-    }
+    assert {
+        (a["status"], a["first_alerted_on"], a["runs_alerted"]) for a in earlier["alerts"].values()
+    } == {("new", RUN_DATE, 1)}
     assert earlier["history"]["previous_run_date"] is None
     # WHEN 11-15 is run again THEN its history is the one a first run after 11-14 gets (the
     # test above: its own earlier publication is not its previous run, nor counted) and the
@@ -159,7 +186,10 @@ def test_a_rerun_gives_the_same_history(consecutive_runs: dict[str, Any]) -> Non
     rerun = consecutive_runs["rerun"]
     assert rerun["history"]["previous_run_date"] == "2026-11-14"
     without_history = {
-        name: {d: {k: v for k, v in a.items() if k not in HISTORY_COLUMNS} for d, a in run["alerts"].items()}
+        name: {
+            d: {k: v for k, v in a.items() if k not in HISTORY_COLUMNS}
+            for d, a in run["alerts"].items()
+        }
         for name, run in consecutive_runs.items()
     }
     assert without_history["rerun"] == without_history["earlier"]

@@ -17,7 +17,7 @@ from pyspark.sql import SparkSession
 
 from dependencies.config import bundled_defaults
 from jobs import rules
-from jobs.alert_report import (
+from jobs.alerts.page import (
     TIMING_ONLY,
     device_anchor,
     finding_text,
@@ -32,7 +32,9 @@ HOSTILE_ID = '<script>alert("x")</script>&'
 COMMAND = "jobs/datalake_job.py --config configs/datalake_config.json --run-date 2026-11-15"
 
 
-def alert(device_id: str, rank: int, rules_fired: list[str], kwh: float, value: float, **extra: Any) -> dict[str, Any]:
+def alert(
+    device_id: str, rank: int, rules_fired: list[str], kwh: float, value: float, **extra: Any
+) -> dict[str, Any]:
     """An alert row as the job publishes it."""
     return {
         "device_id": device_id,
@@ -54,7 +56,11 @@ def alert(device_id: str, rank: int, rules_fired: list[str], kwh: float, value: 
 
 
 def device_days(
-    device_id: str, rank: int, findings: list[tuple[str, float]], window_kwh: float, missing_days: int = 0
+    device_id: str,
+    rank: int,
+    findings: list[tuple[str, float]],
+    window_kwh: float,
+    missing_days: int = 0,
 ) -> list[dict[str, Any]]:
     """Evidence rows of one device: 28 baseline days at 10 kWh, 14 window days at
     ``window_kwh``, the last ``missing_days`` of W without data (the last a partial day)."""
@@ -70,7 +76,9 @@ def device_days(
                 "day": day,
                 "period": "window" if in_window else "baseline",
                 # a day without data may still have a few readings: the run date, here
-                "import_kwh": (window_kwh if in_window else 10.0) if has_data else (0.5 if day == RUN_DATE else None),
+                "import_kwh": (window_kwh if in_window else 10.0)
+                if has_data
+                else (0.5 if day == RUN_DATE else None),
                 "export_kwh": 0.0 if has_data else None,
                 "has_data": has_data,
                 "expected_daily_kwh": 9.5,
@@ -97,9 +105,17 @@ def run_report(cleared: list[str]) -> dict[str, Any]:
         },
         "counts": {
             "device": {"read": 5, "used": 5, "rejected": 0, "deduplicated": 0, "outside_window": 0},
-            "measurements": {"read": 12345, "used": 12000, "rejected": 45, "deduplicated": 100, "outside_window": 200},
+            "measurements": {
+                "read": 12345,
+                "used": 12000,
+                "rejected": 45,
+                "deduplicated": 100,
+                "outside_window": 200,
+            },
         },
-        "findings_by_rule": {name: 1 if name in ("CONSUMPTION_DROP", "FLAT_PROFILE") else 0 for name in rules.RULES},
+        "findings_by_rule": {
+            name: 1 if name in ("CONSUMPTION_DROP", "FLAT_PROFILE") else 0 for name in rules.RULES
+        },
         "alerts": 5,
         "history": {
             "previous_run_date": "2026-11-14",
@@ -119,8 +135,16 @@ def inputs() -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]
     previous run date."""
     alerts = [
         alert("D-DROP", 1, ["CONSUMPTION_DROP", "TAMPER_EVENTS"], 1234.56, 370.368),
-        alert("D-SHAPE", 2, ["FLAT_PROFILE", "PROFILE_SHIFT"], 0.0, 0.0, status="continuing",
-              first_alerted_on=date(2026, 11, 12), runs_alerted=4),
+        alert(
+            "D-SHAPE",
+            2,
+            ["FLAT_PROFILE", "PROFILE_SHIFT"],
+            0.0,
+            0.0,
+            status="continuing",
+            first_alerted_on=date(2026, 11, 12),
+            runs_alerted=4,
+        ),
         alert(HOSTILE_ID, 3, ["REVERSE_FLOW"], 20.0, 6.0),
         alert("D-NO-EVIDENCE", 4, ["REGISTER_ROLLBACK"], 1.0, 0.3),
     ]
@@ -184,7 +208,8 @@ def test_values_are_formatted_with_their_unit_and_currency(page: str) -> None:
     assert cells[0] == "1"  # rank
     assert cells[2:5] == ["SP-1", "RESIDENTIAL", "0.800"]
     assert cells[5] == "CONSUMPTION_DROP, TAMPER_EVENTS"
-    assert "1,234.6 kWh" in cells[6] and "370.37 EUR" in cells[7]
+    assert "1,234.6 kWh" in cells[6]
+    assert "370.37 EUR" in cells[7]
     assert cells[8] == "296.29 EUR"  # priority = 0.8 × 370.368
     assert cells[9:] == ["new", "2026-11-15", "1"]
     continuing = re.findall(r"<td[^>]*>(.*?)</td>", alert_row(page, "D-SHAPE"))
@@ -197,7 +222,9 @@ def test_daily_chart_leaves_days_without_data_as_gaps(page: str) -> None:
     daily = section(page, HOSTILE_ID)
     window_line = json.loads(re.search(r'"y":(\[[^\]]*\]),"name":"import in W"', daily).group(1))
     assert window_line == [None] * 28 + [10.0] * 11 + [None] * 3
-    expected_line = json.loads(re.search(r'"y":(\[[^\]]*\]),"name":"expected in W"', daily).group(1))
+    expected_line = json.loads(
+        re.search(r'"y":(\[[^\]]*\]),"name":"expected in W"', daily).group(1)
+    )
     assert expected_line == [9.5] * 14
 
 
@@ -215,18 +242,23 @@ def test_findings_in_words_with_metric_and_threshold(page: str) -> None:
 
 def test_every_rule_has_its_sentence_with_the_configured_threshold() -> None:
     # GIVEN each rule of the job, and a config with its own threshold for one of them
-    config = {**RULES_CONFIG, "CONSUMPTION_DROP": {**RULES_CONFIG["CONSUMPTION_DROP"], "max_ratio": 0.7}}
+    config = {
+        **RULES_CONFIG,
+        "CONSUMPTION_DROP": {**RULES_CONFIG["CONSUMPTION_DROP"], "max_ratio": 0.7},
+    }
     for name in rules.RULES:
         # WHEN its finding is put in words THEN the sentence names it, not the fallback
         sentence = finding_text(name, 0.5, config)
-        assert name in sentence and "metric" not in sentence, sentence
+        assert name in sentence, sentence
+        assert "metric" not in sentence, sentence
     assert "fires at ≤ 70 %" in finding_text("CONSUMPTION_DROP", 0.5, config)
     assert finding_text("NEW_RULE", 1.5, config) == "NEW_RULE fired (metric 1.500)."
 
 
 def test_text_from_the_data_is_escaped(page: str) -> None:
     # THEN no markup from a device id or a cleared device reaches the page unescaped
-    assert HOSTILE_ID not in page and "<b>gone</b>" not in page
+    assert HOSTILE_ID not in page
+    assert "<b>gone</b>" not in page
     assert f"<code>{html.escape(HOSTILE_ID)}</code>" in page
     assert 'data-device-id="&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;"' in page
 
@@ -234,16 +266,21 @@ def test_text_from_the_data_is_escaped(page: str) -> None:
 def test_run_summary_history_and_cleared_devices(page: str) -> None:
     assert "The 4 highest-ranked of the run's 5 alerts." in page
     assert "Run date <strong>2026-11-15</strong>" in page
-    assert "2026-11-02 to 2026-11-15" in page and "2026-10-05\nto 2026-11-01" in page
-    assert re.search(r'id="history-new">3<.*id="history-continuing">1<.*id="history-cleared">2<', page, re.DOTALL)
+    assert "2026-11-02 to 2026-11-15" in page
+    assert "2026-10-05\nto 2026-11-01" in page
+    assert re.search(
+        r'id="history-new">3<.*id="history-continuing">1<.*id="history-cleared">2<', page, re.DOTALL
+    )
     cleared = page[page.index('<ul class="cleared">') :]
     assert re.findall(r"<li><code>(.*?)</code></li>", cleared[: cleared.index("</ul>")]) == [
         "D-GONE",
         "&lt;b&gt;gone&lt;/b&gt;",
     ]
-    assert "<td>measurements</td>" + "".join(
-        f'<td class="number">{n}</td>' for n in ("12,345", "12,000", "45", "100", "200")
-    ) in page
+    assert (
+        "<td>measurements</td>"
+        + "".join(f'<td class="number">{n}</td>' for n in ("12,345", "12,000", "45", "100", "200"))
+        in page
+    )
 
 
 def test_page_is_offline_and_names_its_command(page: str) -> None:
@@ -276,13 +313,20 @@ def test_chromium_draws_every_chart_without_script_errors(page_file: Path) -> No
     ("broken_plotly", "reason"),
     [
         ("", "script errors in the page"),  # plotly.js missing: Plotly is not defined
-        ("window.Plotly = {newPlot: function () {}};", "charts not drawn"),  # draws nothing, no error
+        (
+            "window.Plotly = {newPlot: function () {}};",
+            "charts not drawn",
+        ),  # draws nothing, no error
     ],
 )
-def test_a_page_whose_charts_do_not_draw_fails(page: str, tmp_path: Path, broken_plotly: str, reason: str) -> None:
+def test_a_page_whose_charts_do_not_draw_fails(
+    page: str, tmp_path: Path, broken_plotly: str, reason: str
+) -> None:
     # GIVEN the same page with plotly.js removed, or replaced by one that draws nothing
     broken = tmp_path / "alerts.html"
-    broken.write_text(page.replace(plotly.offline.get_plotlyjs(), broken_plotly, 1), encoding="utf-8")
+    broken.write_text(
+        page.replace(plotly.offline.get_plotlyjs(), broken_plotly, 1), encoding="utf-8"
+    )
     # WHEN Chromium opens it THEN the check fails
     dom = rendered_dom(broken)
     with pytest.raises(AssertionError, match=reason):
@@ -300,8 +344,15 @@ def test_report_of_a_real_run_draws_every_alerted_device(
     # GIVEN the job's run on the sample WHEN Chromium opens its published alerts.html
     page = sample_published / "reports" / f"run_date={RUN_DATE.isoformat()}" / "alerts.html"
     assert page.is_file(), f"the run published no {page}"
-    alerted = sorted(row["device_id"] for row in spark.read.parquet(str(sample_published / "alerts")).collect())
-    evidence = spark.read.parquet(str(sample_published / "evidence")).select("device_id").distinct().collect()
+    alerted = sorted(
+        row["device_id"] for row in spark.read.parquet(str(sample_published / "alerts")).collect()
+    )
+    evidence = (
+        spark.read.parquet(str(sample_published / "evidence"))
+        .select("device_id")
+        .distinct()
+        .collect()
+    )
     # THEN every alerted device of the sample (fewer than evidence_max_devices) has evidence,
     assert sorted(row["device_id"] for row in evidence) == alerted
     # its section with both charts drawn, and the page had no script error

@@ -8,39 +8,87 @@ from typing import Any
 
 import pytest
 
-from jobs.evidence.bench import render
-from jobs.evidence.daily import daily_section, daily_targets, report_differences
-from jobs.evidence.scaling import cost_model, days_in, project, render_scaling
+from jobs.tools.bench import render
+from jobs.tools.daily import daily_section, daily_targets, report_differences
+from jobs.tools.scaling import cost_model, days_in, project, render_scaling
 
-MACHINE = {"generated_at": "2026-12-01 03:00 UTC", "cores": 2, "memory_gib": 23.5, "system": "Linux x86_64",
-           "load_average": "1.0, 1.0, 1.0", "spark_settings": {}}
-READ_RANGE = [f"2026-10-{day:02d}" for day in range(4, 32)] + [f"2026-11-{day:02d}" for day in range(1, 15)]
+MACHINE = {
+    "generated_at": "2026-12-01 03:00 UTC",
+    "cores": 2,
+    "memory_gib": 23.5,
+    "system": "Linux x86_64",
+    "load_average": "1.0, 1.0, 1.0",
+    "spark_settings": {},
+}
+READ_RANGE = [f"2026-10-{day:02d}" for day in range(4, 32)] + [
+    f"2026-11-{day:02d}" for day in range(1, 15)
+]
 
 
 def run(seconds: float) -> dict[str, Any]:
-    return {"exit_code": 0, "seconds": seconds, "driver_peak_rss": 0, "jvm_peak_rss": 0, "output_tail": ""}
+    return {
+        "exit_code": 0,
+        "seconds": seconds,
+        "driver_peak_rss": 0,
+        "jvm_peak_rss": 0,
+        "output_tail": "",
+    }
 
 
 def daily_result(daily_seconds: float = 20.0) -> dict[str, Any]:
     """10,000 devices, 3 components each; 100,000 new readings of 4,100,000 read; the daily
     run's stages take 15 s, the full run's 115 s, 5 s outside them; 100 bytes stored per
     component-day over 43 days."""
-    full_ledger = {"mode": "incremental", "reused_days": [],
-                   "computed": [{"days": "2026-10-04..2026-11-15", "components": "all", "reason": "--full-refresh"}]}
-    daily_ledger = {"mode": "incremental", "reused_days": READ_RANGE,
-                    "computed": [{"days": "2026-11-15", "components": "all", "reason": "not in the store"}]}
-    late_ledger = {**daily_ledger, "computed": [
-        {"days": "2026-11-03", "components": "all", "reason": "its files changed"},
-        {"days": "2026-11-04", "components": 40, "reason": "an earlier day changed their state"}]}
+    full_ledger = {
+        "mode": "incremental",
+        "reused_days": [],
+        "computed": [
+            {"days": "2026-10-04..2026-11-15", "components": "all", "reason": "--full-refresh"}
+        ],
+    }
+    daily_ledger = {
+        "mode": "incremental",
+        "reused_days": READ_RANGE,
+        "computed": [{"days": "2026-11-15", "components": "all", "reason": "not in the store"}],
+    }
+    late_ledger = {
+        **daily_ledger,
+        "computed": [
+            {"days": "2026-11-03", "components": "all", "reason": "its files changed"},
+            {
+                "days": "2026-11-04",
+                "components": 40,
+                "reason": "an earlier day changed their state",
+            },
+        ],
+    }
     return {
-        "devices": 10000, "run_date": "2026-11-15", "late_day": "2026-11-03", "cores": 2,
-        "measured_at": "2026-12-01 02:50 UTC", "commit": "abc1234", "load_average": "0.5, 0.5, 0.5",
-        "runs": {"previous": run(120.0), "daily": run(daily_seconds), "full": run(120.0), "late": run(30.0),
-                 "late_full": run(120.0)},
-        "daily": {"readings": 4_100_000, "components": 30000, "ledger": daily_ledger,
-                  "stages": {"extract_validate": daily_seconds - 15.0, "detect": 8.0, "write": 2.0}},
-        "full": {"readings": 4_100_000, "components": 30000, "ledger": full_ledger,
-                 "stages": {"extract_validate": 100.0, "detect": 13.0, "write": 2.0}},
+        "devices": 10000,
+        "run_date": "2026-11-15",
+        "late_day": "2026-11-03",
+        "cores": 2,
+        "measured_at": "2026-12-01 02:50 UTC",
+        "commit": "abc1234",
+        "load_average": "0.5, 0.5, 0.5",
+        "runs": {
+            "previous": run(120.0),
+            "daily": run(daily_seconds),
+            "full": run(120.0),
+            "late": run(30.0),
+            "late_full": run(120.0),
+        },
+        "daily": {
+            "readings": 4_100_000,
+            "components": 30000,
+            "ledger": daily_ledger,
+            "stages": {"extract_validate": daily_seconds - 15.0, "detect": 8.0, "write": 2.0},
+        },
+        "full": {
+            "readings": 4_100_000,
+            "components": 30000,
+            "ledger": full_ledger,
+            "stages": {"extract_validate": 100.0, "detect": 13.0, "write": 2.0},
+        },
         "late": {"readings": 4_100_000, "components": 30000, "ledger": late_ledger, "stages": {}},
         "store_bytes": 30000 * 43 * 100,
         "same": {"identical": True, "day_readings": {"2026-11-15": 100_000, "2026-11-03": 100_000}},
@@ -93,10 +141,15 @@ def test_daily_section_has_a_row_per_size():
     lines = daily_section([daily_result()])
     # THEN the row shows the readings, the times, the shares and the comparison
     row = next(line for line in lines if line.startswith("| 10,000 |"))
-    assert row.startswith("| 10,000 | 4,100,000 | 100,000 | 120 | 20 | 0.17 (1/6.0) | 30 | 120 | 0.25 (1/4.0) | yes, yes | 123.0 |")
+    assert row.startswith(
+        "| 10,000 | 4,100,000 | 100,000 | 120 | 20 | 0.17 (1/6.0) | 30 | 120 | 0.25 (1/4.0) "
+        "| yes, yes | 123.0 |"
+    )
     # AND the daily run's stages with the time outside them, and the late file's ledger parts
     assert any('"outside": 5.0' in line and "42 days reused" in line for line in lines)
-    assert any("2026-11-04 (40 components: an earlier day changed their state)" in line for line in lines)
+    assert any(
+        "2026-11-04 (40 components: an earlier day changed their state)" in line for line in lines
+    )
 
 
 def test_daily_section_names_a_failed_run():
@@ -115,22 +168,39 @@ def test_daily_targets():
     slow["same_late"]["identical"] = False
     rows = daily_targets([daily_result(), slow], (10000, 30000))
     # THEN the first meets the target, the second does not, nor does "identical"
-    assert rows[0] == ("daily run ≤ 1/5 of the full run at 10,000 devices", "20 s of 120 s: 0.17 (1/6.0)", "yes")
-    assert rows[1] == ("daily run ≤ 1/5 of the full run at 30,000 devices", "30 s of 120 s: 0.25 (1/4.0)", "**no**")
+    assert rows[0] == (
+        "daily run ≤ 1/5 of the full run at 10,000 devices",
+        "20 s of 120 s: 0.17 (1/6.0)",
+        "yes",
+    )
+    assert rows[1] == (
+        "daily run ≤ 1/5 of the full run at 30,000 devices",
+        "30 s of 120 s: 0.25 (1/4.0)",
+        "**no**",
+    )
     assert rows[2][1:] == ("1 of 2 sizes (10,000, 30,000 devices)", "**no**")
 
 
 def test_benchmark_report_with_only_the_daily_case():
-    # GIVEN no size measured but the daily case  WHEN rendered  THEN the daily section and targets are there
+    # GIVEN no size measured but the daily case  WHEN rendered  THEN the daily section and
+    # targets are there
     text = render([], MACHINE, [daily_result()])
     assert "## The daily run" in text
-    assert "| daily run ≤ 1/5 of the full run at 10,000 devices | 20 s of 120 s: 0.17 (1/6.0) | yes |" in text
+    assert (
+        "| daily run ≤ 1/5 of the full run at 10,000 devices | 20 s of 120 s: 0.17 (1/6.0) | yes |"
+        in text
+    )
 
 
 def test_report_differences():
     # GIVEN two reports that differ in their history and their durations only
-    left = {"counts": {"device": 1}, "findings_by_rule": {}, "alerts": 3, "history": {"new": 1},
-            "durations_seconds": {"detect": 1.0}}
+    left = {
+        "counts": {"device": 1},
+        "findings_by_rule": {},
+        "alerts": 3,
+        "history": {"new": 1},
+        "durations_seconds": {"detect": 1.0},
+    }
     right = {**copy.deepcopy(left), "history": {"new": 2}, "durations_seconds": {"detect": 2.0}}
     # THEN only the history is a difference
     assert report_differences(left, right) == ["history"]
@@ -139,16 +209,20 @@ def test_report_differences():
 def test_scaling_report():
     # GIVEN the fixed figures  WHEN rendered
     text = render_scaling([daily_result()], MACHINE, "make bench")
-    # THEN it names its command, says it is an extrapolation, and projects both fleets at both cadences
+    # THEN it names its command, says it is an extrapolation, and projects both fleets at both
+    # cadences
     assert "Generated by `make bench` (2026-12-01 03:00 UTC)" in text
     assert "linear extrapolation" in text
-    assert "| 1.0 million | 15 min | 10.0 million | 430.0 million | 0.8 | 6.7 | 52 s | 6 min | 1 | 2 |" in text
+    assert (
+        "| 1.0 million | 15 min | 10.0 million | 430.0 million | 0.8 | 6.7 | 52 s | 6 min | 1 | 2 |"
+        in text
+    )
     assert "| 10.0 million | 5 min | 300.0 million |" in text
 
 
 def test_scaling_report_without_figures():
     # GIVEN no daily case measured  THEN the report says how to measure one
-    assert "python -m jobs.evidence.bench --daily" in render_scaling([], MACHINE, "make bench")
+    assert "python -m jobs.tools.bench --daily" in render_scaling([], MACHINE, "make bench")
 
 
 def test_scaling_report_warns_when_no_cost_per_reading_separates():
@@ -156,5 +230,9 @@ def test_scaling_report_warns_when_no_cost_per_reading_separates():
     result = daily_result()
     result["full"]["stages"] = {"extract_validate": 10.0}
     # THEN the projections come with a warning
-    assert "No cost per reading could be separated" in render_scaling([result], MACHINE, "make bench")
-    assert "No cost per reading could be separated" not in render_scaling([daily_result()], MACHINE, "make bench")
+    assert "No cost per reading could be separated" in render_scaling(
+        [result], MACHINE, "make bench"
+    )
+    assert "No cost per reading could be separated" not in render_scaling(
+        [daily_result()], MACHINE, "make bench"
+    )

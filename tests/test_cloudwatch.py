@@ -53,9 +53,15 @@ class FaultyEndpoint:
                     if endpoint.failures:
                         endpoint.failures -= 1
                         status, code = endpoint.error
-                        self.answer(status, json.dumps({"__type": code, "message": "injected"}).encode())
+                        self.answer(
+                            status, json.dumps({"__type": code, "message": "injected"}).encode()
+                        )
                         return
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+                headers = {
+                    k: v
+                    for k, v in self.headers.items()
+                    if k.lower() not in ("host", "content-length")
+                }
                 request = urllib.request.Request(upstream + self.path, body, headers, method="POST")
                 try:
                     with urllib.request.urlopen(request, timeout=30) as response:
@@ -95,12 +101,16 @@ def client_for(endpoint_url: str) -> Any:
 
 
 @pytest.fixture
-def make_handler() -> Iterator[Callable[..., tuple[logging.Logger, CloudWatchLogsHandler, list[str]]]]:
+def make_handler() -> Iterator[
+    Callable[..., tuple[logging.Logger, CloudWatchLogsHandler, list[str]]]
+]:
     """A logger of its own with a CloudWatch handler (short intervals and backoff), the
     handler, and the list of problems it reported; closed after the test."""
     handlers: list[CloudWatchLogsHandler] = []
 
-    def make(client: Any, group: str, **settings: Any) -> tuple[logging.Logger, CloudWatchLogsHandler, list[str]]:
+    def make(
+        client: Any, group: str, **settings: Any
+    ) -> tuple[logging.Logger, CloudWatchLogsHandler, list[str]]:
         reports: list[str] = []
         options = {
             "create_missing": True,
@@ -111,7 +121,9 @@ def make_handler() -> Iterator[Callable[..., tuple[logging.Logger, CloudWatchLog
             "max_queued_events": 100_000,
             **settings,
         }
-        handler = CloudWatchLogsHandler(client, group, lambda: "stream-1", report=reports.append, **options)
+        handler = CloudWatchLogsHandler(
+            client, group, lambda: "stream-1", report=reports.append, **options
+        )
         handler.setFormatter(JsonFormatter())
         logger = logging.getLogger(f"cloudwatch-test-{uuid.uuid4().hex}")
         logger.propagate = False
@@ -131,7 +143,10 @@ def read_back(client: Any, group: str, stream: str) -> list[dict[str, Any]]:
     token = None
     while True:
         page = client.get_log_events(
-            logGroupName=group, logStreamName=stream, startFromHead=True, **({"nextToken": token} if token else {})
+            logGroupName=group,
+            logStreamName=stream,
+            startFromHead=True,
+            **({"nextToken": token} if token else {}),
         )
         events += page["events"]
         if page["nextForwardToken"] == token:
@@ -154,11 +169,16 @@ def test_batches_are_in_time_order_and_within_every_service_limit():
         assert [event.timestamp for event in flat] == sorted(event.timestamp for event in events)
         for batch in batches:
             assert len(batch) <= MAX_BATCH_EVENTS
-            assert sum(len(event.message.encode()) + EVENT_OVERHEAD_BYTES for event in batch) <= MAX_BATCH_BYTES
+            assert (
+                sum(len(event.message.encode()) + EVENT_OVERHEAD_BYTES for event in batch)
+                <= MAX_BATCH_BYTES
+            )
             assert batch[-1].timestamp - batch[0].timestamp < MAX_BATCH_SPAN_MILLIS
     assert [len(batch) for batch in plan_batches(small)] == [10_000, 10_000, 5_000]
     assert len(plan_batches(large)) == 3  # cut by bytes (1,022 events of 1,026 bytes a batch)
-    spanning = plan_batches([log_event(0, "a"), log_event(23 * HOUR_MILLIS, "b"), log_event(25 * HOUR_MILLIS, "c")])
+    spanning = plan_batches(
+        [log_event(0, "a"), log_event(23 * HOUR_MILLIS, "b"), log_event(25 * HOUR_MILLIS, "c")]
+    )
     assert [[event.message for event in batch] for batch in spanning] == [["a", "b"], ["c"]]
 
 
@@ -170,7 +190,9 @@ def test_an_event_larger_than_the_service_allows_is_cut_to_fit():
     event = log_event(0, message)
 
     # THEN it fits the per-event limit, is marked as cut, and is still valid UTF-8 text
-    assert event.size == len(event.message.encode("utf-8")) + EVENT_OVERHEAD_BYTES <= MAX_EVENT_BYTES
+    assert (
+        event.size == len(event.message.encode("utf-8")) + EVENT_OVERHEAD_BYTES <= MAX_EVENT_BYTES
+    )
     assert event.message.endswith("[truncated]")
     assert event.message.startswith("éé")
 
@@ -191,7 +213,9 @@ def test_backoff_grows_exponentially_with_jitter_and_is_capped():
     assert max(late) > 10
 
 
-def test_events_arrive_in_order_in_the_group_and_stream_the_handler_creates(moto_server, make_handler):
+def test_events_arrive_in_order_in_the_group_and_stream_the_handler_creates(
+    moto_server, make_handler
+):
     # GIVEN a handler on a moto server where the group does not exist yet
     client = client_for(moto_server)
     group = f"group-{uuid.uuid4().hex}"
@@ -205,7 +229,10 @@ def test_events_arrive_in_order_in_the_group_and_stream_the_handler_creates(moto
     # THEN the stream holds the 50 records, in order, as JSON
     events = read_back(client, group, "stream-1")
     assert [json.loads(event["message"])["fields"]["number"] for event in events] == list(range(50))
-    assert [json.loads(event["message"])["message"] for event in events[:2]] == ["event 0", "event 1"]
+    assert [json.loads(event["message"])["message"] for event in events[:2]] == [
+        "event 0",
+        "event 1",
+    ]
     assert handler.delivered_events == 50
     assert reports == []
 
@@ -215,7 +242,8 @@ def test_a_burst_of_25000_events_is_sent_in_batches_within_the_limits(moto_serve
     client = client_for(moto_server)
     sent: list[list[dict[str, Any]]] = []
     client.meta.events.register(
-        "provide-client-params.cloudwatch-logs.PutLogEvents", lambda params, **_: sent.append(params["logEvents"])
+        "provide-client-params.cloudwatch-logs.PutLogEvents",
+        lambda params, **_: sent.append(params["logEvents"]),
     )
     group = f"burst-{uuid.uuid4().hex}"
     logger, handler, reports = make_handler(client, group, flush_interval_seconds=5.0)
@@ -230,7 +258,10 @@ def test_a_burst_of_25000_events_is_sent_in_batches_within_the_limits(moto_serve
     assert len(sent) >= 3
     for batch in sent:
         assert len(batch) <= MAX_BATCH_EVENTS
-        assert sum(len(event["message"].encode()) + EVENT_OVERHEAD_BYTES for event in batch) <= MAX_BATCH_BYTES
+        assert (
+            sum(len(event["message"].encode()) + EVENT_OVERHEAD_BYTES for event in batch)
+            <= MAX_BATCH_BYTES
+        )
         timestamps = [event["timestamp"] for event in batch]
         assert timestamps == sorted(timestamps)
         assert timestamps[-1] - timestamps[0] < MAX_BATCH_SPAN_MILLIS
@@ -258,12 +289,16 @@ def test_throttling_is_retried_until_the_events_are_delivered(faulty_endpoint, m
     # THEN the batch was sent three times and delivered once, in order, with nothing reported
     assert faulty_endpoint.put_calls == 3
     events = read_back(client, group, "stream-1")
-    assert [json.loads(event["message"])["message"] for event in events] == [f"event {n}" for n in range(5)]
+    assert [json.loads(event["message"])["message"] for event in events] == [
+        f"event {n}" for n in range(5)
+    ]
     assert handler.delivered_events == 5
     assert reports == []
 
 
-def test_an_unavailable_endpoint_is_given_up_on_and_the_caller_carries_on(faulty_endpoint, make_handler):
+def test_an_unavailable_endpoint_is_given_up_on_and_the_caller_carries_on(
+    faulty_endpoint, make_handler
+):
     # GIVEN an endpoint that answers every PutLogEvents with 503 ServiceUnavailable
     faulty_endpoint.failures = 1_000
     faulty_endpoint.error = (503, "ServiceUnavailableException")
@@ -306,7 +341,12 @@ def test_a_refused_connection_is_reported_on_the_console_and_logging_goes_on(cap
     config["logging"]["console"]["format"] = "json"
     config["logging"]["spark"]["enabled"] = False
     config["logging"]["cloudwatch"].update(
-        {"enabled": True, "max_retries": 2, "retry_base_seconds": 0.01, "flush_interval_seconds": 0.1}
+        {
+            "enabled": True,
+            "max_retries": 2,
+            "retry_base_seconds": 0.01,
+            "flush_interval_seconds": 0.1,
+        }
     )
     config["aws"].update({"region": "us-east-1", "endpoint_url": "http://127.0.0.1:9"})
     log = build_logger(config["logging"], config["aws"], "datalake_job", None)
@@ -323,7 +363,10 @@ def test_a_refused_connection_is_reported_on_the_console_and_logging_goes_on(cap
 
     # THEN the console has both events and the give-up notices, and nothing was raised
     err = capsys.readouterr().err
-    assert [json.loads(line)["message"] for line in err.splitlines() if line.startswith("{")] == ["first", "second"]
+    assert [json.loads(line)["message"] for line in err.splitlines() if line.startswith("{")] == [
+        "first",
+        "second",
+    ]
     assert "gave up on 1 events after 3 attempt(s): EndpointConnectionError" in err
     assert "gave up on 1 events after 1 attempt(s): EndpointConnectionError" in err
     assert "0 events delivered, 2 given up on" in err

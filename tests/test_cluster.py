@@ -45,9 +45,14 @@ class Finished:
 def run_bounded(command: list[str], cwd: Path, timeout: float) -> Finished:
     """Run ``command``; kill it and fail the test if it takes longer than ``timeout``."""
     process = subprocess.Popen(
-        command, cwd=cwd, env=cluster_environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, start_new_session=True,
-    )  # fmt: skip
+        command,
+        cwd=cwd,
+        env=cluster_environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         stdout, stderr = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -70,7 +75,10 @@ def job_config(directory: Path, marked_input: Path, moto_server: str, name: str)
     """A config that requires the markers and copies the report to S3 (moto)."""
     config = {
         "input": {"path": str(marked_input), "format": "csv", "require_success_marker": True},
-        "output": {"path": str(directory / "output"), "report_s3_url": f"s3://{REPORT_BUCKET}/{name}"},
+        "output": {
+            "path": str(directory / "output"),
+            "report_s3_url": f"s3://{REPORT_BUCKET}/{name}",
+        },
         "spark": {"spark.sql.shuffle.partitions": "2"},
         "aws": {"endpoint_url": moto_server, "region": "us-east-1"},
     }
@@ -82,35 +90,52 @@ def job_config(directory: Path, marked_input: Path, moto_server: str, name: str)
 @pytest.fixture(scope="module")
 def report_bucket(moto_server: str) -> Any:
     """The S3 bucket (moto) that both runs copy their report to; its client."""
-    client = s3.client({"region": "us-east-1", "profile": "", "endpoint_url": moto_server, "max_attempts": 2})
+    client = s3.client(
+        {"region": "us-east-1", "profile": "", "endpoint_url": moto_server, "max_attempts": 2}
+    )
     client.create_bucket(Bucket=REPORT_BUCKET)
     return client
 
 
 @pytest.fixture(scope="module")
 def local_run(
-    spark: SparkSession, tmp_path_factory: pytest.TempPathFactory, marked_input: Path, moto_server: str,
+    spark: SparkSession,
+    tmp_path_factory: pytest.TempPathFactory,
+    marked_input: Path,
+    moto_server: str,
     report_bucket: Any,
 ) -> Path:
     """The job run locally (in this process, on the suite's session); its output path."""
     directory = tmp_path_factory.mktemp("local_run")
     config = job_config(directory, marked_input, moto_server, "local")
-    assert datalake_job.main(["--config", str(config), "--run-date", RUN_DATE]) == datalake_job.EXIT_OK
+    assert (
+        datalake_job.main(["--config", str(config), "--run-date", RUN_DATE]) == datalake_job.EXIT_OK
+    )
     spark.catalog.clearCache()
     return directory / "output"
 
 
 @pytest.fixture(scope="module")
 def cluster_submission(
-    spark_cluster: str, packages_zip: Path, tmp_path_factory: pytest.TempPathFactory, marked_input: Path,
-    moto_server: str, report_bucket: Any,
+    spark_cluster: str,
+    packages_zip: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    marked_input: Path,
+    moto_server: str,
+    report_bucket: Any,
 ) -> tuple[Submission, Path]:
     """How make submit would submit the job to the test cluster, and the run's directory."""
     directory = tmp_path_factory.mktemp("cluster_run")
     config = job_config(directory, marked_input, moto_server, "cluster")
     extra = ("--driver-memory", "1g", "--executor-memory", "1g", "--conf", "spark.log.level=WARN")
-    return Submission(str(SPARK_HOME / "bin" / "spark-submit"), spark_cluster, "client", str(packages_zip),
-                      str(config), extra), directory  # fmt: skip
+    return Submission(
+        str(SPARK_HOME / "bin" / "spark-submit"),
+        spark_cluster,
+        "client",
+        str(packages_zip),
+        str(config),
+        extra,
+    ), directory
 
 
 @pytest.fixture(scope="module")
@@ -119,11 +144,15 @@ def cluster_run_started(cluster_submission: tuple[Submission, Path]) -> Iterator
     run goes on in this process meanwhile (tests request this before ``local_run``)."""
     submission, directory = cluster_submission
     with ThreadPoolExecutor(1) as pool:
-        yield pool.submit(run_bounded, submission.command(date.fromisoformat(RUN_DATE)), directory, SUBMIT_SECONDS)
+        yield pool.submit(
+            run_bounded, submission.command(date.fromisoformat(RUN_DATE)), directory, SUBMIT_SECONDS
+        )
 
 
 @pytest.fixture(scope="module")
-def cluster_run(cluster_submission: tuple[Submission, Path], cluster_run_started: Future[Finished]) -> Path:
+def cluster_run(
+    cluster_submission: tuple[Submission, Path], cluster_run_started: Future[Finished]
+) -> Path:
     """The job spark-submitted to the cluster with packages.zip, finished; its output path."""
     finished = cluster_run_started.result()
     assert finished.returncode == datalake_job.EXIT_OK, finished.stderr[-5000:]
@@ -155,7 +184,9 @@ def test_the_cluster_run_publishes_what_the_local_run_publishes(
 
 
 @pytest.mark.usefixtures("cluster_run_started")
-def test_both_runs_copied_their_report_to_s3(local_run: Path, cluster_run: Path, report_bucket: Any) -> None:
+def test_both_runs_copied_their_report_to_s3(
+    local_run: Path, cluster_run: Path, report_bucket: Any
+) -> None:
     # GIVEN both runs configured to copy their report to S3 (boto3 came from packages.zip on
     # the cluster's driver)
     for name, output in (("local", local_run), ("cluster", cluster_run)):
@@ -178,3 +209,16 @@ def test_without_the_zip_the_same_submit_fails(cluster_submission: tuple[Submiss
     # THEN the driver cannot import the job's modules (spark-submit relays its stderr on stdout)
     assert finished.returncode != 0
     assert "ModuleNotFoundError: No module named 'dependencies'" in finished.stdout
+
+
+def test_a_setting_the_submitted_session_lacks_is_named(
+    cluster_run_started: Future[Finished],
+) -> None:
+    # GIVEN the job spark-submitted with --driver-memory 1g, its config (the bundled defaults)
+    # asking for 8g
+    finished = cluster_run_started.result()
+    # THEN the run says so, with the option that would apply it, instead of ignoring it
+    assert (
+        "config setting spark[spark.driver.memory] is not applied: the session spark-submit "
+        "started has another value (pass --conf spark.driver.memory=8g to spark-submit)"
+    ) in finished.stderr

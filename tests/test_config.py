@@ -55,12 +55,12 @@ def test_two_candidates_are_an_error(tmp_path: Path) -> None:
     write(tmp_path / "a_config.json", MINIMAL)
     write(tmp_path / "b_config.json", MINIMAL)
     # WHEN / THEN the error names both
-    with pytest.raises(ConfigError, match="more than one .*a_config.json, b_config.json"):
+    with pytest.raises(ConfigError, match=r"more than one .*a_config.json, b_config.json"):
         find_config_file(None, str(tmp_path))
 
 
 def test_missing_explicit_file_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="config file not found: .*nope.json"):
+    with pytest.raises(ConfigError, match=r"config file not found: .*nope.json"):
         find_config_file(str(tmp_path / "nope.json"), None)
 
 
@@ -74,9 +74,15 @@ def test_missing_explicit_file_is_an_error(tmp_path: Path) -> None:
         ({**MINIMAL, "rules": {"DATA_GAP": {"wieght": 1}}}, r"unknown key rules\.DATA_GAP\.wieght"),
         ({**MINIMAL, "window_days": "14"}, r"window_days must be of type int, got str"),
         ({**MINIMAL, "window_days": 14.5}, r"window_days must be of type int, got float"),
-        ({**MINIMAL, "input": {"path": "/in", "require_success_marker": 1}}, r"must be of type bool"),
+        (
+            {**MINIMAL, "input": {"path": "/in", "require_success_marker": 1}},
+            r"must be of type bool",
+        ),
         ({**MINIMAL, "usage": 3}, r"usage must be an object"),
-        ({**MINIMAL, "input": {"path": "/in", "format": "xlsx"}}, r"input\.format must be one of csv, parquet"),
+        (
+            {**MINIMAL, "input": {"path": "/in", "format": "xlsx"}},
+            r"input\.format must be one of csv, parquet",
+        ),
     ],
 )
 def test_invalid_configs_are_errors_naming_file_and_key(
@@ -97,7 +103,8 @@ def test_minimal_config_is_completed_from_the_defaults(tmp_path: Path) -> None:
     # THEN the overrides apply and every other key has its default
     defaults = bundled_defaults()
     assert config["input"] == {**defaults["input"], "path": "/in"}
-    assert config["alert_threshold"] == 1.0 and isinstance(config["alert_threshold"], float)
+    assert config["alert_threshold"] == 1.0
+    assert isinstance(config["alert_threshold"], float)
     assert config["rules"] == defaults["rules"]
     assert config["window_days"] == defaults["window_days"]
 
@@ -114,7 +121,8 @@ def test_bundled_config_defines_every_rule_of_the_spec() -> None:
     rules = bundled_defaults()["rules"]
     # THEN it configures every rule of the job (the spec's eleven and SUSTAINED_DROP), each
     # with a weight within (0, 1]
-    assert set(rules) == set(RULES) and len(rules) == 12
+    assert set(rules) == set(RULES)
+    assert len(rules) == 12
     assert all(0 < rule["weight"] <= 1 for rule in rules.values())
 
 
@@ -122,12 +130,19 @@ def test_config_changes_are_the_settings_that_differ_from_the_defaults(tmp_path:
     # GIVEN a config that changes an input setting, a rule threshold and adds a Spark property,
     # and sets one value to its default
     defaults = bundled_defaults()
-    config = load_config(str(write(tmp_path / "job_config.json", {
-        "input": {"path": defaults["input"]["path"], "format": "parquet"},
-        "output": {"path": "/out"},
-        "rules": {"ZERO_RUNS": {"min_days": 4}},
-        "spark": {"spark.executor.cores": "2"},
-    })))
+    config = load_config(
+        str(
+            write(
+                tmp_path / "job_config.json",
+                {
+                    "input": {"path": defaults["input"]["path"], "format": "parquet"},
+                    "output": {"path": "/out"},
+                    "rules": {"ZERO_RUNS": {"min_days": 4}},
+                    "spark": {"spark.executor.cores": "2"},
+                },
+            )
+        )
+    )
 
     # WHEN its changes are listed
     changes = config_changes(config)
@@ -139,5 +154,7 @@ def test_config_changes_are_the_settings_that_differ_from_the_defaults(tmp_path:
         "rules.ZERO_RUNS.min_days": 4,
         "spark.spark.executor.cores": "2",
     }
-    same = write(tmp_path / "same_config.json", {"input": defaults["input"], "output": defaults["output"]})
+    same = write(
+        tmp_path / "same_config.json", {"input": defaults["input"], "output": defaults["output"]}
+    )
     assert config_changes(load_config(str(same))) == {}

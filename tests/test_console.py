@@ -18,15 +18,27 @@ from conftest import REPO, RUN_DATE
 def test_at_a_terminal_a_run_shows_progress_each_event_once_and_the_summary(write_config, tmp_path):
     # GIVEN a config that differs from the defaults in its output path (and Spark partitions)
     config = write_config()
-    job = [sys.executable, str(REPO / "jobs" / "datalake_job.py"), "--config", str(config), "--run-date", RUN_DATE]
+    job = [
+        sys.executable,
+        str(REPO / "jobs" / "datalake_job.py"),
+        "--config",
+        str(config),
+        "--run-date",
+        RUN_DATE,
+    ]
 
     # WHEN the job runs at a pseudo-terminal
     finished = subprocess.run(
         ["script", "-qfec", shlex.join(job), "/dev/null"],
-        check=False, capture_output=True, timeout=900, cwd=tmp_path,
+        check=False,
+        capture_output=True,
+        timeout=900,
+        cwd=tmp_path,
         env={**os.environ, "DEBUG": "1", "PYSPARK_PYTHON": sys.executable},
-    )  # fmt: skip
-    shown = finished.stdout.decode("utf-8", errors="replace")  # bytes: text mode would turn \r into \n
+    )
+    shown = finished.stdout.decode(
+        "utf-8", errors="replace"
+    )  # bytes: text mode would turn \r into \n
     assert finished.returncode == 0, shown[-3000:]
 
     # THEN a status line named the job's stages and the Spark tasks, redrawn in place
@@ -42,13 +54,27 @@ def test_at_a_terminal_a_run_shows_progress_each_event_once_and_the_summary(writ
     assert f'"output.path": "{tmp_path / "output"}"' in started
     assert "UNINSTALLED_CONSUMPTION" not in started
     # AND the summary ends the output as aligned tables
-    summary = shown[shown.index("\ndatalake run "):].replace("\r", "")
+    summary = shown[shown.index("\ndatalake run ") :].replace("\r", "")
     assert re.search(r"\n  table +read +used +rejected +deduplicated +outside_window\n", summary)
     assert re.search(r"\n  measurements +40,400 +", summary)
     assert re.search(r"\n  rule +findings\n  UNINSTALLED_CONSUMPTION +1\n", summary)
-    assert re.search(r"\n  rank +device_id +score +estimated_value +status +rules\n"
-                     r"     1  G01 +1\.000 +33\.00  new +UNINSTALLED_CONSUMPTION\n", summary)
-    assert re.search(rf"\n  report_html +{re.escape(str(tmp_path))}/output/reports/run_date=\S+/alerts\.html\n", summary)
-    assert re.search(rf"\n  output +path\n  alerts +{re.escape(str(tmp_path))}/output/alerts/run_date=", summary)
+    assert re.search(
+        r"\n  rank +device_id +score +estimated_value +status +rules\n"
+        r"     1  G01 +1\.000 +33\.00  new +UNINSTALLED_CONSUMPTION\n",
+        summary,
+    )
+    assert re.search(
+        rf"\n  report_html +{re.escape(str(tmp_path))}/output/reports/run_date=\S+/alerts\.html\n",
+        summary,
+    )
+    assert re.search(
+        rf"\n  output +path\n  alerts +{re.escape(str(tmp_path))}/output/alerts/run_date=", summary
+    )
     # AND the output path holds the published tables and nothing else
-    assert sorted(entry.name for entry in (tmp_path / "output").iterdir()) == ["alerts", "evidence", "findings", "rejects", "reports"]
+    assert sorted(entry.name for entry in (tmp_path / "output").iterdir()) == [
+        "alerts",
+        "evidence",
+        "findings",
+        "rejects",
+        "reports",
+    ]

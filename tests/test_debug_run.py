@@ -11,13 +11,22 @@ from conftest import RUN_DATE, SAMPLE_RUN_STARTED_AT, write_job_config
 from pyspark.sql import SparkSession
 
 from dependencies.tables import TABLE_NAMES
+from jobs.alerts.evidence import DAY_COLUMNS
 from jobs.debug import Steps, debug_run
 
 EXPLAIN_SECTIONS = (
-    "device (checked)", "components (checked)", "install events (checked)", "readings on ", "intervals on ",
-    "ledger on ", "daily usage in W", "summary (evidence.devices)", "findings", "alert\n",
+    "device (checked)",
+    "components (checked)",
+    "install events (checked)",
+    "readings on ",
+    "intervals on ",
+    "ledger on ",
+    "daily usage in W",
+    "summary (evidence.devices)",
+    "findings",
+    "alert\n",
     "evidence rows in W",
-)  # fmt: skip
+)
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +49,17 @@ def test_every_step_has_a_named_frame(steps: Steps) -> None:
     assert list(frames) == [
         *[f"raw.{table}" for table in TABLE_NAMES],
         *[f"checked.{table}" for table in TABLE_NAMES],
-        "intervals", "ledger", "daily", "evidence.daily", "evidence.devices", "evidence.installs",
-        "evidence.components", "findings", "alerts", "alert_evidence",
-    ]  # fmt: skip
+        "intervals",
+        "ledger",
+        "daily",
+        "evidence.daily",
+        "evidence.devices",
+        "evidence.installs",
+        "evidence.components",
+        "findings",
+        "alerts",
+        "alert_evidence",
+    ]
     for table in TABLE_NAMES:
         assert "status" in frames[f"checked.{table}"].columns, table
     assert {"start", "end", "amount", "installed"} <= set(frames["intervals"].columns)
@@ -50,7 +67,9 @@ def test_every_step_has_a_named_frame(steps: Steps) -> None:
     assert steps.alerts is steps["alerts"] is steps.detection.alerts
 
 
-def test_the_frames_are_what_the_job_published(spark: SparkSession, steps: Steps, sample_published: Path) -> None:
+def test_the_frames_are_what_the_job_published(
+    spark: SparkSession, steps: Steps, sample_published: Path
+) -> None:
     # GIVEN the alerts and findings the job published for the run date
     published = {
         table: spark.read.parquet(str(sample_published / table / f"run_date={RUN_DATE}"))
@@ -60,13 +79,18 @@ def test_the_frames_are_what_the_job_published(spark: SparkSession, steps: Steps
     assert_approx_df_equality(
         steps.alerts.orderBy("rank"), published["alerts"], 1e-12, ignore_nullable=True
     )
-    days = ("device_id", "rank", "day", "period", "import_kwh", "export_kwh", "has_data", "expected_daily_kwh")
+    days = DAY_COLUMNS
     assert_approx_df_equality(
         steps.alert_evidence.select(*days).orderBy("rank", "day"),
-        published["evidence"].select(*days).orderBy("rank", "day"), 1e-9, ignore_nullable=True,
+        published["evidence"].select(*days).orderBy("rank", "day"),
+        1e-9,
+        ignore_nullable=True,
     )
     assert_approx_df_equality(
-        steps.findings.orderBy("device_id", "rule"), published["findings"], 1e-12, ignore_nullable=True
+        steps.findings.orderBy("device_id", "rule"),
+        published["findings"],
+        1e-12,
+        ignore_nullable=True,
     )
     assert published["alerts"].count() > 0
 
@@ -89,7 +113,9 @@ def test_explain_prints_the_device_through_every_step(
     assert not debug_output.exists()
 
 
-def test_explain_of_a_device_without_alert_says_none(steps: Steps, capsys: pytest.CaptureFixture[str]) -> None:
+def test_explain_of_a_device_without_alert_says_none(
+    steps: Steps, capsys: pytest.CaptureFixture[str]
+) -> None:
     # WHEN explain is called for an honest meter
     steps.explain("R02")
     alert = capsys.readouterr().out.split("-- alert\n")[1]

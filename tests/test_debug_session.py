@@ -1,5 +1,6 @@
-"""DEBUG=1 sessions: start_spark builds a local session from its own arguments (master, files,
-jar packages, Spark config), where under spark-submit the cluster's settings rule."""
+"""DEBUG=1 sessions: start_spark builds a local session from the config's ``spark`` section
+(master, files, jar packages, any Spark setting), where under spark-submit the cluster's
+settings rule."""
 
 from __future__ import annotations
 
@@ -25,25 +26,16 @@ import json, sys
 from pyspark import SparkFiles
 from dependencies.spark import start_spark
 
-files, ivy_settings, ivy_home, config = sys.argv[1:]
-spark, log, loaded = start_spark(
-    app_name="debug-probe",
-    master="local[1]",
-    jar_packages=[{package!r}],
-    files=[files],
-    spark_config={{"spark.jars.ivySettings": ivy_settings, "spark.jars.ivy": ivy_home,
-                   "spark.datalake.probe": "from-arguments", "spark.ui.enabled": "false"}},
-    config_path=config,
-)
+spark, log, loaded = start_spark(app_name="debug-probe", config_path=sys.argv[1])
 context = spark.sparkContext
-print(json.dumps({{
+print(json.dumps({
     "master": context.master,
     "probe": spark.conf.get("spark.datalake.probe"),
     "packages": spark.conf.get("spark.jars.packages"),
     "jars": context._jsc.sc().listJars().mkString(",").split(","),
     "file": open(SparkFiles.get("probe.txt")).read(),
     "shuffle_partitions": spark.conf.get("spark.sql.shuffle.partitions"),
-}}))
+}))
 spark.stop()
 """
 
@@ -68,28 +60,20 @@ def test_debug_selects_local_settings_even_under_spark_submit() -> None:
     assert uses_local_settings(submitted, types.ModuleType("__main__"))
 
 
-def test_the_builder_applies_the_arguments_only_for_local_sessions() -> None:
-    # GIVEN every kind of argument
-    arguments = {
-        "app_name": "probe",
-        "master": "local[3]",
-        "jar_packages": ["org.example:a:1", "org.example:b:2"],
-        "files": ["/tmp/a.json", "/tmp/b.txt"],
-        "spark_config": {"spark.executor.memory": "3g"},
-    }
-    # WHEN builders are made for a local session and for spark-submit
-    local = session_builder(**arguments, local=True)._options
-    submitted = session_builder(**arguments, local=False)._options
-
-    # THEN the local one carries them all, the submitted one only the name and what must hold
-    assert local == {
-        "spark.app.name": "probe",
+def test_the_builder_applies_the_settings_only_for_local_sessions() -> None:
+    # GIVEN a spark section with every kind of setting
+    settings = {
         "spark.master": "local[3]",
         "spark.jars.packages": "org.example:a:1,org.example:b:2",
         "spark.files": "/tmp/a.json,/tmp/b.txt",
         "spark.executor.memory": "3g",
-        **REQUIRED_SPARK_CONFIG,
     }
+    # WHEN builders are made for a local session and for spark-submit
+    local = session_builder("probe", settings, local=True)._options
+    submitted = session_builder("probe", settings, local=False)._options
+
+    # THEN the local one carries them all, the submitted one only the name and what must hold
+    assert local == {"spark.app.name": "probe", **settings, **REQUIRED_SPARK_CONFIG}
     assert submitted == {"spark.app.name": "probe", **REQUIRED_SPARK_CONFIG}
 
 
@@ -115,30 +99,52 @@ def local_maven_repository(root: Path) -> Path:
     return settings
 
 
-def test_start_spark_under_debug_applies_its_arguments(tmp_path: Path, write_config: object) -> None:
-    # GIVEN a file to ship, a jar package in a local Maven repository (no network), a config,
-    # and a script calling start_spark with them, run as `DEBUG=1 python script.py`
+def test_start_spark_under_debug_applies_its_arguments(
+    tmp_path: Path, write_config: object
+) -> None:
+    # GIVEN a file to ship, a jar package in a local Maven repository (no network), a config
+    # naming them, and a script calling start_spark with it, run as `DEBUG=1 python script.py`
     shipped = tmp_path / "probe.txt"
     shipped.write_text("shipped with files")
     settings = local_maven_repository(tmp_path)
-    config = write_config({"spark": {"spark.sql.shuffle.partitions": "3"}})  # type: ignore[operator]
+    config = write_config(
+        {
+            "spark": {  # type: ignore[operator]
+                "spark.master": "local[1]",
+                "spark.jars.packages": PROBE_PACKAGE,
+                "spark.files": str(shipped),
+                "spark.jars.ivySettings": str(settings),
+                "spark.jars.ivy": str(tmp_path / "ivy"),
+                "spark.datalake.probe": "from-config",
+                "spark.ui.enabled": "false",
+                "spark.sql.shuffle.partitions": "3",
+            }
+        }
+    )
     script = tmp_path / "probe.py"
-    script.write_text(PROBE_SCRIPT.format(package=PROBE_PACKAGE))
+    script.write_text(PROBE_SCRIPT)
     environment = {**os.environ, "DEBUG": "1", "PYTHONPATH": str(REPO)}
 
     # WHEN it runs in its own JVM
     result = subprocess.run(
-        [sys.executable, str(script), str(shipped), str(settings), str(tmp_path / "ivy"), str(config)],
-        env=environment, cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
+        [sys.executable, str(script), str(config)],
+        env=environment,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
 
-    # THEN the session has the master, the Spark config, the resolved jar package, the shipped
-    # file and the config's Spark SQL settings
+    # THEN the session has the config's master, its Spark settings, the resolved jar package,
+    # the shipped file and its Spark SQL settings
     assert result.returncode == 0, result.stderr[-3000:]
     session = json.loads(result.stdout.strip().splitlines()[-1])
     assert session["master"] == "local[1]"
-    assert session["probe"] == "from-arguments"
+    assert session["probe"] == "from-config"
     assert session["packages"] == PROBE_PACKAGE
-    assert any(jar.endswith("org.example.datalake_probe-1.0.jar") for jar in session["jars"]), session["jars"]
+    assert any(jar.endswith("org.example.datalake_probe-1.0.jar") for jar in session["jars"]), (
+        session["jars"]
+    )
     assert session["file"] == "shipped with files"
     assert session["shuffle_partitions"] == "3"

@@ -21,7 +21,9 @@ def imported_modules(source: str) -> set[str]:
 
 def test_imported_modules_sees_every_form_of_import():
     # GIVEN imports at the top level, inside a function and under a condition
-    source = "import jobs.rules\nif x:\n    from jobs import usage\ndef f():\n    import os.path as p\n"
+    source = (
+        "import jobs.rules\nif x:\n    from jobs import usage\ndef f():\n    import os.path as p\n"
+    )
     # WHEN they are collected / THEN each one is named
     assert imported_modules(source) == {"jobs.rules", "jobs", "os.path"}
 
@@ -32,8 +34,11 @@ def test_no_module_under_dependencies_imports_jobs():
     assert modules
     # WHEN their imports are parsed
     offenders = {
-        str(path.relative_to(REPO)): sorted(name for name in imported_modules(path.read_text(encoding="utf-8"))
-                                            if name == "jobs" or name.startswith("jobs."))
+        str(path.relative_to(REPO)): sorted(
+            name
+            for name in imported_modules(path.read_text(encoding="utf-8"))
+            if name == "jobs" or name.startswith("jobs.")
+        )
         for path in modules
     }
     # THEN none imports jobs/

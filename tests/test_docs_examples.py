@@ -31,12 +31,16 @@ def test_every_fence_follows_the_convention() -> None:
     assert convention_problems(BLOCKS) == []
 
 
-@pytest.mark.parametrize("block", [b for b in RUNNABLE if b.language == CONFIG], ids=lambda b: b.where)
+@pytest.mark.parametrize(
+    "block", [b for b in RUNNABLE if b.language == CONFIG], ids=lambda b: b.where
+)
 def test_config_snippet_loads(block: Block) -> None:
     check_config_snippet(block)
 
 
-@pytest.mark.parametrize("block", [b for b in RUNNABLE if b.language == SHELL], ids=lambda b: b.where)
+@pytest.mark.parametrize(
+    "block", [b for b in RUNNABLE if b.language == SHELL], ids=lambda b: b.where
+)
 def test_shell_example_runs(block: Block, page_runs: dict[str, Future[PageOutcomes]]) -> None:
     outcome(page_runs, block.page, block.where)
 
@@ -104,16 +108,20 @@ def test_the_runner_fails_on_broken_examples(tmp_path: Path) -> None:
         check_config_snippet(config)
     assert convention_problems(blocks) == [
         (
-            "broken.md:26: fence language '(none)': use bash, python, json or text, or start the block "
-            "with '# not run here: <reason>'"
+            "broken.md:26: fence language '(none)': use bash, python, json or text, "
+            "or start the block with '# not run here: <reason>'"
         ),
         "broken.md:30: '# not run here:' needs the reason next to it",
     ]
     # AND a correct session, output and command pass
     fixed = Block("fixed.md", 1, "text", "42\n")
     assert run_python_session([first, second], {1: fixed}, tmp_path)[1].strip() == "42"
-    assert run_shell_block(Block("fixed.md", 1, "bash", "echo ok  # a comment\n"), tmp_path, set()) == "ok\n"
-    assert unlabeled.not_run_reason is None and marked.not_run_reason == ""
+    assert (
+        run_shell_block(Block("fixed.md", 1, "bash", "echo ok  # a comment\n"), tmp_path, set())
+        == "ok\n"
+    )
+    assert unlabeled.not_run_reason is None
+    assert marked.not_run_reason == ""
 
 
 def test_a_command_runs_once_and_make_test_never(tmp_path: Path) -> None:
@@ -130,7 +138,9 @@ def test_a_command_runs_once_and_make_test_never(tmp_path: Path) -> None:
 
 def test_a_python_failure_names_its_block(tmp_path: Path) -> None:
     (tmp_path / ".venv").symlink_to((REPO / ".venv").resolve())
-    blocks = [Block("p.md", 3, "python", "a = 1\n"), Block("p.md", 7, "python", "print(undefined_name)\n")]
+    blocks = [
+        Block("p.md", 3, "python", "a = 1\n"),
+        Block("p.md", 7, "python", "print(undefined_name)\n"),
+    ]
     with pytest.raises(ExampleFailed, match=r"p.md:7: the session failed"):
         run_python_session(blocks, {}, tmp_path)
-

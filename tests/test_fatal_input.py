@@ -43,7 +43,9 @@ def reorder_device_columns_in_one_file(spark: SparkSession, data: Path) -> str:
 def corrupt_a_parquet_file(spark: SparkSession, data: Path) -> str:
     converted = data.parent / "parquet"
     for table in ("device", "measuring_component", "install_event", "measurements"):
-        spark.read.option("header", True).csv(str(data / table)).write.parquet(str(converted / table))
+        spark.read.option("header", True).csv(str(data / table)).write.parquet(
+            str(converted / table)
+        )
     shutil.rmtree(data)
     converted.rename(data)
     (data / "measurements" / "part-00099-corrupt.parquet").write_bytes(b"PAR1 this is not parquet")
@@ -52,8 +54,13 @@ def corrupt_a_parquet_file(spark: SparkSession, data: Path) -> str:
 
 @pytest.mark.parametrize(
     "break_input",
-    [remove_install_events, drop_value_column, empty_devices, reorder_device_columns_in_one_file,
-     corrupt_a_parquet_file],
+    [
+        remove_install_events,
+        drop_value_column,
+        empty_devices,
+        reorder_device_columns_in_one_file,
+        corrupt_a_parquet_file,
+    ],
 )
 def test_unusable_input_stops_the_run_and_publishes_nothing(
     spark: SparkSession,
@@ -74,7 +81,9 @@ def test_unusable_input_stops_the_run_and_publishes_nothing(
 
     # THEN it exits non-zero with one error line naming the table, and publishes nothing
     assert exit_code != 0
-    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("datalake: ")]
+    errors = [
+        line for line in capsys.readouterr().err.splitlines() if line.startswith("datalake: ")
+    ]
     assert len(errors) == 1
     assert errors[0].startswith(f"datalake: bad input: {expected_error}")
     assert not list((tmp_path / "output").rglob(f"run_date={RUN_DATE}"))

@@ -14,13 +14,17 @@ from pyspark.sql import functions as F
 
 from dependencies.config import bundled_defaults
 from dependencies.run_window import RunWindow
-from jobs import datalake_job, usage
+from jobs import usage
+from jobs.inputs import extract, readings_inputs, validate_tables
+from jobs.ledger_store import unstored_ledger
 
 RUN_DATE = date(2026, 11, 15)
 W_START, W_END = date(2026, 11, 2), RUN_DATE
 
 
-def test_every_rule_fires_on_exactly_the_meters_planted_for_it(spark: SparkSession, sample_published: Path) -> None:
+def test_every_rule_fires_on_exactly_the_meters_planted_for_it(
+    spark: SparkSession, sample_published: Path
+) -> None:
     # GIVEN the sample's planted meters WHEN the job runs THEN findings match them exactly
     findings = spark.read.parquet(str(sample_published / "findings"))
     found: dict[str, list[str]] = {}
@@ -30,11 +34,32 @@ def test_every_rule_fires_on_exactly_the_meters_planted_for_it(spark: SparkSessi
     assert {r["run_date"] for r in findings.select("run_date").distinct().collect()} == {RUN_DATE}
 
 
-def test_event_findings_carry_hand_checked_metrics(spark: SparkSession, sample_published: Path) -> None:
-    findings = spark.read.parquet(str(sample_published / "findings")).where(
-        F.col("rule").isin("UNINSTALLED_CONSUMPTION", "REGISTER_ROLLBACK", "REVERSE_FLOW",
-                           "TAMPER_EVENTS", "ZERO_CONSUMPTION", "ZERO_RUNS", "DATA_GAP")
-    ).select("device_id", "service_point_id", "rule", "weight", "metric", "window_start", "window_end")
+def test_event_findings_carry_hand_checked_metrics(
+    spark: SparkSession, sample_published: Path
+) -> None:
+    findings = (
+        spark.read.parquet(str(sample_published / "findings"))
+        .where(
+            F.col("rule").isin(
+                "UNINSTALLED_CONSUMPTION",
+                "REGISTER_ROLLBACK",
+                "REVERSE_FLOW",
+                "TAMPER_EVENTS",
+                "ZERO_CONSUMPTION",
+                "ZERO_RUNS",
+                "DATA_GAP",
+            )
+        )
+        .select(
+            "device_id",
+            "service_point_id",
+            "rule",
+            "weight",
+            "metric",
+            "window_start",
+            "window_end",
+        )
+    )
     expected = spark.createDataFrame(
         [
             # G01 removed on 11-05 keeps drawing 10 kWh a day for 11 days of W
@@ -55,8 +80,12 @@ def test_event_findings_carry_hand_checked_metrics(spark: SparkSession, sample_p
         ],
         "device_id string, service_point_id string, rule string, weight double, metric double",
     ).select("*", F.lit(W_START).alias("window_start"), F.lit(W_END).alias("window_end"))
-    assert_approx_df_equality(findings.orderBy("device_id", "rule"), expected.orderBy("device_id", "rule"),
-                              1e-6, ignore_nullable=True)
+    assert_approx_df_equality(
+        findings.orderBy("device_id", "rule"),
+        expected.orderBy("device_id", "rule"),
+        1e-6,
+        ignore_nullable=True,
+    )
 
 
 def test_alerts_row_by_row(spark: SparkSession, sample_published: Path) -> None:
@@ -67,11 +96,39 @@ def test_alerts_row_by_row(spark: SparkSession, sample_published: Path) -> None:
     expected = spark.createDataFrame(
         [
             ("G01", "SP-G01", "RESIDENTIAL", 1.0, ["UNINSTALLED_CONSUMPTION"], 110.0, 1),
-            ("Z01", "SP-Z01", "RESIDENTIAL", 1 - 0.4 * 0.4 * 0.5 * 0.6 * 0.5,
-             ["CONSUMPTION_DROP", "PEER_DEVIATION", "SUSTAINED_DROP", "ZERO_CONSUMPTION", "ZERO_RUNS"], 80.0, 2),
-            ("D01", "SP-D01", "RESIDENTIAL", 1 - 0.4 * 0.6 * 0.5,
-             ["CONSUMPTION_DROP", "PEER_DEVIATION", "SUSTAINED_DROP"], 70.0, 3),
-            ("P01", "SP-P01", "RESIDENTIAL", 1 - 0.6 * 0.5, ["PEER_DEVIATION", "SUSTAINED_DROP"], 36.4, 4),
+            (
+                "Z01",
+                "SP-Z01",
+                "RESIDENTIAL",
+                1 - 0.4 * 0.4 * 0.5 * 0.6 * 0.5,
+                [
+                    "CONSUMPTION_DROP",
+                    "PEER_DEVIATION",
+                    "SUSTAINED_DROP",
+                    "ZERO_CONSUMPTION",
+                    "ZERO_RUNS",
+                ],
+                80.0,
+                2,
+            ),
+            (
+                "D01",
+                "SP-D01",
+                "RESIDENTIAL",
+                1 - 0.4 * 0.6 * 0.5,
+                ["CONSUMPTION_DROP", "PEER_DEVIATION", "SUSTAINED_DROP"],
+                70.0,
+                3,
+            ),
+            (
+                "P01",
+                "SP-P01",
+                "RESIDENTIAL",
+                1 - 0.6 * 0.5,
+                ["PEER_DEVIATION", "SUSTAINED_DROP"],
+                36.4,
+                4,
+            ),
             ("F01", "SP-F01", "RESIDENTIAL", 0.8, ["REVERSE_FLOW"], 8.4, 5),
             ("H02", "SP-H02", "RESIDENTIAL", 0.5, ["ZERO_RUNS"], 11.2, 6),
             ("K01", "SP-K01", "RESIDENTIAL", 0.9, ["REGISTER_ROLLBACK"], 4.8, 7),
@@ -82,11 +139,21 @@ def test_alerts_row_by_row(spark: SparkSession, sample_published: Path) -> None:
         "device_id string, service_point_id string, customer_class string, score double, "
         "rules array<string>, estimated_unbilled_kwh double, rank int",
     ).select(
-        "device_id", "service_point_id", "customer_class", "score", "rules",
-        F.lit(W_START).alias("window_start"), F.lit(W_END).alias("window_end"), "estimated_unbilled_kwh",
-        (F.col("estimated_unbilled_kwh") * 0.30).alias("estimated_value"), F.lit("EUR").alias("currency"),
-        (F.col("score") * F.col("estimated_unbilled_kwh") * 0.30).alias("priority"), "rank",
-        F.lit("new").alias("status"), F.lit(RUN_DATE).alias("first_alerted_on"), F.lit(1).alias("runs_alerted"),
+        "device_id",
+        "service_point_id",
+        "customer_class",
+        "score",
+        "rules",
+        F.lit(W_START).alias("window_start"),
+        F.lit(W_END).alias("window_end"),
+        "estimated_unbilled_kwh",
+        (F.col("estimated_unbilled_kwh") * 0.30).alias("estimated_value"),
+        F.lit("EUR").alias("currency"),
+        (F.col("score") * F.col("estimated_unbilled_kwh") * 0.30).alias("priority"),
+        "rank",
+        F.lit("new").alias("status"),
+        F.lit(RUN_DATE).alias("first_alerted_on"),
+        F.lit(1).alias("runs_alerted"),
     )
     # N01 (data gap only, 0.3) stays below the threshold.
     # Published in rank order; the first run of the output: every alert is new.
@@ -97,7 +164,9 @@ def test_evidence_of_an_alerted_device(spark: SparkSession, sample_published: Pa
     evidence = spark.read.parquet(str(sample_published / "evidence" / "run_date=2026-11-15"))
     # GIVEN the sample's 10 alerts THEN each has a row for each of the 42 days of B and W
     assert evidence.count() == 10 * 42
-    assert [r["rank"] for r in evidence.select("rank").distinct().orderBy("rank").collect()] == list(range(1, 11))
+    assert [
+        r["rank"] for r in evidence.select("rank").distinct().orderBy("rank").collect()
+    ] == list(range(1, 11))
     # Z01: nothing on 11-05..11-12, its normal 10 kWh on the other days; expected 10 a day
     z01 = evidence.where(F.col("device_id") == "Z01").orderBy("day").collect()
     assert [(r["day"], r["period"], r["import_kwh"], r["has_data"]) for r in z01[30:33]] == [
@@ -105,41 +174,71 @@ def test_evidence_of_an_alerted_device(spark: SparkSession, sample_published: Pa
         (date(2026, 11, 5), "window", 0.0, True),
         (date(2026, 11, 6), "window", 0.0, True),
     ]
-    assert z01[0]["period"] == "baseline" and z01[0]["day"] == date(2026, 10, 5)
+    assert z01[0]["period"] == "baseline"
+    assert z01[0]["day"] == date(2026, 10, 5)
     assert [r["expected_daily_kwh"] for r in z01] == pytest.approx([10.0] * 42)
     assert all(r["export_kwh"] is None for r in z01)  # no export register
     # its hourly profile: the sample's over B, 6 of 14 days of it over W
-    profile = [0.2 + (0.6 if 7 <= h < 9 else 0.0) + (1.0 if 18 <= h < 22 else 0.0) for h in range(24)]
+    profile = [
+        0.2 + (0.6 if 7 <= h < 9 else 0.0) + (1.0 if 18 <= h < 22 else 0.0) for h in range(24)
+    ]
     assert z01[0]["baseline_hourly_kwh"] == pytest.approx(profile)
     assert z01[0]["window_hourly_kwh"] == pytest.approx([v * 6 / 14 for v in profile])
     found = {f["rule"]: f["metric"] for f in z01[0]["findings"]}
-    assert sorted(found) == ["CONSUMPTION_DROP", "PEER_DEVIATION", "SUSTAINED_DROP", "ZERO_CONSUMPTION", "ZERO_RUNS"]
+    assert sorted(found) == [
+        "CONSUMPTION_DROP",
+        "PEER_DEVIATION",
+        "SUSTAINED_DROP",
+        "ZERO_CONSUMPTION",
+        "ZERO_RUNS",
+    ]
     assert (found["CONSUMPTION_DROP"], found["ZERO_CONSUMPTION"], found["ZERO_RUNS"]) == (
-        pytest.approx(6 / 14), 8.0, 8.0
+        pytest.approx(6 / 14),
+        8.0,
+        8.0,
     )
 
 
 def test_report_counts_reconcile_and_name_every_rule(sample_published: Path) -> None:
-    report = json.loads((sample_published / "reports" / "run_date=2026-11-15" / "report.json").read_text())
+    report = json.loads(
+        (sample_published / "reports" / "run_date=2026-11-15" / "report.json").read_text()
+    )
     measurements = report["counts"]["measurements"]
     # 38 hourly registers read 23 hours of 10-04 they do not need (the 23:00 read opens B);
     # the hourly INTERVAL meter R21 reads 22 (its reads up to 10-04T23:00 lie before B).
     assert measurements == {
-        "read": 40400, "used": 40400 - 896, "rejected": 0, "deduplicated": 0,
-        "outside_window": 38 * 23 + 22, "rejected_by_reason": {},
+        "read": 40400,
+        "used": 40400 - 896,
+        "rejected": 0,
+        "deduplicated": 0,
+        "outside_window": 38 * 23 + 22,
+        "rejected_by_reason": {},
     }
     assert report["counts"]["device"]["used"] == report["counts"]["device"]["read"] == 39
     assert report["findings_by_rule"] == {
-        "UNINSTALLED_CONSUMPTION": 1, "REGISTER_ROLLBACK": 1, "REVERSE_FLOW": 1, "TAMPER_EVENTS": 1,
-        "ZERO_CONSUMPTION": 1, "CONSUMPTION_DROP": 2, "ZERO_RUNS": 2, "FLAT_PROFILE": 1,
-        "PROFILE_SHIFT": 2, "PEER_DEVIATION": 3, "SUSTAINED_DROP": 3, "DATA_GAP": 1,
+        "UNINSTALLED_CONSUMPTION": 1,
+        "REGISTER_ROLLBACK": 1,
+        "REVERSE_FLOW": 1,
+        "TAMPER_EVENTS": 1,
+        "ZERO_CONSUMPTION": 1,
+        "CONSUMPTION_DROP": 2,
+        "ZERO_RUNS": 2,
+        "FLAT_PROFILE": 1,
+        "PROFILE_SHIFT": 2,
+        "PEER_DEVIATION": 3,
+        "SUSTAINED_DROP": 3,
+        "DATA_GAP": 1,
     }
     assert report["alerts"] == 10
     assert report["component_types"] == {"EXPORT_KWH": 2, "IMPORT_KWH": 39, "TAMPER_COUNT": 1}
     assert report["parameters"]["window_start"] == "2026-11-02"
     assert report["spark_application_id"]
     assert report["history"] == {
-        "previous_run_date": None, "new": 10, "continuing": 0, "cleared": 0, "cleared_devices": [],
+        "previous_run_date": None,
+        "new": 10,
+        "continuing": 0,
+        "cleared": 0,
+        "cleared_devices": [],
     }
     assert (sample_published / "reports" / "run_date=2026-11-15" / "alerts.html").is_file()
 
@@ -147,25 +246,47 @@ def test_report_counts_reconcile_and_name_every_rule(sample_published: Path) -> 
 def test_daily_usage_of_the_sample(spark: SparkSession) -> None:
     # GIVEN the sample, validated
     window = RunWindow.from_config(RUN_DATE, bundled_defaults())
-    raw = datalake_job.extract(spark, {"path": "tests/test_data", "format": "csv"}, window)
-    checked = datalake_job.validate_tables(raw, window, datetime(2026, 11, 20, tzinfo=UTC))
+    raw = extract(spark, {"path": "tests/test_data", "format": "csv"}, window)
+    started_at = datetime(2026, 11, 20, tzinfo=UTC)
+    readings = readings_inputs(
+        raw, validate_tables(raw, window), bundled_defaults()["usage"], window, started_at
+    )
     # WHEN usage is computed
-    ledger = datalake_job.ledger_of_readings(checked, bundled_defaults()["usage"], window)
+    ledger = unstored_ledger(readings)
     daily = ledger.transform(usage.daily_usage(window))
     picked = daily.where(
         F.concat_ws("@", "device_id", F.col("day").cast("string")).isin(
-            "R02@2026-10-10", "R01@2026-10-23", "R21@2026-10-05", "GAP1@2026-11-08",
-            "GAP1@2026-11-09", "GAP1@2026-11-10", "R23@2026-10-20", "R23@2026-10-21",
+            "R02@2026-10-10",
+            "R01@2026-10-23",
+            "R21@2026-10-05",
+            "GAP1@2026-11-08",
+            "GAP1@2026-11-09",
+            "GAP1@2026-11-10",
+            "R23@2026-10-20",
+            "R23@2026-10-21",
             "G01@2026-11-06",
         )
-    ).select("device_id", "day", "import_kwh", "uninstalled_import_kwh", "present_intervals",
-             F.date_format("latest_installed_start", "MM-dd'T'HH:mm").alias("latest_installed_start"))
+    ).select(
+        "device_id",
+        "day",
+        "import_kwh",
+        "uninstalled_import_kwh",
+        "present_intervals",
+        F.date_format("latest_installed_start", "MM-dd'T'HH:mm").alias("latest_installed_start"),
+    )
     # THEN each day holds the hand-computed kWh (profile: 10 kWh a day x the meter's scale)
     expected = spark.createDataFrame(
         [
             ("G01", date(2026, 11, 6), 10.0, 10.0, 24, None),  # removed: all uninstalled
             ("GAP1", date(2026, 11, 8), 10.0, None, 24, "11-08T23:00"),
-            ("GAP1", date(2026, 11, 9), 10.0, None, 0, "11-09T00:00"),  # the 48 h gap, half each day
+            (
+                "GAP1",
+                date(2026, 11, 9),
+                10.0,
+                None,
+                0,
+                "11-09T00:00",
+            ),  # the 48 h gap, half each day
             ("GAP1", date(2026, 11, 10), 10.0, None, 0, "11-09T00:00"),
             ("R01", date(2026, 10, 23), 10.5, None, 24, "10-23T23:00"),  # across the rollover
             ("R02", date(2026, 10, 10), 11.0, None, 24, "10-10T23:00"),
@@ -176,4 +297,6 @@ def test_daily_usage_of_the_sample(spark: SparkSession) -> None:
         "device_id string, day date, import_kwh double, uninstalled_import_kwh double, "
         "present_intervals bigint, latest_installed_start string",
     )
-    assert_approx_df_equality(picked.orderBy("device_id", "day"), expected, 1e-6, ignore_nullable=True)
+    assert_approx_df_equality(
+        picked.orderBy("device_id", "day"), expected, 1e-6, ignore_nullable=True
+    )

@@ -46,7 +46,9 @@ class JobRun:
         return json.loads(path.read_text(encoding="utf-8"))
 
 
-def run_job(directory: Path, cloudwatch: dict[str, Any], aws: dict[str, Any], metrics: dict[str, Any]) -> JobRun:
+def run_job(
+    directory: Path, cloudwatch: dict[str, Any], aws: dict[str, Any], metrics: dict[str, Any]
+) -> JobRun:
     """Run ``main`` in-process on the sample data with console (JSON), file, driver log and
     the given CloudWatch, AWS and metrics settings; capture what it writes to the console."""
     directory.mkdir(parents=True)
@@ -72,7 +74,13 @@ def run_job(directory: Path, cloudwatch: dict[str, Any], aws: dict[str, Any], me
             finished_at = time.monotonic()
         finally:
             close_job_logger()
-    return JobRun(exit_code, console.getvalue(), directory / "output", directory / "logs" / "datalake.jsonl", finished_at)
+    return JobRun(
+        exit_code,
+        console.getvalue(),
+        directory / "output",
+        directory / "logs" / "datalake.jsonl",
+        finished_at,
+    )
 
 
 def close_job_logger() -> None:
@@ -93,7 +101,10 @@ def cloudwatch_messages(client: Any, group: str, stream: str) -> list[str]:
     messages, token = [], None
     while True:
         page = client.get_log_events(
-            logGroupName=group, logStreamName=stream, startFromHead=True, **({"nextToken": token} if token else {})
+            logGroupName=group,
+            logStreamName=stream,
+            startFromHead=True,
+            **({"nextToken": token} if token else {}),
         )
         messages += [event["message"] for event in page["events"]]
         if page["nextForwardToken"] == token:
@@ -106,7 +117,9 @@ def aws_settings(endpoint_url: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def healthy_run(spark, moto_server, pushgateway_with_basic_auth, driver_log, tmp_path_factory) -> dict[str, Any]:
+def healthy_run(
+    spark, moto_server, pushgateway_with_basic_auth, driver_log, tmp_path_factory
+) -> dict[str, Any]:
     """One run with every target up: the run, its CloudWatch group, metrics job and driver log.
     It pushes to a Pushgateway behind basic auth, the credentials in the URL's user info."""
     group = f"datalake-job-{uuid.uuid4().hex}"
@@ -142,7 +155,9 @@ def test_one_run_writes_the_same_events_to_console_file_driver_log_and_cloudwatc
     driver = records(healthy_run["driver_log"].read_text(encoding="utf-8"), run_id)
     client = logs_client(aws_settings(moto_server) | {"profile": ""}, 5.0)
     stream = f"datalake_job/{RUN_DATE}/{run_id}"
-    cloudwatch = records("\n".join(cloudwatch_messages(client, healthy_run["group"], stream)), run_id)
+    cloudwatch = records(
+        "\n".join(cloudwatch_messages(client, healthy_run["group"], stream)), run_id
+    )
 
     # THEN every target holds the same records, in the same order, from start to finish
     assert console == written == driver == cloudwatch
@@ -150,19 +165,33 @@ def test_one_run_writes_the_same_events_to_console_file_driver_log_and_cloudwatc
     assert messages[0] == "run started"
     assert "stage extract_validate done" in " ".join(messages)
     gateway = pushgateway_with_basic_auth
-    assert messages[-2:] == ["run finished with exit code 0", f"metrics pushed to {gateway.masked_url}"]
-    assert {record["context"]["spark_app_id"] for record in console} == {run.report["spark_application_id"]}
+    assert messages[-2:] == [
+        "run finished with exit code 0",
+        f"metrics pushed to {gateway.masked_url}",
+    ]
+    assert {record["context"]["spark_app_id"] for record in console} == {
+        run.report["spark_application_id"]
+    }
     assert {record["context"]["run_date"] for record in console} == {RUN_DATE}
     # AND without a terminal there is no progress line on the console
-    assert "\r" not in run.console and "\x1b[" not in run.console
+    assert "\r" not in run.console
+    assert "\x1b[" not in run.console
     # AND the logged config hides the secret in every target
     assert console[0]["fields"]["config"]["spark"]["spark.hadoop.fs.s3a.secret.key"] == "***"
-    for text in (run.console, run.log_file.read_text(encoding="utf-8"), healthy_run["driver_log"].read_text()):
+    for text in (
+        run.console,
+        run.log_file.read_text(encoding="utf-8"),
+        healthy_run["driver_log"].read_text(),
+    ):
         assert SECRET not in text
     # AND so does everything with the Pushgateway's password in the URL: logs and report
     assert_password_hidden(
-        gateway.password, run.console, run.log_file.read_text(encoding="utf-8"), healthy_run["driver_log"].read_text(),
-        "\n".join(cloudwatch_messages(client, healthy_run["group"], stream)), json.dumps(run.report),
+        gateway.password,
+        run.console,
+        run.log_file.read_text(encoding="utf-8"),
+        healthy_run["driver_log"].read_text(),
+        "\n".join(cloudwatch_messages(client, healthy_run["group"], stream)),
+        json.dumps(run.report),
     )
     # AND the report holds the whole config, masked the same way
     logged_config = run.report["parameters"]["config_values"]
@@ -181,7 +210,10 @@ def test_one_run_pushes_its_metrics_matching_its_report(healthy_run, pushgateway
     with urllib.request.urlopen(scrape, timeout=10) as response:
         families = text_string_to_metric_families(response.read().decode("utf-8"))
     samples = {
-        (sample.name, sample.labels.get("table") or sample.labels.get("rule") or sample.labels.get("stage")): sample.value
+        (
+            sample.name,
+            sample.labels.get("table") or sample.labels.get("rule") or sample.labels.get("stage"),
+        ): sample.value
         for family in families
         for sample in family.samples
         if sample.labels.get("job") == healthy_run["job_name"]
@@ -261,14 +293,19 @@ def test_killing_the_cloudwatch_endpoint_mid_run_changes_no_output_or_exit_code(
     )
 
 
-def test_a_failed_run_pushes_its_failure_and_logs_it(spark, pushgateway, write_config, tmp_path, capsys):
+def test_a_failed_run_pushes_its_failure_and_logs_it(
+    spark, pushgateway, write_config, tmp_path, capsys
+):
     # GIVEN a config whose input directory has no tables, and a Pushgateway
     job_name = f"datalake-{uuid.uuid4().hex}"
     (tmp_path / "empty").mkdir()
     config = write_config(
         {
             "input": {"path": str(tmp_path / "empty"), "format": "csv"},
-            "logging": {"console": {"enabled": True, "format": "json"}, "spark": {"enabled": False}},
+            "logging": {
+                "console": {"enabled": True, "format": "json"},
+                "spark": {"enabled": False},
+            },
             "metrics": {"pushgateway_url": pushgateway, "job_name": job_name},
         }
     )
@@ -282,8 +319,12 @@ def test_a_failed_run_pushes_its_failure_and_logs_it(spark, pushgateway, write_c
     # THEN it exits with the bad-input code, logs the error and the outcome, and the
     # Pushgateway says the run failed
     assert exit_code == EXIT_BAD_INPUT
-    logged = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
-    assert [record["level"] for record in logged if record["message"].startswith("bad input")] == ["ERROR"]
+    logged = [
+        json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")
+    ]
+    assert [record["level"] for record in logged if record["message"].startswith("bad input")] == [
+        "ERROR"
+    ]
     assert [record["message"] for record in logged[-2:]] == [
         f"run finished with exit code {EXIT_BAD_INPUT}",
         f"metrics pushed to {pushgateway}",
@@ -305,7 +346,8 @@ def test_a_failed_run_pushes_its_failure_and_logs_it(spark, pushgateway, write_c
 def test_wrong_pushgateway_credentials_warn_once_and_keep_the_exit_code(
     spark, pushgateway_with_basic_auth, write_config, tmp_path, capsys, monkeypatch
 ):
-    # GIVEN a run that fails on its input, and a wrong Pushgateway password in the variable the config names
+    # GIVEN a run that fails on its input, and a wrong Pushgateway password in the variable the
+    # config names
     gateway = pushgateway_with_basic_auth
     wrong = "not-the-Pa55word:/@%"
     monkeypatch.setenv("DATALAKE_TEST_PUSH_USER", gateway.username)
@@ -338,7 +380,9 @@ def test_wrong_pushgateway_credentials_warn_once_and_keep_the_exit_code(
     assert exit_code == EXIT_BAD_INPUT
     logged = [json.loads(line) for line in log_file.read_text(encoding="utf-8").splitlines()]
     warnings = [record["message"] for record in logged if record["level"] == "WARNING"]
-    assert len(warnings) == 1 and warnings[0].startswith("metrics not pushed") and "401" in warnings[0]
+    assert len(warnings) == 1
+    assert warnings[0].startswith("metrics not pushed")
+    assert "401" in warnings[0]
     # AND the password is nowhere: not on the console, in the log file or in the warning
     captured = capsys.readouterr()
     assert_password_hidden(wrong, captured.err, captured.out, log_file.read_text(encoding="utf-8"))

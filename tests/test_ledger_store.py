@@ -26,12 +26,18 @@ from pyspark.sql import SparkSession
 from dependencies.config import bundled_defaults
 from dependencies.run_window import RunWindow
 from jobs import datalake_job, ledger_store
-from jobs.generate_data import CASES, GeneratorSettings, generate
+from jobs.tools.generate_data import CASES, GeneratorSettings, generate
 
 LAST_DATE = date(2026, 11, 15)
 OVERRIDES = {"window_days": 2, "baseline_days": 3, "evidence_max_devices": 5, "history_days": 7}
-SETTINGS = GeneratorSettings(devices=12, seed=13, format="csv", run_date=LAST_DATE,
-                             case_shares=dict.fromkeys(CASES, 0.05), interval_share=0.3)
+SETTINGS = GeneratorSettings(
+    devices=12,
+    seed=13,
+    format="csv",
+    run_date=LAST_DATE,
+    case_shares=dict.fromkeys(CASES, 0.05),
+    interval_share=0.3,
+)
 # Every run starts after the last generated day: every day of it can be stored.
 STARTED_AT = datetime(2026, 11, 16, 6, tzinfo=UTC)
 TABLES = ("alerts", "findings", "rejects", "evidence")
@@ -44,8 +50,11 @@ def generated(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> 
     """A small dataset, measurements partitioned by day, for LAST_DATE's read range."""
     output = tmp_path_factory.mktemp("ledger_generated")
     config = {**bundled_defaults(), **OVERRIDES}
-    generate(spark, GeneratorSettings(**{**SETTINGS.__dict__, "output": str(output)}),
-             RunWindow.from_config(LAST_DATE, config))
+    generate(
+        spark,
+        GeneratorSettings(**{**SETTINGS.__dict__, "output": str(output)}),
+        RunWindow.from_config(LAST_DATE, config),
+    )
     return output
 
 
@@ -58,12 +67,18 @@ class Twins:
 
     def config(self, name: str) -> Path:
         path = self.directory / f"{name}.json"
-        path.write_text(json.dumps({
-            "input": {"path": str(self.input_path), "format": "csv"},
-            "output": {"path": str(self.directory / name)},
-            "spark": {"spark.sql.shuffle.partitions": "2"},
-            "usage": self.usage, **OVERRIDES,
-        }), encoding="utf-8")
+        path.write_text(
+            json.dumps(
+                {
+                    "input": {"path": str(self.input_path), "format": "csv"},
+                    "output": {"path": str(self.directory / name)},
+                    "spark": {"spark.sql.shuffle.partitions": "2"},
+                    "usage": self.usage,
+                    **OVERRIDES,
+                }
+            ),
+            encoding="utf-8",
+        )
         return path
 
     def run_stored(self, run_date: date, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
@@ -72,12 +87,18 @@ class Twins:
         monkeypatch.setattr(datalake_job, "run_start_instant", lambda: STARTED_AT)
         argv = ["--config", str(self.config("stored")), "--run-date", run_date.isoformat()]
         assert datalake_job.main(argv) == datalake_job.EXIT_OK
-        shutil.copytree(self.directory / "stored", self.directory / "full",
-                        ignore=shutil.ignore_patterns(ledger_store.STORE), dirs_exist_ok=True)
+        shutil.copytree(
+            self.directory / "stored",
+            self.directory / "full",
+            ignore=shutil.ignore_patterns(ledger_store.STORE),
+            dirs_exist_ok=True,
+        )
         return self.report("stored", run_date)["ledger"]
 
     def report(self, name: str, run_date: date) -> dict[str, Any]:
-        path = self.directory / name / "reports" / f"run_date={run_date.isoformat()}" / "report.json"
+        path = (
+            self.directory / name / "reports" / f"run_date={run_date.isoformat()}" / "report.json"
+        )
         return json.loads(path.read_text(encoding="utf-8"))
 
     def run(self, run_date: date, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
@@ -89,15 +110,20 @@ class Twins:
             argv = ["--config", str(self.config(name)), "--run-date", day, *extra]
             assert datalake_job.main(argv) == datalake_job.EXIT_OK, name
         for table in TABLES:
-            stored, full = (self.spark.read.parquet(str(self.directory / name / table / f"run_date={day}"))
-                            for name in ("stored", "full"))
+            stored, full = (
+                self.spark.read.parquet(str(self.directory / name / table / f"run_date={day}"))
+                for name in ("stored", "full")
+            )
             assert_df_equality(stored, full, ignore_row_order=True, ignore_nullable=True)
         reports = [self.report(name, run_date) for name in ("stored", "full")]
         for key in REPORT_KEYS:
             assert reports[0][key] == reports[1][key], key
         full = reports[1]["ledger"]
-        assert full["reused_days"] == [] and full["computed"][0]["reason"] in (
-            "--full-refresh", "a day partition holds readings of other days")
+        assert full["reused_days"] == []
+        assert full["computed"][0]["reason"] in (
+            "--full-refresh",
+            "a day partition holds readings of other days",
+        )
         return reports[0]["ledger"]
 
 
@@ -145,14 +171,20 @@ def test_a_history_of_runs_reusing_the_store_publishes_what_full_runs_publish(
     input_path = tmp_path / "input"
     shutil.copytree(generated, input_path)
     twins = Twins(spark, input_path, tmp_path)
-    partitions = sorted(day for day in (p.name.split("=", 1)[1] for p in (input_path / "measurements").glob(
-        "measured_date=*")) if day <= LAST_DATE.isoformat())
+    partitions = sorted(
+        day
+        for day in (
+            p.name.split("=", 1)[1] for p in (input_path / "measurements").glob("measured_date=*")
+        )
+        if day <= LAST_DATE.isoformat()
+    )
     assert partitions[-1] == LAST_DATE.isoformat()
     stored_days = partitions[:-1]
 
     # WHEN the day before the last runs with an empty store THEN it computes every day
     ledger = twins.run_stored(LAST_DATE - timedelta(days=1), monkeypatch)
-    assert ledger["reused_days"] == [] and computed_days(ledger) >= set(stored_days)
+    assert ledger["reused_days"] == []
+    assert computed_days(ledger) >= set(stored_days)
 
     # WHEN the next date runs THEN only its new day is computed
     ledger = twins.run(LAST_DATE, monkeypatch)
@@ -177,12 +209,22 @@ def test_a_history_of_runs_reusing_the_store_publishes_what_full_runs_publish(
     ledger = twins.run(LAST_DATE, monkeypatch)
     # THEN those days are computed again, for their changed files; the days after them only
     # for the components whose state they hand on changed
-    files_changed = {"components": "all", "reason": "its input files changed (a late or rewritten file)"}
-    whole = {day for part in own_parts(ledger) if part["components"] == "all" for day in computed_days(
-        {"computed": [part]})}
+    files_changed = {
+        "components": "all",
+        "reason": "its input files changed (a late or rewritten file)",
+    }
+    whole = {
+        day
+        for part in own_parts(ledger)
+        if part["components"] == "all"
+        for day in computed_days({"computed": [part]})
+    }
     assert whole == {late_day, rewritten_day}
-    assert all(part == {"days": part["days"], **files_changed} or part["reason"] == "an earlier day changed "
-               "their state" for part in own_parts(ledger))
+    assert all(
+        part == {"days": part["days"], **files_changed}
+        or part["reason"] == "an earlier day changed their state"
+        for part in own_parts(ledger)
+    )
 
     # WHEN a device is removed on a day (its install event gains removed_at) and installed
     # again late on the last day
@@ -201,33 +243,52 @@ def test_a_history_of_runs_reusing_the_store_publishes_what_full_runs_publish(
     device = removed[column["device_id"]]
     components_file = min((input_path / "measuring_component").glob("part-*.csv"))
     header, rows = read_rows(components_file)
-    gone = rng.choice([r for r in rows if r[header.index("component_type")] == "IMPORT_KWH"
-                       and r[header.index("device_id")] != device])
+    gone = rng.choice(
+        [
+            r
+            for r in rows
+            if r[header.index("component_type")] == "IMPORT_KWH"
+            and r[header.index("device_id")] != device
+        ]
+    )
     write_rows(components_file, header, [r for r in rows if r is not gone])
     ledger = twins.run(LAST_DATE, monkeypatch)
     # THEN only those are computed again: the device on the days its intervals reach the
     # removal, the component's readings (now unknown_component) on every day
     assert all(part["components"] != "all" for part in own_parts(ledger))
-    assert all(part["reason"].startswith("their component or install rows changed") for part in own_parts(ledger))
+    assert all(
+        part["reason"].startswith("their component or install rows changed")
+        for part in own_parts(ledger)
+    )
     by_day = {part["days"]: set(part["devices"]) for part in own_parts(ledger)}
     removal_days = set(days_between(date.fromisoformat(removal_day), LAST_DATE))
-    assert by_day == {day: {gone[0]} | ({device} if day in removal_days else set()) for day in partitions}
+    assert by_day == {
+        day: {gone[0]} | ({device} if day in removal_days else set()) for day in partitions
+    }
 
     # WHEN a usage setting changes THEN every day is computed again
     twins.usage = {"lookback_days": 1, "gap_factor": 2.0}
     ledger = twins.run(LAST_DATE, monkeypatch)
-    assert own_parts(ledger) == [{"days": f"{partitions[0]}..{LAST_DATE}", "components": "all",
-                                  "reason": "the code or the usage settings changed"}]
+    assert own_parts(ledger) == [
+        {
+            "days": f"{partitions[0]}..{LAST_DATE}",
+            "components": "all",
+            "reason": "the code or the usage settings changed",
+        }
+    ]
 
     # WHEN an earlier date is backfilled THEN its days come from the store
     ledger = twins.run(LAST_DATE - timedelta(days=2), monkeypatch)
-    assert own_parts(ledger) == [] and ledger["reused_days"] == stored_days[:-1]
+    assert own_parts(ledger) == []
+    assert ledger["reused_days"] == stored_days[:-1]
 
     # WHEN a run is killed while it updates the store (after its first manifest: two days
     # have late files, so it writes at least two)
     for late_day in (stored_days[0], stored_days[2]):
         header, rows = read_rows(day_file(input_path, late_day))
-        write_rows(day_file(input_path, late_day).with_name("part-late-2.csv"), header, rng.sample(rows, 3))
+        write_rows(
+            day_file(input_path, late_day).with_name("part-late-2.csv"), header, rng.sample(rows, 3)
+        )
     write_manifest = ledger_store.Store._write_manifest
     written: list[str] = []
 
@@ -240,7 +301,9 @@ def test_a_history_of_runs_reusing_the_store_publishes_what_full_runs_publish(
     monkeypatch.setattr(ledger_store.Store, "_write_manifest", killed_after_one)
     monkeypatch.setattr(datalake_job, "run_start_instant", lambda: STARTED_AT)
     with pytest.raises(KeyboardInterrupt):
-        datalake_job.main(["--config", str(twins.config("stored")), "--run-date", LAST_DATE.isoformat()])
+        datalake_job.main(
+            ["--config", str(twins.config("stored")), "--run-date", LAST_DATE.isoformat()]
+        )
     monkeypatch.setattr(ledger_store.Store, "_write_manifest", write_manifest)
     # THEN the next run still publishes what a full run publishes
     twins.run(LAST_DATE, monkeypatch)
@@ -252,14 +315,26 @@ def test_a_history_of_runs_reusing_the_store_publishes_what_full_runs_publish(
     write_rows(day_file(input_path, stored_days[3]).with_name("part-stray.csv"), header, [stray])
     ledger = twins.run(LAST_DATE, monkeypatch)
     # THEN nothing is reused: the whole range is computed in one pass, as a full run does
-    assert ledger == {"mode": "unstored", "reused_days": [], "computed": [
-        {"days": f"{partitions[0]}..{day_after}", "components": "all",
-         "reason": "a day partition holds readings of other days"}]}
+    assert ledger == {
+        "mode": "unstored",
+        "reused_days": [],
+        "computed": [
+            {
+                "days": f"{partitions[0]}..{day_after}",
+                "components": "all",
+                "reason": "a day partition holds readings of other days",
+            }
+        ],
+    }
 
 
-def test_a_sample_not_partitioned_by_day_is_computed_whole_and_not_stored(sample_published: Path) -> None:
+def test_a_sample_not_partitioned_by_day_is_computed_whole_and_not_stored(
+    sample_published: Path,
+) -> None:
     # GIVEN the sample's run (its measurements are one CSV, not day partitions)
-    report = json.loads(next((sample_published / "reports").glob("run_date=*/report.json")).read_text())
+    report = json.loads(
+        next((sample_published / "reports").glob("run_date=*/report.json")).read_text()
+    )
     # THEN its ledger was computed in one pass and nothing was stored
     assert report["ledger"]["mode"] == "unstored"
     assert report["ledger"]["computed"][0]["reason"] == "the input is not partitioned by day"

@@ -27,7 +27,16 @@ from dependencies.logging import (
     redact,
 )
 
-RECORD_KEYS = ["timestamp", "level", "logger", "source", "message", "context", "fields", "exception"]
+RECORD_KEYS = [
+    "timestamp",
+    "level",
+    "logger",
+    "source",
+    "message",
+    "context",
+    "fields",
+    "exception",
+]
 ISO_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 
 
@@ -93,7 +102,10 @@ def test_every_record_has_one_shape_with_utc_time_source_context_and_fields(make
     assert second["source"].startswith("test_logging:test_every_record_has_one_shape")
     assert first["message"] == "read 42 rows"
     assert first["context"] == {
-        "job": "datalake_job", "run_id": "2026-11-15-abc", "run_date": "2026-11-15", "spark_app_id": None,
+        "job": "datalake_job",
+        "run_id": "2026-11-15-abc",
+        "run_date": "2026-11-15",
+        "spark_app_id": None,
     }
     assert first["fields"] == {"table": "device", "rows": 42}
     assert first["exception"] is None
@@ -132,7 +144,9 @@ def test_secrets_never_reach_a_log_when_the_config_is_logged(make_logger, capsys
         "metrics": {"pushgateway_url": "https://ops:SECRET-3@push.example:9091"},
         "db": {"Password": 12345, "users": [{"api_key": "SECRET-4", "name": "etl"}]},
     }
-    log = make_logger(logging_config(console={"format": "text"}, file={"path": str(tmp_path / "log.jsonl")}))
+    log = make_logger(
+        logging_config(console={"format": "text"}, file={"path": str(tmp_path / "log.jsonl")})
+    )
 
     # WHEN the config is logged to the console and the file
     log.info("run started", extra={"config": config})
@@ -167,7 +181,9 @@ def test_redact_keeps_booleans_and_values_under_ordinary_keys():
 def test_file_target_writes_json_lines_rotated_by_size(make_logger, tmp_path):
     # GIVEN a file target of at most 2,000 bytes per file and two backups
     path = tmp_path / "logs" / "job.jsonl"
-    log = make_logger(logging_config(file={"path": str(path), "max_bytes": 2000, "backup_count": 2}))
+    log = make_logger(
+        logging_config(file={"path": str(path), "max_bytes": 2000, "backup_count": 2})
+    )
 
     # WHEN 60 events are logged
     for number in range(60):
@@ -231,26 +247,40 @@ def test_events_reach_the_spark_driver_log_through_log4j(spark, driver_log, make
     # THEN log4j wrote the same records as the console, at the logger's level, with the
     # Spark application id in their context
     console = json_lines(capsys.readouterr().err)
-    driver = [record for record in json_lines(driver_log.read_text(encoding="utf-8")) if marker in record["message"]]
+    driver = [
+        record
+        for record in json_lines(driver_log.read_text(encoding="utf-8"))
+        if marker in record["message"]
+    ]
     assert driver == console
     assert [record["message"] for record in driver] == [f"info {marker}", f"warning {marker}"]
-    assert {record["context"]["spark_app_id"] for record in driver} == {spark.sparkContext.applicationId}
+    assert {record["context"]["spark_app_id"] for record in driver} == {
+        spark.sparkContext.applicationId
+    }
 
 
 def log4j_appenders_reached(spark: SparkSession) -> list[str]:
     """The class names of the appenders a record of the log4j logger ``datalake`` reaches:
     its own, and its parents' while the loggers on the way are additive."""
-    configuration = spark.sparkContext._jvm.org.apache.logging.log4j.LogManager.getContext(False).getConfiguration()
+    configuration = spark.sparkContext._jvm.org.apache.logging.log4j.LogManager.getContext(
+        False
+    ).getConfiguration()
     logger_config, reached = configuration.getLoggerConfig(LOGGER_NAME), []
     while logger_config is not None:
-        reached += [appender.getClass().getName() for appender in logger_config.getAppenders().values()]
+        reached += [
+            appender.getClass().getName() for appender in logger_config.getAppenders().values()
+        ]
         logger_config = logger_config.getParent() if logger_config.isAdditive() else None
     return sorted(reached)
 
 
-def test_the_driver_log_skips_log4j_console_appenders_only_beside_our_console(spark, driver_log, make_logger, capsys):
+def test_the_driver_log_skips_log4j_console_appenders_only_beside_our_console(
+    spark, driver_log, make_logger, capsys
+):
     # GIVEN Spark's log4j root logger printing to the terminal
-    configuration = spark.sparkContext._jvm.org.apache.logging.log4j.LogManager.getContext(False).getConfiguration()
+    configuration = spark.sparkContext._jvm.org.apache.logging.log4j.LogManager.getContext(
+        False
+    ).getConfiguration()
     root = configuration.getRootLogger().getAppenders().values()
     assert [appender.getClass().getName() for appender in root] == [LOG4J_CONSOLE_APPENDER]
 
@@ -279,7 +309,10 @@ def test_the_text_console_shows_the_console_fields_and_the_other_targets_the_fie
 
     # WHEN an event carries a large field and a short console view of it (with a secret)
     whole = {"input": {"path": "in"}, "aws": {"secret_key": "hunter2"}}
-    log.info("run started", extra={"config": whole, CONSOLE_FIELDS: {"config_changes": {"aws.secret_key": "hunter2"}}})
+    log.info(
+        "run started",
+        extra={"config": whole, CONSOLE_FIELDS: {"config_changes": {"aws.secret_key": "hunter2"}}},
+    )
     flush_logger(log)
 
     # THEN the console line shows the short view, masked, and the file the whole field, masked
@@ -291,9 +324,11 @@ def test_the_text_console_shows_the_console_fields_and_the_other_targets_the_fie
 
 def test_the_log_level_is_validated_by_the_config():
     # GIVEN a config with an unknown log level
-    text = json.dumps({"input": {"path": "in"}, "output": {"path": "out"}, "logging": {"level": "LOUD"}})
+    text = json.dumps(
+        {"input": {"path": "in"}, "output": {"path": "out"}, "logging": {"level": "LOUD"}}
+    )
 
     # WHEN it is parsed
     # THEN it is a config error naming the key
-    with pytest.raises(ConfigError, match="logging.level must be one of"):
+    with pytest.raises(ConfigError, match=r"logging.level must be one of"):
         parse_config_text(text, "job.json")

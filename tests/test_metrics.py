@@ -15,7 +15,13 @@ from dependencies.metrics import PushFailed, push_run_metrics, pushgateway, run_
 REPORT = {
     "counts": {
         "device": {"read": 39, "used": 38, "rejected": 1, "deduplicated": 0, "outside_window": 0},
-        "measurements": {"read": 400, "used": 300, "rejected": 2, "deduplicated": 8, "outside_window": 90},
+        "measurements": {
+            "read": 400,
+            "used": 300,
+            "rejected": 2,
+            "deduplicated": 8,
+            "outside_window": 90,
+        },
     },
     "findings_by_rule": {"TAMPER_EVENTS": 2, "DATA_GAP": 0},
     "alerts": 3,
@@ -36,7 +42,9 @@ def scrape(
         for sample in family.samples:
             if sample.labels.get("job") != job:
                 continue
-            labels = tuple(sorted((k, v) for k, v in sample.labels.items() if k not in ("job", "instance")))
+            labels = tuple(
+                sorted((k, v) for k, v in sample.labels.items() if k not in ("job", "instance"))
+            )
             samples[(sample.name, labels)] = sample.value
     return samples
 
@@ -87,7 +95,9 @@ def test_a_failed_run_updates_the_outcome_and_keeps_the_last_success(pushgateway
     push_run_metrics(run_metrics(0, 1_800_000_000.0, 1_800_000_060.0, DURATIONS, REPORT), config)
 
     # WHEN a later run fails in its first stage and pushes its metrics
-    push_run_metrics(run_metrics(3, 1_800_086_400.0, 1_800_086_410.0, {"extract_validate": 10.0}, None), config)
+    push_run_metrics(
+        run_metrics(3, 1_800_086_400.0, 1_800_086_410.0, {"extract_validate": 10.0}, None), config
+    )
 
     # THEN it reads as failed, and the last success and its counts are still there
     samples = scrape(pushgateway, config["job_name"])
@@ -97,7 +107,11 @@ def test_a_failed_run_updates_the_outcome_and_keeps_the_last_success(pushgateway
     assert samples[("datalake_last_run_timestamp_seconds", ())] == 1_800_086_410.0
     assert samples[("datalake_last_success_timestamp_seconds", ())] == 1_800_000_060.0
     assert samples[("datalake_rows_read", (("table", "device"),))] == 39
-    stages = {labels: value for (name, labels), value in samples.items() if name == "datalake_stage_duration_seconds"}
+    stages = {
+        labels: value
+        for (name, labels), value in samples.items()
+        if name == "datalake_stage_duration_seconds"
+    }
     assert stages == {(("stage", "extract_validate"),): 10.0}
 
 
@@ -115,12 +129,13 @@ def test_an_unreachable_pushgateway_raises_an_os_error_for_the_caller_to_handle(
     config = metrics_config("http://127.0.0.1:9", timeout_seconds=2.0)
 
     # WHEN the metrics are pushed
-    # THEN the error is an OSError, which the job logs as a warning and carries on
-    with pytest.raises(OSError):
+    # THEN the error is a PushFailed (an OSError), which the job logs as a warning and carries on
+    with pytest.raises(PushFailed):
         push_run_metrics(run_metrics(0, 0.0, 1.0, DURATIONS, REPORT), config)
 
 
 # --- A Pushgateway behind basic auth ---
+
 
 def test_credentials_come_from_the_named_variables_else_from_the_url():
     # GIVEN a URL with user info, and variables named in the config
@@ -129,11 +144,21 @@ def test_credentials_come_from_the_named_variables_else_from_the_url():
 
     # WHEN the Pushgateway is resolved with and without the variables
     from_url = pushgateway(metrics_config(url), environ)
-    from_env = pushgateway(metrics_config(url, username_env="PUSH_USER", password_env="PUSH_PASSWORD"), environ)
+    from_env = pushgateway(
+        metrics_config(url, username_env="PUSH_USER", password_env="PUSH_PASSWORD"), environ
+    )
 
     # THEN the URL loses its user info; the variables win over it
-    assert (from_url.url, from_url.username, from_url.password) == ("https://push.example:9091/base", "url-user", "url/pass")
-    assert (from_env.url, from_env.username, from_env.password) == ("https://push.example:9091/base", "env-user", "env-pass")
+    assert (from_url.url, from_url.username, from_url.password) == (
+        "https://push.example:9091/base",
+        "url-user",
+        "url/pass",
+    )
+    assert (from_env.url, from_env.username, from_env.password) == (
+        "https://push.example:9091/base",
+        "env-user",
+        "env-pass",
+    )
     assert "pass" not in repr(from_url) + repr(from_env)
 
 
@@ -147,18 +172,27 @@ def test_a_named_variable_that_is_not_set_is_named_in_the_error():
 
 
 def test_the_right_credentials_from_the_environment_push(pushgateway_with_basic_auth, monkeypatch):
-    # GIVEN a Pushgateway that requires basic auth, and its credentials in variables named by the config
+    # GIVEN a Pushgateway that requires basic auth, and its credentials in variables named by the
+    # config
     gateway = pushgateway_with_basic_auth
     monkeypatch.setenv("DATALAKE_TEST_PUSH_USER", gateway.username)
     monkeypatch.setenv("DATALAKE_TEST_PUSH_PASSWORD", gateway.password)
-    config = metrics_config(gateway.url, username_env="DATALAKE_TEST_PUSH_USER", password_env="DATALAKE_TEST_PUSH_PASSWORD")
+    config = metrics_config(
+        gateway.url,
+        username_env="DATALAKE_TEST_PUSH_USER",
+        password_env="DATALAKE_TEST_PUSH_PASSWORD",
+    )
 
     # WHEN the metrics are pushed
-    pushed = push_run_metrics(run_metrics(0, 1_800_000_000.0, 1_800_000_050.5, DURATIONS, REPORT), config)
+    pushed = push_run_metrics(
+        run_metrics(0, 1_800_000_000.0, 1_800_000_050.5, DURATIONS, REPORT), config
+    )
 
     # THEN they arrived
     assert pushed is True
-    assert scrape(gateway.url, config["job_name"], gateway.authorization)[("datalake_alerts", ())] == 3
+    assert (
+        scrape(gateway.url, config["job_name"], gateway.authorization)[("datalake_alerts", ())] == 3
+    )
 
 
 def test_the_right_credentials_in_the_url_push(pushgateway_with_basic_auth):
@@ -170,11 +204,16 @@ def test_the_right_credentials_in_the_url_push(pushgateway_with_basic_auth):
     push_run_metrics(run_metrics(0, 1_800_000_000.0, 1_800_000_050.5, DURATIONS, REPORT), config)
 
     # THEN they arrived
-    assert scrape(gateway.url, config["job_name"], gateway.authorization)[("datalake_run_success", ())] == 1
+    assert (
+        scrape(gateway.url, config["job_name"], gateway.authorization)[("datalake_run_success", ())]
+        == 1
+    )
 
 
 @pytest.mark.parametrize("where", ["url", "environment"])
-def test_wrong_credentials_fail_without_showing_the_password(pushgateway_with_basic_auth, monkeypatch, where):
+def test_wrong_credentials_fail_without_showing_the_password(
+    pushgateway_with_basic_auth, monkeypatch, where
+):
     # GIVEN a wrong password, in the URL or in the environment
     gateway = pushgateway_with_basic_auth
     wrong = "wrong-Pa55:/@%"
@@ -182,7 +221,9 @@ def test_wrong_credentials_fail_without_showing_the_password(pushgateway_with_ba
         config = metrics_config(gateway.url_with_user_info(wrong))
     else:
         monkeypatch.setenv("DATALAKE_TEST_PUSH_PASSWORD", wrong)
-        config = metrics_config(gateway.url_with_user_info("unused"), password_env="DATALAKE_TEST_PUSH_PASSWORD")
+        config = metrics_config(
+            gateway.url_with_user_info("unused"), password_env="DATALAKE_TEST_PUSH_PASSWORD"
+        )
 
     # WHEN the metrics are pushed
     with pytest.raises(PushFailed) as failure:
@@ -192,5 +233,9 @@ def test_wrong_credentials_fail_without_showing_the_password(pushgateway_with_ba
     assert "401" in str(failure.value)
     assert wrong not in str(failure.value)
     assert urllib.parse.quote(wrong, safe="") not in str(failure.value)
-    assert failure.value.__cause__ is None and failure.value.__suppress_context__  # no chained traceback
-    assert ("datalake_alerts", ()) not in scrape(gateway.url, config["job_name"], gateway.authorization)
+    # no chained traceback
+    assert failure.value.__cause__ is None
+    assert failure.value.__suppress_context__
+    assert ("datalake_alerts", ()) not in scrape(
+        gateway.url, config["job_name"], gateway.authorization
+    )

@@ -14,25 +14,61 @@ from conftest import REPO
 
 from dependencies.config import BUNDLED_CONFIG
 
+# What the entry file imports, directly or not: the zip ships these and nothing else of jobs/
+# (not the entry file itself, debug.py or the tools).
+JOB_MODULES = {
+    "__init__",
+    "alerts/__init__",
+    "alerts/evidence",
+    "alerts/history",
+    "alerts/page",
+    "alerts/value",
+    "detection",
+    "inputs",
+    "ledger_store",
+    "report",
+    "rules",
+    "run",
+    "usage",
+    "validate",
+}
 
-def test_the_zip_holds_the_job_modules_the_config_and_pure_runtime_packages(packages_zip: Path) -> None:
+
+def test_the_zip_holds_the_job_modules_the_config_and_pure_runtime_packages(
+    packages_zip: Path,
+) -> None:
     # GIVEN the zip built from the lock
     names = set(zipfile.ZipFile(packages_zip).namelist())
 
-    # THEN it has dependencies/, the job's other modules, the bundled config and the runtime
-    # packages; not the entry file, Spark's own packages, bytecode or the build tools
+    # THEN it has dependencies/, exactly the job's other modules, the bundled config and the
+    # runtime packages; not the entry file, Spark's own packages, bytecode or the build tools
     own = {p.relative_to(REPO).as_posix() for p in (REPO / "dependencies").glob("*.py")}
     assert own <= names
-    assert {"jobs/__init__.py", "jobs/rules.py", "jobs/usage.py", "jobs/validate.py", BUNDLED_CONFIG} <= names
-    assert {"boto3/__init__.py", "botocore/__init__.py", "six.py", "prometheus_client/__init__.py"} <= names
+    assert {n for n in names if n.startswith("jobs/")} == {
+        f"jobs/{module}.py" for module in JOB_MODULES
+    }
+    assert BUNDLED_CONFIG in names
+    assert {
+        "boto3/__init__.py",
+        "botocore/__init__.py",
+        "six.py",
+        "prometheus_client/__init__.py",
+    } <= names
     assert "jobs/datalake_job.py" not in names
-    assert not [n for n in names if n.startswith(("pyspark/", "py4j/", "tests/")) or n.endswith(".pyc")]
+    assert not [
+        n for n in names if n.startswith(("pyspark/", "py4j/", "tests/")) or n.endswith(".pyc")
+    ]
 
 
 def test_the_same_lock_gives_the_same_zip(packages_zip: Path, tmp_path: Path) -> None:
     # GIVEN a second build from the same lock and sources
     again = tmp_path / "packages.zip"
-    subprocess.run([str(REPO / "build_dependencies.sh"), str(again)], check=True, capture_output=True, timeout=600)
+    subprocess.run(
+        [str(REPO / "build_dependencies.sh"), str(again)],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
     # THEN the two zips are byte for byte the same
     assert again.read_bytes() == packages_zip.read_bytes()
 
@@ -45,14 +81,20 @@ sys.path.insert(0, {str(packages_zip)!r})
 import boto3
 from dependencies import s3
 from dependencies.config import bundled_defaults
-client = s3.client({{"region": "us-east-1", "profile": "", "endpoint_url": {moto_server!r}, "max_attempts": 2}})
+client = s3.client(
+    {{"region": "us-east-1", "profile": "", "endpoint_url": {moto_server!r}, "max_attempts": 2}}
+)
 client.create_bucket(Bucket="zip-probe")
 s3.upload_text(client, "s3://zip-probe/probe.json", json.dumps(bundled_defaults()))
 print(json.dumps({{"boto3": boto3.__file__, "read_back": json.loads(s3.read_text(client, "s3://zip-probe/probe.json"))}}))
 """
     # WHEN it loads the bundled config and uses boto3 against S3 (moto)
     result = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", script], check=False, capture_output=True, text=True, timeout=120
+        [sys.executable, "-I", "-S", "-c", script],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
     # THEN boto3 came from the zip, worked, and the config inside the zip is the repository's
@@ -71,10 +113,23 @@ def test_a_package_with_native_code_is_refused(tmp_path: Path) -> None:
 
     # WHEN the zip is built
     result = subprocess.run(
-        [sys.executable, "-m", "dependencies.packaging", "--requirements", str(requirements),
-         "--entry", "jobs/datalake_job.py", "--output", str(output)],
-        check=False, cwd=REPO, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "dependencies.packaging",
+            "--requirements",
+            str(requirements),
+            "--entry",
+            "jobs/datalake_job.py",
+            "--output",
+            str(output),
+        ],
+        check=False,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
     # THEN it is refused with the reason and the way out, and no zip is written
     assert result.returncode == 1
@@ -88,8 +143,14 @@ def test_modules_only_leaves_runtime_packages_out(tmp_path: Path) -> None:
     # GIVEN the --archives route, where a packed virtualenv brings the runtime packages
     output = tmp_path / "modules.zip"
     # WHEN the zip is built with --modules-only
-    subprocess.run([str(REPO / "build_dependencies.sh"), "--modules-only", str(output)], check=True, timeout=300)
+    subprocess.run(
+        [str(REPO / "build_dependencies.sh"), "--modules-only", str(output)],
+        check=True,
+        timeout=300,
+    )
     # THEN it holds the job's modules and the config, and no runtime package
     names = set(zipfile.ZipFile(output).namelist())
     assert {"dependencies/s3.py", "jobs/rules.py", BUNDLED_CONFIG} <= names
-    assert not [name for name in names if not name.startswith(("dependencies/", "jobs/", "configs/"))]
+    assert not [
+        name for name in names if not name.startswith(("dependencies/", "jobs/", "configs/"))
+    ]

@@ -24,7 +24,11 @@ class FakeTerminal(io.StringIO):
 
 def slow_spark_work(spark: SparkSession) -> list[int]:
     """Real Spark tasks, four of them, each taking a little while."""
-    return spark.sparkContext.parallelize(range(4), 4).map(lambda x: time.sleep(STEP_SECONDS) or x).collect()
+    return (
+        spark.sparkContext.parallelize(range(4), 4)
+        .map(lambda x: time.sleep(STEP_SECONDS) or x)
+        .collect()
+    )
 
 
 def test_at_a_terminal_the_line_shows_the_step_and_the_spark_tasks_updated_in_place(spark):
@@ -40,11 +44,15 @@ def test_at_a_terminal_the_line_shows_the_step_and_the_spark_tasks_updated_in_pl
     # the step and the task count of the stage, and cleared at the end
     written = terminal.getvalue()
     assert "\n" not in written
-    updates = [update.removesuffix("\x1b[K") for update in written.split("\r") if update.strip("\x1b[K")]
+    updates = [
+        update.removesuffix("\x1b[K") for update in written.split("\r") if update.strip("\x1b[K")
+    ]
     assert len(updates) >= 3
     assert all(update.startswith("work 0:") for update in updates)
-    assert any(" | counting 0:0" in update and "| Spark tasks " in update and "/4 (stage " in update
-               for update in updates)
+    assert any(
+        " | counting 0:0" in update and "| Spark tasks " in update and "/4 (stage " in update
+        for update in updates
+    )
     assert written.endswith(CLEAR_LINE)
 
 

@@ -1,4 +1,5 @@
-"""Publishing one run date: staged, swapped in whole, and put back when a swap fails or is killed."""
+"""Publishing one run date: staged, swapped in whole, and put back when a swap fails or is
+killed."""
 
 from __future__ import annotations
 
@@ -29,15 +30,20 @@ OTHER_DATE = date(2026, 11, 14)
 def outputs(spark: SparkSession, version: str) -> dict[str, DataFrame]:
     """A tiny, recognisable set of outputs: every row carries ``version``."""
     return {
-        "alerts": spark.createDataFrame([(f"D-{version}", 0.9, 1)], "device_id string, score double, rank int"),
+        "alerts": spark.createDataFrame(
+            [(f"D-{version}", 0.9, 1)], "device_id string, score double, rank int"
+        ),
         "findings": spark.createDataFrame(
-            [(f"D-{version}", "ZERO_RUNS"), (f"D-{version}", "DATA_GAP")], "device_id string, rule string"
+            [(f"D-{version}", "ZERO_RUNS"), (f"D-{version}", "DATA_GAP")],
+            "device_id string, rule string",
         ),
         "rejects": spark.createDataFrame(
             [("device", "missing_required", json.dumps({"version": version}))],
             "table string, reason string, record string",
         ),
-        "evidence": spark.createDataFrame([(f"D-{version}", 1, RUN_DATE)], "device_id string, rank int, day date"),
+        "evidence": spark.createDataFrame(
+            [(f"D-{version}", 1, RUN_DATE)], "device_id string, rank int, day date"
+        ),
     }
 
 
@@ -50,13 +56,17 @@ def stage(
     return staging
 
 
-def run(spark: SparkSession, output: Path, version: str, run_date: date = RUN_DATE) -> dict[str, str]:
+def run(
+    spark: SparkSession, output: Path, version: str, run_date: date = RUN_DATE
+) -> dict[str, str]:
     """Stage and publish ``version``'s outputs for ``run_date``."""
     staging = stage(spark, outputs(spark, version), output, run_date, f"{run_date}-{version}")
     return publish(spark, staging, {"version": version}, str(output), run_date)
 
 
-def assert_published(spark: SparkSession, output: Path, version: str, run_date: date = RUN_DATE) -> None:
+def assert_published(
+    spark: SparkSession, output: Path, version: str, run_date: date = RUN_DATE
+) -> None:
     """``run_date``'s published outputs and report are exactly those of ``version``."""
     for table, expected in outputs(spark, version).items():
         actual = spark.read.parquet(partition_path(str(output), table, run_date))
@@ -72,7 +82,13 @@ def report(output: Path, run_date: date = RUN_DATE) -> dict[str, Any] | None:
 
 def assert_only_published_tables(output: Path) -> None:
     """The output path holds the published tables and nothing else (no ``_staging/``)."""
-    assert sorted(entry.name for entry in output.iterdir()) == ["alerts", "evidence", "findings", "rejects", "reports"]
+    assert sorted(entry.name for entry in output.iterdir()) == [
+        "alerts",
+        "evidence",
+        "findings",
+        "rejects",
+        "reports",
+    ]
 
 
 def fail_rename(monkeypatch: pytest.MonkeyPatch, number: int) -> None:
@@ -101,7 +117,10 @@ def test_rerun_replaces_only_its_run_date(spark: SparkSession, tmp_path: Path) -
     # THEN D holds exactly v2, D-1 is untouched, and no staging is left behind
     assert_published(spark, output, "v2")
     assert_published(spark, output, "other", OTHER_DATE)
-    assert paths == {t: partition_path(str(output), t, RUN_DATE) for t in ("alerts", "findings", "rejects", "evidence", "reports")}
+    assert paths == {
+        t: partition_path(str(output), t, RUN_DATE)
+        for t in ("alerts", "findings", "rejects", "evidence", "reports")
+    }
     assert_only_published_tables(output)
 
 

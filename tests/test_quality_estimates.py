@@ -4,37 +4,75 @@ from __future__ import annotations
 
 import pytest
 
-from jobs.evidence.quality import Hidden, estimate_summary
+from jobs.tools.quality import Hidden, estimate_summary
 
 
 def test_median_error_per_case_and_value_held_by_the_top_alerts() -> None:
     # GIVEN planted devices with the energy their attack hid, and the alerts' estimates
     hidden = {
-        "A": Hidden("h1", "RESIDENTIAL", 100.0),   # estimated 80: -20 %
-        "B": Hidden("h1", "RESIDENTIAL", 100.0),   # estimated 150: +50 %
-        "C": Hidden("h1", "RESIDENTIAL", 100.0),   # estimated 110: +10 %
+        "A": Hidden("h1", "RESIDENTIAL", 100.0),  # estimated 80: -20 %
+        "B": Hidden("h1", "RESIDENTIAL", 100.0),  # estimated 150: +50 %
+        "C": Hidden("h1", "RESIDENTIAL", 100.0),  # estimated 110: +10 %
         "D": Hidden("REVERSE_FLOW", "COMMERCIAL", 400.0),  # estimated exactly; worth 100
-        "E": Hidden("h5", "RESIDENTIAL", 0.0),     # timing only: no error counted
-        "F": Hidden("h2", "INDUSTRIAL", 200.0),    # not alerted; worth 30
+        "E": Hidden("h5", "RESIDENTIAL", 0.0),  # timing only: no error counted
+        "F": Hidden("h2", "INDUSTRIAL", 200.0),  # not alerted; worth 30
     }
     alerts = [  # by rank
-        {"device_id": "D", "score": 0.8, "rank": 1, "estimated_unbilled_kwh": 400.0, "estimated_value": 100.0},
-        {"device_id": "B", "score": 0.6, "rank": 2, "estimated_unbilled_kwh": 150.0, "estimated_value": 45.0},
-        {"device_id": "C", "score": 0.7, "rank": 3, "estimated_unbilled_kwh": 110.0, "estimated_value": 33.0},
-        {"device_id": "A", "score": 0.9, "rank": 4, "estimated_unbilled_kwh": 80.0, "estimated_value": 24.0},
-        {"device_id": "E", "score": 0.75, "rank": 5, "estimated_unbilled_kwh": 0.0, "estimated_value": 0.0},
-        {"device_id": "HONEST", "score": 0.95, "rank": 6, "estimated_unbilled_kwh": 1.0, "estimated_value": 0.3},
+        {
+            "device_id": "D",
+            "score": 0.8,
+            "rank": 1,
+            "estimated_unbilled_kwh": 400.0,
+            "estimated_value": 100.0,
+        },
+        {
+            "device_id": "B",
+            "score": 0.6,
+            "rank": 2,
+            "estimated_unbilled_kwh": 150.0,
+            "estimated_value": 45.0,
+        },
+        {
+            "device_id": "C",
+            "score": 0.7,
+            "rank": 3,
+            "estimated_unbilled_kwh": 110.0,
+            "estimated_value": 33.0,
+        },
+        {
+            "device_id": "A",
+            "score": 0.9,
+            "rank": 4,
+            "estimated_unbilled_kwh": 80.0,
+            "estimated_value": 24.0,
+        },
+        {
+            "device_id": "E",
+            "score": 0.75,
+            "rank": 5,
+            "estimated_unbilled_kwh": 0.0,
+            "estimated_value": 0.0,
+        },
+        {
+            "device_id": "HONEST",
+            "score": 0.95,
+            "rank": 6,
+            "estimated_unbilled_kwh": 1.0,
+            "estimated_value": 0.3,
+        },
     ]
     # WHEN summarised, for the top 1 and top 3 alerts
     summary = estimate_summary(hidden, alerts, tops=(1, 3))
     # THEN h1's median error is +10 % (of -20, +10, +50), REVERSE_FLOW's 0; h5 is not counted
     assert [(c["case"], c["alerted"], c["median_error"], c["met"]) for c in summary["cases"]] == [
-        ("h1", 3, pytest.approx(0.10), True), ("REVERSE_FLOW", 1, 0.0, True),
+        ("h1", 3, pytest.approx(0.10), True),
+        ("REVERSE_FLOW", 1, 0.0, True),
     ]
     # AND of the planted value 3 x 30 + 100 + 30 = 220, the first alert by rank holds 100, the
     # first three 160; by score, the first is the honest device (0), the first three (with A
     # and D) 130
     assert summary["planted_value"] == pytest.approx(220.0)
     assert [(c["top"], c["by_rank"], c["by_score"]) for c in summary["capture"]] == [
-        (1, pytest.approx(100 / 220), 0.0), (3, pytest.approx(160 / 220), pytest.approx(130 / 220)),
+        (1, pytest.approx(100 / 220), 0.0),
+        (3, pytest.approx(160 / 220), pytest.approx(130 / 220)),
     ]

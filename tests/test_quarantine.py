@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import shutil
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -26,7 +25,8 @@ from pyspark.sql import DataFrame, DataFrameWriter, SparkSession
 from dependencies.config import load_config
 from dependencies.run_window import RunWindow
 from jobs import datalake_job
-from jobs.datalake_job import Checked, count_rows, extract, validate_tables
+from jobs.inputs import Checked, count_rows, extract, readings_inputs, validate_tables
+from jobs.ledger_store import checked_readings
 
 # The runs start at this instant: readings stamped later are meter clock errors.
 RUN_STARTED_AT = datetime(2026, 11, 20, tzinfo=UTC)
@@ -34,9 +34,17 @@ BACKFILL_DATE = "2026-11-08"
 OUTPUTS = ("alerts", "findings", "rejects")
 # The reasons the data contract names; the dirty input must produce each of them.
 CONTRACT_REASONS = {
-    "missing_required", "bad_timestamp", "bad_number", "negative_value", "unknown_device",
-    "unknown_component", "duplicate_key", "conflicting_duplicate", "overlapping_install",
-    "removed_before_installed", "future_timestamp",
+    "missing_required",
+    "bad_timestamp",
+    "bad_number",
+    "negative_value",
+    "unknown_device",
+    "unknown_component",
+    "duplicate_key",
+    "conflicting_duplicate",
+    "overlapping_install",
+    "removed_before_installed",
+    "future_timestamp",
 }
 VOLTAGE_READINGS = [f"R01-VOLT,2026-11-05T{hour:02d}:00:00Z,230.0" for hour in range(1, 24)] + [
     "R01-VOLT,2026-11-06T00:00:00Z,230.0"
@@ -69,27 +77,39 @@ DIRTY_ROWS: dict[str, list[tuple[str, str]]] = {
         ("R01-VOLT,R01,VOLTAGE,INTERVAL,60,", "used"),  # kept, ignored by detection
     ],
     "install_event": [
-        ("IE-X1,R01,SP-X1,2026-05-01T00:00:00Z,2026-04-01T00:00:00Z,RESIDENTIAL,false",
-         "removed_before_installed"),
-        ("IE-X9,R02,SP-X9,2026-03-01T00:00:00Z,2026-03-01T00:00:00Z,RESIDENTIAL,false",
-         "removed_before_installed"),
+        (
+            "IE-X1,R01,SP-X1,2026-05-01T00:00:00Z,2026-04-01T00:00:00Z,RESIDENTIAL,false",
+            "removed_before_installed",
+        ),
+        (
+            "IE-X9,R02,SP-X9,2026-03-01T00:00:00Z,2026-03-01T00:00:00Z,RESIDENTIAL,false",
+            "removed_before_installed",
+        ),
         ("IE-X2,R01,SP-X2,2026-06-01T00:00:00Z,,RESIDENTIAL,false", "overlapping_install"),
         # Overlaps IE-R23 and is rejected; IE-R23-2 overlaps only this one and stays used.
-        ("IE-R23-X,R23,SP-R23-X,2026-10-01T00:00:00Z,2026-10-23T00:00:00Z,RESIDENTIAL,false",
-         "overlapping_install"),
+        (
+            "IE-R23-X,R23,SP-R23-X,2026-10-01T00:00:00Z,2026-10-23T00:00:00Z,RESIDENTIAL,false",
+            "overlapping_install",
+        ),
         ("IE-X3,NOPE,SP-X3,2026-01-01T00:00:00Z,,RESIDENTIAL,false", "unknown_device"),
         ("IE-X4,R02,SP-X4,2026-01-01T00:00:00Z,,GOVERNMENT,false", "invalid_value"),
         ("IE-X5,R02,SP-X5,not-a-date,,RESIDENTIAL,false", "bad_timestamp"),
         ("IE-X6,R02,SP-X6,2026-01-01T00:00:00Z,,RESIDENTIAL,maybe", "bad_boolean"),
         ("IE-X7,R02,,2026-01-01T00:00:00Z,,RESIDENTIAL,false", "missing_required"),
         ("IE-X8,R02,SP-X8,2026-01-01T00:00:00Z,,RESIDENTIAL", "malformed_row"),
-        ("IE-DUP,OLD1,SP-D1,2024-01-01T00:00:00Z,2024-02-01T00:00:00Z,RESIDENTIAL,false",
-         "duplicate_key"),
-        ("IE-DUP,OLD1,SP-D2,2024-01-01T00:00:00Z,2024-02-01T00:00:00Z,RESIDENTIAL,false",
-         "duplicate_key"),
+        (
+            "IE-DUP,OLD1,SP-D1,2024-01-01T00:00:00Z,2024-02-01T00:00:00Z,RESIDENTIAL,false",
+            "duplicate_key",
+        ),
+        (
+            "IE-DUP,OLD1,SP-D2,2024-01-01T00:00:00Z,2024-02-01T00:00:00Z,RESIDENTIAL,false",
+            "duplicate_key",
+        ),
         ("IE-R03,R03,SP-R03,2026-01-01T00:00:00Z,,RESIDENTIAL,false", "deduplicated"),
-        ("IE-OLD1,OLD1,SP-OLD1,2025-01-01T00:00:00Z,2025-06-01T00:00:00Z,RESIDENTIAL,false",
-         "outside_window"),
+        (
+            "IE-OLD1,OLD1,SP-OLD1,2025-01-01T00:00:00Z,2025-06-01T00:00:00Z,RESIDENTIAL,false",
+            "outside_window",
+        ),
         ("IE-OLD1-2,OLD1,SP-OLD1,2026-12-01T00:00:00Z,,COMMERCIAL,false", "outside_window"),
     ],
     "measurements": [
@@ -135,7 +155,9 @@ class JobRun:
 
     def report(self, run_date: str = RUN_DATE) -> dict[str, Any]:
         """The published run report."""
-        return json.loads((self.output / "reports" / f"run_date={run_date}" / "report.json").read_text())
+        return json.loads(
+            (self.output / "reports" / f"run_date={run_date}" / "report.json").read_text()
+        )
 
     def read(self, spark: SparkSession, table: str, run_date: str = RUN_DATE) -> DataFrame:
         """A published output, as stored."""
@@ -161,12 +183,18 @@ def write_dirty_input(directory: Path) -> Path:
 
 def files(directory: Path) -> dict[str, bytes]:
     """Every file below ``directory`` by relative path, with its bytes."""
-    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(directory)): p.read_bytes()
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
 
 
 def parquet_bytes(run: JobRun, table: str) -> list[bytes]:
     """The bytes of each Parquet file of ``table``'s partition (file names hold random ids)."""
-    return sorted(p.read_bytes() for p in (run.output / table / f"run_date={RUN_DATE}").glob("*.parquet"))
+    return sorted(
+        p.read_bytes() for p in (run.output / table / f"run_date={RUN_DATE}").glob("*.parquet")
+    )
 
 
 @pytest.fixture(scope="module")
@@ -176,7 +204,12 @@ def clean_run(sample_published: Path) -> JobRun:
     SAMPLE_RUN_STARTED_AT, before RUN_STARTED_AT, which changes nothing: the sample has no
     reading stamped after either (else it would have future_timestamp rejects, which
     test_clean_sample_reconciles_with_nothing_rejected rules out). Read it, never write into it."""
-    return JobRun(datalake_job.EXIT_OK, sample_published.parent / "job_config.json", TEST_DATA, sample_published)
+    return JobRun(
+        datalake_job.EXIT_OK,
+        sample_published.parent / "job_config.json",
+        TEST_DATA,
+        sample_published,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -212,7 +245,9 @@ def test_every_bad_row_is_counted_under_its_reason(clean_run: JobRun, dirty_run:
     assert produced >= CONTRACT_REASONS
 
 
-def test_clean_sample_reconciles_with_nothing_rejected(spark: SparkSession, clean_run: JobRun) -> None:
+def test_clean_sample_reconciles_with_nothing_rejected(
+    spark: SparkSession, clean_run: JobRun
+) -> None:
     # GIVEN the clean run
     counts = clean_run.report()["counts"]
 
@@ -241,7 +276,9 @@ def test_rejects_keep_each_original_row_as_json(spark: SparkSession, dirty_run: 
 
     # THEN a record holds every column as read, nulls included
     assert records[("measurements", "future_timestamp")] == {
-        "measuring_component_id": "R01-IMP", "measured_at": "2026-11-21T00:00:00Z", "value": "9999.0"
+        "measuring_component_id": "R01-IMP",
+        "measured_at": "2026-11-21T00:00:00Z",
+        "value": "9999.0",
     }
     assert records[("install_event", "bad_boolean")]["has_generation"] == "maybe"
     assert records[("install_event", "bad_boolean")]["removed_at"] is None
@@ -267,7 +304,11 @@ def test_backfill_of_an_earlier_run_date_reconciles(spark: SparkSession, dirty_r
 
     # WHEN its rows are validated and counted
     raw = extract(spark, config["input"], window)
-    counts = count_rows(raw, validate_tables(raw, window, RUN_STARTED_AT))
+    checked = validate_tables(raw, window)
+    readings = checked_readings(
+        readings_inputs(raw, checked, config["usage"], window, RUN_STARTED_AT)
+    )
+    counts = count_rows(raw, checked.with_measurements(readings))
 
     # THEN every row is accounted for; the readings stamped after the backfill's W and
     # before the run started (counted here straight from the files) are outside the window,
@@ -282,14 +323,24 @@ def test_backfill_of_an_earlier_run_date_reconciles(spark: SparkSession, dirty_r
     assert counts["measurements"]["outside_window"] == after_window + 1
     assert counts["measurements"]["deduplicated"] == 5
     for table, entry in counts.items():
-        assert entry["read"] == sum(entry[c] for c in ("used", "rejected", "deduplicated", "outside_window"))
-        assert entry["rejected_by_reason"] == dirty_run.report()["counts"][table]["rejected_by_reason"]
+        assert entry["read"] == sum(
+            entry[c] for c in ("used", "rejected", "deduplicated", "outside_window")
+        )
+        assert (
+            entry["rejected_by_reason"] == dirty_run.report()["counts"][table]["rejected_by_reason"]
+        )
 
 
 def test_counts_that_do_not_reconcile_fail_the_run(spark: SparkSession) -> None:
     # GIVEN four tables of two rows each, of which validation lost one measurement
-    raw = {table: spark.range(2) for table in ("device", "measuring_component", "install_event", "measurements")}
-    statuses = {table: spark.createDataFrame([("used",), ("deduplicated",)], "status string") for table in raw}
+    raw = {
+        table: spark.range(2)
+        for table in ("device", "measuring_component", "install_event", "measurements")
+    }
+    statuses = {
+        table: spark.createDataFrame([("used",), ("deduplicated",)], "status string")
+        for table in raw
+    }
     statuses["measurements"] = spark.createDataFrame([("used",)], "status string")
 
     # WHEN the rows are counted THEN the run fails, naming the table
@@ -298,12 +349,12 @@ def test_counts_that_do_not_reconcile_fail_the_run(spark: SparkSession) -> None:
 
 
 @pytest.fixture
-def published_copy(dirty_run: JobRun, tmp_path: Path) -> Iterator[JobRun]:
+def published_copy(dirty_run: JobRun, tmp_path: Path) -> JobRun:
     """The dirty run's published output copied aside, with a config that writes there."""
     output = tmp_path / "output"
     shutil.copytree(dirty_run.output, output)
     config = write_job_config(tmp_path, {"input": {"path": str(dirty_run.input)}})
-    yield JobRun(dirty_run.exit_code, config, dirty_run.input, output)
+    return JobRun(dirty_run.exit_code, config, dirty_run.input, output)
 
 
 def test_rerun_gives_identical_outputs_and_leaves_other_dates_alone(

@@ -46,7 +46,7 @@ def test_markers_are_not_checked_unless_required(spark: SparkSession, tmp_path: 
     # WHEN readiness is required only by config THEN nothing is raised without it, and with it
     # every table is named
     require_ready(spark, input_config, TABLE_NAMES, {})
-    with pytest.raises(InputNotReady, match="install_event/_SUCCESS, .*measurements/_SUCCESS"):
+    with pytest.raises(InputNotReady, match=r"install_event/_SUCCESS, .*measurements/_SUCCESS"):
         require_ready(spark, {**input_config, "require_success_marker": True}, TABLE_NAMES, {})
 
 
@@ -65,4 +65,6 @@ def test_markers_on_s3(spark: SparkSession, moto_aws_config: dict[str, Any]) -> 
     # THEN only the fourth table's marker is missing; once it lands, none is
     assert missing == [f"s3://{BUCKET}/mdm/2026-11-15/measurements/_SUCCESS"]
     client.put_object(Bucket=BUCKET, Key="mdm/2026-11-15/measurements/_SUCCESS", Body=b"")
-    assert missing_markers(spark, f"s3://{BUCKET}/mdm/2026-11-15", TABLE_NAMES, moto_aws_config) == []
+    assert (
+        missing_markers(spark, f"s3://{BUCKET}/mdm/2026-11-15", TABLE_NAMES, moto_aws_config) == []
+    )

@@ -41,8 +41,14 @@ def scaled(factor: float, profile: list[float] = PROFILE) -> list[float]:
     return [v * factor for v in profile]
 
 
-def day_row(device: str, day: date, hours: list[float | None], klass: str = "RESIDENTIAL",
-            generation: bool = False, **evidence: float) -> dict[str, Any]:
+def day_row(
+    device: str,
+    day: date,
+    hours: list[float | None],
+    klass: str = "RESIDENTIAL",
+    generation: bool = False,
+    **evidence: float,
+) -> dict[str, Any]:
     """A daily usage row as ``jobs.usage.daily_usage`` makes it, from 24 hourly amounts
     (None: the interval is missing)."""
     present = [v for v in hours if v is not None]
@@ -65,7 +71,7 @@ def day_row(device: str, day: date, hours: list[float | None], klass: str = "RES
         "shape_kwh": float(sum(present)),
         "shape_kwh_squared": float(sum(v * v for v in present)),
         "longest_zero_run_minutes": float(longest) if longest else None,
-        "hour_kwh": [v for v in hours],
+        "hour_kwh": list(hours),
         "hour_intervals": [0 if v is None else 1 for v in hours],
         # Not daily usage: the device's install period (see :func:`evidence`).
         "customer_class": klass,
@@ -75,13 +81,21 @@ def day_row(device: str, day: date, hours: list[float | None], klass: str = "RES
     }
 
 
-def meter(device: str, window: Hourly | list[float | None] = PROFILE,
-          baseline: Hourly | list[float | None] = PROFILE, klass: str = "RESIDENTIAL",
-          generation: bool = False, window_evidence: dict[str, float] | None = None,
-          baseline_evidence: dict[str, float] | None = None) -> list[dict[str, Any]]:
+def meter(
+    device: str,
+    window: Hourly | list[float | None] = PROFILE,
+    baseline: Hourly | list[float | None] = PROFILE,
+    klass: str = "RESIDENTIAL",
+    generation: bool = False,
+    window_evidence: dict[str, float] | None = None,
+    baseline_evidence: dict[str, float] | None = None,
+) -> list[dict[str, Any]]:
     """42 daily rows of one device; a day whose hours are None has no row at all."""
     rows = []
-    for days, hours, extra in ((B_DAYS, baseline, baseline_evidence), (W_DAYS, window, window_evidence)):
+    for days, hours, extra in (
+        (B_DAYS, baseline, baseline_evidence),
+        (W_DAYS, window, window_evidence),
+    ):
         for day in days:
             values = hours(day) if callable(hours) else hours
             if values is not None:
@@ -89,14 +103,30 @@ def meter(device: str, window: Hourly | list[float | None] = PROFILE,
     return rows
 
 
-def evidence(spark: SparkSession, rows: list[dict[str, Any]],
-             installs: list[tuple] | None = None, components: list[tuple] | None = None) -> rules.Evidence:
+def evidence(
+    spark: SparkSession,
+    rows: list[dict[str, Any]],
+    installs: list[tuple] | None = None,
+    components: list[tuple] | None = None,
+) -> rules.Evidence:
     """The evidence of daily rows; without ``installs``, each device has one install period
     (service point ``SP-<device>``, since before B) with its rows' class and generation."""
     daily = spark.createDataFrame(rows, DAILY_SCHEMA)
     if installs is None:
-        installs = sorted({(f"E-{r['device_id']}", r["device_id"], f"SP-{r['device_id']}", INSTALLED, None,
-                            r["customer_class"], r["has_generation"]) for r in rows})
+        installs = sorted(
+            {
+                (
+                    f"E-{r['device_id']}",
+                    r["device_id"],
+                    f"SP-{r['device_id']}",
+                    INSTALLED,
+                    None,
+                    r["customer_class"],
+                    r["has_generation"],
+                )
+                for r in rows
+            }
+        )
     return rules.Evidence.build(
         daily,
         spark.createDataFrame(components or [], COMPONENT_SCHEMA),
@@ -106,13 +136,17 @@ def evidence(spark: SparkSession, rows: list[dict[str, Any]],
     )
 
 
-def fired(spark: SparkSession, rule: str, rows: list[dict[str, Any]], **tables: list[tuple]) -> dict[str, float]:
+def fired(
+    spark: SparkSession, rule: str, rows: list[dict[str, Any]], **tables: list[tuple]
+) -> dict[str, float]:
     """{device: metric} where ``rule`` fires."""
     frame = rules.RULES[rule](evidence(spark, rows, **tables), rules.rule_params(CONFIG, rule))
     return {row["device_id"]: row["metric"] for row in frame.collect()}
 
 
-def peers(count: int, klass: str = "RESIDENTIAL", factor: Callable[[int], float] = lambda i: 1.0) -> list[dict]:
+def peers(
+    count: int, klass: str = "RESIDENTIAL", factor: Callable[[int], float] = lambda i: 1.0
+) -> list[dict]:
     """``count`` honest devices of a class whose W is ``factor(i)`` x their baseline."""
     rows: list[dict[str, Any]] = []
     for i in range(count):
@@ -122,7 +156,10 @@ def peers(count: int, klass: str = "RESIDENTIAL", factor: Callable[[int], float]
 
 # --- UNINSTALLED_CONSUMPTION ---------------------------------------------------------------
 
-def test_uninstalled_consumption_fires_on_import_outside_install_periods(spark: SparkSession) -> None:
+
+def test_uninstalled_consumption_fires_on_import_outside_install_periods(
+    spark: SparkSession,
+) -> None:
     # GIVEN 0.05 kWh a day of uninstalled import through W (0.7 kWh)
     rows = meter("G", window_evidence={"uninstalled_import_kwh": 0.05})
     # WHEN / THEN the rule fires with the kWh
@@ -131,7 +168,9 @@ def test_uninstalled_consumption_fires_on_import_outside_install_periods(spark: 
 
 def test_uninstalled_consumption_needs_more_than_its_threshold(spark: SparkSession) -> None:
     # GIVEN 0.1 kWh uninstalled in W in all: not more than 0.1
-    rows = [dict(r, uninstalled_import_kwh=0.1 if r["day"] == W_DAYS[0] else None) for r in meter("G")]
+    rows = [
+        dict(r, uninstalled_import_kwh=0.1 if r["day"] == W_DAYS[0] else None) for r in meter("G")
+    ]
     assert fired(spark, "UNINSTALLED_CONSUMPTION", rows) == {}
 
 
@@ -143,6 +182,7 @@ def test_uninstalled_consumption_ignores_the_baseline(spark: SparkSession) -> No
 
 # --- REGISTER_ROLLBACK ---------------------------------------------------------------------
 
+
 def test_register_rollback_fires_on_a_register_wound_back_in_w(spark: SparkSession) -> None:
     rows = [dict(r, rollback_kwh=5.0 if r["day"] == W_DAYS[3] else 0.0) for r in meter("K")]
     assert fired(spark, "REGISTER_ROLLBACK", rows) == {"K": 5.0}
@@ -153,14 +193,21 @@ def test_register_rollback_needs_more_than_its_threshold(spark: SparkSession) ->
     assert fired(spark, "REGISTER_ROLLBACK", rows) == {}
 
 
-def run_readings(spark: SparkSession, reads: list[tuple[str, str, float]], comps: list[tuple],
-                 installs: list[tuple], rule: str) -> dict[str, float]:
+def run_readings(
+    spark: SparkSession,
+    reads: list[tuple[str, str, float]],
+    comps: list[tuple],
+    installs: list[tuple],
+    rule: str,
+) -> dict[str, float]:
     """Readings through the whole usage pipeline, then one rule (W: 1 day, B: 1 day)."""
     window = RunWindow(date(2026, 11, 2), 1, 1, 1)
     components = spark.createDataFrame(comps, COMPONENT_SCHEMA)
     periods = spark.createDataFrame(installs, INSTALL_SCHEMA)
     daily = (
-        spark.createDataFrame(reads, "measuring_component_id string, measured_at string, value double")
+        spark.createDataFrame(
+            reads, "measuring_component_id string, measured_at string, value double"
+        )
         .select(
             "measuring_component_id",
             F.col("measured_at").cast("timestamp").alias("measured_at"),
@@ -175,8 +222,10 @@ def run_readings(spark: SparkSession, reads: list[tuple[str, str, float]], comps
         .transform(usage.by_day)
         .transform(usage.daily_usage(window))
     )
-    found = rules.RULES[rule](rules.Evidence.build(daily, components, periods, window, CONFIG),
-                              rules.rule_params(CONFIG, rule))
+    found = rules.RULES[rule](
+        rules.Evidence.build(daily, components, periods, window, CONFIG),
+        rules.rule_params(CONFIG, rule),
+    )
     return {row["device_id"]: row["metric"] for row in found.collect()}
 
 
@@ -185,17 +234,26 @@ INSTALLED = datetime(2026, 1, 1, tzinfo=UTC)
 
 def test_register_rollover_is_not_a_rollback(spark: SparkSession) -> None:
     # GIVEN a 1000 kWh register that wraps from 999 to 2 in W, and one wound back from 500 to 400
-    comps = [("A", "ROLL", "IMPORT_KWH", "CUMULATIVE", 60, 1000.0),
-             ("B", "BACK", "IMPORT_KWH", "CUMULATIVE", 60, 1000.0)]
-    reads = [("A", "2026-11-02T00:00:00Z", 999.0), ("A", "2026-11-02T01:00:00Z", 2.0),
-             ("B", "2026-11-02T00:00:00Z", 500.0), ("B", "2026-11-02T01:00:00Z", 400.0)]
-    installs = [(f"E{d}", d, f"SP-{d}", INSTALLED, None, "RESIDENTIAL", False) for d in ("ROLL", "BACK")]
+    comps = [
+        ("A", "ROLL", "IMPORT_KWH", "CUMULATIVE", 60, 1000.0),
+        ("B", "BACK", "IMPORT_KWH", "CUMULATIVE", 60, 1000.0),
+    ]
+    reads = [
+        ("A", "2026-11-02T00:00:00Z", 999.0),
+        ("A", "2026-11-02T01:00:00Z", 2.0),
+        ("B", "2026-11-02T00:00:00Z", 500.0),
+        ("B", "2026-11-02T01:00:00Z", 400.0),
+    ]
+    installs = [
+        (f"E{d}", d, f"SP-{d}", INSTALLED, None, "RESIDENTIAL", False) for d in ("ROLL", "BACK")
+    ]
     # WHEN the readings go through usage and the rule
     # THEN only the wound-back register is found, with its 100 kWh
     assert run_readings(spark, reads, comps, installs, "REGISTER_ROLLBACK") == {"BACK": 100.0}
 
 
 # --- REVERSE_FLOW ---------------------------------------------------------------------------
+
 
 def test_reverse_flow_fires_on_export_without_generation(spark: SparkSession) -> None:
     rows = meter("F", window_evidence={"export_without_generation_kwh": 0.1})
@@ -209,16 +267,23 @@ def test_reverse_flow_needs_more_than_its_threshold(spark: SparkSession) -> None
 
 def test_reverse_flow_ignores_export_at_a_solar_site(spark: SparkSession) -> None:
     # GIVEN the same 3 kWh of export in W at a site with generation and at one without
-    comps = [("SE", "SOLAR", "EXPORT_KWH", "CUMULATIVE", 60, None),
-             ("RE", "REVERSED", "EXPORT_KWH", "CUMULATIVE", 60, None)]
-    reads = [(c, f"2026-11-02T{h:02d}:00:00Z", float(h)) for c in ("SE", "RE") for h in (10, 11, 12, 13)]
-    installs = [("E1", "SOLAR", "SP1", INSTALLED, None, "RESIDENTIAL", True),
-                ("E2", "REVERSED", "SP2", INSTALLED, None, "RESIDENTIAL", False)]
+    comps = [
+        ("SE", "SOLAR", "EXPORT_KWH", "CUMULATIVE", 60, None),
+        ("RE", "REVERSED", "EXPORT_KWH", "CUMULATIVE", 60, None),
+    ]
+    reads = [
+        (c, f"2026-11-02T{h:02d}:00:00Z", float(h)) for c in ("SE", "RE") for h in (10, 11, 12, 13)
+    ]
+    installs = [
+        ("E1", "SOLAR", "SP1", INSTALLED, None, "RESIDENTIAL", True),
+        ("E2", "REVERSED", "SP2", INSTALLED, None, "RESIDENTIAL", False),
+    ]
     # WHEN / THEN only the site without generation is found
     assert run_readings(spark, reads, comps, installs, "REVERSE_FLOW") == {"REVERSED": 3.0}
 
 
 # --- TAMPER_EVENTS --------------------------------------------------------------------------
+
 
 def test_tamper_events_fires_on_one_event_in_w(spark: SparkSession) -> None:
     rows = [dict(r, tamper_events=1.0 if r["day"] == W_DAYS[5] else 0.0) for r in meter("T")]
@@ -233,8 +298,9 @@ def test_tamper_events_does_not_fire_without_events_in_w(spark: SparkSession) ->
 
 # --- ZERO_CONSUMPTION -----------------------------------------------------------------------
 
+
 def zero_days(count: int, first: int = 3) -> Hourly:
-    return lambda day: [0.0] * 24 if day in W_DAYS[first:first + count] else PROFILE
+    return lambda day: [0.0] * 24 if day in W_DAYS[first : first + count] else PROFILE
 
 
 def test_zero_consumption_fires_on_five_days_without_import(spark: SparkSession) -> None:
@@ -264,6 +330,7 @@ def test_zero_consumption_needs_a_consuming_baseline(spark: SparkSession) -> Non
 
 # --- CONSUMPTION_DROP -----------------------------------------------------------------------
 
+
 def test_consumption_drop_fires_below_its_threshold(spark: SparkSession) -> None:
     # GIVEN a device using 64 % of its baseline in W, in a class too small for drift
     assert fired(spark, "CONSUMPTION_DROP", meter("D", scaled(0.64))) == pytest.approx({"D": 0.64})
@@ -275,7 +342,9 @@ def test_consumption_drop_not_just_above_its_threshold(spark: SparkSession) -> N
 
 def test_consumption_drop_needs_a_baseline(spark: SparkSession) -> None:
     # GIVEN a new install: no baseline days, little use in W
-    assert fired(spark, "CONSUMPTION_DROP", meter("NEW", scaled(0.2), baseline=lambda d: None)) == {}
+    assert (
+        fired(spark, "CONSUMPTION_DROP", meter("NEW", scaled(0.2), baseline=lambda d: None)) == {}
+    )
 
 
 def test_consumption_drop_is_relative_to_the_class_drift(spark: SparkSession) -> None:
@@ -287,9 +356,14 @@ def test_consumption_drop_is_relative_to_the_class_drift(spark: SparkSession) ->
 
 # --- ZERO_RUNS -----------------------------------------------------------------------------
 
+
 def night_off(days: int, hours: range = range(1, 5)) -> Hourly:
     """Zero import at ``hours`` on the first ``days`` days of W."""
-    return lambda day: [0.0 if h in hours else v for h, v in enumerate(PROFILE)] if day in W_DAYS[:days] else PROFILE
+    return lambda day: (
+        [0.0 if h in hours else v for h, v in enumerate(PROFILE)]
+        if day in W_DAYS[:days]
+        else PROFILE
+    )
 
 
 def test_zero_runs_fires_on_three_days_with_four_hours_off(spark: SparkSession) -> None:
@@ -306,7 +380,9 @@ def test_zero_runs_needs_four_hours(spark: SparkSession) -> None:
 
 def test_zero_runs_ignores_a_solar_site(spark: SparkSession) -> None:
     # GIVEN net import that is zero for hours at midday in W, at a site with generation
-    assert fired(spark, "ZERO_RUNS", meter("PV", night_off(14, range(10, 16)), generation=True)) == {}
+    assert (
+        fired(spark, "ZERO_RUNS", meter("PV", night_off(14, range(10, 16)), generation=True)) == {}
+    )
 
 
 def test_zero_runs_ignores_a_pattern_the_baseline_already_had(spark: SparkSession) -> None:
@@ -316,6 +392,7 @@ def test_zero_runs_ignores_a_pattern_the_baseline_already_had(spark: SparkSessio
 
 # --- FLAT_PROFILE --------------------------------------------------------------------------
 
+
 def flattened(keep: float) -> list[float]:
     """PROFILE with its deviations from the mean scaled by ``keep`` (same daily total)."""
     mean = sum(PROFILE) / 24
@@ -323,7 +400,9 @@ def flattened(keep: float) -> list[float]:
 
 
 def test_flat_profile_fires_on_a_day_replaced_by_its_mean(spark: SparkSession) -> None:
-    assert fired(spark, "FLAT_PROFILE", meter("H5", flattened(0.0))) == pytest.approx({"H5": 0.0}, abs=1e-9)
+    assert fired(spark, "FLAT_PROFILE", meter("H5", flattened(0.0))) == pytest.approx(
+        {"H5": 0.0}, abs=1e-9
+    )
 
 
 def test_flat_profile_fires_below_its_threshold_not_above(spark: SparkSession) -> None:
@@ -339,9 +418,11 @@ def test_flat_profile_ignores_a_load_that_was_always_flat(spark: SparkSession) -
 
 # --- PROFILE_SHIFT -------------------------------------------------------------------------
 
+
 def test_profile_shift_fires_on_a_reversed_day(spark: SparkSession) -> None:
     found = fired(spark, "PROFILE_SHIFT", meter("H6", PROFILE[::-1]))
-    assert list(found) == ["H6"] and found["H6"] < 0.4
+    assert list(found) == ["H6"]
+    assert found["H6"] < 0.4
 
 
 def test_profile_shift_not_on_a_profile_moved_by_an_hour(spark: SparkSession) -> None:
@@ -355,6 +436,7 @@ def test_profile_shift_not_on_a_scaled_profile(spark: SparkSession) -> None:
 
 
 # --- PEER_DEVIATION ------------------------------------------------------------------------
+
 
 def spread(i: int) -> float:
     """Peers' W/B ratios 0.90 .. 1.09: median 0.995, MAD 0.05."""
@@ -370,7 +452,9 @@ def test_peer_deviation_fires_on_an_outlier_of_its_class(spark: SparkSession) ->
 
 def test_peer_deviation_not_just_inside_the_threshold(spark: SparkSession) -> None:
     # GIVEN a device at r = 0.74: z = 0.6745 (0.74 - 0.99) / 0.05 = -3.37
-    assert fired(spark, "PEER_DEVIATION", peers(20, factor=spread) + meter("OUT", scaled(0.74))) == {}
+    assert (
+        fired(spark, "PEER_DEVIATION", peers(20, factor=spread) + meter("OUT", scaled(0.74))) == {}
+    )
 
 
 def test_peer_deviation_skips_a_class_too_small(spark: SparkSession) -> None:
@@ -380,6 +464,7 @@ def test_peer_deviation_skips_a_class_too_small(spark: SparkSession) -> None:
 
 
 # --- SUSTAINED_DROP ------------------------------------------------------------------------
+
 
 def by_window_week(first: float, second: float) -> Hourly:
     """PROFILE scaled by ``first`` in W's first week and by ``second`` in its second."""
@@ -404,7 +489,9 @@ def test_sustained_drop_ignores_a_week_away(spark: SparkSession) -> None:
 
 def test_sustained_drop_is_relative_to_the_class_drift(spark: SparkSession) -> None:
     # GIVEN 20 peers at 75 % (a warm spell) and a meter at 75 %: one at 60 % of that is found
-    rows = peers(20, factor=lambda i: 0.75) + meter("SAME", scaled(0.75)) + meter("LOW", scaled(0.45))
+    rows = (
+        peers(20, factor=lambda i: 0.75) + meter("SAME", scaled(0.75)) + meter("LOW", scaled(0.45))
+    )
     assert fired(spark, "SUSTAINED_DROP", rows) == pytest.approx({"LOW": 0.6})
 
 
@@ -419,18 +506,25 @@ def reporting(days: int) -> Hourly:
 
 def test_data_gap_fires_on_an_installed_meter_that_stops_reporting(spark: SparkSession) -> None:
     installs = [("E", "GAP", "SP", INSTALLED, None, "RESIDENTIAL", False)]
-    found = fired(spark, "DATA_GAP", meter("GAP", reporting(6)), installs=installs, components=IMPORT)
+    found = fired(
+        spark, "DATA_GAP", meter("GAP", reporting(6)), installs=installs, components=IMPORT
+    )
     assert found == pytest.approx({"GAP": 6 / 14})
 
 
 def test_data_gap_not_at_half_present(spark: SparkSession) -> None:
     installs = [("E", "GAP", "SP", INSTALLED, None, "RESIDENTIAL", False)]
-    assert fired(spark, "DATA_GAP", meter("GAP", reporting(7)), installs=installs, components=IMPORT) == {}
+    assert (
+        fired(spark, "DATA_GAP", meter("GAP", reporting(7)), installs=installs, components=IMPORT)
+        == {}
+    )
 
 
 def test_data_gap_fires_on_a_meter_that_never_reported(spark: SparkSession) -> None:
     installs = [("E", "GAP", "SP", INSTALLED, None, "RESIDENTIAL", False)]
-    assert fired(spark, "DATA_GAP", meter("OTHER"), installs=installs, components=IMPORT) == {"GAP": 0.0}
+    assert fired(spark, "DATA_GAP", meter("OTHER"), installs=installs, components=IMPORT) == {
+        "GAP": 0.0
+    }
 
 
 def test_data_gap_not_for_a_meter_installed_during_w(spark: SparkSession) -> None:
@@ -442,27 +536,45 @@ def test_data_gap_not_for_a_meter_installed_during_w(spark: SparkSession) -> Non
 
 # --- score and alerts ----------------------------------------------------------------------
 
+
 def findings_frame(spark: SparkSession, rows: list[tuple[str, str, float]]) -> DataFrame:
     return spark.createDataFrame(rows, "device_id string, rule string, weight double").select(
-        "device_id", F.lit(None).cast("string").alias("service_point_id"), "rule", "weight",
+        "device_id",
+        F.lit(None).cast("string").alias("service_point_id"),
+        "rule",
+        "weight",
         F.lit(1.0).alias("metric"),
     )
 
 
 def test_score_combines_weights_and_alerts_at_the_threshold(spark: SparkSession) -> None:
     # GIVEN three devices' findings
-    found = findings_frame(spark, [
-        ("A", "ZERO_RUNS", 0.5),                              # exactly the threshold
-        ("B", "PEER_DEVIATION", 0.4), ("B", "DATA_GAP", 0.3),  # 1 - 0.6 x 0.7 = 0.58
-        ("C", "PEER_DEVIATION", 0.4),                         # 0.4
-    ])
+    found = findings_frame(
+        spark,
+        [
+            ("A", "ZERO_RUNS", 0.5),  # exactly the threshold
+            ("B", "PEER_DEVIATION", 0.4),
+            ("B", "DATA_GAP", 0.3),  # 1 - 0.6 x 0.7 = 0.58
+            ("C", "PEER_DEVIATION", 0.4),  # 0.4
+        ],
+    )
     ev = evidence(spark, meter("A") + meter("B") + meter("C"))
     # WHEN scored
     alerts = rules.score(found, ev, CONFIG)
     # THEN A and B alert, with rules sorted and their latest service point
     expected = spark.createDataFrame(
-        [("A", "SP-A", "RESIDENTIAL", 0.5, ["ZERO_RUNS"], W_DAYS[0], W_DAYS[-1]),
-         ("B", "SP-B", "RESIDENTIAL", 0.58, ["DATA_GAP", "PEER_DEVIATION"], W_DAYS[0], W_DAYS[-1])],
+        [
+            ("A", "SP-A", "RESIDENTIAL", 0.5, ["ZERO_RUNS"], W_DAYS[0], W_DAYS[-1]),
+            (
+                "B",
+                "SP-B",
+                "RESIDENTIAL",
+                0.58,
+                ["DATA_GAP", "PEER_DEVIATION"],
+                W_DAYS[0],
+                W_DAYS[-1],
+            ),
+        ],
         "device_id string, service_point_id string, customer_class string, score double, "
         "rules array<string>, window_start date, window_end date",
     )
@@ -483,8 +595,10 @@ def test_detect_names_weighs_and_places_every_finding(spark: SparkSession) -> No
     found = rules.detect(evidence(spark, rows), CONFIG)
     # THEN each finding carries its weight, metric, service point and the window
     expected = spark.createDataFrame(
-        [("K", "SP-K", "REGISTER_ROLLBACK", 0.9, 1.0, W_DAYS[0], W_DAYS[-1]),
-         ("T", "SP-T", "TAMPER_EVENTS", 0.7, 2.0, W_DAYS[0], W_DAYS[-1])],
+        [
+            ("K", "SP-K", "REGISTER_ROLLBACK", 0.9, 1.0, W_DAYS[0], W_DAYS[-1]),
+            ("T", "SP-T", "TAMPER_EVENTS", 0.7, 2.0, W_DAYS[0], W_DAYS[-1]),
+        ],
         "device_id string, service_point_id string, rule string, weight double, metric double, "
         "window_start date, window_end date",
     )

@@ -39,11 +39,15 @@ def bucket(moto_aws_config: dict[str, Any]) -> Iterator[Any]:
     client.delete_bucket(Bucket=BUCKET)
 
 
-def write_aws_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, profile: str, keys: dict[str, str], region: str) -> None:
+def write_aws_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, profile: str, keys: dict[str, str], region: str
+) -> None:
     """Point boto3 at an AWS config and credentials file holding ``profile``."""
     credentials = tmp_path / "credentials"
     credentials.write_text(
-        f"[{profile}]\naws_access_key_id = {keys['AccessKeyId']}\naws_secret_access_key = {keys['SecretAccessKey']}\n"
+        f"[{profile}]\n"
+        f"aws_access_key_id = {keys['AccessKeyId']}\n"
+        f"aws_secret_access_key = {keys['SecretAccessKey']}\n"
     )
     config = tmp_path / "config"
     config.write_text(f"[profile {profile}]\nregion = {region}\n")
@@ -71,7 +75,9 @@ def test_client_honours_region_profile_endpoint_and_attempts(
     assert with_region.meta.region_name == "ap-south-1"
     assert from_profile.meta.endpoint_url == moto_server
     assert from_profile.meta.config.retries == {"mode": "standard", "total_max_attempts": 7}
-    from_profile.create_bucket(Bucket="profile-bucket", CreateBucketConfiguration={"LocationConstraint": "eu-west-3"})
+    from_profile.create_bucket(
+        Bucket="profile-bucket", CreateBucketConfiguration={"LocationConstraint": "eu-west-3"}
+    )
     assert "profile-bucket" in [b["Name"] for b in with_region.list_buckets()["Buckets"]]
     from_profile.delete_bucket(Bucket="profile-bucket")
 
@@ -79,7 +85,7 @@ def test_client_honours_region_profile_endpoint_and_attempts(
 def test_an_unknown_profile_is_a_clear_error(moto_aws_config: dict[str, Any]) -> None:
     # GIVEN a profile that no AWS config file defines
     # WHEN a client is made THEN the error names it
-    with pytest.raises(s3.AwsError, match="aws.profile 'nobody' is not defined"):
+    with pytest.raises(s3.AwsError, match=r"aws.profile 'nobody' is not defined"):
         s3.client({**moto_aws_config, "profile": "nobody"})
 
 
@@ -98,7 +104,9 @@ def test_config_is_read_from_an_s3_url(
     # THEN it is the same config as from the local file; a missing one is a clear error
     assert config == load_config(str(local))
     assert config["window_days"] == 7
-    with pytest.raises(ConfigError, match=rf"cannot read config: s3://{BUCKET}/missing.json: no such object"):
+    with pytest.raises(
+        ConfigError, match=rf"cannot read config: s3://{BUCKET}/missing.json: no such object"
+    ):
         load_config(f"s3://{BUCKET}/missing.json")
 
 
@@ -143,7 +151,9 @@ def test_a_missing_bucket_is_a_clear_error(moto_aws_config: dict[str, Any]) -> N
     # GIVEN no bucket "absent-bucket"
     client = s3.client(moto_aws_config)
     # WHEN a marker is checked or an object read THEN the message says the bucket is missing
-    with pytest.raises(s3.AwsError, match=r"s3://absent-bucket/t/_SUCCESS: no such bucket: absent-bucket"):
+    with pytest.raises(
+        s3.AwsError, match=r"s3://absent-bucket/t/_SUCCESS: no such bucket: absent-bucket"
+    ):
         s3.object_exists(client, "s3://absent-bucket/t/_SUCCESS")
     with pytest.raises(s3.AwsError, match="no such bucket: absent-bucket"):
         s3.read_text(client, "s3://absent-bucket/config.json")
@@ -153,20 +163,30 @@ def test_a_missing_bucket_is_a_clear_error(moto_aws_config: dict[str, Any]) -> N
 def moto_with_iam(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
     """A second moto server that enforces IAM, with a bucket holding ``config.json`` and a user
     allowed only to list it; yields the URL and that user's keys."""
-    server = start_server(moto_command, "/moto-api/", tmp_path_factory.mktemp("moto_iam") / "moto_server.log")
+    server = start_server(
+        moto_command, "/moto-api/", tmp_path_factory.mktemp("moto_iam") / "moto_server.log"
+    )
     url = server.url
     try:
         admin = {"region": "us-east-1", "profile": "", "endpoint_url": url, "max_attempts": 1}
         iam = s3.client(admin, "iam")
         iam.create_user(UserName="lister")
-        policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "*"}]}
-        iam.put_user_policy(UserName="lister", PolicyName="list-only", PolicyDocument=json.dumps(policy))
+        policy = {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "*"}],
+        }
+        iam.put_user_policy(
+            UserName="lister", PolicyName="list-only", PolicyDocument=json.dumps(policy)
+        )
         keys = iam.create_access_key(UserName="lister")["AccessKey"]
         root = s3.client(admin)
         root.create_bucket(Bucket=BUCKET)
         root.put_object(Bucket=BUCKET, Key="config.json", Body=b"{}")
         enforce_iam = urllib.request.Request(
-            f"{url}/moto-api/reset-auth", data=b"0", headers={"Content-Type": "text/plain"}, method="POST"
+            f"{url}/moto-api/reset-auth",
+            data=b"0",
+            headers={"Content-Type": "text/plain"},
+            method="POST",
         )
         urllib.request.urlopen(enforce_iam).close()
         yield url, keys
@@ -185,7 +205,9 @@ def test_access_denied_is_a_clear_error(
     # WHEN it lists and then reads
     # THEN listing works and reading is refused with a message saying so
     assert s3.object_exists(client, f"s3://{BUCKET}/config.json")
-    with pytest.raises(s3.AwsError, match=rf"s3://{BUCKET}/config.json: access denied \(AccessDenied"):
+    with pytest.raises(
+        s3.AwsError, match=rf"s3://{BUCKET}/config.json: access denied \(AccessDenied"
+    ):
         s3.read_text(client, f"s3://{BUCKET}/config.json")
 
 
@@ -240,7 +262,9 @@ class ThrottlingProxy:
         self.server.server_close()
 
 
-def test_throttled_calls_are_retried(bucket: Any, moto_aws_config: dict[str, Any], moto_server: str) -> None:
+def test_throttled_calls_are_retried(
+    bucket: Any, moto_aws_config: dict[str, Any], moto_server: str
+) -> None:
     # GIVEN an object, reached through a proxy that throttles the first two requests
     bucket.put_object(Bucket=BUCKET, Key="config.json", Body=b'{"a": 1}')
     with ThrottlingProxy(moto_server, throttled=2) as proxy:

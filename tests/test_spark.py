@@ -10,7 +10,13 @@ import pytest
 from pyspark.sql import SparkSession
 
 from dependencies.config import ConfigError
-from dependencies.spark import session_builder, start_spark, uses_local_settings
+from dependencies.spark import (
+    LOCAL_MASTER,
+    not_applied,
+    session_builder,
+    start_spark,
+    uses_local_settings,
+)
 
 SCRIPT = types.SimpleNamespace(__file__="jobs/datalake_job.py")
 REPL = types.SimpleNamespace()
@@ -26,17 +32,22 @@ REPL = types.SimpleNamespace()
         ({}, SCRIPT, True),  # a plain python script
     ],
 )
-def test_context_decides_whose_settings_apply(environ: dict, main_module: object, local: bool) -> None:
+def test_context_decides_whose_settings_apply(
+    environ: dict, main_module: object, local: bool
+) -> None:
     assert uses_local_settings(environ, main_module) is local
 
 
-def test_local_builder_applies_every_argument() -> None:
-    # GIVEN local settings
-    builder = session_builder(
-        "app", "local[3]", ("org.example:pkg:1.0",), ("a.json", "b.txt"), {"spark.x": "1"}, True
-    )
+def test_local_builder_applies_every_setting() -> None:
+    # GIVEN a config's spark section for a local session
+    settings = {
+        "spark.master": "local[3]",
+        "spark.jars.packages": "org.example:pkg:1.0",
+        "spark.files": "a.json,b.txt",
+        "spark.x": "1",
+    }
     # THEN master, packages, files and config are all set, and the session is UTC
-    options = builder._options
+    options = session_builder("app", settings, True)._options
     assert options["spark.master"] == "local[3]"
     assert options["spark.jars.packages"] == "org.example:pkg:1.0"
     assert options["spark.files"] == "a.json,b.txt"
@@ -44,12 +55,29 @@ def test_local_builder_applies_every_argument() -> None:
     assert options["spark.sql.session.timeZone"] == "UTC"
 
 
+def test_a_local_session_without_a_master_runs_on_every_core() -> None:
+    assert session_builder("app", {}, True)._options["spark.master"] == LOCAL_MASTER == "local[*]"
+
+
 def test_submit_builder_leaves_master_files_and_packages_to_spark_submit() -> None:
-    builder = session_builder("app", "local[3]", ("p:q:1",), ("a.json",), {"spark.x": "1"}, False)
-    options = builder._options
+    settings = {"spark.master": "local[3]", "spark.jars.packages": "p:q:1", "spark.x": "1"}
+    options = session_builder("app", settings, False)._options
     assert options["spark.app.name"] == "app"
     assert options["spark.sql.session.timeZone"] == "UTC"
-    assert not {"spark.master", "spark.jars.packages", "spark.files", "spark.x"} & set(options)
+    assert not {"spark.master", "spark.jars.packages", "spark.x"} & set(options)
+
+
+def test_settings_a_submitted_session_lacks_are_named() -> None:
+    # GIVEN a config's spark section and the settings spark-submit started the session with
+    settings = {
+        "spark.driver.memory": "8g",
+        "spark.executor.cores": "2",
+        "spark.ui.enabled": "false",
+        "spark.sql.shuffle.partitions": "8",
+    }
+    running = {"spark.driver.memory": "1g", "spark.executor.cores": "2"}
+    # THEN the ones it started otherwise or without are named; Spark SQL ones apply anyway
+    assert not_applied(settings, running) == ["spark.driver.memory", "spark.ui.enabled"]
 
 
 def test_start_spark_with_explicit_config_applies_its_sql_settings(
@@ -87,5 +115,5 @@ def test_start_spark_finds_config_shipped_with_files(
 def test_start_spark_fails_loudly_on_a_bad_config(tmp_path: Path) -> None:
     bad = tmp_path / "bad_config.json"
     bad.write_text('{"input": {"path": "/in"}, "output": {"path": "/o"}, "alert_treshold": 0.5}')
-    with pytest.raises(ConfigError, match="bad_config.json: unknown key alert_treshold"):
+    with pytest.raises(ConfigError, match=r"bad_config.json: unknown key alert_treshold"):
         start_spark(config_path=str(bad))

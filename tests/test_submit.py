@@ -27,16 +27,36 @@ from dependencies.submit import Submission, lock_path, summary
 SPARK_SUBMIT = str(Path(sys.executable).parent / "spark-submit")
 
 
-def submit(packages_zip: Path, config: Path, lock_dir: Path, lock_wait: float, *dates: str) -> subprocess.CompletedProcess:
+def submit(
+    packages_zip: Path, config: Path, lock_dir: Path, lock_wait: float, *dates: str
+) -> subprocess.CompletedProcess:
     """Run dependencies/submit.py as make does, for one date or a range."""
     when = ["--run-date", dates[0]] if len(dates) == 1 else ["--from", dates[0], "--to", dates[1]]
     command = [
-        sys.executable, "-m", "dependencies.submit", "--spark-submit", SPARK_SUBMIT, "--master", "local[1]",
-        "--deploy-mode", "client", "--config", str(config), "--package", str(packages_zip),
-        "--lock-dir", str(lock_dir), "--lock-wait", str(lock_wait), "--submit-args", "--driver-memory 1g",
+        sys.executable,
+        "-m",
+        "dependencies.submit",
+        "--spark-submit",
+        SPARK_SUBMIT,
+        "--master",
+        "local[1]",
+        "--deploy-mode",
+        "client",
+        "--config",
+        str(config),
+        "--package",
+        str(packages_zip),
+        "--lock-dir",
+        str(lock_dir),
+        "--lock-wait",
+        str(lock_wait),
+        "--submit-args",
+        "--driver-memory 1g",
         *when,
-    ]  # fmt: skip
-    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900, check=False)
+    ]
+    return subprocess.run(
+        command, cwd=REPO, capture_output=True, text=True, timeout=900, check=False
+    )
 
 
 @pytest.fixture
@@ -68,33 +88,64 @@ def hold_lock(tmp_path: Path) -> Iterator[Any]:
 def test_lock_file_is_one_per_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # GIVEN one output spelled three ways, and another output
     monkeypatch.chdir(tmp_path)
-    same = [lock_path(p, "/locks") for p in ("out", str(tmp_path / "out"), f"file://{tmp_path}/out/")]
+    same = [
+        lock_path(p, "/locks") for p in ("out", str(tmp_path / "out"), f"file://{tmp_path}/out/")
+    ]
     # THEN the spellings share a lock and the other output has its own
     assert len(set(same)) == 1
-    assert lock_path("s3a://bucket/out", "/locks") == lock_path("s3a://bucket/out/", "/locks") != same[0]
+    assert (
+        lock_path("s3a://bucket/out", "/locks")
+        == lock_path("s3a://bucket/out/", "/locks")
+        != same[0]
+    )
     assert same[0].parent == Path("/locks")
 
 
 def test_spark_submit_command(tmp_path: Path) -> None:
     # GIVEN a local config and an S3 config
-    local = Submission("spark-submit", "spark://h:7077", "client", "packages.zip", "conf/job_config.json", ("--x",))
+    local = Submission(
+        "spark-submit",
+        "spark://h:7077",
+        "client",
+        "packages.zip",
+        "conf/job_config.json",
+        ("--x",),
+        spark_config=(("spark.driver.memory", "2g"),),
+    )
     remote = Submission("spark-submit", "yarn", "cluster", "packages.zip", "s3://b/job_config.json")
     # THEN the local one travels with --files and the S3 one is read by the job itself
     command = local.command(date(2026, 11, 15))
     assert command[:5] == ["spark-submit", "--master", "spark://h:7077", "--deploy-mode", "client"]
     assert command[5:7] == ["--py-files", str(Path("packages.zip").resolve())]
-    assert command[7:10] == ["--files", str(Path("conf/job_config.json").resolve()), "--x"]
-    assert command[10:] == [str(REPO / "jobs" / "datalake_job.py"), "--run-date", "2026-11-15"]
+    assert command[7:9] == ["--files", str(Path("conf/job_config.json").resolve())]
+    # THEN the config's Spark settings start the session, before the caller's own options
+    assert command[9:12] == ["--conf", "spark.driver.memory=2g", "--x"]
+    assert command[12:] == [str(REPO / "jobs" / "datalake_job.py"), "--run-date", "2026-11-15"]
     assert "--files" not in remote.command(date(2026, 11, 15))
-    assert remote.command(date(2026, 11, 15))[-4:] == ["--run-date", "2026-11-15", "--config", "s3://b/job_config.json"]
+    assert remote.command(date(2026, 11, 15))[-4:] == [
+        "--run-date",
+        "2026-11-15",
+        "--config",
+        "s3://b/job_config.json",
+    ]
 
 
 def test_job_args_follow_the_run_date() -> None:
     # GIVEN a submission asked for a full refresh of the readings' ledger (make FULL_REFRESH=1)
-    submission = Submission("spark-submit", "yarn", "client", "packages.zip", "conf/job_config.json",
-                            job_args=("--full-refresh",))
+    submission = Submission(
+        "spark-submit",
+        "yarn",
+        "client",
+        "packages.zip",
+        "conf/job_config.json",
+        job_args=("--full-refresh",),
+    )
     # THEN every date's job gets it
-    assert submission.command(date(2026, 11, 15))[-3:] == ["--run-date", "2026-11-15", "--full-refresh"]
+    assert submission.command(date(2026, 11, 15))[-3:] == [
+        "--run-date",
+        "2026-11-15",
+        "--full-refresh",
+    ]
 
 
 def test_summary_lists_every_date() -> None:
@@ -111,7 +162,9 @@ def test_summary_lists_every_date() -> None:
     assert summary(dates[:1], [EXIT_OK])[-1] == "datalake submit: all 1 run dates ok"
 
 
-def test_a_config_not_named_for_files_is_refused_before_spark(packages_zip: Path, write_config: Any, tmp_path: Path) -> None:
+def test_a_config_not_named_for_files_is_refused_before_spark(
+    packages_zip: Path, write_config: Any, tmp_path: Path
+) -> None:
     # GIVEN a valid config whose name the job would not find in SparkFiles
     config = write_config(name="settings.json")
     # WHEN it is submitted THEN it stops as a bad config, saying why
@@ -162,4 +215,5 @@ def test_backfill_waits_for_the_lock_then_stops_at_the_first_failure(
         "  2026-11-16  not run",
         "datalake submit: stopped at 2026-11-14: 0 ok, 1 failed, 2 not run",
     ]
-    assert os.path.exists(tmp_path / "locks") and not (tmp_path / "output").exists()
+    assert os.path.exists(tmp_path / "locks")
+    assert not (tmp_path / "output").exists()

@@ -9,7 +9,12 @@ def test_columns_are_aligned_numbers_right_text_left_lists_joined():
     # GIVEN rows of numbers, text, lists and a missing value
     rows = [
         {"device_id": "G01", "score": 1.0, "rules": ["UNINSTALLED_CONSUMPTION"], "readings": 40400},
-        {"device_id": "Z01-LONG", "score": 0.9521, "rules": ["ZERO_RUNS", "DATA_GAP"], "readings": None},
+        {
+            "device_id": "Z01-LONG",
+            "score": 0.9521,
+            "rules": ["ZERO_RUNS", "DATA_GAP"],
+            "readings": None,
+        },
     ]
 
     # WHEN they are laid out, one column with its own format

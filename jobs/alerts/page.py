@@ -13,7 +13,8 @@ The rule thresholds quoted in the findings are the run's own: ``report["paramete
 from __future__ import annotations
 
 import html
-from collections.abc import Callable, Iterable, Mapping
+import string
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -36,8 +37,6 @@ ONE_DAY = timedelta(days=1)
 DAILY_TITLE = "Daily import (kWh): W shaded, gaps are days without data"
 HOURLY_TITLE = "Hourly profile: mean interval import (kWh) by hour of day, W against B"
 
-Finding = Callable[[float, Mapping[str, Any]], str]
-
 
 def _percent(share: float) -> str:
     return f"{share * 100:.0f} %"
@@ -47,60 +46,73 @@ def _kwh(amount: float) -> str:
     return f"{amount:,.1f} kWh"
 
 
-# One sentence per rule: what it means, the measured value, and where the rule fires.
-FINDINGS: dict[str, Finding] = {
-    "UNINSTALLED_CONSUMPTION": lambda m, p: (
-        f"{_kwh(m)} was imported in the window on intervals outside any install period of the "
-        f"device, energy no account is billed for (UNINSTALLED_CONSUMPTION fires above "
-        f"{_kwh(p['min_kwh'])})."
+class _Sentence(string.Formatter):
+    """``str.format`` with two more specs: ``kwh`` (``1,234.5 kWh``) and ``%`` (``42 %``)."""
+
+    def format_field(self, value: Any, format_spec: str) -> str:
+        if format_spec == "kwh":
+            return _kwh(value)
+        if format_spec == "%":
+            return _percent(value)
+        return super().format_field(value, format_spec)
+
+
+# One sentence per rule: what it means, the measured value ``m`` and, by name, the rule's
+# parameters from the run's config (``{min_kwh:kwh}``); formatted by :class:`_Sentence`.
+FINDINGS: dict[str, str] = {
+    "UNINSTALLED_CONSUMPTION": (
+        "{m:kwh} was imported in the window on intervals outside any install period of the "
+        "device, energy no account is billed for (UNINSTALLED_CONSUMPTION fires above "
+        "{min_kwh:kwh})."
     ),
-    "REGISTER_ROLLBACK": lambda m, p: (
-        f"The import register ran backwards by {m:,.2f} kWh in the window: wound back or "
-        f"reprogrammed, not a rollover (REGISTER_ROLLBACK fires above {p['min_kwh']:,.2f} kWh)."
+    "REGISTER_ROLLBACK": (
+        "The import register ran backwards by {m:,.2f} kWh in the window: wound back or "
+        "reprogrammed, not a rollover (REGISTER_ROLLBACK fires above {min_kwh:,.2f} kWh)."
     ),
-    "REVERSE_FLOW": lambda m, p: (
-        f"{_kwh(m)} was recorded as export at a service point without generation: a meter wired "
-        f"in reverse (REVERSE_FLOW fires above {_kwh(p['min_kwh'])})."
+    "REVERSE_FLOW": (
+        "{m:kwh} was recorded as export at a service point without generation: a meter wired "
+        "in reverse (REVERSE_FLOW fires above {min_kwh:kwh})."
     ),
-    "TAMPER_EVENTS": lambda m, p: (
-        f"The meter's tamper counter went up {m:,.0f} times in the window: cover opened or a "
-        f"magnet (TAMPER_EVENTS fires at ≥ {p['min_events']:,.0f})."
+    "TAMPER_EVENTS": (
+        "The meter's tamper counter went up {m:,.0f} times in the window: cover opened or a "
+        "magnet (TAMPER_EVENTS fires at ≥ {min_events:,.0f})."
     ),
-    "ZERO_CONSUMPTION": lambda m, p: (
-        f"The import stopped for {m:,.0f} consecutive days with data, at a place that used to "
-        f"consume (ZERO_CONSUMPTION fires at ≥ {p['min_days']:,.0f} days below "
-        f"{p['max_kwh']:,.2f} kWh)."
+    "ZERO_CONSUMPTION": (
+        "The import stopped for {m:,.0f} consecutive days with data, at a place that used to "
+        "consume (ZERO_CONSUMPTION fires at ≥ {min_days:,.0f} days below "
+        "{max_kwh:,.2f} kWh)."
     ),
-    "CONSUMPTION_DROP": lambda m, p: (
-        f"Consumption in the window is {_percent(m)} of the expected level, the baseline mean "
-        f"times its class's drift (CONSUMPTION_DROP fires at ≤ {_percent(p['max_ratio'])})."
+    "CONSUMPTION_DROP": (
+        "Consumption in the window is {m:%} of the expected level, the baseline mean "
+        "times its class's drift (CONSUMPTION_DROP fires at ≤ {max_ratio:%})."
     ),
-    "SUSTAINED_DROP": lambda m, p: (
-        f"Even the window's best week is {_percent(m)} of the expected level (baseline mean times "
-        f"its class's drift): a share of the load gone every week, not a week away "
-        f"(SUSTAINED_DROP fires at ≤ {_percent(p['max_ratio'])})."
+    "SUSTAINED_DROP": (
+        "Even the window's best week is {m:%} of the expected level (baseline mean times "
+        "its class's drift): a share of the load gone every week, not a week away "
+        "(SUSTAINED_DROP fires at ≤ {max_ratio:%})."
     ),
-    "ZERO_RUNS": lambda m, p: (
-        f"On {m:,.0f} days of the window the import stopped for {p['min_run_hours']:,.0f} hours "
-        f"or more, which no baseline day did (ZERO_RUNS fires at ≥ {p['min_days']:,.0f} days)."
+    "ZERO_RUNS": (
+        "On {m:,.0f} days of the window the import stopped for {min_run_hours:,.0f} hours "
+        "or more, which no baseline day did (ZERO_RUNS fires at ≥ {min_days:,.0f} days)."
     ),
-    "FLAT_PROFILE": lambda m, p: (
-        f"The day's shape has flattened: the variation within a day in the window is "
-        f"{_percent(m)} of the baseline's (FLAT_PROFILE fires at ≤ {_percent(p['max_cv_ratio'])})."
+    "FLAT_PROFILE": (
+        "The day's shape has flattened: the variation within a day in the window is "
+        "{m:%} of the baseline's (FLAT_PROFILE fires at ≤ {max_cv_ratio:%})."
     ),
-    "PROFILE_SHIFT": lambda m, p: (
-        f"The hourly profile of the window correlates {m:.2f} with the baseline's, where 1 is "
-        f"the same shape (PROFILE_SHIFT fires below {p['max_correlation']:.2f})."
+    "PROFILE_SHIFT": (
+        "The hourly profile of the window correlates {m:.2f} with the baseline's, where 1 is "
+        "the same shape (PROFILE_SHIFT fires below {max_correlation:.2f})."
     ),
-    "PEER_DEVIATION": lambda m, p: (
-        f"The drop is far outside what the devices of the same class did over the same days: "
-        f"robust z-score {m:.1f} (PEER_DEVIATION fires at ≤ {p['max_z']:.1f})."
+    "PEER_DEVIATION": (
+        "The drop is far outside what the devices of the same class did over the same days: "
+        "robust z-score {m:.1f} (PEER_DEVIATION fires at ≤ {max_z:.1f})."
     ),
-    "DATA_GAP": lambda m, p: (
-        f"Only {_percent(m)} of the window's expected readings arrived, though the meter was "
-        f"installed throughout (DATA_GAP fires below {_percent(p['max_present_share'])})."
+    "DATA_GAP": (
+        "Only {m:%} of the window's expected readings arrived, though the meter was "
+        "installed throughout (DATA_GAP fires below {max_present_share:%})."
     ),
 }
+
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5rem auto; max-width: 80rem; padding: 0 1rem;
@@ -132,7 +144,8 @@ ERROR_HOOK = """
     list.appendChild(item);
   }
   window.addEventListener("error", function (event) {
-    record((event.message || "error") + " (" + (event.filename || "page") + ":" + (event.lineno || 0) + ")");
+    record((event.message || "error") + " (" + (event.filename || "page") + ":" + \
+(event.lineno || 0) + ")");
   }, true);
   window.addEventListener("unhandledrejection", function (event) {
     record("unhandled rejection: " + event.reason);
@@ -159,7 +172,9 @@ def render_alerts_html(
     for row in evidence:
         days_by_device.setdefault(str(row["device_id"]), []).append(row)
     sections = [
-        _device_section(alert, days_by_device[str(alert["device_id"])], rules_config, currency, position)
+        _device_section(
+            alert, days_by_device[str(alert["device_id"])], rules_config, currency, position
+        )
         for position, alert in enumerate(alerts)
         if str(alert["device_id"]) in days_by_device
     ]
@@ -174,7 +189,10 @@ def render_alerts_html(
             f"<script>{ERROR_HOOK}</script>",
             f'<script type="text/javascript">{plotly.offline.get_plotlyjs()}</script>',
             f"<h1>Alerts of run date {run_date}</h1>",
-            f"<p>Made by <code>{_text(command)}</code> (run <code>{_text(report['run_id'])}</code>).</p>",
+            (
+                f"<p>Made by <code>{_text(command)}</code> "
+                f"(run <code>{_text(report['run_id'])}</code>).</p>"
+            ),
             _run_summary(report),
             _alert_table(alerts, report["alerts"], set(days_by_device), currency),
             "<h2>Evidence per alerted device</h2>",
@@ -199,11 +217,13 @@ def estimate_text(alert: Mapping[str, Any], currency: str) -> tuple[str, str]:
     return _kwh(kwh), _money(alert["estimated_value"], currency)
 
 
-def finding_text(rule: str, metric: float | None, rules_config: Mapping[str, Mapping[str, Any]]) -> str:
+def finding_text(
+    rule: str, metric: float | None, rules_config: Mapping[str, Mapping[str, Any]]
+) -> str:
     """A fired rule in words, with its metric and the threshold it crossed."""
     if rule not in FINDINGS or metric is None:
         return f"{rule} fired (metric {'unknown' if metric is None else f'{metric:,.3f}'})."
-    return FINDINGS[rule](metric, rules_config[rule])
+    return _Sentence().format(FINDINGS[rule], m=metric, **rules_config[rule])
 
 
 def _rule_order(rule: str, rules_config: Mapping[str, Any]) -> tuple[int, str]:
@@ -226,12 +246,16 @@ def _iso(value: date | datetime | str | None) -> str:
     return value.isoformat()[:10] if isinstance(value, date | datetime) else str(value)[:10]
 
 
-def _table(header: Iterable[str], rows: Iterable[Iterable[str]], classes: Mapping[int, str] | None = None) -> str:
+def _table(
+    header: Iterable[str], rows: Iterable[Iterable[str]], classes: Mapping[int, str] | None = None
+) -> str:
     """An HTML table, ``classes`` per column index; header and cells are HTML already."""
     head = "".join(f"<th>{cell}</th>" for cell in header)
     cell_tags = {i: f'<td class="{name}">' for i, name in (classes or {}).items()}
     body = "".join(
-        "<tr>" + "".join(f"{cell_tags.get(i, '<td>')}{cell}</td>" for i, cell in enumerate(row)) + "</tr>"
+        "<tr>"
+        + "".join(f"{cell_tags.get(i, '<td>')}{cell}</td>" for i, cell in enumerate(row))
+        + "</tr>"
         for row in rows
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
@@ -245,7 +269,10 @@ def _run_summary(report: dict[str, Any]) -> str:
         ["table", "read", "used", "rejected", "deduplicated", "outside window"],
         (
             [_text(table)]
-            + [f"{entry[key]:,}" for key in ("read", "used", "rejected", "deduplicated", "outside_window")]
+            + [
+                f"{entry[key]:,}"
+                for key in ("read", "used", "rejected", "deduplicated", "outside_window")
+            ]
             for table, entry in report["counts"].items()
         ),
         dict.fromkeys(range(1, 6), "number"),
@@ -259,20 +286,23 @@ def _run_summary(report: dict[str, Any]) -> str:
     previous = history["previous_run_date"]
     cleared = history["cleared_devices"]
     cleared_list = (
-        '<ul class="cleared">' + "".join(f"<li><code>{_text(device)}</code></li>" for device in cleared) + "</ul>"
+        '<ul class="cleared">'
+        + "".join(f"<li><code>{_text(device)}</code></li>" for device in cleared)
+        + "</ul>"
         if cleared
         else "<p>No device cleared.</p>"
     )
     return f"""<h2>The run</h2>
 <ul>
-<li>Run date <strong>{_text(report['run_date'])}</strong>; detection window (W)
-{_text(_iso(parameters['window_start']))} to {_text(_iso(parameters['window_end']))}
-({_text(parameters['window_days'])} days); baseline (B) {_text(_iso(parameters['baseline_start']))}
-to {baseline_end.isoformat()} ({_text(parameters['baseline_days'])} days).</li>
-<li>Alerts: <strong>{_text(report['alerts'])}</strong> (<span id="history-new">{history['new']:,}</span> new,
-<span id="history-continuing">{history['continuing']:,}</span> continuing);
-<span id="history-cleared">{history['cleared']:,}</span> cleared since the previous run date,
-{_text(previous) if previous else 'none within the look-back'}.</li>
+<li>Run date <strong>{_text(report["run_date"])}</strong>; detection window (W)
+{_text(_iso(parameters["window_start"]))} to {_text(_iso(parameters["window_end"]))}
+({_text(parameters["window_days"])} days); baseline (B) {_text(_iso(parameters["baseline_start"]))}
+to {baseline_end.isoformat()} ({_text(parameters["baseline_days"])} days).</li>
+<li>Alerts: <strong>{_text(report["alerts"])}</strong> \
+(<span id="history-new">{history["new"]:,}</span> new,
+<span id="history-continuing">{history["continuing"]:,}</span> continuing);
+<span id="history-cleared">{history["cleared"]:,}</span> cleared since the previous run date,
+{_text(previous) if previous else "none within the look-back"}.</li>
 </ul>
 <div class="summary">
 <div><h3>Rows per input table</h3>{counts}</div>
@@ -282,7 +312,9 @@ to {baseline_end.isoformat()} ({_text(parameters['baseline_days'])} days).</li>
 </div>"""
 
 
-def _alert_table(alerts: list[dict[str, Any]], total: int, with_evidence: set[str], currency: str) -> str:
+def _alert_table(
+    alerts: list[dict[str, Any]], total: int, with_evidence: set[str], currency: str
+) -> str:
     rows = []
     for alert in alerts:
         device = str(alert["device_id"])
@@ -311,16 +343,30 @@ def _alert_table(alerts: list[dict[str, Any]], total: int, with_evidence: set[st
         )
     table = _table(
         [
-            "rank", "device", "service point", "class", "score", "rules", "estimated unbilled",
-            f"estimated value ({_text(currency)})", "priority", "status", "first alerted on", "runs alerted",
+            "rank",
+            "device",
+            "service point",
+            "class",
+            "score",
+            "rules",
+            "estimated unbilled",
+            f"estimated value ({_text(currency)})",
+            "priority",
+            "status",
+            "first alerted on",
+            "runs alerted",
         ],
         rows,
         {**dict.fromkeys((0, 4, 6, 7, 8, 11), "number"), 5: "wrap"},
     )
     without_evidence = len([a for a in alerts if str(a["device_id"]) not in with_evidence])
     notes = [
-        f"The {len(alerts):,} highest-ranked of the run's {total:,} alerts." if len(alerts) < total else "",
-        f"{without_evidence:,} of them have no evidence section (beyond the evidence limit)." if without_evidence else "",
+        f"The {len(alerts):,} highest-ranked of the run's {total:,} alerts."
+        if len(alerts) < total
+        else "",
+        f"{without_evidence:,} of them have no evidence section (beyond the evidence limit)."
+        if without_evidence
+        else "",
     ]
     note = f"<p>{' '.join(n for n in notes if n)}</p>" if any(notes) else ""
     return f'<h2>Alerts, by rank</h2>\n{note}<div id="alerts">{table}</div>'
@@ -343,16 +389,20 @@ def _device_section(
     )
     findings = "".join(
         f"<li>{_text(finding_text(finding['rule'], finding['metric'], rules_config))}</li>"
-        for finding in sorted(days[0]["findings"] or [], key=lambda finding: _rule_order(finding["rule"], rules_config))
+        for finding in sorted(
+            days[0]["findings"] or [],
+            key=lambda finding: _rule_order(finding["rule"], rules_config),
+        )
     )
     daily = _chart(_daily_figure(days), f"chart-daily-{position}", DAILY_TITLE)
     hourly = _chart(_hourly_figure(days[0]), f"chart-hourly-{position}", HOURLY_TITLE)
-    return f"""<section class="device" id="{_text(device_anchor(device))}" data-device-id="{_text(device)}">
-<h3>#{alert['rank']:,} <code>{_text(device)}</code></h3>
-<p>Service point <code>{_text(alert['service_point_id'] or 'unknown')}</code> · class
-{_text(alert['customer_class'] or 'unknown')} · score {alert['score']:.3f} · {estimate} ·
-{_text(alert['status'])}, first alerted on {_text(_iso(alert['first_alerted_on']))}, runs alerted
-{alert['runs_alerted']:,}</p>
+    return f"""<section class="device" id="{_text(device_anchor(device))}" \
+data-device-id="{_text(device)}">
+<h3>#{alert["rank"]:,} <code>{_text(device)}</code></h3>
+<p>Service point <code>{_text(alert["service_point_id"] or "unknown")}</code> · class
+{_text(alert["customer_class"] or "unknown")} · score {alert["score"]:.3f} · {estimate} ·
+{_text(alert["status"])}, first alerted on {_text(_iso(alert["first_alerted_on"]))}, runs alerted
+{alert["runs_alerted"]:,}</p>
 <ul class="findings">{findings}</ul>
 <div class="charts">{daily}{hourly}</div>
 </section>"""
@@ -385,7 +435,9 @@ def _chart(figure: dict[str, Any], div_id: str, title: str) -> str:
     return f'<div class="chart"><h4>{_text(title)}</h4>{body}</div>'
 
 
-def _line(x: list[Any], y: list[Any], name: str, colour: str, dash: str = "solid", markers: bool = True) -> dict[str, Any]:
+def _line(
+    x: list[Any], y: list[Any], name: str, colour: str, dash: str = "solid", markers: bool = True
+) -> dict[str, Any]:
     return {
         "type": "scatter",
         "x": x,
@@ -403,7 +455,10 @@ def _daily_figure(days: list[dict[str, Any]]) -> dict[str, Any]:
     x = [_iso(row["day"]) for row in days]
 
     def import_in(period: str) -> list[float | None]:
-        return [row["import_kwh"] if row["has_data"] and row["period"] == period else None for row in days]
+        return [
+            row["import_kwh"] if row["has_data"] and row["period"] == period else None
+            for row in days
+        ]
 
     traces = [
         _line(x, import_in("baseline"), "import in B", BASELINE_COLOUR),
@@ -413,7 +468,14 @@ def _daily_figure(days: list[dict[str, Any]]) -> dict[str, Any]:
     expected = [row["expected_daily_kwh"] for row in window_days]
     if any(level is not None for level in expected):
         traces.append(
-            _line([_iso(row["day"]) for row in window_days], expected, "expected in W", EXPECTED_COLOUR, "dash", False)
+            _line(
+                [_iso(row["day"]) for row in window_days],
+                expected,
+                "expected in W",
+                EXPECTED_COLOUR,
+                "dash",
+                False,
+            )
         )
     exports = [row["export_kwh"] if row["has_data"] else None for row in days]
     if any(amount for amount in exports):
@@ -423,12 +485,30 @@ def _daily_figure(days: list[dict[str, Any]]) -> dict[str, Any]:
         first, last = (date.fromisoformat(_iso(window_days[i]["day"])) for i in (0, -1))
         start = f"{first - ONE_DAY}T12:00"
         layout["shapes"] = [
-            {"type": "rect", "xref": "x", "yref": "paper", "x0": start, "x1": f"{last}T12:00", "y0": 0, "y1": 1,
-             "fillcolor": WINDOW_SHADE, "line": {"width": 0}, "layer": "below"}
+            {
+                "type": "rect",
+                "xref": "x",
+                "yref": "paper",
+                "x0": start,
+                "x1": f"{last}T12:00",
+                "y0": 0,
+                "y1": 1,
+                "fillcolor": WINDOW_SHADE,
+                "line": {"width": 0},
+                "layer": "below",
+            }
         ]
         layout["annotations"] = [
-            {"xref": "x", "yref": "paper", "x": start, "y": 1, "text": "W", "showarrow": False,
-             "xanchor": "left", "yanchor": "top"}
+            {
+                "xref": "x",
+                "yref": "paper",
+                "x": start,
+                "y": 1,
+                "text": "W",
+                "showarrow": False,
+                "xanchor": "left",
+                "yanchor": "top",
+            }
         ]
     return {"data": traces, "layout": layout}
 

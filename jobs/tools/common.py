@@ -16,11 +16,11 @@ from pathlib import Path
 import psutil
 
 from dependencies.progress import echo
-from jobs.generate_data import COMPLETE_MARKER
+from jobs.tools.generate_data import COMPLETE_MARKER
 
 REPO = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
-GENERATOR = REPO / "jobs" / "generate_data.py"
+GENERATOR = REPO / "jobs" / "tools" / "generate_data.py"
 JOB = REPO / "jobs" / "datalake_job.py"
 BUNDLED_CONFIG = REPO / "configs" / "datalake_config.json"
 BENCH_DIR_VARIABLE = "DATALAKE_BENCH_DIR"
@@ -60,8 +60,9 @@ def run_measured(command: list[str], log_path: Path) -> RunStats:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     with open(log_path, "w", encoding="utf-8") as log:
-        process = subprocess.Popen(command, cwd=REPO, env=spark_environment(), stdout=log,
-                                   stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            command, cwd=REPO, env=spark_environment(), stdout=log, stderr=subprocess.STDOUT
+        )
         root = psutil.Process(process.pid)
         driver_peak = jvm_peak = 0
         while process.poll() is None:
@@ -77,17 +78,39 @@ def run_measured(command: list[str], log_path: Path) -> RunStats:
     return RunStats(process.returncode, round(seconds, 1), driver_peak, jvm_peak, tail)
 
 
-def ensure_dataset(devices: int, seed: int, run_date: str, extra_args: tuple[str, ...] = ()) -> Path:
+def ensure_dataset(
+    devices: int, seed: int, run_date: str, extra_args: tuple[str, ...] = ()
+) -> Path:
     """The generated dataset for these settings, generated once (Parquet, cached under
     :func:`bench_dir`; a change of the generator's code makes a new one)."""
-    suffix = hashlib.sha256(" ".join(extra_args).encode()).hexdigest()[:6] if extra_args else "default"
-    path = bench_dir() / "data" / f"devices{devices}-seed{seed}-{run_date}-{suffix}-{generator_version()}"
+    suffix = (
+        hashlib.sha256(" ".join(extra_args).encode()).hexdigest()[:6] if extra_args else "default"
+    )
+    path = (
+        bench_dir()
+        / "data"
+        / f"devices{devices}-seed{seed}-{run_date}-{suffix}-{generator_version()}"
+    )
     if (path / COMPLETE_MARKER).exists():
         return path
     shutil.rmtree(path, ignore_errors=True)
-    command = [PYTHON, str(GENERATOR), "--config", str(BUNDLED_CONFIG), "--devices", str(devices),
-               "--seed", str(seed), "--run-date", run_date, "--output", str(path),
-               "--format", "parquet", *extra_args]
+    command = [
+        PYTHON,
+        str(GENERATOR),
+        "--config",
+        str(BUNDLED_CONFIG),
+        "--devices",
+        str(devices),
+        "--seed",
+        str(seed),
+        "--run-date",
+        run_date,
+        "--output",
+        str(path),
+        "--format",
+        "parquet",
+        *extra_args,
+    ]
     echo(f"generating {devices} devices into {path}")
     stats = run_measured(command, path.parent / f"{path.name}.generate.log")
     if stats.exit_code != 0:
@@ -96,12 +119,18 @@ def ensure_dataset(devices: int, seed: int, run_date: str, extra_args: tuple[str
     return path
 
 
-def write_job_config(path: Path, input_path: Path, output_path: Path,
-                     rules: dict[str, dict[str, float]] | None = None) -> Path:
+def write_job_config(
+    path: Path,
+    input_path: Path,
+    output_path: Path,
+    rules: dict[str, dict[str, float]] | None = None,
+) -> Path:
     """The smallest job config: input and output (and ``rules`` parameters to change, if
     any); every other setting is the bundled default."""
-    config: dict = {"input": {"path": str(input_path), "format": "parquet"},
-                    "output": {"path": str(output_path)}}
+    config: dict = {
+        "input": {"path": str(input_path), "format": "parquet"},
+        "output": {"path": str(output_path)},
+    }
     if rules:
         config["rules"] = rules
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -109,11 +138,15 @@ def write_job_config(path: Path, input_path: Path, output_path: Path,
     return path
 
 
-def run_job(config_path: Path, run_date: str, log_path: Path, extra_args: tuple[str, ...] = ()) -> RunStats:
+def run_job(
+    config_path: Path, run_date: str, log_path: Path, extra_args: tuple[str, ...] = ()
+) -> RunStats:
     """The real job, as an operator starts it locally, in its own process and JVM
     (``extra_args``: more of its options, e.g. ``--full-refresh``)."""
-    return run_measured([PYTHON, str(JOB), "--config", str(config_path), "--run-date", run_date, *extra_args],
-                        log_path)
+    return run_measured(
+        [PYTHON, str(JOB), "--config", str(config_path), "--run-date", run_date, *extra_args],
+        log_path,
+    )
 
 
 def read_report(output_path: Path, run_date: str) -> dict:

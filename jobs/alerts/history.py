@@ -8,7 +8,6 @@ order builds it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -16,13 +15,12 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from dependencies.frames import Transform
 from dependencies.publish import latest_complete_run_date, partition_path
 
 NEW = "new"
 CONTINUING = "continuing"
 HISTORY_COLUMNS = ("device_id", "first_alerted_on", "runs_alerted")
-
-Transform = Callable[[DataFrame], DataFrame]
 
 
 @dataclass(frozen=True)
@@ -34,7 +32,9 @@ class PreviousRun:
     alerts: DataFrame | None
 
 
-def previous_run(spark: SparkSession, output_path: str, run_date: date, history_days: int) -> PreviousRun:
+def previous_run(
+    spark: SparkSession, output_path: str, run_date: date, history_days: int
+) -> PreviousRun:
     """The previous complete run date of ``run_date`` in ``output_path`` and its alerts."""
     previous = latest_complete_run_date(
         spark, output_path, before=run_date, earliest=run_date - timedelta(days=history_days)
@@ -51,7 +51,9 @@ def history_of(published: DataFrame, run_date: date) -> DataFrame:
     columns = set(published.columns)
     return published.select(
         "device_id",
-        F.col("first_alerted_on") if "first_alerted_on" in columns else F.lit(run_date).alias("first_alerted_on"),
+        F.col("first_alerted_on")
+        if "first_alerted_on" in columns
+        else F.lit(run_date).alias("first_alerted_on"),
         F.col("runs_alerted") if "runs_alerted" in columns else F.lit(1).alias("runs_alerted"),
     )
 
@@ -72,14 +74,11 @@ def with_history(previous: PreviousRun, run_date: date) -> Transform:
             F.col("runs_alerted").alias("_runs"),
         )
         continuing = F.col("_runs").isNotNull()
-        return (
-            alerts.join(F.broadcast(before), "device_id", "left")
-            .select(
-                *alerts.columns,
-                F.when(continuing, F.lit(CONTINUING)).otherwise(F.lit(NEW)).alias("status"),
-                F.coalesce(F.col("_first"), F.lit(run_date)).alias("first_alerted_on"),
-                F.coalesce(F.col("_runs") + 1, F.lit(1)).cast("int").alias("runs_alerted"),
-            )
+        return alerts.join(F.broadcast(before), "device_id", "left").select(
+            *alerts.columns,
+            F.when(continuing, F.lit(CONTINUING)).otherwise(F.lit(NEW)).alias("status"),
+            F.coalesce(F.col("_first"), F.lit(run_date)).alias("first_alerted_on"),
+            F.coalesce(F.col("_runs") + 1, F.lit(1)).cast("int").alias("runs_alerted"),
         )
 
     return transform

@@ -1,7 +1,7 @@
 """Detection quality on a generated population: recall per planted case, the honest devices'
 false-alert rate and the precision of the alerts, against the spec's quality bar.
 
-``make quality`` (or ``python -m jobs.evidence.quality``) generates the population once (cached
+``make quality`` (or ``python -m jobs.tools.quality``) generates the population once (cached
 under ``$DATALAKE_BENCH_DIR`` or ``.bench/``), runs the real job on it in its own process,
 compares the published alerts with the generator's ground truth, and writes the report to
 ``docs/quality.md``: for the default population, then for a second one (another seed, a run
@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from dependencies.config import bundled_defaults
-from jobs.evidence.common import (
+from jobs.tools.common import (
     REPO,
     bench_dir,
     ensure_dataset,
@@ -33,7 +33,7 @@ from jobs.evidence.common import (
     run_job,
     write_job_config,
 )
-from jobs.generate_data import ATTACKS, EVENTS, GROUND_TRUTH, HONEST, SETTINGS_FILE
+from jobs.tools.generate_data import ATTACKS, EVENTS, GROUND_TRUTH, HONEST, SETTINGS_FILE
 
 DEFAULT_DEVICES = 3000
 DEFAULT_SEED = 11
@@ -91,15 +91,19 @@ class Device:
         if self.case == "h1":
             return "h1 (α ≤ 0.5)"
         if self.case == "h6":
-            shape_changes = (self.reverse_correlation is not None
-                             and self.reverse_correlation < H6_MAX_REVERSE_CORRELATION)
+            shape_changes = (
+                self.reverse_correlation is not None
+                and self.reverse_correlation < H6_MAX_REVERSE_CORRELATION
+            )
             return "h6 (reversal changes the shape)" if shape_changes else "h6 (near-symmetric day)"
         return self.case
 
 
 def alpha_band(alpha: float) -> str:
     """The partial-theft band (low, high] that holds ``alpha`` (> 0.5), as a table label."""
-    low, high = next(((low, high) for low, high in PARTIAL_BANDS if alpha <= high + 1e-9), PARTIAL_BANDS[-1])
+    low, high = next(
+        ((low, high) for low, high in PARTIAL_BANDS if alpha <= high + 1e-9), PARTIAL_BANDS[-1]
+    )
     return f"(α in ({low}, {high}])"
 
 
@@ -121,19 +125,21 @@ def load_devices(data_path: Path, alerts: dict[str, tuple[str, ...]]) -> list[De
         with open(path, encoding="utf-8", newline="") as handle:
             for row in csv.DictReader(handle):
                 correlation = row["baseline_reverse_correlation"]
-                devices.append(Device(
-                    device_id=row["device_id"],
-                    case=row["case"],
-                    customer_class=row["customer_class"],
-                    has_generation=row["has_generation"] == "true",
-                    electric_heating=row["electric_heating"] == "true",
-                    reading_type=row["reading_type"],
-                    honest_event=row["honest_event"] or "none",
-                    parameters=json.loads(row["parameters"] or "{}"),
-                    reverse_correlation=float(correlation) if correlation else None,
-                    alerted=row["device_id"] in alerts,
-                    rules=alerts.get(row["device_id"], ()),
-                ))
+                devices.append(
+                    Device(
+                        device_id=row["device_id"],
+                        case=row["case"],
+                        customer_class=row["customer_class"],
+                        has_generation=row["has_generation"] == "true",
+                        electric_heating=row["electric_heating"] == "true",
+                        reading_type=row["reading_type"],
+                        honest_event=row["honest_event"] or "none",
+                        parameters=json.loads(row["parameters"] or "{}"),
+                        reverse_correlation=float(correlation) if correlation else None,
+                        alerted=row["device_id"] in alerts,
+                        rules=alerts.get(row["device_id"], ()),
+                    )
+                )
     return devices
 
 
@@ -141,17 +147,26 @@ def _reader_spark() -> Any:
     """A small local SparkSession to read the job's published Parquet outputs."""
     from pyspark.sql import SparkSession
 
-    return (SparkSession.builder.master("local[1]").appName("datalake-quality")
-            .config("spark.ui.enabled", "false").config("spark.driver.memory", "1g").getOrCreate())
+    return (
+        SparkSession.builder.master("local[1]")
+        .appName("datalake-quality")
+        .config("spark.ui.enabled", "false")
+        .config("spark.driver.memory", "1g")
+        .getOrCreate()
+    )
 
 
-def read_alerts(output_path: Path, run_date: str) -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]:
+def read_alerts(
+    output_path: Path, run_date: str
+) -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]:
     """Alerted devices with their rules, and every device's fired rules (findings)."""
     spark = _reader_spark()
     try:
         alerts = spark.read.parquet(str(output_path / "alerts" / f"run_date={run_date}"))
         findings = spark.read.parquet(str(output_path / "findings" / f"run_date={run_date}"))
-        alerted = {r["device_id"]: tuple(r["rules"]) for r in alerts.select("device_id", "rules").collect()}
+        alerted = {
+            r["device_id"]: tuple(r["rules"]) for r in alerts.select("device_id", "rules").collect()
+        }
         fired: dict[str, list[str]] = {}
         for row in findings.select("device_id", "rule").collect():
             fired.setdefault(row["device_id"], []).append(row["rule"])
@@ -176,8 +191,16 @@ def recall_rows(devices: list[Device]) -> list[dict[str, Any]]:
         found = sum(d.alerted for d in members)
         recall = found / len(members)
         bar = PARTIAL_RECALL if "all" in group else bar_for(group)
-        rows.append({"group": group, "planted": len(members), "alerted": found, "recall": recall,
-                     "bar": bar, "met": None if bar is None else recall >= bar})
+        rows.append(
+            {
+                "group": group,
+                "planted": len(members),
+                "alerted": found,
+                "recall": recall,
+                "bar": bar,
+                "met": None if bar is None else recall >= bar,
+            }
+        )
     return rows
 
 
@@ -222,29 +245,51 @@ def _without(mapping: dict[str, Any], key: str) -> dict[str, Any]:
 
 def _kind(device: Device) -> tuple[str, str, str, str]:
     """What a device is: class, solar, electric heating, reading type (table cells)."""
-    return (device.customer_class, _yes_no(device.has_generation), _yes_no(device.electric_heating),
-            device.reading_type)
+    return (
+        device.customer_class,
+        _yes_no(device.has_generation),
+        _yes_no(device.electric_heating),
+        device.reading_type,
+    )
 
 
-def _breakdown(groups: Counter, order: Callable[[tuple[tuple[str, ...], int]], Any], when_empty: str) -> list[str]:
+def _breakdown(
+    groups: Counter, order: Callable[[tuple[tuple[str, ...], int]], Any], when_empty: str
+) -> list[str]:
     """Table rows of counted device groups (situation, kind, rules), or one row saying none."""
     if not groups:
         return [f"| — | — | — | — | — | {when_empty} | 0 |"]
-    return ["| " + " | ".join(key) + f" | {count} |" for key, count in sorted(groups.items(), key=order)]
+    return [
+        "| " + " | ".join(key) + f" | {count} |" for key, count in sorted(groups.items(), key=order)
+    ]
 
 
-def render(summary: dict[str, Any], devices: list[Device], fired: dict[str, tuple[str, ...]],
-           context: dict[str, Any]) -> str:
+def render(
+    summary: dict[str, Any],
+    devices: list[Device],
+    fired: dict[str, tuple[str, ...]],
+    context: dict[str, Any],
+) -> str:
     """The report in Markdown."""
     lines = [
         "# Detection quality on a generated population",
         "",
         f"Generated by `{COMMAND}` ({context['generated_at']}); do not edit by hand. The command",
-        f"generates {summary['devices']:,} devices with `jobs/generate_data.py` (seed {context['seed']},",
+        (
+            f"generates {summary['devices']:,} devices with `jobs/tools/generate_data.py` "
+            f"(seed {context['seed']},"
+        ),
         f"run date {context['run_date']}), runs the job on them with the default configuration",
-        "(`configs/datalake_config.json`), and compares the published alerts with the ground truth.",
+        (
+            "(`configs/datalake_config.json`), and compares the published alerts with the "
+            "ground truth."
+        ),
         "",
-        f"Verdict: **{'the quality bar is met' if summary['all_met'] else 'the quality bar is NOT met'}**.",
+        (
+            "Verdict: **"
+            f"{'the quality bar is met' if summary['all_met'] else 'the quality bar is NOT met'}"
+            "**."
+        ),
         "",
         "## Planted cases",
         "",
@@ -256,23 +301,31 @@ def render(summary: dict[str, Any], devices: list[Device], fired: dict[str, tupl
     for row in summary["rows"]:
         bar = "—" if row["bar"] is None else f"≥ {row['bar']:.2f}"
         met = "—" if row["met"] is None else ("yes" if row["met"] else "**no**")
-        lines.append(f"| {row['group']} | {row['planted']} | {row['alerted']} | {row['recall']:.3f} "
-                     f"| {bar} | {met} |")
+        lines.append(
+            f"| {row['group']} | {row['planted']} | {row['alerted']} | {row['recall']:.3f} "
+            f"| {bar} | {met} |"
+        )
     lines += [
         "",
         "## Honest devices and precision",
         "",
         "| measure | value | bar | met |",
         "|---|---:|---:|---|",
-        (f"| honest devices alerted | {summary['honest_alerted']} of {summary['honest']} "
-        f"({_percent(summary['honest_rate'])}) | ≤ {_percent(HONEST_MAX_ALERTED)} | "
-        f"{'yes' if summary['honest_met'] else '**no**'} |"),
-        (f"| precision (alerts on planted devices / all alerts) | {summary['precision']:.3f} "
-        f"({summary['alerts']} alerts) | — | — |"),
+        (
+            f"| honest devices alerted | {summary['honest_alerted']} of {summary['honest']} "
+            f"({_percent(summary['honest_rate'])}) | ≤ {_percent(HONEST_MAX_ALERTED)} | "
+            f"{'yes' if summary['honest_met'] else '**no**'} |"
+        ),
+        (
+            f"| precision (alerts on planted devices / all alerts) | {summary['precision']:.3f} "
+            f"({summary['alerts']} alerts) | — | — |"
+        ),
         "",
-        (f"Precision depends on how many thieves there are: here {summary['planted']} of "
-        f"{summary['devices']} devices ({_percent(summary['planted'] / summary['devices'])}) carry a "
-        "planted case."),
+        (
+            f"Precision depends on how many thieves there are: here {summary['planted']} of "
+            f"{summary['devices']} devices ({_percent(summary['planted'] / summary['devices'])}) "
+            "carry a planted case."
+        ),
         "",
         "## Why devices are missed or falsely alerted",
         "",
@@ -283,7 +336,8 @@ def render(summary: dict[str, Any], devices: list[Device], fired: dict[str, tupl
     ]
     missed = Counter(
         (d.group, *_kind(d), _rules(fired.get(d.device_id, ())))
-        for d in devices if d.case != HONEST and not d.alerted
+        for d in devices
+        if d.case != HONEST and not d.alerted
     )
     lines += _breakdown(missed, lambda kv: (kv[0][0], -kv[1]), "every planted device was alerted")
     lines += [
@@ -294,7 +348,9 @@ def render(summary: dict[str, Any], devices: list[Device], fired: dict[str, tupl
         "|---|---|---|---|---|---|---:|",
     ]
     false_alerts = Counter(
-        (d.honest_event, *_kind(d), _rules(d.rules)) for d in devices if d.case == HONEST and d.alerted
+        (d.honest_event, *_kind(d), _rules(d.rules))
+        for d in devices
+        if d.case == HONEST and d.alerted
     )
     lines += _breakdown(false_alerts, lambda kv: -kv[1], "no honest device was alerted")
     honest_by_event = Counter(d.honest_event for d in devices if d.case == HONEST)
@@ -322,11 +378,16 @@ def render(summary: dict[str, Any], devices: list[Device], fired: dict[str, tupl
     counts = context["report"]["counts"]["measurements"]
     lines += [
         "",
-        (f"- readings read: {counts['read']:,} (used {counts['used']:,}); job wall time "
-        f"{context['job_seconds']:.0f} s on this machine."),
+        (
+            f"- readings read: {counts['read']:,} (used {counts['used']:,}); job wall time "
+            f"{context['job_seconds']:.0f} s on this machine."
+        ),
         f"- findings by rule: `{json.dumps(context['report']['findings_by_rule'])}`",
         # Without the output path: it names this machine's cache, not a setting of the population.
-        f"- generator settings: `{json.dumps(_without(context['generator']['settings'], 'output'), sort_keys=True)}`",
+        (
+            "- generator settings: "
+            f"`{json.dumps(_without(context['generator']['settings'], 'output'), sort_keys=True)}`"
+        ),
         "",
     ]
     return "\n".join(lines)
@@ -335,8 +396,12 @@ def render(summary: dict[str, Any], devices: list[Device], fired: dict[str, tupl
 def sweep_partial_rule(data: Path, work: Path, run_date: str) -> dict[str, dict[str, float]] | None:
     """Every device's findings (rule -> metric) from a run with SWEPT_RULE's threshold opened
     up to SWEEP_LOOSE: its metric is then known wherever any threshold could fire it."""
-    config = write_job_config(work / "sweep_config.json", data, work / "sweep_output",
-                              rules={SWEPT_RULE: {SWEPT_PARAMETER: SWEEP_LOOSE}})
+    config = write_job_config(
+        work / "sweep_config.json",
+        data,
+        work / "sweep_output",
+        rules={SWEPT_RULE: {SWEPT_PARAMETER: SWEEP_LOOSE}},
+    )
     print(f"running the job with {SWEPT_RULE}.{SWEPT_PARAMETER} = {SWEEP_LOOSE}", flush=True)
     stats = run_job(config, run_date, work / "sweep.log")
     if stats.exit_code != 0:
@@ -344,8 +409,11 @@ def sweep_partial_rule(data: Path, work: Path, run_date: str) -> dict[str, dict[
         return None
     spark = _reader_spark()
     try:
-        rows = spark.read.parquet(str(work / "sweep_output" / "findings" / f"run_date={run_date}")).select(
-            "device_id", "rule", "metric").collect()
+        rows = (
+            spark.read.parquet(str(work / "sweep_output" / "findings" / f"run_date={run_date}"))
+            .select("device_id", "rule", "metric")
+            .collect()
+        )
     finally:
         spark.stop()
     found: dict[str, dict[str, float]] = {}
@@ -366,16 +434,21 @@ def alerted_at(findings: dict[str, float], threshold: float, config: dict[str, A
 
 def curve_groups(devices: list[Device]) -> dict[str, list[Device]]:
     """The planted groups the partial-theft curve follows, by label."""
-    groups: dict[str, list[Device]] = {f"h1 (α ≤ {PARTIAL_MAX_ALPHA}, all)": [
-        d for d in devices if d.case == "h1" and d.parameters["alpha"] <= PARTIAL_MAX_ALPHA]}
+    groups: dict[str, list[Device]] = {
+        f"h1 (α ≤ {PARTIAL_MAX_ALPHA}, all)": [
+            d for d in devices if d.case == "h1" and d.parameters["alpha"] <= PARTIAL_MAX_ALPHA
+        ]
+    }
     for case in ("h1", "h3"):
-        for low, high in PARTIAL_BANDS:
+        for _low, high in PARTIAL_BANDS:
             label = f"{case} {alpha_band(high)}"
             groups[label] = [d for d in devices if d.group == label]
     return {label: members for label, members in groups.items() if members}
 
 
-def render_partial_curve(devices: list[Device], sweep: dict[str, dict[str, float]], chart: Path) -> str:
+def render_partial_curve(
+    devices: list[Device], sweep: dict[str, dict[str, float]], chart: Path
+) -> str:
     """The recall of the partial-theft groups against the honest false-alert rate as
     SWEPT_RULE's threshold moves (a PNG at ``chart`` and a table), the chosen one marked."""
     import matplotlib
@@ -385,26 +458,40 @@ def render_partial_curve(devices: list[Device], sweep: dict[str, dict[str, float
 
     config = bundled_defaults()
     chosen = config["rules"][SWEPT_RULE][SWEPT_PARAMETER]
-    thresholds = sorted({*(round(SWEEP_LOOSE - step * CURVE_STEP, 6) for step in range(CURVE_STEPS + 1)), chosen})
+    thresholds = sorted(
+        {*(round(SWEEP_LOOSE - step * CURVE_STEP, 6) for step in range(CURVE_STEPS + 1)), chosen}
+    )
     honest = [d for d in devices if d.case == HONEST]
     groups = curve_groups(devices)
 
     def rates(threshold: float) -> tuple[float, dict[str, float]]:
         def share(members: list[Device]) -> float:
-            return sum(alerted_at(sweep.get(d.device_id, {}), threshold, config) for d in members) / len(members)
+            return sum(
+                alerted_at(sweep.get(d.device_id, {}), threshold, config) for d in members
+            ) / len(members)
+
         return share(honest), {label: share(members) for label, members in groups.items()}
 
     points = {threshold: rates(threshold) for threshold in thresholds}
     figure, axes = pyplot.subplots(figsize=(7.5, 5))
     for label in groups:
         style = "--" if label.startswith("h3") else "-"
-        axes.plot([100 * points[t][0] for t in thresholds], [points[t][1][label] for t in thresholds],
-                  style, marker=".", label=label)
+        axes.plot(
+            [100 * points[t][0] for t in thresholds],
+            [points[t][1][label] for t in thresholds],
+            style,
+            marker=".",
+            label=label,
+        )
         axes.plot(100 * points[chosen][0], points[chosen][1][label], "ko")
     axes.axvline(100 * points[chosen][0], color="grey", linewidth=0.8)
     axes.axvline(100 * HONEST_MAX_ALERTED, color="red", linewidth=0.8, linestyle=":")
-    axes.annotate(f"chosen: {SWEPT_PARAMETER} = {chosen}", (100 * points[chosen][0], 0.05),
-                  xytext=(5, 0), textcoords="offset points")
+    axes.annotate(
+        f"chosen: {SWEPT_PARAMETER} = {chosen}",
+        (100 * points[chosen][0], 0.05),
+        xytext=(5, 0),
+        textcoords="offset points",
+    )
     axes.set_xlabel("honest devices alerted (%)")
     axes.set_ylabel("recall (share alerted)")
     axes.set_ylim(0, 1.02)
@@ -422,10 +509,12 @@ def render_partial_curve(devices: list[Device], sweep: dict[str, dict[str, float
         "",
         f"## Partial theft: the `{SWEPT_RULE}` threshold",
         "",
-        (f"The job was run once more with `{SWEPT_RULE}.{SWEPT_PARAMETER}` opened up to {SWEEP_LOOSE}; "
-         "the alerts each threshold would give are recomputed from those findings with the job's "
-         f"score. The chosen threshold ({chosen}, in bold) is a choice along this curve (the dotted "
-         "red line is the 1 % false-alert budget):"),
+        (
+            f"The job was run once more with `{SWEPT_RULE}.{SWEPT_PARAMETER}` opened up to "
+            f"{SWEEP_LOOSE}; the alerts each threshold would give are recomputed from those "
+            f"findings with the job's score. The chosen threshold ({chosen}, in bold) is a choice "
+            "along this curve (the dotted red line is the 1 % false-alert budget):"
+        ),
         "",
         f"![recall against false-alert rate]({chart.name})",
         "",
@@ -438,17 +527,25 @@ def render_partial_curve(devices: list[Device], sweep: dict[str, dict[str, float
             continue
         honest_rate, recalls = points[threshold]
         mark = "**" if threshold == chosen else ""
-        lines.append(f"| {mark}{threshold:g}{mark} | {_percent(honest_rate)} | "
-                     + " | ".join(f"{recalls[label]:.2f}" for label in labels) + " |")
+        lines.append(
+            f"| {mark}{threshold:g}{mark} | {_percent(honest_rate)} | "
+            + " | ".join(f"{recalls[label]:.2f}" for label in labels)
+            + " |"
+        )
     return "\n".join(lines) + "\n"
 
 
 def _demoted(markdown: str) -> str:
     """``markdown`` with every heading one level deeper (a population's report as a section)."""
-    return "\n".join("#" + line if line.startswith("#") else line for line in markdown.splitlines()) + "\n"
+    return (
+        "\n".join("#" + line if line.startswith("#") else line for line in markdown.splitlines())
+        + "\n"
+    )
 
 
-def measure_population(devices_count: int, seed: int, run_date: str, report: Path) -> tuple[str, bool] | None:
+def measure_population(
+    devices_count: int, seed: int, run_date: str, report: Path
+) -> tuple[str, bool] | None:
     """Generate (or reuse) one population, run the job on it, and return its report section
     (Markdown, with the partial-theft curve drawn beside ``report``) and whether the bar is
     met; None when a job run failed."""
@@ -477,10 +574,16 @@ def measure_population(devices_count: int, seed: int, run_date: str, report: Pat
         return None
     chart = report.parent / f"quality_partial_theft_seed{seed}_{run_date}.png"
     partial = render_partial_curve(devices, sweep, chart)
-    print(f"seed {seed}, {run_date}: honest alerted {_percent(summary['honest_rate'])}, "
-          f"precision {summary['precision']:.3f}, bar {'met' if summary['all_met'] else 'NOT met'}")
-    estimates = estimate_summary(read_hidden_energy(data), read_ranked_alerts(work / "output", run_date))
-    return render(summary, devices, fired, context) + render_estimates(estimates) + partial, summary["all_met"]
+    print(
+        f"seed {seed}, {run_date}: honest alerted {_percent(summary['honest_rate'])}, "
+        f"precision {summary['precision']:.3f}, bar {'met' if summary['all_met'] else 'NOT met'}"
+    )
+    estimates = estimate_summary(
+        read_hidden_energy(data), read_ranked_alerts(work / "output", run_date)
+    )
+    return render(summary, devices, fired, context) + render_estimates(
+        estimates
+    ) + partial, summary["all_met"]
 
 
 # --- The energy at stake: the alerts' estimate against the energy each attack hid ------------
@@ -488,8 +591,16 @@ def measure_population(devices_count: int, seed: int, run_date: str, report: Pat
 # The planted cases whose hidden energy the estimate covers (alert_evidence.md): the drop view
 # (less import than expected) and the event view (uninstalled, wound back, reversed). h5, h6
 # and tamper events hide no energy (timing only, or an event without a measured amount).
-ESTIMATED_CASES = ("h1", "h2", "h3", "h4", "ZERO_CONSUMPTION", "UNINSTALLED_CONSUMPTION",
-                   "REGISTER_ROLLBACK", "REVERSE_FLOW")
+ESTIMATED_CASES = (
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "ZERO_CONSUMPTION",
+    "UNINSTALLED_CONSUMPTION",
+    "REGISTER_ROLLBACK",
+    "REVERSE_FLOW",
+)
 ESTIMATE_MAX_ERROR = 0.30
 TOP_RANKS = (10, 25, 50, 100)
 
@@ -510,7 +621,9 @@ def read_hidden_energy(data_path: Path) -> dict[str, Hidden]:
         with open(path, encoding="utf-8", newline="") as handle:
             for row in csv.DictReader(handle):
                 if row["case"] != HONEST:
-                    hidden[row["device_id"]] = Hidden(row["case"], row["customer_class"], float(row["hidden_kwh"]))
+                    hidden[row["device_id"]] = Hidden(
+                        row["case"], row["customer_class"], float(row["hidden_kwh"])
+                    )
     return hidden
 
 
@@ -539,23 +652,41 @@ def estimate_summary(
     for alert in alerts:
         truth = hidden.get(alert["device_id"])
         if truth is not None and truth.case in ESTIMATED_CASES and truth.hidden_kwh > 0:
-            errors.setdefault(truth.case, []).append(alert["estimated_unbilled_kwh"] / truth.hidden_kwh - 1)
+            errors.setdefault(truth.case, []).append(
+                alert["estimated_unbilled_kwh"] / truth.hidden_kwh - 1
+            )
     cases = [
-        {"case": case, "alerted": len(errors[case]), "median_error": statistics.median(errors[case]),
-         "median_abs_error": statistics.median(abs(e) for e in errors[case]),
-         "met": abs(statistics.median(errors[case])) <= ESTIMATE_MAX_ERROR}
-        for case in ESTIMATED_CASES if case in errors
+        {
+            "case": case,
+            "alerted": len(errors[case]),
+            "median_error": statistics.median(errors[case]),
+            "median_abs_error": statistics.median(abs(e) for e in errors[case]),
+            "met": abs(statistics.median(errors[case])) <= ESTIMATE_MAX_ERROR,
+        }
+        for case in ESTIMATED_CASES
+        if case in errors
     ]
     by_score = sorted(alerts, key=lambda a: (-a["score"], a["device_id"]))
     total = sum(value.values())
     capture = [
-        {"top": top,
-         "by_rank": sum(value.get(a["device_id"], 0.0) for a in alerts[:top]) / total if total else 0.0,
-         "by_score": sum(value.get(a["device_id"], 0.0) for a in by_score[:top]) / total if total else 0.0}
+        {
+            "top": top,
+            "by_rank": sum(value.get(a["device_id"], 0.0) for a in alerts[:top]) / total
+            if total
+            else 0.0,
+            "by_score": sum(value.get(a["device_id"], 0.0) for a in by_score[:top]) / total
+            if total
+            else 0.0,
+        }
         for top in tops
     ]
-    return {"cases": cases, "capture": capture, "planted_value": total, "alerts": len(alerts),
-            "currency": bundled_defaults()["tariffs"]["currency"]}
+    return {
+        "cases": cases,
+        "capture": capture,
+        "planted_value": total,
+        "alerts": len(alerts),
+        "currency": bundled_defaults()["tariffs"]["currency"],
+    }
 
 
 def render_estimates(estimates: dict[str, Any]) -> str:
@@ -564,21 +695,35 @@ def render_estimates(estimates: dict[str, Any]) -> str:
         "",
         "## Energy at stake",
         "",
-        "The generator records the energy each planted attack hid in W (`hidden_kwh` in its ground",
-        "truth). For the alerted planted devices of each case the estimate covers, the relative error",
-        f"of `estimated_unbilled_kwh` (estimate / hidden - 1); the bar is a median within ±{ESTIMATE_MAX_ERROR:.0%}.",
+        (
+            "The generator records the energy each planted attack hid in W "
+            "(`hidden_kwh` in its ground"
+        ),
+        (
+            "truth). For the alerted planted devices of each case the estimate covers, "
+            "the relative error"
+        ),
+        (
+            "of `estimated_unbilled_kwh` (estimate / hidden - 1); the bar is a median within "
+            f"±{ESTIMATE_MAX_ERROR:.0%}."
+        ),
         "",
         "| case | alerted | median error | median absolute error | met |",
         "|---|---:|---:|---:|---|",
     ]
     for row in estimates["cases"]:
-        lines.append(f"| {row['case']} | {row['alerted']} | {row['median_error']:+.1%} | "
-                     f"{row['median_abs_error']:.1%} | {'yes' if row['met'] else '**no**'} |")
+        lines.append(
+            f"| {row['case']} | {row['alerted']} | {row['median_error']:+.1%} | "
+            f"{row['median_abs_error']:.1%} | {'yes' if row['met'] else '**no**'} |"
+        )
     lines += [
         "",
-        (f"Planted value: {estimates['planted_value']:,.0f} {estimates['currency']} (hidden kWh x the "
-         f"class tariff). Share of it held by the top alerts ({estimates['alerts']} alerts in all), "
-         "ranked by `rank` (priority = score x value) and, for comparison, by score alone:"),
+        (
+            f"Planted value: {estimates['planted_value']:,.0f} {estimates['currency']} "
+            "(hidden kWh x the class tariff). Share of it held by the top alerts "
+            f"({estimates['alerts']} alerts in all), ranked by `rank` (priority = score x value) "
+            "and, for comparison, by score alone:"
+        ),
         "",
         "| top alerts | by rank | by score |",
         "|---:|---:|---:|",
@@ -589,14 +734,22 @@ def render_estimates(estimates: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Measure detection quality on a generated population.")
+    parser = argparse.ArgumentParser(
+        description="Measure detection quality on a generated population."
+    )
     parser.add_argument("--devices", type=int, default=DEFAULT_DEVICES)
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--run-date", default=DEFAULT_RUN_DATE)
-    parser.add_argument("--second-seed", type=int, default=SECOND_SEED,
-                        help="seed of the second population (another season: --second-run-date)")
+    parser.add_argument(
+        "--second-seed",
+        type=int,
+        default=SECOND_SEED,
+        help="seed of the second population (another season: --second-run-date)",
+    )
     parser.add_argument("--second-run-date", default=SECOND_RUN_DATE)
-    parser.add_argument("--no-second", action="store_true", help="measure the first population only")
+    parser.add_argument(
+        "--no-second", action="store_true", help="measure the first population only"
+    )
     parser.add_argument("--report", type=Path, default=REPORT)
     args = parser.parse_args(argv)
 
@@ -610,9 +763,16 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         sections.append(measured[0])
     text = sections[0] + "".join(
-        "\n" + _demoted(section.replace("# Detection quality on a generated population",
-                                         f"# Second population: seed {seed}, run date {run_date}", 1))
-        for section, (seed, run_date) in zip(sections[1:], populations[1:], strict=True))
+        "\n"
+        + _demoted(
+            section.replace(
+                "# Detection quality on a generated population",
+                f"# Second population: seed {seed}, run date {run_date}",
+                1,
+            )
+        )
+        for section, (seed, run_date) in zip(sections[1:], populations[1:], strict=True)
+    )
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.write_text(text, encoding="utf-8")
     print(f"wrote {args.report}")

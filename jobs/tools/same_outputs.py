@@ -2,7 +2,7 @@
 some input day partitions hold? The benchmark's daily case asks both of a small reader
 process after the job's runs (the counts only read Parquet footers).
 
-Run: ``DEBUG=1 python -m jobs.evidence.same_outputs --config C --left OUT1 --right OUT2
+Run: ``DEBUG=1 python -m jobs.tools.same_outputs --config C --left OUT1 --right OUT2
 --run-date D [--count-days D1 D2] --result result.json``.
 
 A table is the same when both sides have the same columns and the same multiset of rows:
@@ -38,39 +38,58 @@ def table_difference(left: DataFrame, right: DataFrame) -> dict[str, Any]:
     if sorted(left.columns) != sorted(right.columns):
         return {"same": False, "columns": [sorted(left.columns), sorted(right.columns)]}
     left_rows, right_rows = as_text(left).cache(), as_text(right).cache()
-    only_left, only_right = left_rows.exceptAll(right_rows).count(), right_rows.exceptAll(left_rows).count()
+    only_left, only_right = (
+        left_rows.exceptAll(right_rows).count(),
+        right_rows.exceptAll(left_rows).count(),
+    )
     rows = [left_rows.count(), right_rows.count()]
-    return {"same": only_left == only_right == 0 and rows[0] == rows[1], "rows": rows,
-            "only_left": only_left, "only_right": only_right}
+    return {
+        "same": only_left == only_right == 0 and rows[0] == rows[1],
+        "rows": rows,
+        "only_left": only_left,
+        "only_right": only_right,
+    }
 
 
 def compare_outputs(spark: SparkSession, left: str, right: str, run_date: str) -> dict[str, Any]:
     """Each published table of ``run_date`` in ``left`` against ``right``."""
     return {
-        table: table_difference(spark.read.parquet(f"{left}/{table}/run_date={run_date}"),
-                                spark.read.parquet(f"{right}/{table}/run_date={run_date}"))
+        table: table_difference(
+            spark.read.parquet(f"{left}/{table}/run_date={run_date}"),
+            spark.read.parquet(f"{right}/{table}/run_date={run_date}"),
+        )
         for table in PUBLISHED_TABLES
     }
 
 
 def day_readings(spark: SparkSession, measurements: str, days: list[str]) -> dict[str, int]:
     """Rows in each input day partition ``measured_date=D`` of the measurements."""
-    return {day: spark.read.parquet(f"{measurements}/{MEASURED_DATE}={day}").count() for day in days}
+    return {
+        day: spark.read.parquet(f"{measurements}/{MEASURED_DATE}={day}").count() for day in days
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Compare two outputs' published tables of a run date.")
-    parser.add_argument("--config", required=True, help="the job config (input path, Spark settings)")
+    parser = argparse.ArgumentParser(
+        description="Compare two outputs' published tables of a run date."
+    )
+    parser.add_argument(
+        "--config", required=True, help="the job config (input path, Spark settings)"
+    )
     parser.add_argument("--left", required=True)
     parser.add_argument("--right", required=True)
     parser.add_argument("--run-date", required=True)
-    parser.add_argument("--count-days", nargs="*", default=[], help="input days whose readings to count")
+    parser.add_argument(
+        "--count-days", nargs="*", default=[], help="input days whose readings to count"
+    )
     parser.add_argument("--result", type=Path, required=True, help="where to write the JSON result")
     args = parser.parse_args(argv)
     spark, _, config = start_spark(app_name=APP_NAME, config_path=args.config)
     result = {
         "tables": compare_outputs(spark, args.left, args.right, args.run_date),
-        "day_readings": day_readings(spark, f"{config['input']['path']}/measurements", args.count_days),
+        "day_readings": day_readings(
+            spark, f"{config['input']['path']}/measurements", args.count_days
+        ),
     }
     args.result.write_text(json.dumps(result, indent=2), encoding="utf-8")
     spark.stop()

@@ -4,7 +4,7 @@ Any job that differences register reads must at least do this, so the benchmark 
 the same conditions as the job (same config, same local Spark settings, its own process) and
 reports the ratio job / floor.
 
-Run: ``DEBUG=1 python -m jobs.evidence.floor --config CONFIG``.
+Run: ``DEBUG=1 python -m jobs.tools.floor --config CONFIG``.
 """
 
 from __future__ import annotations
@@ -25,11 +25,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     spark, _, config = start_spark(app_name=APP_NAME, config_path=args.config)
     started = time.monotonic()
-    readings = read_raw_table(spark, config["input"]["path"], "measurements", config["input"]["format"])
+    readings = read_raw_table(
+        spark, config["input"]["path"], "measurements", config["input"]["format"]
+    )
     (
         readings.repartition("measuring_component_id")
         .sortWithinPartitions("measuring_component_id", "measured_at")
-        .write.format("noop").mode("overwrite").save()
+        .write.format("noop")
+        .mode("overwrite")
+        .save()
     )
     print(f"floor: read and sorted the measurements in {time.monotonic() - started:.1f} s")
     spark.stop()

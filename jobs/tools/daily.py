@@ -9,7 +9,7 @@ For one dataset (the benchmark's, with its day partitions up to the run date):
 3. the daily run of the run date: one new day partition, the rest reused (measured);
 4. the full run of the run date with ``--full-refresh`` into a second output that holds a
    copy of the previous date's published outputs (not its store), so both runs see the same
-   history (measured); then the two outputs are compared (:mod:`jobs.evidence.same_outputs`)
+   history (measured); then the two outputs are compared (:mod:`jobs.tools.same_outputs`)
    and the two reports' counts, findings, alerts and history;
 5. the late file is moved back (with a fresh modification time) and the run date runs again
    in both outputs: incrementally in the daily one, with ``--full-refresh`` in the other
@@ -31,18 +31,9 @@ from typing import Any
 
 from dependencies.progress import echo
 from dependencies.tables import MEASURED_DATE
-from jobs.evidence.common import (
-    PYTHON,
-    RunStats,
-    bench_dir,
-    directory_bytes,
-    ensure_dataset,
-    read_report,
-    run_job,
-    run_measured,
-    write_job_config,
-)
 from jobs.ledger_store import STORE
+from jobs.tools import common
+from jobs.tools.common import RunStats
 
 # The late file's day: this many days before the run date (inside both runs' read range).
 LATE_DAY_BEFORE = 12
@@ -81,7 +72,9 @@ def put_back(aside: Path) -> Path | None:
 
 def copy_published(source: Path, target: Path) -> None:
     """The published outputs of ``source`` (every table and report, not the ledger store)."""
-    shutil.copytree(source, target, ignore=lambda directory, names: [STORE] if Path(directory) == source else [])
+    shutil.copytree(
+        source, target, ignore=lambda directory, names: [STORE] if Path(directory) == source else []
+    )
 
 
 def report_differences(left: dict[str, Any], right: dict[str, Any]) -> list[str]:
@@ -89,56 +82,99 @@ def report_differences(left: dict[str, Any], right: dict[str, Any]) -> list[str]
     return [key for key in COMPARED_REPORT_KEYS if left.get(key) != right.get(key)]
 
 
-def compare_runs(config: Path, run_date: str, outputs: tuple[Path, Path], log: Path,
-                 count_days: tuple[str, ...] = ()) -> dict[str, Any]:
+def compare_runs(
+    config: Path,
+    run_date: str,
+    outputs: tuple[Path, Path],
+    log: Path,
+    count_days: tuple[str, ...] = (),
+) -> dict[str, Any]:
     """The daily and the full output of ``run_date``: their tables (in a reader process),
     their reports, and the readings of ``count_days`` of the input."""
     daily_output, full_output = outputs
     result_path = log.with_suffix(".json")
-    stats = run_measured([PYTHON, "-m", "jobs.evidence.same_outputs", "--config", str(config),
-                          "--left", str(daily_output), "--right", str(full_output), "--run-date", run_date,
-                          "--count-days", *count_days, "--result", str(result_path)], log)
+    stats = common.run_measured(
+        [
+            common.PYTHON,
+            "-m",
+            "jobs.tools.same_outputs",
+            "--config",
+            str(config),
+            "--left",
+            str(daily_output),
+            "--right",
+            str(full_output),
+            "--run-date",
+            run_date,
+            "--count-days",
+            *count_days,
+            "--result",
+            str(result_path),
+        ],
+        log,
+    )
     if stats.exit_code != 0:
-        return {"identical": False, "error": f"reader exit {stats.exit_code}: {stats.output_tail}", "day_readings": {}}
+        return {
+            "identical": False,
+            "error": f"reader exit {stats.exit_code}: {stats.output_tail}",
+            "day_readings": {},
+        }
     found = json.loads(result_path.read_text(encoding="utf-8"))
-    reports = report_differences(read_report(daily_output, run_date), read_report(full_output, run_date))
+    reports = report_differences(
+        common.read_report(daily_output, run_date), common.read_report(full_output, run_date)
+    )
     tables = {table: outcome for table, outcome in found["tables"].items() if not outcome["same"]}
-    return {"identical": not tables and not reports, "different_tables": tables, "different_report_keys": reports,
-            "rows": {table: outcome.get("rows") for table, outcome in found["tables"].items()},
-            "day_readings": found["day_readings"]}
+    return {
+        "identical": not tables and not reports,
+        "different_tables": tables,
+        "different_report_keys": reports,
+        "rows": {table: outcome.get("rows") for table, outcome in found["tables"].items()},
+        "day_readings": found["day_readings"],
+    }
 
 
-def _run(name: str, config: Path, run_date: str, work: Path, extra: tuple[str, ...] = ()) -> dict[str, Any]:
+def _run(
+    name: str, config: Path, run_date: str, work: Path, extra: tuple[str, ...] = ()
+) -> dict[str, Any]:
     echo(f"  {name}: --run-date {run_date} {' '.join(extra)}".rstrip())
-    stats: RunStats = run_job(config, run_date, work / f"{name}.log", extra)
+    stats: RunStats = common.run_job(config, run_date, work / f"{name}.log", extra)
     echo(f"    {stats.seconds:.0f} s, exit {stats.exit_code}")
     return stats.__dict__
 
 
 def _report_figures(output: Path, run_date: str) -> dict[str, Any]:
-    report = read_report(output, run_date)
-    return {"readings": report["counts"]["measurements"]["read"],
-            "components": report["counts"]["measuring_component"]["used"],
-            "stages": report["durations_seconds"], "ledger": report.get("ledger")}
+    report = common.read_report(output, run_date)
+    return {
+        "readings": report["counts"]["measurements"]["read"],
+        "components": report["counts"]["measuring_component"]["used"],
+        "stages": report["durations_seconds"],
+        "ledger": report.get("ledger"),
+    }
 
 
-def bench_daily(devices: int, seed: int, run_date: str,
-                on_step: Callable[[str], None] = lambda part: None) -> dict[str, Any]:
+def bench_daily(
+    devices: int, seed: int, run_date: str, on_step: Callable[[str], None] = lambda part: None
+) -> dict[str, Any]:
     """The daily case at ``devices`` devices of the dataset ``(devices, seed, run_date)``
     (steps in the module's docstring); returns its figures."""
     on_step("data")
-    data = ensure_dataset(devices, seed, run_date)
+    data = common.ensure_dataset(devices, seed, run_date)
     previous_date = _days_before(run_date, 1)
     late_day = _days_before(run_date, LATE_DAY_BEFORE)
-    work = bench_dir() / "bench" / f"daily{devices}"
+    work = common.bench_dir() / "bench" / f"daily{devices}"
     aside = work / "aside"
     put_back(aside)  # an interrupted run's file first
     for directory in ("daily", "full"):
         shutil.rmtree(work / directory, ignore_errors=True)
     daily_output, full_output = work / "daily" / "output", work / "full" / "output"
-    daily_config = write_job_config(work / "daily" / "job_config.json", data, daily_output)
-    full_config = write_job_config(work / "full" / "job_config.json", data, full_output)
-    result: dict[str, Any] = {"devices": devices, "run_date": run_date, "late_day": late_day, "runs": {}}
+    daily_config = common.write_job_config(work / "daily" / "job_config.json", data, daily_output)
+    full_config = common.write_job_config(work / "full" / "job_config.json", data, full_output)
+    result: dict[str, Any] = {
+        "devices": devices,
+        "run_date": run_date,
+        "late_day": late_day,
+        "runs": {},
+    }
     runs = result["runs"]
     echo(f"{devices} devices: the daily case (one file of {late_day} set aside)")
     set_aside(data, late_day, aside)
@@ -156,10 +192,15 @@ def bench_daily(devices: int, seed: int, run_date: str,
             return result
         result["daily"] = _report_figures(daily_output, run_date)
         result["full"] = _report_figures(full_output, run_date)
-        result["store_bytes"] = directory_bytes(daily_output / STORE)
+        result["store_bytes"] = common.directory_bytes(daily_output / STORE)
         on_step("compare")
-        result["same"] = compare_runs(daily_config, run_date, (daily_output, full_output), work / "compare.log",
-                                      (run_date, late_day))
+        result["same"] = compare_runs(
+            daily_config,
+            run_date,
+            (daily_output, full_output),
+            work / "compare.log",
+            (run_date, late_day),
+        )
     finally:
         put_back(aside)
     on_step("late file")
@@ -169,10 +210,17 @@ def bench_daily(devices: int, seed: int, run_date: str,
     if runs["late"]["exit_code"] == 0 and runs["late_full"]["exit_code"] == 0:
         result["late"] = _report_figures(daily_output, run_date)
         on_step("compare")
-        result["same_late"] = compare_runs(daily_config, run_date, (daily_output, full_output),
-                                           work / "compare_late.log", (late_day,))
-    echo(f"  identical: {result['same']['identical']} (daily), "
-         f"{result.get('same_late', {}).get('identical')} (late file)")
+        result["same_late"] = compare_runs(
+            daily_config,
+            run_date,
+            (daily_output, full_output),
+            work / "compare_late.log",
+            (late_day,),
+        )
+    echo(
+        f"  identical: {result['same']['identical']} (daily), "
+        f"{result.get('same_late', {}).get('identical')} (late file)"
+    )
     for directory in ("daily", "full"):
         shutil.rmtree(work / directory / "output", ignore_errors=True)
     return result
@@ -194,7 +242,11 @@ def daily_share(result: dict[str, Any], run: str = "daily", full: str = "full") 
 
 def measured(result: dict[str, Any]) -> bool:
     """Every run of a daily case ended well and its new day's readings were counted."""
-    return "late" in result and "same_late" in result and result["run_date"] in result.get("same", {}).get("day_readings", {})
+    return (
+        "late" in result
+        and "same_late" in result
+        and result["run_date"] in result.get("same", {}).get("day_readings", {})
+    )
 
 
 def share_words(share: float) -> str:
@@ -206,11 +258,16 @@ def _failed_step(result: dict[str, Any]) -> str:
     for name, stats in result["runs"].items():
         if stats["exit_code"] != 0:
             return f"{name} run failed (exit {stats['exit_code']})"
-    return "outputs not compared: " + (result.get("same", {}).get("error") or "the reader failed").splitlines()[0]
+    return (
+        "outputs not compared: "
+        + (result.get("same", {}).get("error") or "the reader failed").splitlines()[0]
+    )
 
 
 def _identical(result: dict[str, Any]) -> str:
-    return ", ".join("yes" if result.get(key, {}).get("identical") else "**no**" for key in ("same", "same_late"))
+    return ", ".join(
+        "yes" if result.get(key, {}).get("identical") else "**no**" for key in ("same", "same_late")
+    )
 
 
 def outside_stages(result: dict[str, Any], run: str, figures: str) -> float:
@@ -222,8 +279,13 @@ def outside_stages(result: dict[str, Any], run: str, figures: str) -> float:
 def _ledger_words(ledger: dict[str, Any] | None) -> str:
     if not ledger:
         return "no ledger section"
-    parts = "; ".join(f"{part['days']} ({part['components']} components: {part['reason']})"
-                      for part in ledger["computed"]) or "nothing"
+    parts = (
+        "; ".join(
+            f"{part['days']} ({part['components']} components: {part['reason']})"
+            for part in ledger["computed"]
+        )
+        or "nothing"
+    )
     return f"{ledger['mode']}, {len(ledger['reused_days'])} days reused, computed: {parts}"
 
 
@@ -235,18 +297,22 @@ def daily_section(daily: list[dict[str, Any]]) -> list[str]:
     lines = [
         "## The daily run: the readings' ledger kept between runs",
         "",
-        ("`python -m jobs.evidence.bench --daily --devices N` (part of `make bench`): the previous "
-         "date's run fills the store under `<output>/_ledger/`; the daily run reads one new day "
-         "and reuses the rest; the full run (`--full-refresh`) computes everything in a second "
-         "output holding a copy of the previous date's published outputs (not its store); their "
-         "alerts, findings, rejects, evidence and reports (counts, findings by rule, alerts, "
-         "history) are compared. Then a late file (one Parquet file of an old day, set aside "
-         "until then) arrives, and the date runs again in both outputs: incrementally, and with "
-         "`--full-refresh`. Times are wall-clock seconds of each process (JVM start included)."),
+        (
+            "`python -m jobs.tools.bench --daily --devices N` (part of `make bench`): the previous "
+            "date's run fills the store under `<output>/_ledger/`; the daily run reads one new day "
+            "and reuses the rest; the full run (`--full-refresh`) computes everything in a second "
+            "output holding a copy of the previous date's published outputs (not its store); their "
+            "alerts, findings, rejects, evidence and reports (counts, findings by rule, alerts, "
+            "history) are compared. Then a late file (one Parquet file of an old day, set aside "
+            "until then) arrives, and the date runs again in both outputs: incrementally, and with "
+            "`--full-refresh`. Times are wall-clock seconds of each process (JVM start included)."
+        ),
         "",
-        ("| devices | readings read | new day's readings | full run (s) | daily run (s) | daily / full "
-         "| late file (s) | its full run (s) | late / full | identical (daily, late) | store (MiB) "
-         "| measured (commit, load) |"),
+        (
+            "| devices | readings read | new day's readings | full run (s) | daily run (s) "
+            "| daily / full | late file (s) | its full run (s) | late / full "
+            "| identical (daily, late) | store (MiB) | measured (commit, load) |"
+        ),
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|",
     ]
     for r in daily:
@@ -257,25 +323,38 @@ def daily_section(daily: list[dict[str, Any]]) -> list[str]:
         runs = r["runs"]
         new_day = r["same"]["day_readings"][r["run_date"]]
         lines.append(
-            f"| {r['devices']:,} | {r['full']['readings']:,} | {new_day:,} | {runs['full']['seconds']:.0f} | "
-            f"{runs['daily']['seconds']:.0f} | {share_words(daily_share(r))} | {runs['late']['seconds']:.0f} | "
-            f"{runs['late_full']['seconds']:.0f} | {share_words(daily_share(r, 'late', 'late_full'))} | "
+            f"| {r['devices']:,} | {r['full']['readings']:,} | {new_day:,} | "
+            f"{runs['full']['seconds']:.0f} | "
+            f"{runs['daily']['seconds']:.0f} | {share_words(daily_share(r))} | "
+            f"{runs['late']['seconds']:.0f} | "
+            f"{runs['late_full']['seconds']:.0f} | "
+            f"{share_words(daily_share(r, 'late', 'late_full'))} | "
             f"{_identical(r)} | {r['store_bytes'] / 2**20:.1f} | {when} |"
         )
-    lines += ["", "Each daily run's stages (seconds, from its report; *outside* is the rest of the process:",
-              "the JVM's start and stop, the config, the small tables) and what it did with the ledger:", ""]
+    lines += [
+        "",
+        "Each daily run's stages (seconds, from its report; *outside* is the rest of the process:",
+        "the JVM's start and stop, the config, the small tables) and what it did with the ledger:",
+        "",
+    ]
     for r in daily:
         if not measured(r):
             continue
         stages = {**r["daily"]["stages"], "outside": round(outside_stages(r, "daily", "daily"), 1)}
-        lines.append(f"- {r['devices']:,} devices, daily run: `{json.dumps(stages)}`; "
-                     f"{_ledger_words(r['daily']['ledger'])}")
-        lines.append(f"- {r['devices']:,} devices, late file in {r['late_day']}: "
-                     f"{_ledger_words(r['late']['ledger'])}")
+        lines.append(
+            f"- {r['devices']:,} devices, daily run: `{json.dumps(stages)}`; "
+            f"{_ledger_words(r['daily']['ledger'])}"
+        )
+        lines.append(
+            f"- {r['devices']:,} devices, late file in {r['late_day']}: "
+            f"{_ledger_words(r['late']['ledger'])}"
+        )
     return lines
 
 
-def daily_targets(daily: list[dict[str, Any]], sizes: tuple[int, ...]) -> list[tuple[str, str, str]]:
+def daily_targets(
+    daily: list[dict[str, Any]], sizes: tuple[int, ...]
+) -> list[tuple[str, str, str]]:
     """The daily case's targets: a daily run at most ``MAX_DAILY_SHARE`` of a full run at each
     of ``sizes``, and its outputs identical to a full run's."""
     rows = []
@@ -288,13 +367,26 @@ def daily_targets(daily: list[dict[str, Any]], sizes: tuple[int, ...]) -> list[t
             rows.append((target, _failed_step(r), "**no**"))
             continue
         share = daily_share(r)
-        rows.append((target, (f"{r['runs']['daily']['seconds']:.0f} s of {r['runs']['full']['seconds']:.0f} s: "
-                              f"{share_words(share)}"), "yes" if share <= MAX_DAILY_SHARE else "**no**"))
+        rows.append(
+            (
+                target,
+                (
+                    f"{r['runs']['daily']['seconds']:.0f} s of "
+                    f"{r['runs']['full']['seconds']:.0f} s: "
+                    f"{share_words(share)}"
+                ),
+                "yes" if share <= MAX_DAILY_SHARE else "**no**",
+            )
+        )
     if daily:
         compared = [r for r in daily if "same" in r and "same_late" in r]
         identical = [r for r in compared if r["same"]["identical"] and r["same_late"]["identical"]]
         sizes_words = ", ".join(f"{r['devices']:,}" for r in daily)
-        rows.append(("daily outputs identical to a full run (and after a late file)",
-                     f"{len(identical)} of {len(daily)} sizes ({sizes_words} devices)",
-                     "yes" if len(identical) == len(daily) else "**no**"))
+        rows.append(
+            (
+                "daily outputs identical to a full run (and after a late file)",
+                f"{len(identical)} of {len(daily)} sizes ({sizes_words} devices)",
+                "yes" if len(identical) == len(daily) else "**no**",
+            )
+        )
     return rows

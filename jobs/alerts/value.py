@@ -11,18 +11,17 @@ alerts into ``rank`` (1 = investigate first). Inputs are the per-device summarie
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from dependencies.frames import Transform
+
 # The tariff of a device without a customer class.
 DEFAULT_TARIFF_CLASS = "RESIDENTIAL"
 # The event rules' per-device kWh in W, summed into the event view.
 EVENT_KWH = ("uninstalled_import_kwh", "rollback_kwh", "export_without_generation_kwh")
-
-Transform = Callable[[DataFrame], DataFrame]
 
 
 def expected_daily_kwh(min_baseline_kwh: float) -> Column:
@@ -75,7 +74,9 @@ def with_value(tariffs: dict[str, Any]) -> Transform:
         per_class = tariffs["per_class"]
         prices = F.create_map(*[F.lit(v) for item in sorted(per_class.items()) for v in item])
         tariff = F.coalesce(
-            F.try_element_at(prices, F.coalesce(F.col("customer_class"), F.lit(DEFAULT_TARIFF_CLASS))),
+            F.try_element_at(
+                prices, F.coalesce(F.col("customer_class"), F.lit(DEFAULT_TARIFF_CLASS))
+            ),
             F.lit(float(per_class[DEFAULT_TARIFF_CLASS])),
         )
         value = F.col("estimated_unbilled_kwh") * tariff
@@ -91,5 +92,7 @@ def with_value(tariffs: dict[str, Any]) -> Transform:
 def ranked(alerts: DataFrame) -> DataFrame:
     """Alerts -> ``rank``: 1, 2, ... by priority descending, then score descending, then
     device id (dense and deterministic), among the alerts of the same window (the run date)."""
-    order = Window.partitionBy("window_end").orderBy(F.desc("priority"), F.desc("score"), "device_id")
+    order = Window.partitionBy("window_end").orderBy(
+        F.desc("priority"), F.desc("score"), "device_id"
+    )
     return alerts.withColumn("rank", F.row_number().over(order))

@@ -16,11 +16,20 @@ from pyspark.sql import functions as F
 
 from dependencies.run_window import RunWindow
 from jobs import rules
-from jobs.alert_value import expected_daily_kwh
+from jobs.alerts.value import expected_daily_kwh
 
 # The period of a day, as the evidence table names it.
 PERIOD_NAMES = {rules.BASELINE: "baseline", rules.WINDOW: "window"}
-DAY_COLUMNS = ("device_id", "rank", "day", "period", "import_kwh", "export_kwh", "has_data", "expected_daily_kwh")
+DAY_COLUMNS = (
+    "device_id",
+    "rank",
+    "day",
+    "period",
+    "import_kwh",
+    "export_kwh",
+    "has_data",
+    "expected_daily_kwh",
+)
 # The device's columns, repeated on each of its rows.
 DEVICE_COLUMNS = ("window_hourly_kwh", "baseline_hourly_kwh", "findings")
 COLUMNS = (*DAY_COLUMNS, *DEVICE_COLUMNS)
@@ -50,9 +59,9 @@ def evidence_table(
     fired = findings.groupBy("device_id").agg(
         F.array_sort(F.collect_list(F.struct("rule", "metric"))).alias("findings")
     )
-    period = F.when(F.col("day") >= F.lit(window.window_start_date), PERIOD_NAMES[rules.WINDOW]).otherwise(
-        PERIOD_NAMES[rules.BASELINE]
-    )
+    period = F.when(
+        F.col("day") >= F.lit(window.window_start_date), PERIOD_NAMES[rules.WINDOW]
+    ).otherwise(PERIOD_NAMES[rules.BASELINE])
     return (
         grid.join(daily, ["device_id", "day"], "left")
         .join(devices, "device_id", "left")
@@ -68,7 +77,9 @@ def collect_rows(evidence: DataFrame) -> list[dict[str, Any]]:
     device's own columns are collected once and shared by its rows: a 40th of the data."""
     per_device = {
         row["device_id"]: row.asDict(recursive=True)
-        for row in evidence.dropDuplicates(["device_id"]).select("device_id", *DEVICE_COLUMNS).collect()
+        for row in evidence.dropDuplicates(["device_id"])
+        .select("device_id", *DEVICE_COLUMNS)
+        .collect()
     }
     days = evidence.select(*DAY_COLUMNS).orderBy("rank", "day").collect()
     return [{**day.asDict(), **per_device[day["device_id"]]} for day in days]

@@ -1,0 +1,111 @@
+"""What a run reports: the run report (JSON), its HTML page, and the terminal summary.
+
+Only small, bounded results are collected here: counts, the top alerts and their evidence.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from dependencies.logging import redact
+from dependencies.run_window import RunWindow
+from dependencies.text_table import text_table
+from jobs import rules
+from jobs.alerts.evidence import collect_rows
+from jobs.alerts.page import render_alerts_html
+from jobs.inputs import Checked
+from jobs.run import Run
+
+# The end-of-run summary: row statuses per table, the top alerts and their columns.
+SUMMARY_ROW_STATUSES = ("used", "rejected", "deduplicated", "outside_window")
+SUMMARY_ALERT_COLUMNS = ("rank", "device_id", "score", "estimated_value", "status", "rules")
+SUMMARY_TOP_ALERTS = 10
+
+
+def build_report(
+    spark: SparkSession,
+    config: dict[str, Any],
+    run: Run,
+    window: RunWindow,
+    counts: dict[str, dict[str, Any]],
+    checked: Checked,
+    findings: DataFrame,
+    alerts: DataFrame,
+) -> dict[str, Any]:
+    """The run report: parameters, per-table counts, findings per rule, alerts, durations."""
+    component_types = checked.used("measuring_component").groupBy("component_type").count()
+    return {
+        "run_id": run.run_id,
+        "run_date": run.run_date.isoformat(),
+        "run_started_at": run.started_at.isoformat().replace("+00:00", "Z"),
+        "parameters": {
+            "config": run.config_path,
+            "config_values": redact(config),  # the whole merged config, secrets masked
+            "input": config["input"],
+            "output": config["output"],
+            "window_start": window.window_start_date.isoformat(),
+            "window_end": window.run_date.isoformat(),
+            "baseline_start": window.baseline_start_date.isoformat(),
+            "window_days": window.window_days,
+            "baseline_days": window.baseline_days,
+            "rules": config["rules"],  # the thresholds the alerts report quotes
+        },
+        "counts": counts,
+        # Types other than IMPORT_KWH, EXPORT_KWH and TAMPER_COUNT are kept and ignored.
+        "component_types": {
+            row["component_type"]: row["count"]
+            for row in component_types.orderBy("component_type").collect()
+        },
+        "findings_by_rule": rules.count_by_rule(findings),
+        "alerts": alerts.count(),
+        "spark_application_id": spark.sparkContext.applicationId,
+        "durations_seconds": run.timer.seconds,
+    }
+
+
+def report_page(
+    report: dict[str, Any],
+    alerts: DataFrame,
+    evidence_rows: DataFrame,
+    config: dict[str, Any],
+    command: str,
+) -> str:
+    """The run's HTML report: its summary, the ``evidence_max_devices`` highest-ranked alerts
+    and their evidence (small, bounded frames: the only rows collected)."""
+    top = alerts.where(F.col("rank") <= config["evidence_max_devices"]).orderBy("rank")
+    return render_alerts_html(
+        report,
+        [row.asDict(recursive=True) for row in top.collect()],
+        collect_rows(evidence_rows),
+        config["tariffs"]["currency"],
+        command,
+    )
+
+
+def print_summary(report: dict[str, Any], paths: dict[str, str], alerts: DataFrame) -> None:
+    """What the run read and found, as aligned tables for a person at a terminal: rows per
+    table and status, findings per rule, the top alerts, the published paths."""
+    columns = alerts.orderBy("rank").select(*SUMMARY_ALERT_COLUMNS, "currency")
+    top = [row.asDict() for row in columns.limit(SUMMARY_TOP_ALERTS).collect()]
+    currency = top[0]["currency"] if top else ""
+    rows = [{"table": table, **entry} for table, entry in report["counts"].items()]
+    findings = [
+        {"rule": rule, "findings": number} for rule, number in report["findings_by_rule"].items()
+    ]
+    outputs = [{"output": name, "path": path} for name, path in paths.items()]
+    found = f"{report['alerts']} alerts"
+    print(
+        "\n\n".join(
+            [
+                f"datalake run {report['run_id']} for {report['run_date']}: {found}",
+                text_table(rows, ("table", "read", *SUMMARY_ROW_STATUSES)),
+                text_table(findings, ("rule", "findings")),
+                f"top {len(top)} of {report['alerts']} alerts (value in {currency}):\n"
+                + text_table(top, SUMMARY_ALERT_COLUMNS, {"estimated_value": ",.2f"}),
+                text_table(outputs, ("output", "path")),
+            ]
+        )
+    )
