@@ -217,8 +217,10 @@ def test_a_setting_the_submitted_session_lacks_is_named(
     # GIVEN the job spark-submitted with --driver-memory 1g, its config (the bundled defaults)
     # asking for 8g
     finished = cluster_run_started.result()
-    # THEN the run says so, with the option that would apply it, instead of ignoring it
+    # THEN the run's log (the console, on stdout) says so, with the option that would apply
+    # it, instead of ignoring it
     assert (
-        "config setting spark[spark.driver.memory] is not applied: the session spark-submit "
-        "started has another value (pass --conf spark.driver.memory=8g to spark-submit)"
-    ) in finished.stderr
+        "config setting spark[spark.driver.memory] is not applied: "
+        "the session spark-submit started has another value (pass --conf spark.driver.memory=8g "
+        "to spark-submit)"
+    ) in finished.stdout
