@@ -26,9 +26,17 @@ SUBMIT = $(PYTHON) -m dependencies.submit --spark-submit $(VENV)/bin/spark-submi
 PACKAGE_SOURCES = Pipfile.lock build_dependencies.sh dependencies/packaging.py configs/datalake_config.json \
 	$(wildcard dependencies/*.py jobs/*.py jobs/alerts/*.py)
 
-.PHONY: install test-servers run test lint package submit backfill generate quality bench clean
+.PHONY: install jars test-servers run test lint package submit backfill generate quality bench clean
 
-install: $(STAMP) test-servers
+install: $(STAMP) jars test-servers
+
+# The JVM packages beside Spark's own (dependencies/jars.py: Delta Lake, S3A), fetched once
+# with Maven into ~/.m2/repository; Maven itself from Debian/Ubuntu when missing.
+jars: $(STAMP)
+	@command -v mvn >/dev/null 2>&1 || { \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends maven; }
+	@$(PYTHON) -m dependencies.jars
 
 $(STAMP): Pipfile Pipfile.lock
 	@java -version >/dev/null 2>&1 && [ "$$(java -version 2>&1 | sed -nE 's/.*version "([0-9]+).*/\1/p' | head -1)" -ge 17 ] \

@@ -1,15 +1,15 @@
-"""Idempotent, all-or-nothing publishing of one run date's outputs.
+"""Idempotent publishing of one run date's outputs, as Delta Lake tables.
 
-Every output is first written complete under ``_staging/run_date=D/<run id>/``, the report
-too (beside the run's intermediate tables under ``_work/``, which are never published). Only
-then are the partitions ``<table>/run_date=D/`` swapped in by directory renames through
-Hadoop's FileSystem API: D's old report is moved aside first and the new report goes
-in last, so a run date whose report is there is complete. Other run dates are never touched,
-and a re-run for the same date replaces exactly that date's partitions.
+Every output is first written complete under ``_staging/run_date=D/<run id>/`` (beside the
+run's intermediate tables under ``_work/``, which are never published). Publishing then
+removes D's report (from here on D reads as incomplete), replaces exactly D's rows of each
+table in one Delta commit per table (``replaceWhere run_date = D``), and writes D's HTML page
+and, last, its report under ``reports/run_date=D/``: a run date whose report is there is
+complete. Other run dates are never touched; a re-run replaces exactly its date, and the
+tables' history (time travel) keeps what every earlier run published.
 
-The swap can always be undone from what is on disk: a partition moved aside waits in
-``<run id>_retired/``, and that directory exists from the first step of the swap on. A swap
-that fails is undone at once; one that was killed is undone by the next run of the date.
+A reader never sees half a commit; one that wants only complete dates reads those with a
+report (:func:`latest_complete_run_date`, :func:`read_published`).
 """
 
 from __future__ import annotations
@@ -22,15 +22,17 @@ from datetime import date
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 REPORT_TABLE = "reports"
 REPORT_FILE = "report.json"
-# The investigator's page, published beside the report (same directory, same swap).
+# The investigator's page, published beside the report (same directory, written just before).
 REPORT_PAGE = "alerts.html"
 STAGING = "_staging"
 # Intermediate tables of a run, under its staging directory; never published.
 WORK = "_work"
-RETIRED = "_retired"
+# The column every published table is partitioned by.
+RUN_DATE = "run_date"
 # Sort keys that make each output's rows come out in one deterministic order.
 ORDER = {
     "alerts": ("rank",),
@@ -38,7 +40,8 @@ ORDER = {
     "rejects": ("table", "reason", "record"),
     "evidence": ("rank", "day"),
 }
-# The published tables in swap order: the report, the completion marker, last.
+# Everything published for a run date, in publishing order: the report, the completion
+# marker, last.
 PUBLISHED = (*ORDER, REPORT_TABLE)
 
 
@@ -144,8 +147,20 @@ class HadoopFs:
 
 
 def partition_path(output_path: str, table: str, run_date: date) -> str:
-    """Where ``table``'s output for ``run_date`` is published."""
-    return f"{output_path.rstrip('/')}/{table}/run_date={run_date.isoformat()}"
+    """The directory of ``table``'s partition for ``run_date`` (the report's: a plain
+    directory; a Delta table's: read it with :func:`read_published`, not as files)."""
+    return f"{table_path(output_path, table)}/{RUN_DATE}={run_date.isoformat()}"
+
+
+def table_path(output_path: str, table: str) -> str:
+    """Where published ``table`` lies (a Delta table, but for the reports' directory)."""
+    return f"{output_path.rstrip('/')}/{table}"
+
+
+def read_published(spark: SparkSession, output_path: str, table: str, run_date: date) -> DataFrame:
+    """The rows of ``table`` published for ``run_date``, without the partition column."""
+    published = spark.read.format("delta").load(table_path(output_path, table))
+    return published.where(F.col(RUN_DATE) == F.lit(run_date)).drop(RUN_DATE)
 
 
 def staging_root(output_path: str, run_date: date) -> str:
@@ -159,16 +174,14 @@ def staging_directory(
 ) -> Iterator[str]:
     """This run's fresh staging directory, for the block's writes.
 
-    First undoes whatever an earlier, killed run of ``run_date`` left half done. If the block
-    fails, the date's staging directory is removed and nothing else has changed."""
+    First removes whatever an earlier, killed run of ``run_date`` left staged. Whether the
+    block succeeds or fails, the date's staging directory is gone after it."""
     fs = HadoopFs(spark, output_path)
-    restore(fs, output_path, run_date)
-    root = staging_root(output_path, run_date)
+    remove_staging(fs, output_path, run_date)
     try:
-        yield f"{root}/{run_id}"
-    except BaseException:
+        yield f"{staging_root(output_path, run_date)}/{run_id}"
+    finally:
         remove_staging(fs, output_path, run_date)
-        raise
 
 
 def stage_work(frame: DataFrame, staging: str, name: str) -> DataFrame:
@@ -177,12 +190,12 @@ def stage_work(frame: DataFrame, staging: str, name: str) -> DataFrame:
     re-planning) everything behind them. It goes when the staging directory does."""
     path = f"{staging}/{WORK}/{name}"
     frame.write.mode("overwrite").parquet(path)
-    return frame.sparkSession.read.parquet(path)
+    return frame.sparkSession.read.schema(frame.schema).parquet(path)
 
 
 def stage_report_page(spark: SparkSession, staging: str, text: str) -> None:
-    """Write the run's HTML page into its staged report directory: :func:`publish` swaps it
-    in with the report."""
+    """Write the run's HTML page into its staging directory: :func:`publish` publishes it
+    with the report."""
     HadoopFs(spark, staging).write_text(f"{staging}/{REPORT_TABLE}/{REPORT_PAGE}", text)
 
 
@@ -192,10 +205,9 @@ def latest_complete_run_date(
     """The latest run date in ``[earliest, before)`` whose report is published (a complete
     run) under ``output_path``; None if there is none."""
     fs = HadoopFs(spark, output_path)
-    reports = f"{output_path.rstrip('/')}/{REPORT_TABLE}"
-    prefix = "run_date="
+    prefix = f"{RUN_DATE}="
     dates = []
-    for name in fs.children(reports):
+    for name in fs.children(table_path(output_path, REPORT_TABLE)):
         try:
             day = date.fromisoformat(name.removeprefix(prefix)) if name.startswith(prefix) else None
         except ValueError:
@@ -219,62 +231,44 @@ def stage_outputs(outputs: dict[str, DataFrame], staging: str) -> dict[str, Data
             .write.mode("overwrite")
             .parquet(f"{staging}/{table}")
         )
-        staged[table] = frame.sparkSession.read.parquet(f"{staging}/{table}")
+        staged[table] = frame.sparkSession.read.schema(frame.schema).parquet(f"{staging}/{table}")
     return staged
+
+
+def commit_table(frame: DataFrame, output_path: str, table: str, run_date: date) -> None:
+    """Replace ``run_date``'s rows of Delta table ``table`` by ``frame``'s, in one commit
+    (the table is created, partitioned by run date, on its first commit)."""
+    (
+        frame.withColumn(RUN_DATE, F.lit(run_date))
+        .write.format("delta")
+        .mode("overwrite")
+        .option("replaceWhere", f"{RUN_DATE} = '{run_date.isoformat()}'")
+        .partitionBy(RUN_DATE)
+        .save(table_path(output_path, table))
+    )
 
 
 def publish(
     spark: SparkSession, staging: str, report: dict[str, Any], output_path: str, run_date: date
 ) -> dict[str, str]:
-    """Swap every staged output into place for ``run_date``, the report last; return the
-    published paths. If any step fails, the previous outputs of ``run_date`` are put back."""
+    """Publish every staged output for ``run_date``: its old report goes first, then each
+    table's rows are replaced in one commit, then the page and the report are written.
+    Returns the published paths (the tables', and the report's directory)."""
     fs = HadoopFs(spark, output_path)
-    fs.write_text(
-        f"{staging}/{REPORT_TABLE}/{REPORT_FILE}", json.dumps(report, indent=2, sort_keys=True)
-    )
-    retired = f"{staging}{RETIRED}"
-    try:
-        fs.mkdirs(retired)  # from here on the swap is under way, and can be undone
-        retire(fs, output_path, REPORT_TABLE, run_date, retired)  # D now reads as incomplete
-        for table in PUBLISHED:
-            if table != REPORT_TABLE:
-                retire(fs, output_path, table, run_date, retired)
-            fs.rename(f"{staging}/{table}", partition_path(output_path, table, run_date))
-    except BaseException:
-        restore(fs, output_path, run_date)
-        raise
-    remove_staging(fs, output_path, run_date)
-    return {table: partition_path(output_path, table, run_date) for table in PUBLISHED}
-
-
-def retire(fs: HadoopFs, output_path: str, table: str, run_date: date, retired: str) -> None:
-    """Move ``table``'s published partition for ``run_date``, if any, aside into ``retired``."""
-    target = partition_path(output_path, table, run_date)
-    if fs.exists(target):
-        fs.rename(target, f"{retired}/{table}")
-
-
-def restore(fs: HadoopFs, output_path: str, run_date: date) -> None:
-    """Undo every swap of ``run_date`` that started and did not finish, then remove the
-    date's staging directory.
-
-    A swap started once ``<run id>_retired`` exists, and finished once the staged report is
-    gone (it moves last). Undoing it moves each partition it swapped in back to staging,
-    then each retired one back into place, the report last; each step can be repeated, so
-    a restore that is itself interrupted is completed by the next one."""
-    root = staging_root(output_path, run_date)
-    for name in fs.children(root):
-        staging, retired = f"{root}/{name}", f"{root}/{name}{RETIRED}"
-        started = not name.endswith(RETIRED) and fs.exists(retired)
-        if not started or not fs.exists(f"{staging}/{REPORT_TABLE}"):
-            continue
-        for table in PUBLISHED:
-            target = partition_path(output_path, table, run_date)
-            if not fs.exists(f"{staging}/{table}") and fs.exists(target):
-                fs.rename(target, f"{staging}/{table}")
-            if fs.exists(f"{retired}/{table}"):
-                fs.rename(f"{retired}/{table}", target)
-    remove_staging(fs, output_path, run_date)
+    report_directory = partition_path(output_path, REPORT_TABLE, run_date)
+    fs.delete(report_directory)  # D now reads as incomplete
+    for table in ORDER:
+        commit_table(spark.read.parquet(f"{staging}/{table}"), output_path, table, run_date)
+    page = f"{staging}/{REPORT_TABLE}/{REPORT_PAGE}"
+    if fs.exists(page):
+        fs.rename(page, f"{report_directory}/{REPORT_PAGE}")
+    text = json.dumps(report, indent=2, sort_keys=True)
+    fs.write_text(f"{staging}/{REPORT_TABLE}/{REPORT_FILE}", text)
+    fs.rename(f"{staging}/{REPORT_TABLE}/{REPORT_FILE}", f"{report_directory}/{REPORT_FILE}")
+    return {
+        **{table: table_path(output_path, table) for table in ORDER},
+        REPORT_TABLE: report_directory,
+    }
 
 
 def remove_staging(fs: HadoopFs, output_path: str, run_date: date) -> None:

@@ -12,10 +12,14 @@ from pyspark.sql import SparkSession
 
 import __main__
 from dependencies.config import find_config_file, load_config
+from dependencies.jars import DELTA_SESSION_CONFIG, class_path
 from dependencies.logging import build_logger
 
-# Settings that must hold in every context: timestamps are UTC everywhere.
-REQUIRED_SPARK_CONFIG = {"spark.sql.session.timeZone": "UTC"}
+# Settings that must hold in every context: timestamps are UTC everywhere, and the
+# published tables are Delta tables.
+REQUIRED_SPARK_CONFIG = {"spark.sql.session.timeZone": "UTC", **DELTA_SESSION_CONFIG}
+# Where a local session finds the packages of dependencies/jars.py.
+DRIVER_CLASS_PATH = "spark.driver.extraClassPath"
 # The master of a local session whose config's ``spark`` section names none.
 LOCAL_MASTER = "local[*]"
 # Settings a running session still takes (the others are fixed when its JVM starts).
@@ -38,13 +42,18 @@ def session_builder(
     app_name: str, spark_config: Mapping[str, str], local: bool
 ) -> SparkSession.Builder:
     """A builder: with ``local``, the config's ``spark`` settings (``spark.master``, else
-    :data:`LOCAL_MASTER`; ``spark.jars.packages``, ``spark.files`` ...), otherwise only the
-    app name and the settings every context needs (spark-submit supplies the rest)."""
+    :data:`LOCAL_MASTER`; ``spark.jars.packages``, ``spark.files`` ...) and the job's
+    packages on the driver's class path, otherwise only the app name and the settings every
+    context needs (spark-submit supplies the rest, the packages with ``--jars``)."""
     builder = SparkSession.builder.appName(app_name)
     if local:
         builder = builder.master(spark_config.get("spark.master", LOCAL_MASTER))
         for key, value in spark_config.items():
             builder = builder.config(key, value)
+        own = spark_config.get(DRIVER_CLASS_PATH)
+        builder = builder.config(
+            DRIVER_CLASS_PATH, os.pathsep.join(filter(None, (class_path(), own)))
+        )
     for key, value in REQUIRED_SPARK_CONFIG.items():
         builder = builder.config(key, value)
     return builder

@@ -6,9 +6,14 @@ never overlap), runs ``spark-submit --py-files packages.zip --files CONFIG
 jobs/datalake_job.py --run-date D`` once per date, stops at the first failure, prints a
 summary, and exits with the job's exit code (``EXIT_*`` in dependencies/exit_codes.py).
 
-The lock is an exclusive flock(2) on ``<lock-dir>/datalake-<hash of the output path>.lock``,
-held until spark-submit ends (the child process inherits it). A second run exits at once
-with ``EXIT_LOCK_BUSY``, or first waits up to ``--lock-wait`` seconds for the lock.
+For a local output the lock is an exclusive flock(2) on
+``<lock-dir>/datalake-<hash of the output path>.lock``, held until spark-submit ends (the child
+process inherits it). For an ``s3://`` output it is the object ``<output path>/_lock.json``,
+created with a conditional put (``If-None-Match: *``) and naming its holder and an expiry: a
+heartbeat thread renews the expiry while spark-submit runs (``If-Match`` our ETag), the end of
+the run deletes it, and a lock whose expiry has passed (its holder died) is taken over, again
+with ``If-Match``, so that only one of the runs racing for it wins. Either way a second run
+exits at once with ``EXIT_LOCK_BUSY``, or first waits up to ``--lock-wait`` seconds for the lock.
 """
 
 from __future__ import annotations
@@ -17,30 +22,43 @@ import argparse
 import fcntl
 import fnmatch
 import hashlib
+import json
 import os
 import shlex
+import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
+
+from botocore.exceptions import ClientError
 
 from dependencies import s3
 from dependencies.config import CONFIG_GLOB, ConfigError, load_config
 from dependencies.exit_codes import (
     EXIT_BAD_CONFIG,
     EXIT_CODE_NAMES,
+    EXIT_FAILED,
     EXIT_LOCK_BUSY,
     EXIT_OK,
 )
+from dependencies.jars import MissingJars, jar_paths, packages
 
 REPO = Path(__file__).resolve().parent.parent
 ENTRY_FILE = REPO / "jobs" / "datalake_job.py"
 LOCK_POLL_SECONDS = 1.0
+LOCK_OBJECT = "_lock.json"
+LOCK_TTL_SECONDS = 15 * 60.0
+# S3's answers to a conditional write on the lock object that is not ours (any more): the
+# condition failed, a concurrent conditional write won, or the object is gone.
+NOT_OURS_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey"})
 
 
 class LockBusy(RuntimeError):
@@ -59,6 +77,7 @@ class Submission:
     extra_args: tuple[str, ...] = ()
     job_args: tuple[str, ...] = ()
     spark_config: tuple[tuple[str, str], ...] = ()
+    jars: tuple[str, ...] = ()
 
     def command(self, run_date: date) -> list[str]:
         """The spark-submit command line of the run for ``run_date``.
@@ -66,7 +85,8 @@ class Submission:
         A local config travels with ``--files`` (the job finds it in SparkFiles); an
         ``s3://`` config is passed to the job as ``--config``, which reads it with boto3.
         The config's ``spark`` settings are ``--conf`` options (the session is started with
-        them), before ``extra_args``, whose own ``--conf`` wins."""
+        them), before ``extra_args``, whose own ``--conf`` wins. The ``jars`` (Delta Lake's,
+        S3A's) go to the driver and the executors with ``--jars``."""
         job_args = ["--run-date", run_date.isoformat(), *self.job_args]
         files: list[str] = []
         if s3.is_s3_url(self.config):
@@ -82,6 +102,7 @@ class Submission:
             "--py-files",
             str(Path(self.package).resolve()),
             *files,
+            *(["--jars", ",".join(self.jars)] if self.jars else []),
             *[
                 option
                 for key, value in self.spark_config
@@ -130,6 +151,169 @@ def output_lock(path: Path, wait_seconds: float, holder: str) -> Iterator[int]:
         os.close(fd)
 
 
+class S3LockObject:
+    """The lock object of an S3 output: conditional puts, reads and deletes of its record."""
+
+    def __init__(self, client: Any, output_path: str) -> None:
+        self.client = client
+        self.url = f"{output_path.rstrip('/')}/{LOCK_OBJECT}"
+        self.bucket, self.key = s3.split_url(self.url)
+
+    def put(self, body: bytes, **condition: str) -> str | None:
+        """Write ``body`` if ``condition`` (``IfNoneMatch``/``IfMatch``) holds; its new ETag,
+        or None when it does not (another run holds the lock, or took it over)."""
+        with s3.explained(self.url):
+            try:
+                return self.client.put_object(
+                    Bucket=self.bucket,
+                    Key=self.key,
+                    Body=body,
+                    ContentType="application/json",
+                    **condition,
+                )["ETag"]
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") in NOT_OURS_CODES:
+                    return None
+                raise
+
+    def read(self) -> tuple[dict[str, str], bytes, str] | None:
+        """The holder's record (empty if unreadable), the body and its ETag; None if there is
+        no lock object (any more)."""
+        with s3.explained(self.url):
+            try:
+                found = self.client.get_object(Bucket=self.bucket, Key=self.key)
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") in NOT_OURS_CODES:
+                    return None
+                raise
+            body = found["Body"].read()
+        try:
+            record = json.loads(body)
+        except ValueError:
+            record = {}
+        return (record if isinstance(record, dict) else {}), body, found["ETag"]
+
+    def delete(self, etag: str) -> None:
+        """Delete the object if it is still the one with ``etag`` (else it is not ours)."""
+        with s3.explained(self.url):
+            try:
+                self.client.delete_object(Bucket=self.bucket, Key=self.key, IfMatch=etag)
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") not in NOT_OURS_CODES:
+                    raise
+
+
+def utc_text(instant: datetime) -> str:
+    """An instant as ISO 8601 UTC text, to the millisecond: ``2026-11-15T02:30:00.000Z``."""
+    return instant.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def lock_body(record: Mapping[str, str], ttl_seconds: float) -> bytes:
+    """The lock object's JSON: ``record`` (owner, run, acquired_at) expiring ``ttl_seconds``
+    from now."""
+    expires_at = utc_text(datetime.now(UTC) + timedelta(seconds=ttl_seconds))
+    return json.dumps({**record, "expires_at": expires_at}).encode("utf-8")
+
+
+def has_expired(record: Mapping[str, str]) -> bool:
+    """Whether the holder's ``expires_at`` has passed (a record without one never expires)."""
+    try:
+        return datetime.fromisoformat(record["expires_at"]) <= datetime.now(UTC)
+    except (KeyError, TypeError, ValueError):
+        return False
+
+
+class LockHeartbeat(threading.Thread):
+    """Renews the lock's expiry every third of its TTL while the run holds it; warns on
+    stderr when a renewal finds that another run has taken the lock over."""
+
+    def __init__(
+        self, lock: S3LockObject, record: Mapping[str, str], etag: str, ttl_seconds: float
+    ) -> None:
+        super().__init__(name="datalake-lock-heartbeat", daemon=True)
+        self.lock = lock
+        self.record = record
+        self.etag = etag
+        self.ttl_seconds = ttl_seconds
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.wait(self.ttl_seconds / 3):
+            try:
+                etag = self.lock.put(lock_body(self.record, self.ttl_seconds), IfMatch=self.etag)
+            except s3.AwsError as error:
+                warn(f"cannot renew the lock ({error}); trying again")
+                continue
+            if etag is None:
+                warn(
+                    f"lost the lock {self.lock.url}: another run took it over, "
+                    "and may write the same output as this one"
+                )
+                return
+            self.etag = etag
+
+    def stop(self) -> str:
+        """Stop renewing; the ETag of the lock object as this run last wrote it."""
+        self.stopping.set()
+        self.join()
+        return self.etag
+
+
+def warn(message: str) -> None:
+    """One warning line of the submission on stderr."""
+    print(f"datalake submit: warning: {message}", file=sys.stderr, flush=True)
+
+
+@contextmanager
+def s3_output_lock(
+    aws_config: Mapping[str, Any],
+    output_path: str,
+    wait_seconds: float,
+    owner: str,
+    run: str,
+    ttl_seconds: float = LOCK_TTL_SECONDS,
+) -> Iterator[str]:
+    """Hold the lock object ``<output_path>/_lock.json`` (see the module docstring) for
+    ``owner`` (``host:pid``) and ``run`` (its dates); yield its URL. Raise :class:`LockBusy`
+    if another run still holds it after ``wait_seconds``, :class:`s3.AwsError` if S3 fails."""
+    lock = S3LockObject(s3.client(aws_config), output_path)
+    record = {"owner": owner, "run": run, "acquired_at": utc_text(datetime.now(UTC))}
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        body = lock_body(record, ttl_seconds)
+        etag = lock.put(body, IfNoneMatch="*")
+        if etag is not None:
+            break
+        held = lock.read()
+        if held is None:  # released in the meantime
+            continue
+        holder, held_body, held_etag = held
+        if held_body == body:  # our own put, retried by botocore after S3 had stored it
+            etag = held_etag
+            break
+        if has_expired(holder):
+            etag = lock.put(body, IfMatch=held_etag)
+            if etag is not None:
+                break
+            continue  # another run took it over first: see who holds it now
+        if time.monotonic() >= deadline:
+            raise LockBusy(
+                f"{lock.url} is held by {holder.get('owner', '?')}, "
+                f"run dates {holder.get('run', '?')}, until {holder.get('expires_at', '?')}"
+            )
+        time.sleep(LOCK_POLL_SECONDS)
+    heartbeat = LockHeartbeat(lock, record, etag, ttl_seconds)
+    heartbeat.start()
+    try:
+        yield lock.url
+    finally:
+        etag = heartbeat.stop()
+        try:
+            lock.delete(etag)
+        except s3.AwsError as error:
+            warn(f"cannot release the lock ({error}); it expires {ttl_seconds:g} s after the run")
+
+
 def run_dates(first: date, last: date) -> list[date]:
     """Every date from ``first`` to ``last``, both included."""
     return [first + timedelta(days=offset) for offset in range((last - first).days + 1)]
@@ -157,16 +341,37 @@ def summary(dates: Sequence[date], codes: Sequence[int]) -> list[str]:
     return [*lines, f"datalake submit: {head}"]
 
 
-def submit_all(submission: Submission, dates: Sequence[date], lock_fd: int) -> list[int]:
-    """Run spark-submit once per date, in order, until one fails; return the exit codes."""
+def submit_all(
+    submission: Submission, dates: Sequence[date], pass_fds: tuple[int, ...] = ()
+) -> list[int]:
+    """Run spark-submit once per date, in order, until one fails; return the exit codes.
+    ``pass_fds`` (the flock's descriptor) stay open in spark-submit."""
     codes = []
     for run_date in dates:
         command = submission.command(run_date)
         print(f"datalake submit: {run_date}: {shlex.join(command)}", flush=True)
-        codes.append(subprocess.run(command, check=False, pass_fds=(lock_fd,)).returncode)
+        codes.append(subprocess.run(command, check=False, pass_fds=pass_fds).returncode)
         if codes[-1] != EXIT_OK:
             break
     return codes
+
+
+@contextmanager
+def run_lock(
+    config: Mapping[str, Any], lock_dir: str, wait_seconds: float, dates: Sequence[date]
+) -> Iterator[tuple[int, ...]]:
+    """Hold the lock of the config's output for the run of ``dates``: the S3 lock object for
+    an S3 output, else the flock in ``lock_dir``; yield the descriptors spark-submit keeps."""
+    output = config["output"]["path"]
+    run = f"{dates[0]}..{dates[-1]}"
+    if s3.is_s3_url(output):
+        owner = f"{socket.gethostname()}:{os.getpid()}"
+        with s3_output_lock(config["aws"], output, wait_seconds, owner, run):
+            yield ()
+    else:
+        holder = f"pid {os.getpid()}, run dates {run}, since {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}"
+        with output_lock(lock_path(output, lock_dir), wait_seconds, holder) as lock_fd:
+            yield (lock_fd,)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -211,6 +416,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"datalake submit: bad config: {error}", file=sys.stderr)
         return EXIT_BAD_CONFIG
+    try:
+        job_jars = jar_paths(packages((config["input"]["path"], config["output"]["path"])))
+    except MissingJars as error:
+        print(f"datalake submit: {error}", file=sys.stderr)
+        return EXIT_FAILED
     submission = Submission(
         args.spark_submit,
         args.master,
@@ -220,21 +430,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         tuple(shlex.split(args.submit_args)),
         tuple(shlex.split(args.job_args)),
         tuple((key, str(value)) for key, value in config["spark"].items()),
+        tuple(str(path) for path in job_jars),
     )
-    lock = lock_path(config["output"]["path"], args.lock_dir)
-    holder = (
-        f"pid {os.getpid()}, run dates {dates[0]}..{dates[-1]}, "
-        f"since {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}"
-    )
+    output = config["output"]["path"]
     try:
-        with output_lock(lock, args.lock_wait, holder) as lock_fd:
-            codes = submit_all(submission, dates, lock_fd)
+        with run_lock(config, args.lock_dir, args.lock_wait, dates) as pass_fds:
+            codes = submit_all(submission, dates, pass_fds)
     except LockBusy as error:
-        print(
-            f"datalake submit: lock busy: another run writes {config['output']['path']} ({error})",
-            file=sys.stderr,
-        )
+        print(f"datalake submit: lock busy: another run writes {output} ({error})", file=sys.stderr)
         return EXIT_LOCK_BUSY
+    except s3.AwsError as error:
+        print(f"datalake submit: cannot take the lock of {output}: {error}", file=sys.stderr)
+        return EXIT_FAILED
     print("\n".join(summary(dates, codes)), flush=True)
     return codes[-1]
 

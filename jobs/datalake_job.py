@@ -40,11 +40,13 @@ from dependencies.exit_codes import (
     EXIT_INPUT_NOT_READY,
     EXIT_OK,
 )
+from dependencies.jars import MissingJars
 from dependencies.logging import CONSOLE_FIELDS, LOGGER_NAME, bind_run_context, quiet_spark_logger
 from dependencies.progress import Progress
 from dependencies.publish import (
     REPORT_PAGE,
     publish,
+    read_published,
     stage_outputs,
     stage_report_page,
     stage_work,
@@ -102,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"datalake: bad config: {error}", file=sys.stderr)
         return EXIT_BAD_CONFIG
+    except MissingJars as error:
+        print(f"datalake: {error}", file=sys.stderr)
+        return EXIT_FAILED
     bind_run_context(log, run_id=run.run_id, run_date=run.run_date.isoformat())
     # A run date's alerts are ranked in one window over all of them, on purpose (they are
     # few): Spark's warning about a window without partitions is noise here.
@@ -189,7 +194,7 @@ def run_job(
         paths["report_copy"] = s3.upload_report(
             config["aws"], config["output"]["report_s3_url"], run.run_date, report
         )
-    return report, paths, spark.read.parquet(paths["alerts"])  # as published: staging is gone
+    return report, paths, read_published(spark, output, "alerts", run.run_date)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from dependencies.logging import redact
+from dependencies.publish import ORDER
 from dependencies.run_window import RunWindow
 from dependencies.text_table import text_table
 from jobs import rules
@@ -95,7 +96,10 @@ def print_summary(report: dict[str, Any], paths: dict[str, str], alerts: DataFra
     findings = [
         {"rule": rule, "findings": number} for rule, number in report["findings_by_rule"].items()
     ]
-    outputs = [{"output": name, "path": path} for name, path in paths.items()]
+    outputs = [
+        {"output": name, "format": "delta" if name in ORDER else "file", "path": path}
+        for name, path in paths.items()
+    ]
     found = f"{report['alerts']} alerts"
     print(
         "\n\n".join(
@@ -105,7 +109,7 @@ def print_summary(report: dict[str, Any], paths: dict[str, str], alerts: DataFra
                 text_table(findings, ("rule", "findings")),
                 f"top {len(top)} of {report['alerts']} alerts (value in {currency}):\n"
                 + text_table(top, SUMMARY_ALERT_COLUMNS, {"estimated_value": ",.2f"}),
-                text_table(outputs, ("output", "path")),
+                text_table(outputs, ("output", "format", "path")),
             ]
         )
     )

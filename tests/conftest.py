@@ -27,9 +27,17 @@ import pyspark
 import pytest
 from pyspark.sql import SparkSession
 
+from dependencies import jars
+from dependencies.spark import DRIVER_CLASS_PATH
+
 REPO = Path(__file__).resolve().parent.parent
 TEST_DATA = REPO / "tests" / "test_data"
 RUN_DATE = "2026-11-15"
+# Spark for tiny inputs: two shuffle partitions, and the Delta tables' short logs read as one.
+SMALL_SPARK = {
+    "spark.sql.shuffle.partitions": "2",
+    "spark.databricks.delta.snapshotPartitions": "1",
+}
 
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
@@ -86,10 +94,12 @@ def spark() -> Iterator[SparkSession]:
         .config("spark.sql.codegen.cache.maxEntries", "5000")
         .appName("datalake-tests")
         .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.sql.shuffle.partitions", "2")
+        .config(map=SMALL_SPARK)
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.driver.memory", "6g")
+        .config(DRIVER_CLASS_PATH, jars.class_path())
+        .config(map=jars.DELTA_SESSION_CONFIG)
         .getOrCreate()
     )
     yield session
@@ -104,7 +114,7 @@ def write_job_config(
     config: dict[str, Any] = {
         "input": {"path": str(TEST_DATA), "format": "csv"},
         "output": {"path": str(directory / "output")},
-        "spark": {"spark.sql.shuffle.partitions": "2"},
+        "spark": dict(SMALL_SPARK),
     }
     for key, value in (overrides or {}).items():
         if isinstance(value, dict) and isinstance(config.get(key), dict):

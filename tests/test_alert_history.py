@@ -13,8 +13,8 @@ from chispa import assert_df_equality
 from conftest import SAMPLE_RUN_STARTED_AT, write_job_config
 from pyspark.sql import DataFrame, SparkSession
 
-from dependencies.publish import partition_path
-from jobs import datalake_job
+from dependencies.publish import commit_table, partition_path, read_published
+from jobs import datalake_job, ledger_store
 from jobs.alerts import history as alert_history
 
 RUN_DATE = date(2026, 11, 15)
@@ -27,7 +27,7 @@ def publish_alerts(
     """Write ``run_date``'s published alerts (device, first alerted on, runs), and its
     report unless the run is incomplete."""
     frame = spark.createDataFrame(rows, HISTORY_SCHEMA)
-    frame.write.parquet(partition_path(str(output), "alerts", run_date))
+    commit_table(frame, str(output), "alerts", run_date)
     if complete:
         report = Path(partition_path(str(output), "reports", run_date))
         report.mkdir(parents=True)
@@ -110,7 +110,7 @@ HISTORY_COLUMNS = ("status", "first_alerted_on", "runs_alerted")
 
 def published_run(spark: SparkSession, output: Path, run_date: date) -> dict[str, Any]:
     """``run_date``'s published alerts (by device) and its report's history."""
-    alerts = spark.read.parquet(partition_path(str(output), "alerts", run_date))
+    alerts = read_published(spark, str(output), "alerts", run_date)
     report = Path(partition_path(str(output), "reports", run_date)) / "report.json"
     return {
         "alerts": {r["device_id"]: r.asDict() for r in alerts.collect()},
@@ -129,9 +129,7 @@ def consecutive_runs(
     root = tmp_path_factory.mktemp("history")
     output = root / "output"
     # the published tables only: the readings' ledger store is a cache ("_ledger")
-    shutil.copytree(
-        sample_published, output, ignore=lambda _, names: [n for n in names if n.startswith("_")]
-    )
+    shutil.copytree(sample_published, output, ignore=shutil.ignore_patterns(ledger_store.STORE))
     configs = {
         "lenient": write_job_config(root, {"alert_threshold": 0.3}, "lenient_config.json"),
         "default": write_job_config(root, None, "default_config.json"),

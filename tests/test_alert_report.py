@@ -16,6 +16,7 @@ from browser import assert_report_rendered, parse_rendered, rendered_dom, screen
 from pyspark.sql import SparkSession
 
 from dependencies.config import bundled_defaults
+from dependencies.publish import read_published
 from jobs import rules
 from jobs.alerts.page import (
     TIMING_ONLY,
@@ -345,10 +346,11 @@ def test_report_of_a_real_run_draws_every_alerted_device(
     page = sample_published / "reports" / f"run_date={RUN_DATE.isoformat()}" / "alerts.html"
     assert page.is_file(), f"the run published no {page}"
     alerted = sorted(
-        row["device_id"] for row in spark.read.parquet(str(sample_published / "alerts")).collect()
+        row["device_id"]
+        for row in read_published(spark, str(sample_published), "alerts", RUN_DATE).collect()
     )
     evidence = (
-        spark.read.parquet(str(sample_published / "evidence"))
+        read_published(spark, str(sample_published), "evidence", RUN_DATE)
         .select("device_id")
         .distinct()
         .collect()

@@ -24,6 +24,8 @@ from conftest import RUN_DATE, SPARK_HOME, TEST_DATA, cluster_environment, stop_
 from pyspark.sql import SparkSession
 
 from dependencies import s3
+from dependencies.jars import DELTA_PACKAGES, jar_paths
+from dependencies.publish import read_published
 from dependencies.submit import Submission
 from dependencies.tables import TABLE_NAMES
 from jobs import datalake_job
@@ -135,6 +137,7 @@ def cluster_submission(
         str(packages_zip),
         str(config),
         extra,
+        jars=tuple(str(path) for path in jar_paths(DELTA_PACKAGES)),
     ), directory
 
 
@@ -178,8 +181,8 @@ def test_the_cluster_run_publishes_what_the_local_run_publishes(
     assert cluster_report["findings_by_rule"] == local_report["findings_by_rule"]
     assert cluster_report["alerts"] == local_report["alerts"] > 0
     for table in OUTPUT_TABLES:
-        local_rows = spark.read.parquet(str(published(local_run, table)))
-        cluster_rows = spark.read.parquet(str(published(cluster_run, table)))
+        local_rows = read_published(spark, str(local_run), table, date.fromisoformat(RUN_DATE))
+        cluster_rows = read_published(spark, str(cluster_run), table, date.fromisoformat(RUN_DATE))
         assert_df_equality(local_rows, cluster_rows)
 
 

@@ -64,11 +64,13 @@ def test_at_a_terminal_a_run_shows_progress_each_event_once_and_the_summary(writ
         summary,
     )
     assert re.search(
-        rf"\n  report_html +{re.escape(str(tmp_path))}/output/reports/run_date=\S+/alerts\.html\n",
+        rf"\n  report_html +file +{re.escape(str(tmp_path))}/output/reports/"
+        r"run_date=\S+/alerts\.html\n",
         summary,
     )
     assert re.search(
-        rf"\n  output +path\n  alerts +{re.escape(str(tmp_path))}/output/alerts/run_date=", summary
+        rf"\n  output +format +path\n  alerts +delta +{re.escape(str(tmp_path))}/output/alerts\n",
+        summary,
     )
     # AND the output path holds the published tables and nothing else
     assert sorted(entry.name for entry in (tmp_path / "output").iterdir()) == [

@@ -3,6 +3,7 @@ through them (explain); nothing is written."""
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from chispa import assert_approx_df_equality
 from conftest import RUN_DATE, SAMPLE_RUN_STARTED_AT, write_job_config
 from pyspark.sql import SparkSession
 
+from dependencies.publish import read_published
 from dependencies.tables import TABLE_NAMES
 from jobs.alerts.evidence import DAY_COLUMNS
 from jobs.debug import Steps, debug_run
@@ -72,7 +74,7 @@ def test_the_frames_are_what_the_job_published(
 ) -> None:
     # GIVEN the alerts and findings the job published for the run date
     published = {
-        table: spark.read.parquet(str(sample_published / table / f"run_date={RUN_DATE}"))
+        table: read_published(spark, str(sample_published), table, date.fromisoformat(RUN_DATE))
         for table in ("alerts", "findings", "evidence")
     }
     # THEN the debug run's frames hold the same rows

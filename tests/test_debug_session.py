@@ -14,7 +14,9 @@ from pathlib import Path
 
 from conftest import REPO
 
+from dependencies import jars
 from dependencies.spark import (
+    DRIVER_CLASS_PATH,
     REQUIRED_SPARK_CONFIG,
     session_builder,
     uses_local_settings,
@@ -73,7 +75,8 @@ def test_the_builder_applies_the_settings_only_for_local_sessions() -> None:
     submitted = session_builder("probe", settings, local=False)._options
 
     # THEN the local one carries them all, the submitted one only the name and what must hold
-    assert local == {"spark.app.name": "probe", **settings, **REQUIRED_SPARK_CONFIG}
+    class_path = {DRIVER_CLASS_PATH: jars.class_path()}
+    assert local == {"spark.app.name": "probe", **settings, **class_path, **REQUIRED_SPARK_CONFIG}
     assert submitted == {"spark.app.name": "probe", **REQUIRED_SPARK_CONFIG}
 
 

@@ -13,6 +13,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from dependencies.config import bundled_defaults
+from dependencies.publish import read_published
 from dependencies.run_window import RunWindow
 from jobs import usage
 from jobs.inputs import extract, readings_inputs, validate_tables
@@ -26,7 +27,7 @@ def test_every_rule_fires_on_exactly_the_meters_planted_for_it(
     spark: SparkSession, sample_published: Path
 ) -> None:
     # GIVEN the sample's planted meters WHEN the job runs THEN findings match them exactly
-    findings = spark.read.parquet(str(sample_published / "findings"))
+    findings = spark.read.format("delta").load(str(sample_published / "findings"))
     found: dict[str, list[str]] = {}
     for row in findings.orderBy("device_id", "rule").collect():
         found.setdefault(row["device_id"], []).append(row["rule"])
@@ -38,7 +39,8 @@ def test_event_findings_carry_hand_checked_metrics(
     spark: SparkSession, sample_published: Path
 ) -> None:
     findings = (
-        spark.read.parquet(str(sample_published / "findings"))
+        spark.read.format("delta")
+        .load(str(sample_published / "findings"))
         .where(
             F.col("rule").isin(
                 "UNINSTALLED_CONSUMPTION",
@@ -89,7 +91,7 @@ def test_event_findings_carry_hand_checked_metrics(
 
 
 def test_alerts_row_by_row(spark: SparkSession, sample_published: Path) -> None:
-    alerts = spark.read.parquet(str(sample_published / "alerts")).drop("run_date")
+    alerts = spark.read.format("delta").load(str(sample_published / "alerts")).drop("run_date")
     # kWh at stake (W: 14 days; expected import 10 kWh a day, the residential drift being 1):
     # G01 110 uninstalled; Z01 8 days x 10 missing; D01 14 x 5; F01 8.4 reversed; H02 4 h x
     # 0.2 x 14 days; K01 4.8 wound back; H05, T01, H06 nothing measurable (timing, events).
@@ -161,7 +163,7 @@ def test_alerts_row_by_row(spark: SparkSession, sample_published: Path) -> None:
 
 
 def test_evidence_of_an_alerted_device(spark: SparkSession, sample_published: Path) -> None:
-    evidence = spark.read.parquet(str(sample_published / "evidence" / "run_date=2026-11-15"))
+    evidence = read_published(spark, str(sample_published), "evidence", date(2026, 11, 15))
     # GIVEN the sample's 10 alerts THEN each has a row for each of the 42 days of B and W
     assert evidence.count() == 10 * 42
     assert [

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from dependencies.cloudwatch import logs_client
 from dependencies.logging import LOGGER_NAME
+from dependencies.publish import read_published
 from jobs.datalake_job import EXIT_BAD_INPUT, EXIT_OK, main
 
 TEST_DATA = Path(__file__).resolve().parent / "test_data"
@@ -279,8 +281,8 @@ def test_killing_the_cloudwatch_endpoint_mid_run_changes_no_output_or_exit_code(
     healthy: JobRun = healthy_run["run"]
     assert run.exit_code == healthy.exit_code == EXIT_OK
     for table in ("alerts", "findings", "rejects"):
-        expected = spark.read.parquet(str(healthy.output / table / f"run_date={RUN_DATE}"))
-        actual = spark.read.parquet(str(run.output / table / f"run_date={RUN_DATE}"))
+        expected = read_published(spark, str(healthy.output), table, date.fromisoformat(RUN_DATE))
+        actual = read_published(spark, str(run.output), table, date.fromisoformat(RUN_DATE))
         assert_df_equality(actual, expected, ignore_row_order=True)
     for key in ("counts", "findings_by_rule", "alerts"):
         assert run.report[key] == healthy.report[key]

@@ -24,6 +24,7 @@ from chispa import assert_df_equality
 from pyspark.sql import SparkSession
 
 from dependencies.config import bundled_defaults
+from dependencies.publish import read_published
 from dependencies.run_window import RunWindow
 from jobs import datalake_job, ledger_store
 from jobs.tools.generate_data import CASES, GeneratorSettings, generate
@@ -111,7 +112,7 @@ class Twins:
             assert datalake_job.main(argv) == datalake_job.EXIT_OK, name
         for table in TABLES:
             stored, full = (
-                self.spark.read.parquet(str(self.directory / name / table / f"run_date={day}"))
+                read_published(self.spark, str(self.directory / name), table, run_date)
                 for name in ("stored", "full")
             )
             assert_df_equality(stored, full, ignore_row_order=True, ignore_nullable=True)

@@ -1,29 +1,35 @@
-"""Publishing one run date: staged, swapped in whole, and put back when a swap fails or is
-killed."""
+"""Publishing one run date as Delta tables: one commit per table, the report last; a re-run
+replaces exactly its date, and a failed or killed run leaves the date reading as incomplete
+until the next run publishes it whole."""
 
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from chispa import assert_df_equality
+from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from dependencies import publish as publishing
 from dependencies.publish import (
-    HadoopFs,
+    ORDER,
+    latest_complete_run_date,
     partition_path,
     publish,
+    read_published,
     stage_outputs,
     stage_report_page,
     staging_directory,
+    table_path,
 )
 
 RUN_DATE = date(2026, 11, 15)
+ONE_DAY = timedelta(days=1)
 OTHER_DATE = date(2026, 11, 14)
 
 
@@ -50,7 +56,7 @@ def outputs(spark: SparkSession, version: str) -> dict[str, DataFrame]:
 def stage(
     spark: SparkSession, frames: dict[str, DataFrame], output: Path, run_date: date, run_id: str
 ) -> str:
-    """Stage ``frames`` as one run's outputs; return its staging directory."""
+    """Stage ``frames`` as one run's outputs and publish them; return its staging directory."""
     with staging_directory(spark, str(output), run_date, run_id) as staging:
         stage_outputs(frames, staging)
     return staging
@@ -59,9 +65,10 @@ def stage(
 def run(
     spark: SparkSession, output: Path, version: str, run_date: date = RUN_DATE
 ) -> dict[str, str]:
-    """Stage and publish ``version``'s outputs for ``run_date``."""
-    staging = stage(spark, outputs(spark, version), output, run_date, f"{run_date}-{version}")
-    return publish(spark, staging, {"version": version}, str(output), run_date)
+    """Stage and publish ``version``'s outputs for ``run_date``, as the job does."""
+    with staging_directory(spark, str(output), run_date, f"{run_date}-{version}") as staging:
+        stage_outputs(outputs(spark, version), staging)
+        return publish(spark, staging, {"version": version}, str(output), run_date)
 
 
 def assert_published(
@@ -69,7 +76,7 @@ def assert_published(
 ) -> None:
     """``run_date``'s published outputs and report are exactly those of ``version``."""
     for table, expected in outputs(spark, version).items():
-        actual = spark.read.parquet(partition_path(str(output), table, run_date))
+        actual = read_published(spark, str(output), table, run_date)
         assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
     assert report(output, run_date) == {"version": version}
 
@@ -78,6 +85,12 @@ def report(output: Path, run_date: date = RUN_DATE) -> dict[str, Any] | None:
     """The published report of ``run_date``, or None while the date reads as incomplete."""
     path = Path(partition_path(str(output), "reports", run_date)) / "report.json"
     return json.loads(path.read_text()) if path.exists() else None
+
+
+def commits(spark: SparkSession, output: Path, table: str) -> list[str]:
+    """The operations of ``table``'s Delta history, oldest first."""
+    history = DeltaTable.forPath(spark, table_path(str(output), table)).history()
+    return [row["operation"] for row in history.orderBy("version").collect()]
 
 
 def assert_only_published_tables(output: Path) -> None:
@@ -91,21 +104,21 @@ def assert_only_published_tables(output: Path) -> None:
     ]
 
 
-def fail_rename(monkeypatch: pytest.MonkeyPatch, number: int) -> None:
-    """Make the ``number``-th HadoopFs rename from now on fail (and only that one)."""
-    real_rename = HadoopFs.rename
-    calls = {"count": 0}
+def fail_commit(monkeypatch: pytest.MonkeyPatch, table: str, error: BaseException) -> None:
+    """Make the commit of ``table`` raise ``error`` (the commits before it happen)."""
+    real_commit = publishing.commit_table
 
-    def rename(self: HadoopFs, source: str, target: str) -> None:
-        calls["count"] += 1
-        if calls["count"] == number:
-            raise OSError(f"injected: cannot rename {source}")
-        real_rename(self, source, target)
+    def commit(frame: DataFrame, output_path: str, name: str, run_date: date) -> None:
+        if name == table:
+            raise error
+        real_commit(frame, output_path, name, run_date)
 
-    monkeypatch.setattr(HadoopFs, "rename", rename)
+    monkeypatch.setattr(publishing, "commit_table", commit)
 
 
-def test_rerun_replaces_only_its_run_date(spark: SparkSession, tmp_path: Path) -> None:
+def test_rerun_replaces_only_its_run_date_in_one_commit_per_table(
+    spark: SparkSession, tmp_path: Path
+) -> None:
     # GIVEN run dates D (version v1) and D-1 (version other) published
     output = tmp_path / "output"
     run(spark, output, "v1")
@@ -114,63 +127,86 @@ def test_rerun_replaces_only_its_run_date(spark: SparkSession, tmp_path: Path) -
     # WHEN D is published again with version v2
     paths = run(spark, output, "v2")
 
-    # THEN D holds exactly v2, D-1 is untouched, and no staging is left behind
+    # THEN D holds exactly v2, D-1 is untouched, each table has one commit per run, and no
+    # staging is left behind
     assert_published(spark, output, "v2")
     assert_published(spark, output, "other", OTHER_DATE)
     assert paths == {
-        t: partition_path(str(output), t, RUN_DATE)
-        for t in ("alerts", "findings", "rejects", "evidence", "reports")
+        **{table: table_path(str(output), table) for table in ORDER},
+        "reports": partition_path(str(output), "reports", RUN_DATE),
     }
+    for table in ORDER:
+        assert commits(spark, output, table) == ["WRITE", "WRITE", "WRITE"]
     assert_only_published_tables(output)
 
 
-def test_failed_swap_puts_the_previous_outputs_back(
-    spark: SparkSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_time_travel_reads_what_an_earlier_run_published(
+    spark: SparkSession, tmp_path: Path
 ) -> None:
-    # GIVEN D published as v1, and v2 staged
+    # GIVEN D published as v1, then re-run as v2
     output = tmp_path / "output"
     run(spark, output, "v1")
-    staging = stage(spark, outputs(spark, "v2"), output, RUN_DATE, "run-v2")
+    run(spark, output, "v2")
 
-    # WHEN the swap fails after the old report, alerts and findings were moved aside and
-    # the new alerts moved in (the fifth rename: new findings)
-    fail_rename(monkeypatch, 5)
-    with pytest.raises(OSError, match="injected"):
-        publish(spark, staging, {"version": "v2"}, str(output), RUN_DATE)
-    monkeypatch.undo()
+    # WHEN the alerts are read as of the table's first version
+    before = (
+        spark.read.format("delta")
+        .option("versionAsOf", 0)
+        .load(table_path(str(output), "alerts"))
+        .where(F.col("run_date") == RUN_DATE)
+        .drop("run_date")
+    )
 
-    # THEN D is v1 again, whole, and the failed run left nothing behind
-    assert_published(spark, output, "v1")
-    assert_only_published_tables(output)
+    # THEN they are v1's, while the latest version holds v2's
+    expected = outputs(spark, "v1")["alerts"]
+    assert_df_equality(before, expected, ignore_row_order=True, ignore_nullable=True)
+    assert read_published(spark, str(output), "alerts", RUN_DATE).first()["device_id"] == "D-v2"
 
 
-def test_killed_swap_is_undone_by_the_next_run_even_if_that_is_interrupted(
-    spark: SparkSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("error", [OSError("injected"), KeyboardInterrupt("killed")])
+def test_an_interrupted_publish_leaves_the_date_incomplete_until_the_next_run(
+    spark: SparkSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: BaseException
 ) -> None:
-    # GIVEN D published as v1, and a v2 run killed halfway through its swap (nothing of
-    # that run survives to undo it: the in-process restore never runs)
+    # GIVEN D-1 and D published as v1
     output = tmp_path / "output"
+    run(spark, output, "v1", OTHER_DATE)
     run(spark, output, "v1")
-    staging = stage(spark, outputs(spark, "v2"), output, RUN_DATE, "run-v2")
-    fail_rename(monkeypatch, 5)
-    monkeypatch.setattr(publishing, "restore", lambda *_: None)
-    with pytest.raises(OSError, match="injected"):
-        publish(spark, staging, {"version": "v2"}, str(output), RUN_DATE)
+
+    # WHEN a v2 run of D fails (or is killed) after committing its alerts, before its findings
+    fail_commit(monkeypatch, "findings", error)
+    with pytest.raises(type(error)):
+        run(spark, output, "v2")
     monkeypatch.undo()
-    # ... so D is half swapped, and reads as incomplete: its report is gone
+
+    # THEN D reads as incomplete (no report: readers of complete dates find D-1), D-1 is
+    # untouched, every table is still readable, and nothing is left staged
     assert report(output) is None
+    assert (
+        latest_complete_run_date(spark, str(output), RUN_DATE + ONE_DAY, OTHER_DATE) == OTHER_DATE
+    )
+    assert_published(spark, output, "v1", OTHER_DATE)
+    assert read_published(spark, str(output), "findings", RUN_DATE).count() == 2
+    assert not (output / "_staging").exists()
 
-    # WHEN the next run's restore is itself interrupted at its third rename, and a third run
-    # then stages v3 (which restores first)
-    fail_rename(monkeypatch, 3)
-    with pytest.raises(OSError, match="injected"):
-        publishing.restore(HadoopFs(spark, str(output)), str(output), RUN_DATE)
-    monkeypatch.undo()
-    staging = stage(spark, outputs(spark, "v3"), output, RUN_DATE, "run-v3")
+    # WHEN the next run of D publishes v3 THEN D is exactly v3
+    run(spark, output, "v3")
+    assert_published(spark, output, "v3")
+    assert_only_published_tables(output)
 
-    # THEN before v3 is swapped in, D is exactly v1 again; after, exactly v3
-    assert_published(spark, output, "v1")
-    publish(spark, staging, {"version": "v3"}, str(output), RUN_DATE)
+
+def test_a_killed_run_s_staging_is_removed_by_the_next_run(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    # GIVEN D published as v1, and v2 staged by a run killed before it published (its
+    # staging directory survives: no code of that run ran after the kill)
+    output = tmp_path / "output"
+    run(spark, output, "v1")
+    staged = Path(stage(spark, outputs(spark, "v2"), output, RUN_DATE, "killed"))
+    staged.mkdir(parents=True)
+    (staged / "left-over").write_text("v2")
+
+    # WHEN the next run publishes v3 THEN D is v3 and the killed run's staging is gone
+    run(spark, output, "v3")
     assert_published(spark, output, "v3")
     assert_only_published_tables(output)
 
@@ -198,10 +234,12 @@ def test_failed_staging_leaves_the_published_outputs_untouched(
 def test_the_report_page_is_published_with_the_report(spark: SparkSession, tmp_path: Path) -> None:
     # GIVEN D staged with its HTML page beside the report
     output = tmp_path / "output"
-    staging = stage(spark, outputs(spark, "v1"), output, RUN_DATE, "run-v1")
-    stage_report_page(spark, staging, "<p>v1</p>")
-    # WHEN published THEN the page is in D's report directory, and nothing is left in staging
-    paths = publish(spark, staging, {"version": "v1"}, str(output), RUN_DATE)
+    with staging_directory(spark, str(output), RUN_DATE, "run-v1") as staging:
+        stage_outputs(outputs(spark, "v1"), staging)
+        stage_report_page(spark, staging, "<p>v1</p>")
+        # WHEN published
+        paths = publish(spark, staging, {"version": "v1"}, str(output), RUN_DATE)
+    # THEN the page is in D's report directory, and nothing is left in staging
     assert (Path(paths["reports"]) / "alerts.html").read_text() == "<p>v1</p>"
     assert report(output) == {"version": "v1"}
     assert_only_published_tables(output)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import urllib.parse
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -23,6 +24,7 @@ from conftest import RUN_DATE, TEST_DATA, write_job_config
 from pyspark.sql import DataFrame, DataFrameWriter, SparkSession
 
 from dependencies.config import load_config
+from dependencies.publish import commit_table, read_published
 from dependencies.run_window import RunWindow
 from jobs import datalake_job
 from jobs.inputs import Checked, count_rows, extract, readings_inputs, validate_tables
@@ -161,7 +163,7 @@ class JobRun:
 
     def read(self, spark: SparkSession, table: str, run_date: str = RUN_DATE) -> DataFrame:
         """A published output, as stored."""
-        return spark.read.parquet(str(self.output / table / f"run_date={run_date}"))
+        return read_published(spark, str(self.output), table, date.fromisoformat(run_date))
 
 
 def run_job(config: Path, run_date: str = RUN_DATE) -> int:
@@ -190,10 +192,13 @@ def files(directory: Path) -> dict[str, bytes]:
     }
 
 
-def parquet_bytes(run: JobRun, table: str) -> list[bytes]:
-    """The bytes of each Parquet file of ``table``'s partition (file names hold random ids)."""
+def parquet_bytes(spark: SparkSession, run: JobRun, table: str) -> list[bytes]:
+    """The bytes of each Parquet file of ``table``'s current version for the run date (file
+    names hold random ids)."""
+    partition = f"/run_date={RUN_DATE}/"
+    current = spark.read.format("delta").load(str(run.output / table)).inputFiles()
     return sorted(
-        p.read_bytes() for p in (run.output / table / f"run_date={RUN_DATE}").glob("*.parquet")
+        Path(urllib.parse.urlparse(file).path).read_bytes() for file in current if partition in file
     )
 
 
@@ -361,8 +366,11 @@ def test_rerun_gives_identical_outputs_and_leaves_other_dates_alone(
     spark: SparkSession, dirty_run: JobRun, published_copy: JobRun
 ) -> None:
     # GIVEN the dirty run's output, and another run date published next to it
-    other_date = published_copy.output / "alerts" / "run_date=2026-11-14"
-    shutil.copytree(published_copy.output / "alerts" / f"run_date={RUN_DATE}", other_date)
+    other_day = date(2026, 11, 14)
+    other_date = published_copy.output / "alerts" / f"run_date={other_day}"
+    commit_table(
+        published_copy.read(spark, "alerts"), str(published_copy.output), "alerts", other_day
+    )
     other_before = files(other_date)
 
     # WHEN the job runs again on the same input
@@ -371,7 +379,7 @@ def test_rerun_gives_identical_outputs_and_leaves_other_dates_alone(
     # THEN every output holds the same rows in the same order, byte for byte
     for table in OUTPUTS:
         assert published_copy.read(spark, table).collect() == dirty_run.read(spark, table).collect()
-        assert parquet_bytes(published_copy, table) == parquet_bytes(dirty_run, table)
+        assert parquet_bytes(spark, published_copy, table) == parquet_bytes(spark, dirty_run, table)
     for key in ("counts", "findings_by_rule", "alerts"):
         assert published_copy.report()[key] == dirty_run.report()[key], key
     # THEN the other run date is untouched and no staging is left behind

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import types
 from pathlib import Path
 
 import pytest
 from pyspark.sql import SparkSession
 
+from dependencies import jars
 from dependencies.config import ConfigError
 from dependencies.spark import (
+    DRIVER_CLASS_PATH,
     LOCAL_MASTER,
     not_applied,
     session_builder,
@@ -38,33 +41,23 @@ def test_context_decides_whose_settings_apply(
     assert uses_local_settings(environ, main_module) is local
 
 
-def test_local_builder_applies_every_setting() -> None:
-    # GIVEN a config's spark section for a local session
-    settings = {
-        "spark.master": "local[3]",
-        "spark.jars.packages": "org.example:pkg:1.0",
-        "spark.files": "a.json,b.txt",
-        "spark.x": "1",
-    }
-    # THEN master, packages, files and config are all set, and the session is UTC
-    options = session_builder("app", settings, True)._options
-    assert options["spark.master"] == "local[3]"
-    assert options["spark.jars.packages"] == "org.example:pkg:1.0"
-    assert options["spark.files"] == "a.json,b.txt"
-    assert options["spark.x"] == "1"
-    assert options["spark.sql.session.timeZone"] == "UTC"
+def test_a_local_session_has_the_jobs_packages_on_its_class_path_and_delta_configured() -> None:
+    # GIVEN a spark section with a class path of its own
+    settings = {DRIVER_CLASS_PATH: "/opt/extra.jar"}
+    # WHEN builders are made for a local session and for spark-submit
+    local = session_builder("app", settings, True)._options
+    submitted = session_builder("app", settings, False)._options
+    # THEN the local driver finds Delta Lake's and S3A's jars first, then its own; under
+    # spark-submit the class path is spark-submit's (--jars); both are Delta sessions
+    assert local[DRIVER_CLASS_PATH] == f"{jars.class_path()}{os.pathsep}/opt/extra.jar"
+    assert all(path.is_file() for path in jars.jar_paths(jars.DELTA_PACKAGES + jars.S3A_PACKAGES))
+    assert DRIVER_CLASS_PATH not in submitted
+    for options in (local, submitted):
+        assert options["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension"
 
 
 def test_a_local_session_without_a_master_runs_on_every_core() -> None:
     assert session_builder("app", {}, True)._options["spark.master"] == LOCAL_MASTER == "local[*]"
-
-
-def test_submit_builder_leaves_master_files_and_packages_to_spark_submit() -> None:
-    settings = {"spark.master": "local[3]", "spark.jars.packages": "p:q:1", "spark.x": "1"}
-    options = session_builder("app", settings, False)._options
-    assert options["spark.app.name"] == "app"
-    assert options["spark.sql.session.timeZone"] == "UTC"
-    assert not {"spark.master", "spark.jars.packages", "spark.x"} & set(options)
 
 
 def test_settings_a_submitted_session_lacks_are_named() -> None:

@@ -16,7 +16,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from dependencies.frames import Transform
-from dependencies.publish import latest_complete_run_date, partition_path
+from dependencies.publish import latest_complete_run_date, read_published
 
 NEW = "new"
 CONTINUING = "continuing"
@@ -41,7 +41,7 @@ def previous_run(
     )
     if previous is None:
         return PreviousRun(None, None)
-    published = spark.read.parquet(partition_path(output_path, "alerts", previous))
+    published = read_published(spark, output_path, "alerts", previous)
     return PreviousRun(previous, history_of(published, previous))
 
 

@@ -20,7 +20,7 @@ import sys
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -143,17 +143,26 @@ def load_devices(data_path: Path, alerts: dict[str, tuple[str, ...]]) -> list[De
     return devices
 
 
-def _reader_spark() -> Any:
-    """A small local SparkSession to read the job's published Parquet outputs."""
-    from pyspark.sql import SparkSession
+# The reader session's settings: small, and no UI.
+READER_SPARK = {
+    "spark.master": "local[1]",
+    "spark.ui.enabled": "false",
+    "spark.driver.memory": "1g",
+}
 
-    return (
-        SparkSession.builder.master("local[1]")
-        .appName("datalake-quality")
-        .config("spark.ui.enabled", "false")
-        .config("spark.driver.memory", "1g")
-        .getOrCreate()
-    )
+
+def _reader_spark() -> Any:
+    """A small local SparkSession to read the job's published tables."""
+    from dependencies.spark import session_builder
+
+    return session_builder("datalake-quality", READER_SPARK, local=True).getOrCreate()
+
+
+def _published(spark: Any, output_path: Path, table: str, run_date: str) -> Any:
+    """``table``'s rows published for ``run_date`` under ``output_path``."""
+    from dependencies.publish import read_published
+
+    return read_published(spark, str(output_path), table, date.fromisoformat(run_date))
 
 
 def read_alerts(
@@ -162,8 +171,8 @@ def read_alerts(
     """Alerted devices with their rules, and every device's fired rules (findings)."""
     spark = _reader_spark()
     try:
-        alerts = spark.read.parquet(str(output_path / "alerts" / f"run_date={run_date}"))
-        findings = spark.read.parquet(str(output_path / "findings" / f"run_date={run_date}"))
+        alerts = _published(spark, output_path, "alerts", run_date)
+        findings = _published(spark, output_path, "findings", run_date)
         alerted = {
             r["device_id"]: tuple(r["rules"]) for r in alerts.select("device_id", "rules").collect()
         }
@@ -410,7 +419,7 @@ def sweep_partial_rule(data: Path, work: Path, run_date: str) -> dict[str, dict[
     spark = _reader_spark()
     try:
         rows = (
-            spark.read.parquet(str(work / "sweep_output" / "findings" / f"run_date={run_date}"))
+            _published(spark, work / "sweep_output", "findings", run_date)
             .select("device_id", "rule", "metric")
             .collect()
         )
@@ -631,7 +640,7 @@ def read_ranked_alerts(output_path: Path, run_date: str) -> list[dict[str, Any]]
     """The published alerts (device, score, rank, estimated kWh and value), by rank."""
     spark = _reader_spark()
     try:
-        alerts = spark.read.parquet(str(output_path / "alerts" / f"run_date={run_date}"))
+        alerts = _published(spark, output_path, "alerts", run_date)
         columns = ("device_id", "score", "rank", "estimated_unbilled_kwh", "estimated_value")
         rows = [r.asDict() for r in alerts.select(*columns).orderBy("rank").collect()]
     finally:

@@ -15,17 +15,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from dependencies.publish import ORDER, read_published
 from dependencies.spark import start_spark
 from dependencies.tables import MEASURED_DATE
 
 APP_NAME = "datalake_same_outputs"
-PUBLISHED_TABLES = ("alerts", "findings", "rejects", "evidence")
 
 
 def as_text(frame: DataFrame) -> DataFrame:
@@ -55,10 +56,10 @@ def compare_outputs(spark: SparkSession, left: str, right: str, run_date: str) -
     """Each published table of ``run_date`` in ``left`` against ``right``."""
     return {
         table: table_difference(
-            spark.read.parquet(f"{left}/{table}/run_date={run_date}"),
-            spark.read.parquet(f"{right}/{table}/run_date={run_date}"),
+            read_published(spark, left, table, date.fromisoformat(run_date)),
+            read_published(spark, right, table, date.fromisoformat(run_date)),
         )
-        for table in PUBLISHED_TABLES
+        for table in ORDER
     }
 
 
