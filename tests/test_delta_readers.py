@@ -24,7 +24,7 @@ def plain(value: Any) -> Any:
     if isinstance(value, dict):
         return {key: plain(item) for key, item in value.items()}
     if isinstance(value, list):
-        if value and all(isinstance(item, tuple) and len(item) == 2 for item in value):
+        if value and all(type(item) is tuple and len(item) == 2 for item in value):
             return {key: plain(item) for key, item in value}
         return [plain(item) for item in value]
     return value

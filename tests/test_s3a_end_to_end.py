@@ -1,0 +1,139 @@
+"""The whole job on S3: the sample uploaded to a bucket of moto's server on 127.0.0.1, read and
+published through ``s3a://`` (Hadoop's S3A, Delta Lake on S3), twice with identical outputs,
+then a run of the next day reusing the readings' ledger store."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import REPO, RUN_DATE, SMALL_SPARK, TEST_DATA, write_job_config
+from deltalake import DeltaTable
+
+from dependencies import s3
+from dependencies.publish import ORDER
+from dependencies.publish import RUN_DATE as RUN_DATE_COLUMN
+from dependencies.tables import TABLE_NAMES
+
+BUCKET = "datalake-s3a-end-to-end"
+NEXT_DATE = (date.fromisoformat(RUN_DATE) + timedelta(days=1)).isoformat()
+JOB_SECONDS = 900
+JOB = REPO / "jobs" / "datalake_job.py"
+
+
+def s3a_settings(endpoint: str) -> dict[str, str]:
+    """What a user puts in the config's ``spark`` section for an S3 server (docs/s3.md)."""
+    return {
+        "spark.hadoop.fs.s3a.endpoint": endpoint,
+        "spark.hadoop.fs.s3a.endpoint.region": "us-east-1",
+        "spark.hadoop.fs.s3a.path.style.access": "true",
+        "spark.hadoop.fs.s3a.connection.ssl.enabled": "false",
+        "spark.hadoop.fs.s3a.aws.credentials.provider": (
+            "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider"
+        ),
+        "spark.hadoop.fs.s3a.access.key": "testing",
+        "spark.hadoop.fs.s3a.secret.key": "testing",
+    }
+
+
+def run_job(config: Path, run_date: str) -> None:
+    """Run the job as ``DEBUG=1 python jobs/datalake_job.py`` does, in its own process; it
+    must succeed."""
+    finished = subprocess.run(
+        [sys.executable, str(JOB), "--config", str(config), "--run-date", run_date],
+        cwd=REPO,
+        env={**os.environ, "DEBUG": "1"},
+        capture_output=True,
+        text=True,
+        timeout=JOB_SECONDS,
+        check=False,
+    )
+    assert finished.returncode == 0, f"{run_date}: {finished.stderr[-3000:]}"
+
+
+def report(client: Any, run_date: str) -> dict[str, Any]:
+    """The run report published on S3 for ``run_date``."""
+    key = f"output/reports/run_date={run_date}/report.json"
+    return json.loads(client.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+
+
+def published(endpoint: str) -> dict[str, list[dict[str, Any]]]:
+    """Every table's rows for RUN_DATE on S3, as delta-rs (no Spark) reads them."""
+    options = {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": "us-east-1",
+        "AWS_ALLOW_HTTP": "true",
+    }
+    rows = {}
+    for table in ORDER:
+        delta = DeltaTable(f"s3://{BUCKET}/output/{table}", storage_options=options)
+        rows[table] = delta.to_pyarrow_table(
+            partitions=[(RUN_DATE_COLUMN, "=", RUN_DATE)]
+        ).to_pylist()
+    return rows
+
+
+@pytest.fixture(scope="module")
+def s3a_runs(tmp_path_factory: pytest.TempPathFactory, moto_server: str) -> dict[str, Any]:
+    """The sample in a bucket; the job run on it for RUN_DATE twice, then for the next day:
+    each run's report, and the published rows after each run of RUN_DATE."""
+    aws_config = {"region": "us-east-1", "profile": "", "endpoint_url": moto_server}
+    client = s3.client({**aws_config, "max_attempts": 2})
+    client.create_bucket(Bucket=BUCKET)
+    for table in TABLE_NAMES:
+        for part in sorted((TEST_DATA / table).glob("*.csv")):
+            client.upload_file(str(part), BUCKET, f"input/{table}/{part.name}")
+    config = write_job_config(
+        tmp_path_factory.mktemp("s3a"),
+        {
+            "input": {"path": f"s3a://{BUCKET}/input"},
+            "output": {"path": f"s3a://{BUCKET}/output"},
+            "spark": {**SMALL_SPARK, **s3a_settings(moto_server)},
+            "aws": aws_config,
+        },
+    )
+    runs: dict[str, Any] = {"client": client}
+    for name, run_date in (("first", RUN_DATE), ("again", RUN_DATE), ("next", NEXT_DATE)):
+        run_job(config, run_date)
+        runs[name] = {"report": report(client, run_date), "rows": published(moto_server)}
+    return runs
+
+
+def test_the_job_reads_and_publishes_on_s3a(s3a_runs: dict[str, Any]) -> None:
+    # GIVEN the sample in a bucket WHEN the job runs with input and output on s3a://
+    first = s3a_runs["first"]
+    # THEN it read the sample and found its 10 alerts, and the published tables are Delta
+    # tables on S3 that delta-rs reads: 10 alerts, 420 evidence rows (10 devices x 42 days)
+    assert first["report"]["alerts"] == 10
+    assert first["report"]["counts"]["measurements"]["read"] > 0
+    assert len(first["rows"]["alerts"]) == 10
+    assert len(first["rows"]["evidence"]) == 420
+
+
+def test_a_rerun_on_s3a_publishes_identical_rows_and_the_next_day_reuses_the_store(
+    s3a_runs: dict[str, Any],
+) -> None:
+    # GIVEN the same run date run twice, then the next day
+    first, again, following = s3a_runs["first"], s3a_runs["again"], s3a_runs["next"]
+    # THEN the re-run published exactly the first run's rows, counts and findings
+    assert again["rows"] == first["rows"]
+    for key in ("counts", "findings_by_rule", "alerts"):
+        assert again["report"][key] == first["report"][key], key
+    # AND each table's log holds one commit per run (two of RUN_DATE, one of the next day);
+    # Delta writes no commit that changes nothing: the sample's empty rejects, once created
+    client = s3a_runs["client"]
+    for table in ORDER:
+        listing = client.list_objects_v2(Bucket=BUCKET, Prefix=f"output/{table}/_delta_log/")
+        commits = [o["Key"] for o in listing.get("Contents", []) if o["Key"].endswith(".json")]
+        assert len(commits) == (3 if first["rows"][table] else 1), table
+    # AND the next day's run reused the stored days of the readings' ledger
+    assert following["report"]["ledger"]["mode"] == "incremental"
+    assert following["report"]["ledger"]["reused_days"]
