@@ -1,11 +1,13 @@
-"""What any job's DataFrame steps share: the type of a step, and a union of many frames."""
+"""What any job's DataFrame steps share: the type of a step, a union of many frames, and a
+correlation that tolerates constant columns."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from functools import reduce
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
 
 # A step of a job: a pure function from one frame to the next (``frame.transform(step)``).
 Transform = Callable[[DataFrame], DataFrame]
@@ -14,3 +16,9 @@ Transform = Callable[[DataFrame], DataFrame]
 def union_all(frames: Iterable[DataFrame]) -> DataFrame:
     """The rows of every frame (at least one), matched by column name."""
     return reduce(DataFrame.unionByName, frames)
+
+
+def correlation(x: str, y: str) -> Column:
+    """Pearson's correlation of columns ``x`` and ``y`` (an aggregate), NULL where either is
+    constant. Spark's ``corr`` divides by zero there, an error under ANSI SQL (Spark 4.2)."""
+    return F.try_divide(F.covar_pop(x, y), F.stddev_pop(x) * F.stddev_pop(y))

@@ -13,6 +13,7 @@ whose Hadoop 3.5.0 is matched by hadoop-aws 3.5.0 and the AWS SDK v2 bundle 2.35
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -94,9 +95,29 @@ def fetch(coordinates: Iterable[str]) -> list[str]:
     return fetched
 
 
-if __name__ == "__main__":
+def main(argv: list[str] | None = None) -> int:
+    """Fetch what is missing (``make install``), or print the jars for ``spark-submit
+    --jars``: Delta Lake's, and with ``--s3a`` S3A's too."""
+    parser = argparse.ArgumentParser(description="The Spark packages the job needs.")
+    parser.add_argument("--list", action="store_true", help="print the jars, comma-separated")
+    parser.add_argument("--s3a", action="store_true", help="with --list: S3A's jars too")
+    args = parser.parse_args(argv)
+    if args.list:
+        chosen = DELTA_PACKAGES + (S3A_PACKAGES if args.s3a else ())
+        try:
+            print(",".join(str(path) for path in jar_paths(chosen)))
+        except MissingJars as error:
+            print(f"jars: {error}", file=sys.stderr)
+            return 1
+        return 0
     try:
         done = fetch(DELTA_PACKAGES + S3A_PACKAGES)
     except (OSError, subprocess.CalledProcessError) as error:
-        sys.exit(f"make install: cannot fetch the Spark packages with Maven: {error}")
+        print(f"make install: cannot fetch the Spark packages with Maven: {error}", file=sys.stderr)
+        return 1
     print(f"jars: {len(done)} fetched, all in {repository()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

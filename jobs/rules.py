@@ -16,7 +16,7 @@ from pyspark.sql import Column as SparkColumn
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from dependencies.frames import union_all
+from dependencies.frames import correlation, union_all
 from dependencies.run_window import RunWindow
 from jobs.usage import HOURS, IMPORT_KWH, MINUTES_PER_DAY, holding_period
 
@@ -307,11 +307,11 @@ def profile_shift(evidence: Evidence, params: dict[str, Any]) -> DataFrame:
         "device_id",
         F.explode(F.arrays_zip("window_hourly_kwh", "baseline_hourly_kwh")).alias("hour"),
     )
-    correlation = hours.groupBy("device_id").agg(
-        F.corr("hour.window_hourly_kwh", "hour.baseline_hourly_kwh").alias("correlation")
+    correlations = hours.groupBy("device_id").agg(
+        correlation("hour.window_hourly_kwh", "hour.baseline_hourly_kwh").alias("correlation")
     )
     condition = F.col("correlation") < params["max_correlation"]
-    return _fires(correlation.where(~F.isnan("correlation")), condition, F.col("correlation"))
+    return _fires(correlations.where(~F.isnan("correlation")), condition, F.col("correlation"))
 
 
 def peer_deviation(evidence: Evidence, params: dict[str, Any]) -> DataFrame:

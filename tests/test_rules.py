@@ -430,6 +430,15 @@ def test_profile_shift_not_on_a_profile_moved_by_an_hour(spark: SparkSession) ->
     assert fired(spark, "PROFILE_SHIFT", meter("LATE", PROFILE[-1:] + PROFILE[:-1])) == {}
 
 
+def test_profile_shift_has_no_correlation_to_find_in_a_constant_day(spark: SparkSession) -> None:
+    # GIVEN a window whose 24 hourly means are all alike (a replayed constant: FLAT_PROFILE's
+    # case), against a shaped baseline, and a shaped window against a constant baseline
+    constant = [0.5] * 24
+    rows = meter("CONST_W", constant) + meter("CONST_B", PROFILE, constant)
+    # WHEN PROFILE_SHIFT runs THEN there is no correlation to judge: no finding, no error
+    assert fired(spark, "PROFILE_SHIFT", rows) == {}
+
+
 def test_profile_shift_not_on_a_scaled_profile(spark: SparkSession) -> None:
     # GIVEN half the use with the same shape (a drop, not a shift)
     assert fired(spark, "PROFILE_SHIFT", meter("HALF", scaled(0.5))) == {}

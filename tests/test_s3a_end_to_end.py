@@ -1,4 +1,4 @@
-"""The whole job on S3: the sample uploaded to a bucket of moto's server on 127.0.0.1, read and
+"""The whole job on S3: the sample (its readings by day) uploaded to a bucket of moto's server on 127.0.0.1, read and
 published through ``s3a://`` (Hadoop's S3A, Delta Lake on S3), twice with identical outputs,
 then a run of the next day reusing the readings' ledger store."""
 
@@ -19,7 +19,7 @@ from deltalake import DeltaTable
 from dependencies import s3
 from dependencies.publish import ORDER
 from dependencies.publish import RUN_DATE as RUN_DATE_COLUMN
-from dependencies.tables import TABLE_NAMES
+from dependencies.tables import MEASURED_DATE, TABLE_NAMES
 
 BUCKET = "datalake-s3a-end-to-end"
 NEXT_DATE = (date.fromisoformat(RUN_DATE) + timedelta(days=1)).isoformat()
@@ -81,6 +81,24 @@ def published(endpoint: str) -> dict[str, list[dict[str, Any]]]:
     return rows
 
 
+def upload_sample(client: Any) -> None:
+    """The sample's tables into the bucket under ``input/``; the readings by day
+    (``measured_date=D``, the UTC date of ``measured_at``), as an export lands them, so that
+    runs can reuse the readings' ledger store."""
+    for table in TABLE_NAMES:
+        if table == "measurements":
+            continue
+        for part in sorted((TEST_DATA / table).glob("*.csv")):
+            client.upload_file(str(part), BUCKET, f"input/{table}/{part.name}")
+    header, *lines = (TEST_DATA / "measurements" / "part-00000.csv").read_text().splitlines()
+    days: dict[str, list[str]] = {}
+    for line in lines:
+        days.setdefault(line.split(",")[1][:10], []).append(line)
+    for day, rows in days.items():
+        key = f"input/measurements/{MEASURED_DATE}={day}/part-00000.csv"
+        client.put_object(Bucket=BUCKET, Key=key, Body="\n".join([header, *rows, ""]).encode())
+
+
 @pytest.fixture(scope="module")
 def s3a_runs(tmp_path_factory: pytest.TempPathFactory, moto_server: str) -> dict[str, Any]:
     """The sample in a bucket; the job run on it for RUN_DATE twice, then for the next day:
@@ -88,9 +106,7 @@ def s3a_runs(tmp_path_factory: pytest.TempPathFactory, moto_server: str) -> dict
     aws_config = {"region": "us-east-1", "profile": "", "endpoint_url": moto_server}
     client = s3.client({**aws_config, "max_attempts": 2})
     client.create_bucket(Bucket=BUCKET)
-    for table in TABLE_NAMES:
-        for part in sorted((TEST_DATA / table).glob("*.csv")):
-            client.upload_file(str(part), BUCKET, f"input/{table}/{part.name}")
+    upload_sample(client)
     config = write_job_config(
         tmp_path_factory.mktemp("s3a"),
         {

@@ -45,6 +45,7 @@ if __package__ in (None, "") and "PYSPARK_GATEWAY_PORT" not in os.environ:
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
+from dependencies.frames import correlation
 from dependencies.progress import Progress
 from dependencies.run_window import RunWindow
 from dependencies.spark import start_spark
@@ -926,7 +927,7 @@ class Generator:
         return (
             hourly.join(mirror, ["device_id", "profile_hour"])
             .groupBy("device_id")
-            .agg(F.corr("kwh", "mirrored_kwh").alias("baseline_reverse_correlation"))
+            .agg(correlation("kwh", "mirrored_kwh").alias("baseline_reverse_correlation"))
         )
 
     def hidden_energy(self, components: DataFrame) -> DataFrame:
