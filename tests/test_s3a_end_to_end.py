@@ -1,6 +1,6 @@
-"""The whole job on S3: the sample (its readings by day) uploaded to a bucket of moto's server on 127.0.0.1, read and
-published through ``s3a://`` (Hadoop's S3A, Delta Lake on S3), twice with identical outputs,
-then a run of the next day reusing the readings' ledger store."""
+"""The whole job on S3: the sample (its readings by day) uploaded to a bucket of moto's server
+on 127.0.0.1, read and published through ``s3a://`` (Hadoop's S3A, Delta Lake on S3), twice
+with identical outputs, then a run of the next day reusing the readings' ledger store."""
 
 from __future__ import annotations
 
