@@ -15,7 +15,7 @@ import sys
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -83,6 +83,41 @@ def packages_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def moto_aws_config(moto_server: str) -> dict[str, Any]:
     """The ``aws`` config section pointing at the moto server, with few retries."""
     return {"region": "us-east-1", "profile": "", "endpoint_url": moto_server, "max_attempts": 2}
+
+
+def submit_command(
+    spark_submit: str,
+    config: Path,
+    package: Path,
+    lock_dir: Path,
+    lock_wait: float,
+    dates: Sequence[str],
+    *more: str,
+) -> list[str]:
+    """``python -m dependencies.submit`` as the Makefile calls it, for one date or a range
+    (``dates``: one, or the first and the last), with ``more`` options."""
+    when = ["--run-date", dates[0]] if len(dates) == 1 else ["--from", dates[0], "--to", dates[1]]
+    return [
+        sys.executable,
+        "-m",
+        "dependencies.submit",
+        "--spark-submit",
+        spark_submit,
+        "--master",
+        "local[1]",
+        "--deploy-mode",
+        "client",
+        "--config",
+        str(config),
+        "--package",
+        str(package),
+        "--lock-dir",
+        str(lock_dir),
+        "--lock-wait",
+        str(lock_wait),
+        *more,
+        *when,
+    ]
 
 
 @pytest.fixture(scope="session")

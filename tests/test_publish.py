@@ -56,7 +56,8 @@ def outputs(spark: SparkSession, version: str) -> dict[str, DataFrame]:
 def stage(
     spark: SparkSession, frames: dict[str, DataFrame], output: Path, run_date: date, run_id: str
 ) -> str:
-    """Stage ``frames`` as one run's outputs and publish them; return its staging directory."""
+    """Stage ``frames`` as one run's outputs, publishing nothing; return its staging
+    directory (gone once staging ends)."""
     with staging_directory(spark, str(output), run_date, run_id) as staging:
         stage_outputs(frames, staging)
     return staging

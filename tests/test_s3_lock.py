@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from conftest import REPO
+from conftest import REPO, submit_command
 
 from dependencies import s3, submit
 from dependencies.exit_codes import EXIT_FAILED, EXIT_LOCK_BUSY, EXIT_OK
@@ -307,27 +307,9 @@ def submit_s3_output(
     )
     fake.chmod(0o755)
     config = write_config({"output": {"path": f"s3://{bucket}/out"}, "aws": aws_config})
-    when = ["--run-date", dates[0]] if len(dates) == 1 else ["--from", dates[0], "--to", dates[1]]
-    command = [
-        sys.executable,
-        "-m",
-        "dependencies.submit",
-        "--spark-submit",
-        str(fake),
-        "--master",
-        "local[1]",
-        "--deploy-mode",
-        "client",
-        "--config",
-        str(config),
-        "--package",
-        str(tmp_path / "packages.zip"),
-        "--lock-dir",
-        str(tmp_path / "locks"),
-        "--lock-wait",
-        "0",
-        *when,
-    ]
+    command = submit_command(
+        str(fake), config, tmp_path / "packages.zip", tmp_path / "locks", 0, dates
+    )
     with subprocess.Popen(
         command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     ) as process:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO, stop_process
+from conftest import REPO, stop_process, submit_command
 
 from dependencies.exit_codes import (
     EXIT_BAD_CONFIG,
@@ -31,29 +31,16 @@ def submit(
     packages_zip: Path, config: Path, lock_dir: Path, lock_wait: float, *dates: str
 ) -> subprocess.CompletedProcess:
     """Run dependencies/submit.py as make does, for one date or a range."""
-    when = ["--run-date", dates[0]] if len(dates) == 1 else ["--from", dates[0], "--to", dates[1]]
-    command = [
-        sys.executable,
-        "-m",
-        "dependencies.submit",
-        "--spark-submit",
+    command = submit_command(
         SPARK_SUBMIT,
-        "--master",
-        "local[1]",
-        "--deploy-mode",
-        "client",
-        "--config",
-        str(config),
-        "--package",
-        str(packages_zip),
-        "--lock-dir",
-        str(lock_dir),
-        "--lock-wait",
-        str(lock_wait),
+        config,
+        packages_zip,
+        lock_dir,
+        lock_wait,
+        dates,
         "--submit-args",
         "--driver-memory 1g",
-        *when,
-    ]
+    )
     return subprocess.run(
         command, cwd=REPO, capture_output=True, text=True, timeout=900, check=False
     )
