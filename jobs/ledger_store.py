@@ -10,7 +10,7 @@ component: its last valid reading, how many it has had, where its zero run stand
 manifest of everything they were derived from:
 
 - the day's input files (path, size, modification time) and its row count as read;
-- the hash of the code of the pass and of the ``usage`` settings that shape it;
+- the ledger's version (:data:`LEDGER_VERSION`) and the ``usage`` settings that shape it;
 - per component, a fingerprint of its component row and of its device's install periods
   over the time the day's intervals cover;
 - the hash of the state the day continued from.
@@ -18,7 +18,8 @@ manifest of everything they were derived from:
 A run reuses every day whose manifest still matches and computes the rest: new days, days
 whose files changed, the components whose rows or installs changed (only those), and the
 components whose state changed because an earlier day was computed again. Everything is
-computed again with ``--full-refresh``, when the code or the usage settings change, or when
+computed again with ``--full-refresh``, when the ledger's version or the usage settings
+change, or when
 the input is not partitioned by day. Deleting the store changes nothing but time.
 
 Safety: a day's rows and state are written in full before its manifest, and a manifest is
@@ -32,10 +33,8 @@ lives under the output path, so the run lock covers it.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import logging
-import sys
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -43,7 +42,6 @@ from typing import Any
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from dependencies import tables
 from dependencies.logging import LOGGER_NAME
 from dependencies.publish import HadoopFs
 from dependencies.run_window import RunWindow, midnight
@@ -55,6 +53,11 @@ STORE = "_ledger"
 MANIFESTS = "manifests"
 BLOCKS = "blocks"
 FORMAT = 1
+# The meaning of a day's rows and state. Raise it with any change to what they hold (the
+# pass in :mod:`jobs.usage`, the checks of :mod:`jobs.validate`, the state kept here): stored
+# days of another version are computed again. ``tests/test_ledger_version.py`` fails when the
+# sample's rows change while this does not; an edit that changes no row costs nothing.
+LEDGER_VERSION = 1
 # Run-window settings: they choose which days a run reads, not what a day's rows are.
 NOT_SHAPING_USAGE = ("lookback_days",)
 # The state a component's next day continues from.
@@ -100,18 +103,12 @@ def store_path(output_path: str) -> str:
 
 
 def shaping_hash(usage_config: dict[str, Any]) -> str:
-    """The hash of the pass's code (as loaded) and of the usage settings that shape a day's rows."""
+    """The hash of the ledger's version and of the usage settings that shape a day's rows."""
     settings = {k: v for k, v in usage_config.items() if k not in NOT_SHAPING_USAGE}
-    text = json.dumps({"format": FORMAT, "usage": settings, "code": CODE}, sort_keys=True)
+    text = json.dumps(
+        {"format": FORMAT, "version": LEDGER_VERSION, "usage": settings}, sort_keys=True
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _code() -> str:
-    """The hash of the source of every module a day's rows depend on, read once as loaded."""
-    modules = (usage, validate, tables, sys.modules[__name__])
-    return hashlib.sha256(
-        "".join(inspect.getsource(module) for module in modules).encode()
-    ).hexdigest()
 
 
 def files_hash(files: list[tuple[str, int, int]]) -> str:
@@ -280,10 +277,13 @@ class Store:
         window = self.inputs.window
         first, last = window.read_start_date.isoformat(), window.window_end.date().isoformat()
         days = []
-        for name in self.fs.children(measurements_path):
+        # The input's own file system: it may be another bucket, or another store, than the
+        # output's.
+        input_fs = HadoopFs(self.spark, measurements_path)
+        for name in input_fs.children(measurements_path):
             if name.startswith(f"{MEASURED_DATE}=") and first <= name.split("=", 1)[1] <= last:
                 day = name.split("=", 1)[1]
-                self.files[day] = files_hash(self.fs.files(f"{measurements_path}/{name}"))
+                self.files[day] = files_hash(input_fs.files(f"{measurements_path}/{name}"))
                 days.append(day)
         return sorted(days)
 
@@ -310,7 +310,7 @@ class Store:
         if found is None:
             return "not in the store"
         if found["shaping"] != self.shaping:
-            return "the code or the usage settings changed"
+            return "the ledger's version or the usage settings changed"
         if found["files"] != self.files[day]:
             return "its input files changed (a late or rewritten file)"
         return None
@@ -343,11 +343,17 @@ class Store:
                     end += 1
                 block = days[position : end + 1]
                 reasons = sorted({stale[d] for d in block})
-                self.compute(block, previous, None)
                 outcome.computed.append(
                     {"days": _span(block), "components": "all", "reason": "; ".join(reasons)}
                 )
                 position = end + 1
+                if position == len(days) and after:
+                    # The days after the run date continue this block: one pass for both.
+                    outcome.computed.append(
+                        {"days": _span(after), "components": "all", "reason": AFTER_RUN_DATE}
+                    )
+                    block, after = block + after, []
+                self.compute(block, previous, None)
                 continue
             redo = changed.get(day)
             reason = "their component or install rows changed" if redo is not None else ""
@@ -503,10 +509,6 @@ class Store:
             )
         with read_failures_named("measurements"):
             rows.write.partitionBy(PARTITION).parquet(f"{directory}/rows")
-            read = {
-                row[0]: row[1]
-                for row in raw.groupBy(F.col(MEASURED_DATE).cast("string")).count().collect()
-            }
         written = self._read(f"{directory}/rows").withColumn(
             PARTITION, F.col(PARTITION).cast("string")
         )
@@ -522,16 +524,20 @@ class Store:
             .agg(F.bit_xor("hash").alias("state_hash"))
             .collect()
         }
-        misfiled = {
-            row[PARTITION]: row["misfiled"]
-            for row in written.groupBy(PARTITION)
+        # Every reading read is in exactly one row (carried readings are not): a day's rows
+        # count its readings as read, without a second scan of the input.
+        read, misfiled = {}, {}
+        for row in (
+            written.groupBy(PARTITION)
             .agg(
+                F.sum(READINGS).alias("read"),
                 F.sum(
                     F.when(F.col(READING_DAY).cast("string") != F.col(PARTITION), F.col(READINGS))
-                ).alias("misfiled")
+                ).alias("misfiled"),
             )
             .collect()
-        }
+        ):
+            read[row[PARTITION]], misfiled[row[PARTITION]] = row["read"], row["misfiled"]
         for position, day in enumerate(block):
             before = self.manifests.get(day) or {}
             entered_from = block[position - 1] if position else previous
@@ -709,6 +715,3 @@ def replace_raw(inputs: Inputs, raw: DataFrame) -> Inputs:
         inputs.window,
         inputs.run_started_at,
     )
-
-
-CODE = _code()

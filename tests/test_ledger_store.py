@@ -274,7 +274,7 @@ def test_a_history_of_runs_reusing_the_store_publishes_what_full_runs_publish(
         {
             "days": f"{partitions[0]}..{LAST_DATE}",
             "components": "all",
-            "reason": "the code or the usage settings changed",
+            "reason": "the ledger's version or the usage settings changed",
         }
     ]
 

@@ -1,6 +1,8 @@
 """The whole job on S3: the sample (its readings by day) uploaded to a bucket of moto's server
-on 127.0.0.1, read and published through ``s3a://`` (Hadoop's S3A, Delta Lake on S3), twice
-with identical outputs, then a run of the next day reusing the readings' ledger store."""
+on 127.0.0.1, read and published through ``s3a://`` (Hadoop's S3A, Delta Lake on S3) into
+another bucket, as production lays it out (the meter-data system exports to a bucket of its
+own), twice with identical outputs, then a run of the next day reusing the readings' ledger
+store."""
 
 from __future__ import annotations
 
@@ -21,7 +23,9 @@ from dependencies.publish import ORDER
 from dependencies.publish import RUN_DATE as RUN_DATE_COLUMN
 from dependencies.tables import MEASURED_DATE, TABLE_NAMES
 
-BUCKET = "datalake-s3a-end-to-end"
+# The meter-data system's exports, and the lake the job publishes to.
+INPUT_BUCKET = "datalake-s3a-exports"
+OUTPUT_BUCKET = "datalake-s3a-lake"
 NEXT_DATE = (date.fromisoformat(RUN_DATE) + timedelta(days=1)).isoformat()
 JOB_SECONDS = 900
 JOB = REPO / "jobs" / "datalake_job.py"
@@ -60,7 +64,7 @@ def run_job(config: Path, run_date: str) -> None:
 def report(client: Any, run_date: str) -> dict[str, Any]:
     """The run report published on S3 for ``run_date``."""
     key = f"output/reports/run_date={run_date}/report.json"
-    return json.loads(client.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+    return json.loads(client.get_object(Bucket=OUTPUT_BUCKET, Key=key)["Body"].read())
 
 
 def published(endpoint: str) -> dict[str, list[dict[str, Any]]]:
@@ -74,7 +78,7 @@ def published(endpoint: str) -> dict[str, list[dict[str, Any]]]:
     }
     rows = {}
     for table in ORDER:
-        delta = DeltaTable(f"s3://{BUCKET}/output/{table}", storage_options=options)
+        delta = DeltaTable(f"s3://{OUTPUT_BUCKET}/output/{table}", storage_options=options)
         rows[table] = delta.to_pyarrow_table(
             partitions=[(RUN_DATE_COLUMN, "=", RUN_DATE)]
         ).to_pylist()
@@ -89,14 +93,15 @@ def upload_sample(client: Any) -> None:
         if table == "measurements":
             continue
         for part in sorted((TEST_DATA / table).glob("*.csv")):
-            client.upload_file(str(part), BUCKET, f"input/{table}/{part.name}")
+            client.upload_file(str(part), INPUT_BUCKET, f"input/{table}/{part.name}")
     header, *lines = (TEST_DATA / "measurements" / "part-00000.csv").read_text().splitlines()
     days: dict[str, list[str]] = {}
     for line in lines:
         days.setdefault(line.split(",")[1][:10], []).append(line)
     for day, rows in days.items():
         key = f"input/measurements/{MEASURED_DATE}={day}/part-00000.csv"
-        client.put_object(Bucket=BUCKET, Key=key, Body="\n".join([header, *rows, ""]).encode())
+        body = "\n".join([header, *rows, ""]).encode()
+        client.put_object(Bucket=INPUT_BUCKET, Key=key, Body=body)
 
 
 @pytest.fixture(scope="module")
@@ -105,13 +110,14 @@ def s3a_runs(tmp_path_factory: pytest.TempPathFactory, moto_server: str) -> dict
     each run's report, and the published rows after each run of RUN_DATE."""
     aws_config = {"region": "us-east-1", "profile": "", "endpoint_url": moto_server}
     client = s3.client({**aws_config, "max_attempts": 2})
-    client.create_bucket(Bucket=BUCKET)
+    for bucket in (INPUT_BUCKET, OUTPUT_BUCKET):
+        client.create_bucket(Bucket=bucket)
     upload_sample(client)
     config = write_job_config(
         tmp_path_factory.mktemp("s3a"),
         {
-            "input": {"path": f"s3a://{BUCKET}/input"},
-            "output": {"path": f"s3a://{BUCKET}/output"},
+            "input": {"path": f"s3a://{INPUT_BUCKET}/input"},
+            "output": {"path": f"s3a://{OUTPUT_BUCKET}/output"},
             "spark": {**SMALL_SPARK, **s3a_settings(moto_server)},
             "aws": aws_config,
         },
@@ -124,7 +130,7 @@ def s3a_runs(tmp_path_factory: pytest.TempPathFactory, moto_server: str) -> dict
 
 
 def test_the_job_reads_and_publishes_on_s3a(s3a_runs: dict[str, Any]) -> None:
-    # GIVEN the sample in a bucket WHEN the job runs with input and output on s3a://
+    # GIVEN the sample in one bucket WHEN the job runs with its output in another, on s3a://
     first = s3a_runs["first"]
     # THEN it read the sample and found its 10 alerts, and the published tables are Delta
     # tables on S3 that delta-rs reads: 10 alerts, 420 evidence rows (10 devices x 42 days)
@@ -147,7 +153,8 @@ def test_a_rerun_on_s3a_publishes_identical_rows_and_the_next_day_reuses_the_sto
     # Delta writes no commit that changes nothing: the sample's empty rejects, once created
     client = s3a_runs["client"]
     for table in ORDER:
-        listing = client.list_objects_v2(Bucket=BUCKET, Prefix=f"output/{table}/_delta_log/")
+        prefix = f"output/{table}/_delta_log/"
+        listing = client.list_objects_v2(Bucket=OUTPUT_BUCKET, Prefix=prefix)
         commits = [o["Key"] for o in listing.get("Contents", []) if o["Key"].endswith(".json")]
         assert len(commits) == (3 if first["rows"][table] else 1), table
     # AND the next day's run reused the stored days of the readings' ledger

@@ -1,0 +1,76 @@
+"""The ledger's version names what a stored day holds: a change to the rows the pass over the
+readings computes must come with a new :data:`jobs.ledger_store.LEDGER_VERSION`, or a run
+would reuse days stored with the old meaning. An edit that changes no row keeps the version
+(and the store).
+
+When this test fails after an intended change of the rows: raise ``LEDGER_VERSION`` and add
+its fingerprint (the value the failure prints) to ``FINGERPRINTS``.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import ArrayType, DoubleType
+
+from dependencies.config import bundled_defaults
+from dependencies.run_window import RunWindow
+from jobs import ledger_store
+from jobs.inputs import extract, readings_inputs, validate_tables
+from tests.conftest import RUN_DATE, SAMPLE_RUN_STARTED_AT, TEST_DATA
+
+# The sample's rows (tests/test_data, run date RUN_DATE) per ledger version.
+FINGERPRINTS = {1: 979413358616923651}
+# Amounts are compared to this many decimals: the same rows summed in another order are the
+# same rows.
+DECIMALS = 6
+
+
+def _comparable(frame: DataFrame, name: str) -> Column:
+    """Column ``name`` with its doubles rounded to :data:`DECIMALS`."""
+    data_type = frame.schema[name].dataType
+    if isinstance(data_type, DoubleType):
+        return F.round(F.col(name), DECIMALS)
+    if isinstance(data_type, ArrayType) and isinstance(data_type.elementType, DoubleType):
+        return F.transform(F.col(name), lambda amount: F.round(amount, DECIMALS))
+    return F.col(name)
+
+
+def fingerprint(rows: DataFrame) -> int:
+    """One number for a set of rows (their order aside): the xor of each row's hash."""
+    hashes = F.xxhash64(*[_comparable(rows, name) for name in sorted(rows.columns)])
+    return rows.agg(F.bit_xor(hashes)).first()[0] or 0
+
+
+def sample_rows(spark: SparkSession) -> DataFrame:
+    """The rows of the sample's readings, as the store keeps a day's."""
+    config = {**bundled_defaults(), "input": {"path": str(TEST_DATA), "format": "csv"}}
+    window = RunWindow.from_config(date.fromisoformat(RUN_DATE), config)
+    raw = extract(spark, config["input"], window)
+    inputs = readings_inputs(
+        raw, validate_tables(raw, window), config["usage"], window, SAMPLE_RUN_STARTED_AT
+    )
+    return ledger_store.unstored_rows(inputs)
+
+
+def test_the_sample_rows_are_those_of_the_ledger_version(spark: SparkSession) -> None:
+    # GIVEN the sample's readings WHEN the pass folds them into the ledger's rows
+    found = fingerprint(sample_rows(spark))
+    # THEN they are the rows recorded for the ledger's version
+    version = ledger_store.LEDGER_VERSION
+    assert FINGERPRINTS.get(version) == found, (
+        f"the ledger's rows changed (fingerprint {found}) while LEDGER_VERSION is still "
+        f"{version}: raise it and record the new fingerprint"
+    )
+
+
+def test_the_fingerprint_tells_a_changed_row(spark: SparkSession) -> None:
+    # GIVEN a few rows WHEN one amount changes beyond the compared decimals
+    rows = spark.createDataFrame([("a", 1.0), ("b", 2.0)], "id string, kwh double")
+    changed = rows.withColumn("kwh", F.when(F.col("id") == "b", 2.00001).otherwise(F.col("kwh")))
+    reordered = rows.orderBy(F.col("id").desc())
+    # THEN the fingerprint differs, and does not depend on the rows' order
+    assert fingerprint(changed) != fingerprint(rows)
+    assert fingerprint(reordered) == fingerprint(rows)
