@@ -20,6 +20,7 @@ from dependencies.frames import Transform, union_all
 from dependencies.run_window import RunWindow
 from dependencies.tables import (
     MEASURED_DATE,
+    SPARK_ERRORS,
     TABLE_NAMES,
     InputError,
     count_read,
@@ -141,24 +142,23 @@ def count_rows(
     used, rejected (and by reason), deduplicated, outside_window.
 
     Fails loudly if the counts do not reconcile; an empty device table is bad input."""
+    given = read_counts or {}
+    reads = {t: given[t] if t in given else count_read(raw[t], t) for t in tables}
+    if reads.get("device") == 0:
+        raise InputError("table device: no rows")
+    by_status: dict[str, dict[str, int]] = {table: {} for table in tables}
+    for row in _status_counts(checked, tables):
+        by_status[row["table"]][row["status"]] = row["count"]
     counts: dict[str, dict[str, Any]] = {}
     for table in tables:
-        frame = checked.tables[table]
-        read = (read_counts or {}).get(table)
-        read = count_read(raw[table], table) if read is None else read
-        if table == "device" and read == 0:
-            raise InputError("table device: no rows")
-        weight = F.sum(READINGS) if READINGS in frame.columns else F.count("*")
-        with read_failures_named(table):
-            statuses = frame.groupBy("status").agg(weight.alias("count")).collect()
-        by_status = {row["status"]: row["count"] for row in statuses}
-        reasons = {k: v for k, v in sorted(by_status.items()) if k not in validate.NOT_REJECTED}
+        found = by_status[table]
+        reasons = {k: v for k, v in sorted(found.items()) if k not in validate.NOT_REJECTED}
         entry = {
-            "read": read,
-            "used": by_status.get(validate.USED, 0),
+            "read": reads[table],
+            "used": found.get(validate.USED, 0),
             "rejected": sum(reasons.values()),
-            "deduplicated": by_status.get(validate.DEDUPLICATED, 0),
-            "outside_window": by_status.get(validate.OUTSIDE_WINDOW, 0),
+            "deduplicated": found.get(validate.DEDUPLICATED, 0),
+            "outside_window": found.get(validate.OUTSIDE_WINDOW, 0),
             "rejected_by_reason": reasons,
         }
         accounted = sum(entry[s] for s in ("used", "rejected", "deduplicated", "outside_window"))
@@ -166,6 +166,28 @@ def count_rows(
             raise RuntimeError(f"table {table}: counts do not reconcile: {entry}")
         counts[table] = entry
     return counts
+
+
+def _status_counts(checked: Checked, tables: tuple[str, ...]) -> list[Any]:
+    """(table, status, count) of ``tables``, in one query (the rows a ledger row stands for
+    counted as such); when it fails, each table's is asked alone, so that a file that cannot
+    be read is named by its own table."""
+    frames = {}
+    for table in tables:
+        frame = checked.tables[table]
+        weight = F.sum(READINGS) if READINGS in frame.columns else F.count("*")
+        frames[table] = (
+            frame.groupBy("status")
+            .agg(weight.cast("long").alias("count"))
+            .select(F.lit(table).alias("table"), "status", "count")
+        )
+    try:
+        return union_all(list(frames.values())).collect()
+    except SPARK_ERRORS:
+        for table, frame in frames.items():  # which table failed: a file it cannot read
+            with read_failures_named(table):
+                frame.collect()
+        raise
 
 
 def rejects(checked: Checked) -> DataFrame:
