@@ -30,6 +30,47 @@ CHOICES = {
     ("logging", "console", "format"): ("text", "json"),
 }
 
+# The allowed range of each number (inclusive; None: unbounded), by key path ("*": any key).
+RANGES: dict[tuple[str, ...], tuple[float | None, float | None]] = {
+    ("window_days",): (1, None),
+    ("baseline_days",): (1, None),
+    ("alert_threshold",): (0.0, 1.0),
+    ("history_days",): (0, None),
+    ("evidence_max_devices",): (0, 10_000),
+    ("tariffs", "per_class", "*"): (0.0, None),
+    ("usage", "lookback_days"): (0, None),
+    ("usage", "gap_factor"): (1.0, None),
+    ("usage", "rollover_high_share"): (0.0, 1.0),
+    ("usage", "rollover_low_share"): (0.0, 1.0),
+    ("usage", "day_has_data_share"): (0.0, 1.0),
+    ("usage", "zero_interval_kwh"): (0.0, None),
+    ("usage", "shape_max_interval_minutes"): (1, None),
+    ("peers", "comparable_share"): (0.0, 1.0),
+    ("peers", "min_baseline_kwh"): (0.0, None),
+    ("peers", "min_class_devices"): (1, None),
+    ("rules", "*", "weight"): (0.0, 1.0),
+    ("rules", "*", "min_kwh"): (0.0, None),
+    ("rules", "*", "max_kwh"): (0.0, None),
+    ("rules", "*", "min_events"): (0.0, None),
+    ("rules", "*", "min_days"): (1, None),
+    ("rules", "*", "max_ratio"): (0.0, None),
+    ("rules", "*", "min_run_hours"): (0.0, 24.0),
+    ("rules", "*", "max_cv_ratio"): (0.0, None),
+    ("rules", "*", "min_baseline_cv"): (0.0, None),
+    ("rules", "*", "max_correlation"): (-1.0, 1.0),
+    ("rules", "*", "max_present_share"): (0.0, 1.0),
+    ("logging", "file", "max_bytes"): (0, None),
+    ("logging", "file", "backup_count"): (0, None),
+    ("logging", "cloudwatch", "flush_interval_seconds"): (0.1, None),
+    ("logging", "cloudwatch", "max_retries"): (0, None),
+    ("logging", "cloudwatch", "retry_base_seconds"): (0.0, None),
+    ("logging", "cloudwatch", "request_timeout_seconds"): (0.1, None),
+    ("logging", "cloudwatch", "close_timeout_seconds"): (0.0, None),
+    ("logging", "cloudwatch", "max_queued_events"): (1, None),
+    ("metrics", "timeout_seconds"): (0.1, None),
+    ("aws", "max_attempts"): (1, 20),
+}
+
 
 class ConfigError(ValueError):
     """The configuration cannot be found, parsed or validated."""
@@ -131,6 +172,9 @@ def merge_config(
             )
         if path in CHOICES and value not in CHOICES[path]:
             raise ConfigError(f"{source}: {dotted} must be one of {', '.join(CHOICES[path])}")
+        allowed = allowed_range(path)
+        if allowed and not _within(value, allowed):
+            raise ConfigError(f"{source}: {dotted} must be {_range_words(allowed)}, got {value}")
         merged[key] = float(value) if isinstance(default, float) else value
     return merged
 
@@ -150,6 +194,28 @@ def config_changes(
         elif key not in defaults or value != default:
             changes[key] = value
     return changes
+
+
+def allowed_range(path: tuple[str, ...]) -> tuple[float | None, float | None] | None:
+    """The range :data:`RANGES` allows for the number at ``path``, if it sets one."""
+    for pattern, allowed in RANGES.items():
+        if len(pattern) == len(path) and all(
+            p in ("*", k) for p, k in zip(pattern, path, strict=True)
+        ):
+            return allowed
+    return None
+
+
+def _within(value: float, allowed: tuple[float | None, float | None]) -> bool:
+    low, high = allowed
+    return (low is None or value >= low) and (high is None or value <= high)
+
+
+def _range_words(allowed: tuple[float | None, float | None]) -> str:
+    low, high = allowed
+    if high is None:
+        return f">= {low}"
+    return f"between {low} and {high}" if low is not None else f"<= {high}"
 
 
 def _same_type(default: Any, value: Any) -> bool:

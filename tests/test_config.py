@@ -95,6 +95,44 @@ def test_invalid_configs_are_errors_naming_file_and_key(
         load_config(str(path))
 
 
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ({"window_days": 0}, r"bad\.json: window_days must be >= 1, got 0$"),
+        ({"history_days": -1}, r"bad\.json: history_days must be >= 0, got -1$"),
+        (
+            {"rules": {"DATA_GAP": {"weight": 1.5}}},
+            r"bad\.json: rules\.DATA_GAP\.weight must be between 0\.0 and 1\.0, got 1\.5$",
+        ),
+        (
+            {"evidence_max_devices": 1_000_000},
+            r"bad\.json: evidence_max_devices must be between 0 and 10000, got 1000000$",
+        ),
+        ({"aws": {"max_attempts": 0}}, r"bad\.json: aws\.max_attempts must be between 1 and 20"),
+        ({"alert_threshold": -0.1}, r"alert_threshold must be between 0\.0 and 1\.0, got -0\.1"),
+        (
+            {"rules": {"PROFILE_SHIFT": {"max_correlation": 2}}},
+            r"rules\.PROFILE_SHIFT\.max_correlation must be between -1\.0 and 1\.0, got 2",
+        ),
+    ],
+)
+def test_out_of_range_values_are_one_line_errors_naming_file_key_and_range(
+    tmp_path: Path, content: dict[str, object], message: str
+) -> None:
+    # GIVEN a config with a number outside its allowed range
+    path = write(tmp_path / "bad.json", {**MINIMAL, **content})
+    # WHEN / THEN loading it fails with one line naming the file, the key and the range
+    with pytest.raises(ConfigError, match=message) as raised:
+        load_config(str(path))
+    assert "\n" not in str(raised.value)
+
+
+def test_the_bundled_defaults_are_within_their_ranges(tmp_path: Path) -> None:
+    # GIVEN every bundled value written as a run's config WHEN it is loaded THEN it passes
+    defaults = bundled_defaults()
+    assert load_config(str(write(tmp_path / "all.json", defaults))) == defaults
+
+
 def test_minimal_config_is_completed_from_the_defaults(tmp_path: Path) -> None:
     # GIVEN a config naming only the paths and one threshold (an int where a float is expected)
     path = write(tmp_path / "job_config.json", {**MINIMAL, "alert_threshold": 1})
