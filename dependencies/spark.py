@@ -13,7 +13,7 @@ from pyspark.sql import SparkSession
 import __main__
 from dependencies.config import find_config_file, load_config
 from dependencies.jars import DELTA_SESSION_CONFIG, class_path
-from dependencies.logging import build_logger
+from dependencies.logging import build_logger, redact
 
 # Settings that must hold in every context: timestamps are UTC everywhere, and the
 # published tables are Delta tables.
@@ -91,12 +91,17 @@ def start_spark(
     logger = build_logger(config["logging"], config["aws"], app_name, spark)
     if not local:
         running = dict(spark.sparkContext.getConf().getAll())
-        for key in not_applied(config["spark"], running):
-            logger.warning(
-                "config setting spark[%s] is not applied: the session spark-submit started "
-                "has another value (pass --conf %s=%s to spark-submit)",
-                key,
-                key,
-                config["spark"][key],
-            )
+        for warning in not_applied_warnings(config["spark"], running):
+            logger.warning(warning)
     return spark, logger, config
+
+
+def not_applied_warnings(spark_config: Mapping[str, str], running: Mapping[str, str]) -> list[str]:
+    """A warning per setting of :func:`not_applied`, naming the option that would apply it;
+    a secret-looking setting's value is masked (it would reach every log target)."""
+    return [
+        f"config setting spark[{key}] is not applied: the session spark-submit started has "
+        f"another value (pass --conf {key}={redact({key: spark_config[key]})[key]} to "
+        "spark-submit)"
+        for key in not_applied(spark_config, running)
+    ]

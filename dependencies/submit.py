@@ -14,6 +14,12 @@ heartbeat thread renews the expiry while spark-submit runs (``If-Match`` our ETa
 the run deletes it, and a lock whose expiry has passed (its holder died) is taken over, again
 with ``If-Match``, so that only one of the runs racing for it wins. Either way a second run
 exits at once with ``EXIT_LOCK_BUSY``, or first waits up to ``--lock-wait`` seconds for the lock.
+
+The config's ``spark`` settings reach spark-submit in a properties file only its owner can
+read (``--properties-file``, with ``--load-spark-defaults`` so that the cluster's own
+``spark-defaults.conf`` still applies), never as ``--conf`` on the command line, where any
+local user would read them in the process list; the printed commands mask the values of
+secret-looking settings.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import shlex
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -50,6 +57,7 @@ from dependencies.exit_codes import (
     EXIT_OK,
 )
 from dependencies.jars import MissingJars, jar_paths, packages
+from dependencies.logging import redact
 
 REPO = Path(__file__).resolve().parent.parent
 ENTRY_FILE = REPO / "jobs" / "datalake_job.py"
@@ -79,14 +87,17 @@ class Submission:
     spark_config: tuple[tuple[str, str], ...] = ()
     jars: tuple[str, ...] = ()
 
-    def command(self, run_date: date) -> list[str]:
+    def command(self, run_date: date, properties_file: str | None = None) -> list[str]:
         """The spark-submit command line of the run for ``run_date``.
 
         A local config travels with ``--files`` (the job finds it in SparkFiles); an
         ``s3://`` config is passed to the job as ``--config``, which reads it with boto3.
-        The config's ``spark`` settings are ``--conf`` options (the session is started with
-        them), before ``extra_args``, whose own ``--conf`` wins. The ``jars`` (Delta Lake's,
-        S3A's) go to the driver and the executors with ``--jars``."""
+        The config's ``spark`` settings (written to ``properties_file`` by
+        :func:`spark_properties`) start the session; ``extra_args``' own ``--conf`` wins
+        over them. The ``jars`` (Delta Lake's, S3A's) go to the driver and the executors
+        with ``--jars``."""
+        if self.spark_config and properties_file is None:
+            raise ValueError("the config's spark settings need a properties file")
         job_args = ["--run-date", run_date.isoformat(), *self.job_args]
         files: list[str] = []
         if s3.is_s3_url(self.config):
@@ -103,15 +114,49 @@ class Submission:
             str(Path(self.package).resolve()),
             *files,
             *(["--jars", ",".join(self.jars)] if self.jars else []),
-            *[
-                option
-                for key, value in self.spark_config
-                for option in ("--conf", f"{key}={value}")
-            ],
+            *(
+                ["--properties-file", properties_file, "--load-spark-defaults"]
+                if self.spark_config
+                else []
+            ),
             *self.extra_args,
             str(ENTRY_FILE),
             *job_args,
         ]
+
+
+def _escaped(text: str, in_key: bool = False) -> str:
+    """``text`` as a Java properties file reads it back (backslashes, line breaks, a leading
+    blank; in a key, also the separators)."""
+    text = text.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
+    if in_key:
+        for character in " =:#!":
+            text = text.replace(character, f"\\{character}")
+    return f"\\{text}" if text[:1] in (" ", "\t") else text
+
+
+@contextmanager
+def spark_properties(settings: Sequence[tuple[str, str]]) -> Iterator[str]:
+    """A properties file holding ``settings`` that only this user can read (0600), for
+    spark-submit's ``--properties-file``; removed when the block ends."""
+    descriptor, path = tempfile.mkstemp(prefix="datalake-spark-", suffix=".properties")
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+            file.writelines(f"{_escaped(k, in_key=True)}={_escaped(v)}\n" for k, v in settings)
+        yield path
+    finally:
+        Path(path).unlink(missing_ok=True)
+
+
+def printable(command: Sequence[str]) -> str:
+    """``command`` as a shell line, with the values of secret-looking ``key=value``
+    arguments (``--conf spark.hadoop.fs.s3a.secret.key=...``) and URL passwords masked."""
+    shown = []
+    for argument in command:
+        key, equals, value = argument.partition("=")
+        masked = redact({key: value}).get(key) if equals and not key.startswith("-") else None
+        shown.append(f"{key}={masked}" if masked is not None else redact(argument))
+    return shlex.join(shown)
 
 
 def lock_path(output_path: str, lock_dir: str) -> Path:
@@ -347,12 +392,13 @@ def submit_all(
     """Run spark-submit once per date, in order, until one fails; return the exit codes.
     ``pass_fds`` (the flock's descriptor) stay open in spark-submit."""
     codes = []
-    for run_date in dates:
-        command = submission.command(run_date)
-        print(f"datalake submit: {run_date}: {shlex.join(command)}", flush=True)
-        codes.append(subprocess.run(command, check=False, pass_fds=pass_fds).returncode)
-        if codes[-1] != EXIT_OK:
-            break
+    with spark_properties(submission.spark_config) as properties:
+        for run_date in dates:
+            command = submission.command(run_date, properties)
+            print(f"datalake submit: {run_date}: {printable(command)}", flush=True)
+            codes.append(subprocess.run(command, check=False, pass_fds=pass_fds).returncode)
+            if codes[-1] != EXIT_OK:
+                break
     return codes
 
 

@@ -16,6 +16,7 @@ from dependencies.spark import (
     DRIVER_CLASS_PATH,
     LOCAL_MASTER,
     not_applied,
+    not_applied_warnings,
     session_builder,
     start_spark,
     uses_local_settings,
@@ -71,6 +72,21 @@ def test_settings_a_submitted_session_lacks_are_named() -> None:
     running = {"spark.driver.memory": "1g", "spark.executor.cores": "2"}
     # THEN the ones it started otherwise or without are named; Spark SQL ones apply anyway
     assert not_applied(settings, running) == ["spark.driver.memory", "spark.ui.enabled"]
+
+
+def test_a_warning_names_a_secret_setting_but_never_its_value() -> None:
+    # GIVEN an S3 secret and a memory setting the submitted session was started without
+    settings = {"spark.hadoop.fs.s3a.secret.key": "s3cr3t-value", "spark.driver.memory": "8g"}
+    # WHEN the warnings are written
+    warnings = not_applied_warnings(settings, {})
+    # THEN both settings are named, the memory with its value, the secret masked
+    assert [w.split("]")[0] for w in warnings] == [
+        "config setting spark[spark.driver.memory",
+        "config setting spark[spark.hadoop.fs.s3a.secret.key",
+    ]
+    assert "pass --conf spark.driver.memory=8g to spark-submit" in warnings[0]
+    assert "pass --conf spark.hadoop.fs.s3a.secret.key=*** to spark-submit" in warnings[1]
+    assert not any("s3cr3t-value" in w for w in warnings)
 
 
 def test_start_spark_with_explicit_config_applies_its_sql_settings(

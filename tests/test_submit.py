@@ -4,6 +4,7 @@ that reach cron, and a backfill that stops at the first failure with a summary."
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import subprocess
 import sys
@@ -101,13 +102,21 @@ def test_spark_submit_command(tmp_path: Path) -> None:
     )
     remote = Submission("spark-submit", "yarn", "cluster", "packages.zip", "s3://b/job_config.json")
     # THEN the local one travels with --files and the S3 one is read by the job itself
-    command = local.command(date(2026, 11, 15))
+    command = local.command(date(2026, 11, 15), "/tmp/run.properties")
     assert command[:5] == ["spark-submit", "--master", "spark://h:7077", "--deploy-mode", "client"]
     assert command[5:7] == ["--py-files", str(Path("packages.zip").resolve())]
     assert command[7:9] == ["--files", str(Path("conf/job_config.json").resolve())]
-    # THEN the config's Spark settings start the session, before the caller's own options
-    assert command[9:12] == ["--conf", "spark.driver.memory=2g", "--x"]
-    assert command[12:] == [str(REPO / "jobs" / "datalake_job.py"), "--run-date", "2026-11-15"]
+    # THEN the config's Spark settings start the session from a properties file (the
+    # cluster's defaults still loaded), before the caller's own options
+    assert command[9:13] == [
+        "--properties-file",
+        "/tmp/run.properties",
+        "--load-spark-defaults",
+        "--x",
+    ]
+    assert command[13:] == [str(REPO / "jobs" / "datalake_job.py"), "--run-date", "2026-11-15"]
+    with pytest.raises(ValueError, match="need a properties file"):
+        local.command(date(2026, 11, 15))
     assert "--files" not in remote.command(date(2026, 11, 15))
     assert remote.command(date(2026, 11, 15))[-4:] == [
         "--run-date",
@@ -204,3 +213,79 @@ def test_backfill_waits_for_the_lock_then_stops_at_the_first_failure(
     ]
     assert os.path.exists(tmp_path / "locks")
     assert not (tmp_path / "output").exists()
+
+
+FAKE_SPARK_SUBMIT = """#!{python}
+import json, os, stat, sys
+arguments = sys.argv[1:]
+properties = arguments[arguments.index("--properties-file") + 1]
+with open(os.environ["RECORD"], "w") as record:
+    json.dump({{
+        "argv": arguments,
+        "properties": open(properties).read(),
+        "mode": stat.S_IMODE(os.stat(properties).st_mode),
+        "path": properties,
+    }}, record)
+"""
+
+
+def test_a_secret_in_the_config_reaches_spark_submit_in_a_private_file_only(
+    tmp_path: Path, packages_zip: Path
+) -> None:
+    # GIVEN a config whose spark section holds S3 keys, and a spark-submit that records
+    # its command line and the properties file it is given
+    secret, access = "s3cr3t-in-the-config", "AKIA-IN-THE-CONFIG"
+    config = tmp_path / "job_config.json"
+    config.write_text(
+        json.dumps(
+            {
+                "input": {"path": str(tmp_path / "in")},
+                "output": {"path": str(tmp_path / "out")},
+                "spark": {
+                    "spark.hadoop.fs.s3a.secret.key": secret,
+                    "spark.hadoop.fs.s3a.access.key": access,
+                    "spark.driver.memory": "1g",
+                },
+            }
+        ),
+        encoding="utf-8",
+    )
+    fake = tmp_path / "spark-submit"
+    fake.write_text(FAKE_SPARK_SUBMIT.format(python=sys.executable), encoding="utf-8")
+    fake.chmod(0o755)
+    record = tmp_path / "record.json"
+    # ... and the operator's own submit arguments carrying a token
+    token = "token-on-the-command-line"
+    command = submit_command(
+        str(fake),
+        config,
+        packages_zip,
+        tmp_path / "locks",
+        0,
+        ["2026-11-15"],
+        "--submit-args",
+        f"--conf spark.hadoop.fs.s3a.session.token={token}",
+    )
+    # WHEN the run is submitted
+    finished = subprocess.run(
+        command,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "RECORD": str(record)},
+    )
+    assert finished.returncode == EXIT_OK, finished.stderr
+    recorded = json.loads(record.read_text(encoding="utf-8"))
+    # THEN no argument of spark-submit holds the config's keys: a file only its owner
+    # reads does, and it is gone after the run
+    assert not any(secret in a or access in a for a in recorded["argv"])
+    assert "--load-spark-defaults" in recorded["argv"]
+    assert f"spark.hadoop.fs.s3a.secret.key={secret}" in recorded["properties"].splitlines()
+    assert recorded["mode"] == 0o600
+    assert not Path(recorded["path"]).exists()
+    # AND the printed command names the token's setting but masks its value
+    printed = finished.stdout + finished.stderr
+    assert "spark.hadoop.fs.s3a.session.token=***" in printed
+    assert not any(value in printed for value in (secret, access, token))
