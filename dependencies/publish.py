@@ -28,6 +28,10 @@ REPORT_TABLE = "reports"
 REPORT_FILE = "report.json"
 # The investigator's page, published beside the report (same directory, written just before).
 REPORT_PAGE = "alerts.html"
+# The report's key naming each published table's Delta version, and where a table's
+# commits are.
+TABLE_VERSIONS = "table_versions"
+DELTA_LOG = "_delta_log"
 STAGING = "_staging"
 # Intermediate tables of a run, under its staging directory; never published.
 WORK = "_work"
@@ -248,27 +252,44 @@ def commit_table(frame: DataFrame, output_path: str, table: str, run_date: date)
     )
 
 
+def delta_version(fs: HadoopFs, path: str) -> int | None:
+    """The latest version of the Delta table at ``path`` (its newest commit file), if any."""
+    commits = [
+        name.removesuffix(".json")
+        for name in fs.children(f"{path}/{DELTA_LOG}")
+        if name.endswith(".json")
+    ]
+    return max((int(c) for c in commits if c.isdigit()), default=None)
+
+
 def publish(
     spark: SparkSession, staging: str, report: dict[str, Any], output_path: str, run_date: date
-) -> dict[str, str]:
+) -> tuple[dict[str, str], dict[str, Any]]:
     """Publish every staged output for ``run_date``: its old report goes first, then each
-    table's rows are replaced in one commit, then the page and the report are written.
-    Returns the published paths (the tables', and the report's directory)."""
+    table's rows are replaced in one commit, then the page and the report are written, the
+    report naming the Delta version of each table that holds the date's rows
+    (``table_versions``: a reader pinned to them reads the date as published, whatever
+    runs later). Returns the published paths (the tables', and the report's directory) and
+    the report as published."""
     fs = HadoopFs(spark, output_path)
     report_directory = partition_path(output_path, REPORT_TABLE, run_date)
     fs.delete(report_directory)  # D now reads as incomplete
+    versions = {}
     for table in ORDER:
         commit_table(spark.read.parquet(f"{staging}/{table}"), output_path, table, run_date)
+        versions[table] = delta_version(fs, table_path(output_path, table))
+    report = {**report, TABLE_VERSIONS: versions}
     page = f"{staging}/{REPORT_TABLE}/{REPORT_PAGE}"
     if fs.exists(page):
         fs.rename(page, f"{report_directory}/{REPORT_PAGE}")
     text = json.dumps(report, indent=2, sort_keys=True)
     fs.write_text(f"{staging}/{REPORT_TABLE}/{REPORT_FILE}", text)
     fs.rename(f"{staging}/{REPORT_TABLE}/{REPORT_FILE}", f"{report_directory}/{REPORT_FILE}")
-    return {
+    paths = {
         **{table: table_path(output_path, table) for table in ORDER},
         REPORT_TABLE: report_directory,
     }
+    return paths, report
 
 
 def remove_staging(fs: HadoopFs, output_path: str, run_date: date) -> None:

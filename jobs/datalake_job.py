@@ -188,7 +188,7 @@ def run_job(
         with run.timer.stage("report_page"):  # in the published report, not on the page
             page = report_page(report, alerts, evidence_rows, config, run.command)
             stage_report_page(spark, staging, page)
-        paths = publish(spark, staging, report, output, run.run_date)
+        paths, report = publish(spark, staging, report, output, run.run_date)
     paths["report_html"] = f"{paths['reports']}/{REPORT_PAGE}"
     if config["output"]["report_s3_url"]:
         paths["report_copy"] = s3.upload_report(

@@ -18,6 +18,7 @@ from pyspark.sql import functions as F
 from dependencies import publish as publishing
 from dependencies.publish import (
     ORDER,
+    TABLE_VERSIONS,
     latest_complete_run_date,
     partition_path,
     publish,
@@ -65,8 +66,9 @@ def stage(
 
 def run(
     spark: SparkSession, output: Path, version: str, run_date: date = RUN_DATE
-) -> dict[str, str]:
-    """Stage and publish ``version``'s outputs for ``run_date``, as the job does."""
+) -> tuple[dict[str, str], dict[str, Any]]:
+    """Stage and publish ``version``'s outputs for ``run_date``, as the job does; the
+    published paths and report."""
     with staging_directory(spark, str(output), run_date, f"{run_date}-{version}") as staging:
         stage_outputs(outputs(spark, version), staging)
         return publish(spark, staging, {"version": version}, str(output), run_date)
@@ -79,7 +81,10 @@ def assert_published(
     for table, expected in outputs(spark, version).items():
         actual = read_published(spark, str(output), table, run_date)
         assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
-    assert report(output, run_date) == {"version": version}
+    published = report(output, run_date)
+    assert published is not None
+    assert published["version"] == version
+    assert set(published[TABLE_VERSIONS]) == set(ORDER)
 
 
 def report(output: Path, run_date: date = RUN_DATE) -> dict[str, Any] | None:
@@ -126,7 +131,7 @@ def test_rerun_replaces_only_its_run_date_in_one_commit_per_table(
     run(spark, output, "other", OTHER_DATE)
 
     # WHEN D is published again with version v2
-    paths = run(spark, output, "v2")
+    paths, published = run(spark, output, "v2")
 
     # THEN D holds exactly v2, D-1 is untouched, each table has one commit per run, and no
     # staging is left behind
@@ -139,6 +144,10 @@ def test_rerun_replaces_only_its_run_date_in_one_commit_per_table(
     for table in ORDER:
         assert commits(spark, output, table) == ["WRITE", "WRITE", "WRITE"]
     assert_only_published_tables(output)
+    # AND each report names the version of each table its run committed
+    assert published == report(output)
+    assert published[TABLE_VERSIONS] == dict.fromkeys(ORDER, 2)
+    assert report(output, OTHER_DATE)[TABLE_VERSIONS] == dict.fromkeys(ORDER, 1)
 
 
 def test_time_travel_reads_what_an_earlier_run_published(
@@ -146,13 +155,13 @@ def test_time_travel_reads_what_an_earlier_run_published(
 ) -> None:
     # GIVEN D published as v1, then re-run as v2
     output = tmp_path / "output"
-    run(spark, output, "v1")
+    _, first = run(spark, output, "v1")
     run(spark, output, "v2")
 
-    # WHEN the alerts are read as of the table's first version
+    # WHEN the alerts are read as of the version the first run's report names
     before = (
         spark.read.format("delta")
-        .option("versionAsOf", 0)
+        .option("versionAsOf", first[TABLE_VERSIONS]["alerts"])
         .load(table_path(str(output), "alerts"))
         .where(F.col("run_date") == RUN_DATE)
         .drop("run_date")
@@ -239,8 +248,8 @@ def test_the_report_page_is_published_with_the_report(spark: SparkSession, tmp_p
         stage_outputs(outputs(spark, "v1"), staging)
         stage_report_page(spark, staging, "<p>v1</p>")
         # WHEN published
-        paths = publish(spark, staging, {"version": "v1"}, str(output), RUN_DATE)
+        paths, published = publish(spark, staging, {"version": "v1"}, str(output), RUN_DATE)
     # THEN the page is in D's report directory, and nothing is left in staging
     assert (Path(paths["reports"]) / "alerts.html").read_text() == "<p>v1</p>"
-    assert report(output) == {"version": "v1"}
+    assert report(output) == published == {"version": "v1", TABLE_VERSIONS: dict.fromkeys(ORDER, 0)}
     assert_only_published_tables(output)
