@@ -24,6 +24,8 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from dependencies.fence import NO_FENCE, Fence
+
 REPORT_TABLE = "reports"
 REPORT_FILE = "report.json"
 # The investigator's page, published beside the report (same directory, written just before).
@@ -174,18 +176,21 @@ def staging_root(output_path: str, run_date: date) -> str:
 
 @contextmanager
 def staging_directory(
-    spark: SparkSession, output_path: str, run_date: date, run_id: str
+    spark: SparkSession, output_path: str, run_date: date, run_id: str, fence: Fence = NO_FENCE
 ) -> Iterator[str]:
     """This run's fresh staging directory, for the block's writes.
 
     First removes whatever an earlier, killed run of ``run_date`` left staged. Whether the
-    block succeeds or fails, the date's staging directory is gone after it."""
+    block succeeds or fails, the date's staging directory is gone after it, unless this run
+    lost its lock (``fence``): the date's staging is then the new holder's."""
     fs = HadoopFs(spark, output_path)
+    fence.check("removing what an earlier run staged")
     remove_staging(fs, output_path, run_date)
     try:
         yield f"{staging_root(output_path, run_date)}/{run_id}"
     finally:
-        remove_staging(fs, output_path, run_date)
+        if fence.holds():
+            remove_staging(fs, output_path, run_date)
 
 
 def stage_work(frame: DataFrame, staging: str, name: str) -> DataFrame:
@@ -263,22 +268,31 @@ def delta_version(fs: HadoopFs, path: str) -> int | None:
 
 
 def publish(
-    spark: SparkSession, staging: str, report: dict[str, Any], output_path: str, run_date: date
+    spark: SparkSession,
+    staging: str,
+    report: dict[str, Any],
+    output_path: str,
+    run_date: date,
+    fence: Fence = NO_FENCE,
 ) -> tuple[dict[str, str], dict[str, Any]]:
     """Publish every staged output for ``run_date``: its old report goes first, then each
     table's rows are replaced in one commit, then the page and the report are written, the
     report naming the Delta version of each table that holds the date's rows
     (``table_versions``: a reader pinned to them reads the date as published, whatever
-    runs later). Returns the published paths (the tables', and the report's directory) and
-    the report as published."""
+    runs later). Before each of those writes, ``fence`` checks that the run still holds its
+    lock. Returns the published paths (the tables', and the report's directory) and the report
+    as published."""
     fs = HadoopFs(spark, output_path)
     report_directory = partition_path(output_path, REPORT_TABLE, run_date)
+    fence.check("removing the date's report")
     fs.delete(report_directory)  # D now reads as incomplete
     versions = {}
     for table in ORDER:
+        fence.check(f"committing {table}")
         commit_table(spark.read.parquet(f"{staging}/{table}"), output_path, table, run_date)
         versions[table] = delta_version(fs, table_path(output_path, table))
     report = {**report, TABLE_VERSIONS: versions}
+    fence.check("publishing the report")
     page = f"{staging}/{REPORT_TABLE}/{REPORT_PAGE}"
     if fs.exists(page):
         fs.rename(page, f"{report_directory}/{REPORT_PAGE}")

@@ -9,11 +9,18 @@ summary, and exits with the job's exit code (``EXIT_*`` in dependencies/exit_cod
 For a local output the lock is an exclusive flock(2) on
 ``<lock-dir>/datalake-<hash of the output path>.lock``, held until spark-submit ends (the child
 process inherits it). For an ``s3://`` output it is the object ``<output path>/_lock.json``,
-created with a conditional put (``If-None-Match: *``) and naming its holder and an expiry: a
-heartbeat thread renews the expiry while spark-submit runs (``If-Match`` our ETag), the end of
-the run deletes it, and a lock whose expiry has passed (its holder died) is taken over, again
-with ``If-Match``, so that only one of the runs racing for it wins. Either way a second run
-exits at once with ``EXIT_LOCK_BUSY``, or first waits up to ``--lock-wait`` seconds for the lock.
+created with a conditional put (``If-None-Match: *``) and naming its holder, a token of its own
+and an expiry: a heartbeat thread renews it while spark-submit runs (``If-Match`` our ETag),
+and the end of the run deletes it. Whether a lock is stale (its holder died or hangs) is
+judged on the contender's own clock, never on the holder's: it is stale once the contender
+has seen the same object (ETag) unchanged for a whole TTL (the sightings are kept in
+``<lock-dir>``, so that runs started apart judge together); it is then taken over, again with
+``If-Match``, so that only one of the runs racing for it wins. Either way a second run exits
+at once with ``EXIT_LOCK_BUSY``, or first waits up to ``--lock-wait`` seconds for the lock.
+
+Fencing: the job is told the lock's URL and token (``dependencies/fence.py``) and checks it
+still holds the lock right before each commit; when a renewal finds the lock taken over, this
+process ends spark-submit and exits with ``EXIT_LOCK_BUSY``.
 
 The config's ``spark`` settings reach spark-submit in a properties file only its owner can
 read (``--properties-file``, with ``--load-spark-defaults`` so that the cluster's own
@@ -37,9 +44,10 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -56,6 +64,7 @@ from dependencies.exit_codes import (
     EXIT_LOCK_BUSY,
     EXIT_OK,
 )
+from dependencies.fence import LOCK_TOKEN_ENV, LOCK_URL_ENV
 from dependencies.jars import MissingJars, jar_paths, packages
 from dependencies.logging import redact
 
@@ -64,6 +73,8 @@ ENTRY_FILE = REPO / "jobs" / "datalake_job.py"
 LOCK_POLL_SECONDS = 1.0
 LOCK_OBJECT = "_lock.json"
 LOCK_TTL_SECONDS = 15 * 60.0
+# How long spark-submit has to end once asked to (its lock lost), before it is killed.
+STOP_SECONDS = 30.0
 # S3's answers to a conditional write on the lock object that is not ours (any more): the
 # condition failed, a concurrent conditional write won, or the object is gone.
 NOT_OURS_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey"})
@@ -260,17 +271,49 @@ def lock_body(record: Mapping[str, str], ttl_seconds: float) -> bytes:
     return json.dumps({**record, "expires_at": expires_at}).encode("utf-8")
 
 
-def has_expired(record: Mapping[str, str]) -> bool:
-    """Whether the holder's ``expires_at`` has passed (a record without one never expires)."""
-    try:
-        return datetime.fromisoformat(record["expires_at"]) <= datetime.now(UTC)
-    except (KeyError, TypeError, ValueError):
-        return False
+class Sightings:
+    """When this host first saw the lock object as it is now (its ETag), on this host's own
+    clock: kept in ``path`` (when given) across runs, so that a run started by cron after
+    another judges with it."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.seen: dict[str, Any] = {}
+
+    def _load(self) -> dict[str, Any]:
+        if self.path is None:
+            return self.seen
+        try:
+            found = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return found if isinstance(found, dict) else {}
+
+    def unchanged_for(self, etag: str) -> float:
+        """Seconds since this host first saw the object with ``etag`` (0 the first time)."""
+        seen, now = self._load(), time.time()
+        if seen.get("etag") == etag and isinstance(seen.get("since"), (int, float)):
+            return max(0.0, now - seen["since"])
+        self.seen = {"etag": etag, "since": now}
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text(json.dumps(self.seen), encoding="utf-8")
+        return 0.0
+
+
+@dataclass(frozen=True)
+class HeldLock:
+    """A lock this run holds: what the job is told of it (``environment``), the descriptors
+    spark-submit keeps (a flock's), and ``lost``, set when another run has taken it over."""
+
+    environment: Mapping[str, str] = field(default_factory=dict)
+    pass_fds: tuple[int, ...] = ()
+    lost: threading.Event = field(default_factory=threading.Event)
 
 
 class LockHeartbeat(threading.Thread):
-    """Renews the lock's expiry every third of its TTL while the run holds it; warns on
-    stderr when a renewal finds that another run has taken the lock over."""
+    """Renews the lock every third of its TTL while the run holds it; when a renewal finds
+    that another run has taken the lock over, warns on stderr and sets ``lost``."""
 
     def __init__(
         self, lock: S3LockObject, record: Mapping[str, str], etag: str, ttl_seconds: float
@@ -281,6 +324,7 @@ class LockHeartbeat(threading.Thread):
         self.etag = etag
         self.ttl_seconds = ttl_seconds
         self.stopping = threading.Event()
+        self.lost = threading.Event()
 
     def run(self) -> None:
         while not self.stopping.wait(self.ttl_seconds / 3):
@@ -291,9 +335,10 @@ class LockHeartbeat(threading.Thread):
                 continue
             if etag is None:
                 warn(
-                    f"lost the lock {self.lock.url}: another run took it over, "
-                    "and may write the same output as this one"
+                    f"lost the lock {self.lock.url}: another run took it over; "
+                    "this run stops and commits nothing more"
                 )
+                self.lost.set()
                 return
             self.etag = etag
 
@@ -317,12 +362,20 @@ def s3_output_lock(
     owner: str,
     run: str,
     ttl_seconds: float = LOCK_TTL_SECONDS,
-) -> Iterator[str]:
+    sightings: Sightings | None = None,
+) -> Iterator[HeldLock]:
     """Hold the lock object ``<output_path>/_lock.json`` (see the module docstring) for
-    ``owner`` (``host:pid``) and ``run`` (its dates); yield its URL. Raise :class:`LockBusy`
-    if another run still holds it after ``wait_seconds``, :class:`s3.AwsError` if S3 fails."""
+    ``owner`` (``host:pid``) and ``run`` (its dates). Raise :class:`LockBusy` if another run
+    still holds it after ``wait_seconds`` (stale: unchanged for ``ttl_seconds`` by
+    ``sightings``), :class:`s3.AwsError` if S3 fails."""
     lock = S3LockObject(s3.client(aws_config), output_path)
-    record = {"owner": owner, "run": run, "acquired_at": utc_text(datetime.now(UTC))}
+    sightings = sightings or Sightings(None)
+    record = {
+        "owner": owner,
+        "run": run,
+        "token": uuid.uuid4().hex,
+        "acquired_at": utc_text(datetime.now(UTC)),
+    }
     deadline = time.monotonic() + wait_seconds
     while True:
         body = lock_body(record, ttl_seconds)
@@ -336,7 +389,8 @@ def s3_output_lock(
         if held_body == body:  # our own put, retried by botocore after S3 had stored it
             etag = held_etag
             break
-        if has_expired(holder):
+        unchanged = sightings.unchanged_for(held_etag)
+        if unchanged >= ttl_seconds:
             etag = lock.put(body, IfMatch=held_etag)
             if etag is not None:
                 break
@@ -344,13 +398,16 @@ def s3_output_lock(
         if time.monotonic() >= deadline:
             raise LockBusy(
                 f"{lock.url} is held by {holder.get('owner', '?')}, "
-                f"run dates {holder.get('run', '?')}, until {holder.get('expires_at', '?')}"
+                f"run dates {holder.get('run', '?')} (unchanged for {unchanged:.0f} s here; "
+                f"stale after {ttl_seconds:g} s)"
             )
         time.sleep(LOCK_POLL_SECONDS)
     heartbeat = LockHeartbeat(lock, record, etag, ttl_seconds)
     heartbeat.start()
     try:
-        yield lock.url
+        yield HeldLock(
+            {LOCK_URL_ENV: lock.url, LOCK_TOKEN_ENV: record["token"]}, lost=heartbeat.lost
+        )
     finally:
         etag = heartbeat.stop()
         try:
@@ -387,37 +444,68 @@ def summary(dates: Sequence[date], codes: Sequence[int]) -> list[str]:
 
 
 def submit_all(
-    submission: Submission, dates: Sequence[date], pass_fds: tuple[int, ...] = ()
+    submission: Submission, dates: Sequence[date], held: HeldLock | None = None
 ) -> list[int]:
     """Run spark-submit once per date, in order, until one fails; return the exit codes.
-    ``pass_fds`` (the flock's descriptor) stay open in spark-submit."""
+    spark-submit keeps the lock's descriptors (a flock's) and is told the lock (an S3
+    lock's URL and token, for the job's fence); once the lock is lost it is ended, and the
+    date's code is ``EXIT_LOCK_BUSY``."""
+    held = held or HeldLock()
     codes = []
     with spark_properties(submission.spark_config) as properties:
         for run_date in dates:
             command = submission.command(run_date, properties)
             print(f"datalake submit: {run_date}: {printable(command)}", flush=True)
-            codes.append(subprocess.run(command, check=False, pass_fds=pass_fds).returncode)
+            codes.append(run_holding(command, held))
             if codes[-1] != EXIT_OK:
                 break
     return codes
 
 
+def run_holding(command: list[str], held: HeldLock) -> int:
+    """Run ``command`` while the lock is held; end it (SIGTERM, then SIGKILL) if it is lost."""
+    process = subprocess.Popen(
+        command, pass_fds=held.pass_fds, env={**os.environ, **held.environment}
+    )
+    while True:
+        try:
+            code = process.wait(timeout=LOCK_POLL_SECONDS)
+        except subprocess.TimeoutExpired:
+            if not held.lost.is_set():
+                continue
+            process.terminate()
+            try:
+                process.wait(timeout=STOP_SECONDS)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            return EXIT_LOCK_BUSY
+        return EXIT_LOCK_BUSY if held.lost.is_set() and code != EXIT_OK else code
+
+
 @contextmanager
 def run_lock(
-    config: Mapping[str, Any], lock_dir: str, wait_seconds: float, dates: Sequence[date]
-) -> Iterator[tuple[int, ...]]:
+    config: Mapping[str, Any],
+    lock_dir: str,
+    wait_seconds: float,
+    dates: Sequence[date],
+    ttl_seconds: float = LOCK_TTL_SECONDS,
+) -> Iterator[HeldLock]:
     """Hold the lock of the config's output for the run of ``dates``: the S3 lock object for
-    an S3 output, else the flock in ``lock_dir``; yield the descriptors spark-submit keeps."""
+    an S3 output (its sightings kept in ``lock_dir``), else the flock in ``lock_dir``."""
     output = config["output"]["path"]
     run = f"{dates[0]}..{dates[-1]}"
     if s3.is_s3_url(output):
         owner = f"{socket.gethostname()}:{os.getpid()}"
-        with s3_output_lock(config["aws"], output, wait_seconds, owner, run):
-            yield ()
+        sightings = Sightings(lock_path(output, lock_dir).with_suffix(".seen.json"))
+        with s3_output_lock(
+            config["aws"], output, wait_seconds, owner, run, ttl_seconds, sightings
+        ) as held:
+            yield held
     else:
         holder = f"pid {os.getpid()}, run dates {run}, since {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}"
         with output_lock(lock_path(output, lock_dir), wait_seconds, holder) as lock_fd:
-            yield (lock_fd,)
+            yield HeldLock(pass_fds=(lock_fd,))
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -431,6 +519,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--lock-dir", required=True, help="directory of the output locks")
     parser.add_argument(
         "--lock-wait", required=True, type=float, help="seconds to wait for the lock"
+    )
+    parser.add_argument(
+        "--lock-ttl",
+        type=float,
+        default=LOCK_TTL_SECONDS,
+        help="seconds an S3 lock may go unrenewed before another run takes it over",
     )
     parser.add_argument("--submit-args", default="", help="more spark-submit options, one string")
     parser.add_argument("--job-args", default="", help="more options of the job, one string")
@@ -480,8 +574,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     output = config["output"]["path"]
     try:
-        with run_lock(config, args.lock_dir, args.lock_wait, dates) as pass_fds:
-            codes = submit_all(submission, dates, pass_fds)
+        with run_lock(config, args.lock_dir, args.lock_wait, dates, args.lock_ttl) as held:
+            codes = submit_all(submission, dates, held)
     except LockBusy as error:
         print(f"datalake submit: lock busy: another run writes {output} ({error})", file=sys.stderr)
         return EXIT_LOCK_BUSY

@@ -38,8 +38,10 @@ from dependencies.exit_codes import (
     EXIT_CODE_NAMES,
     EXIT_FAILED,
     EXIT_INPUT_NOT_READY,
+    EXIT_LOCK_BUSY,
     EXIT_OK,
 )
+from dependencies.fence import Fence, LockLost
 from dependencies.jars import MissingJars
 from dependencies.logging import CONSOLE_FIELDS, LOGGER_NAME, bind_run_context, quiet_spark_logger
 from dependencies.progress import Progress
@@ -120,6 +122,10 @@ def main(argv: list[str] | None = None) -> int:
         with Progress(APP_NAME, spark) as progress:
             run.timer.on_begin = progress.step
             report, paths, alerts = run_job(spark, config, run)
+    except LockLost as error:
+        log.error("%s: %s", EXIT_CODE_NAMES[EXIT_LOCK_BUSY], error)
+        print(f"datalake: {EXIT_CODE_NAMES[EXIT_LOCK_BUSY]}: {error}", file=sys.stderr)
+        return finish(log, config, EXIT_LOCK_BUSY, run)
     except (InputNotReady, InputError) as error:
         exit_code = EXIT_INPUT_NOT_READY if isinstance(error, InputNotReady) else EXIT_BAD_INPUT
         log.error("%s: %s", EXIT_CODE_NAMES[exit_code], error)
@@ -150,7 +156,9 @@ def run_job(
         window.baseline_start_date,
     )
     require_ready(spark, config["input"], TABLE_NAMES, config["aws"])
-    with staging_directory(spark, output, run.run_date, run.run_id) as staging:
+    # The lock make submit holds for this run (an S3 output): checked before every commit.
+    fence = Fence.from_environment(os.environ, config["aws"])
+    with staging_directory(spark, output, run.run_date, run.run_id, fence) as staging:
 
         def keep(frame: DataFrame, name: str) -> DataFrame:
             return stage_work(frame, staging, name)
@@ -163,7 +171,13 @@ def run_job(
             # The readings, validated and folded into the ledger (usage per device and day).
             readings = readings_inputs(raw, checked, config["usage"], window, run.started_at)
             ledger, read, ledger_outcome = ledger_store.readings_ledger(
-                spark, readings, output, config["input"]["path"], run.run_id, run.full_refresh
+                spark,
+                readings,
+                output,
+                config["input"]["path"],
+                run.run_id,
+                run.full_refresh,
+                fence,
             )
             checked = checked.with_measurements(kept_ledger(ledger, keep))
             counts |= count_rows(raw, checked, ("measurements",), {"measurements": read})
@@ -188,7 +202,7 @@ def run_job(
         with run.timer.stage("report_page"):  # in the published report, not on the page
             page = report_page(report, alerts, evidence_rows, config, run.command)
             stage_report_page(spark, staging, page)
-        paths, report = publish(spark, staging, report, output, run.run_date)
+        paths, report = publish(spark, staging, report, output, run.run_date, fence)
     paths["report_html"] = f"{paths['reports']}/{REPORT_PAGE}"
     if config["output"]["report_s3_url"]:
         paths["report_copy"] = s3.upload_report(

@@ -42,6 +42,7 @@ from typing import Any
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
+from dependencies.fence import NO_FENCE, Fence
 from dependencies.logging import LOGGER_NAME
 from dependencies.publish import HadoopFs
 from dependencies.run_window import RunWindow, midnight
@@ -127,10 +128,12 @@ def readings_ledger(
     input_path: str,
     run_id: str,
     full_refresh: bool,
+    fence: Fence = NO_FENCE,
 ) -> tuple[DataFrame, int, Outcome]:
     """The run's ledger of readings (:func:`jobs.usage.run_ledger`), the number of readings
     read, and what was reused and computed. Uses and updates the store when the input is
-    partitioned by day."""
+    partitioned by day (each write of a manifest, and the removal of blocks, checked by
+    ``fence``: a run that lost its lock changes nothing in the store)."""
     log = logging.getLogger(LOGGER_NAME)
     window = inputs.window
     if MEASURED_DATE not in inputs.raw.columns or inputs.usage_config["lookback_days"] < 1:
@@ -155,7 +158,7 @@ def readings_ledger(
                 ],
             ),
         )
-    store = Store(spark, store_path(output_path), run_id, inputs)
+    store = Store(spark, store_path(output_path), run_id, inputs, fence)
     days = store.input_days(f"{input_path.rstrip('/')}/measurements")
     outcome = store.update(days, full_refresh)
     if store.misfiled(days):
@@ -259,8 +262,16 @@ def _state_hash() -> Column:
 class Store:
     """The ledger store of one output path, as one run uses it."""
 
-    def __init__(self, spark: SparkSession, path: str, run_id: str, inputs: Inputs) -> None:
+    def __init__(
+        self,
+        spark: SparkSession,
+        path: str,
+        run_id: str,
+        inputs: Inputs,
+        fence: Fence = NO_FENCE,
+    ) -> None:
         self.spark, self.path, self.run_id, self.inputs = spark, path, run_id, inputs
+        self.fence = fence
         self.fs = HadoopFs(spark, path)
         self.shaping = shaping_hash(inputs.usage_config)
         self.fleet = fleet_print(inputs.components, inputs.installs)
@@ -662,6 +673,7 @@ class Store:
     def _write_manifest(self, day: str, manifest: dict[str, Any]) -> None:
         target = self._manifest_path(day)
         temporary = f"{self.path}/{MANIFESTS}/_{self.run_id}-{day}.json"
+        self.fence.check(f"storing the ledger's day {day}")
         self.fs.write_text(temporary, json.dumps(manifest))
         if self.fs.exists(target):
             self.fs.delete(
@@ -672,6 +684,7 @@ class Store:
     def collect_garbage(self) -> None:
         """Delete the blocks no manifest refers to any more (this run's own are kept: its
         unstored days are still read)."""
+        self.fence.check("removing the ledger's unused blocks")
         referenced = set()
         for name in self.fs.children(f"{self.path}/{MANIFESTS}"):
             if name.endswith(".json") and not name.startswith("_"):

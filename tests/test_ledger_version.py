@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import date
 
+from conftest import RUN_DATE, SAMPLE_RUN_STARTED_AT, TEST_DATA
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, DoubleType
@@ -19,7 +20,6 @@ from dependencies.config import bundled_defaults
 from dependencies.run_window import RunWindow
 from jobs import ledger_store
 from jobs.inputs import extract, readings_inputs, validate_tables
-from tests.conftest import RUN_DATE, SAMPLE_RUN_STARTED_AT, TEST_DATA
 
 # The sample's rows (tests/test_data, run date RUN_DATE) per ledger version.
 FINGERPRINTS = {1: 979413358616923651}

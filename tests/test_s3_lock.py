@@ -22,7 +22,8 @@ from conftest import REPO, submit_command
 
 from dependencies import s3, submit
 from dependencies.exit_codes import EXIT_FAILED, EXIT_LOCK_BUSY, EXIT_OK
-from dependencies.submit import LOCK_TTL_SECONDS, LockBusy, s3_output_lock
+from dependencies.fence import LOCK_TOKEN_ENV, LOCK_URL_ENV
+from dependencies.submit import LOCK_TTL_SECONDS, LockBusy, Sightings, s3_output_lock
 
 LOCK_KEY = "out/_lock.json"
 
@@ -100,10 +101,15 @@ def test_acquire_creates_the_lock_object_and_release_deletes_it(
     # GIVEN an S3 output with no lock object
     output = f"s3://{bucket}/out/"
     # WHEN a run takes its lock
-    with s3_output_lock(moto_aws_config, output, 0, "host-a:11", "2026-11-14..2026-11-16") as url:
-        # THEN the lock object names the run and expires one TTL after it was taken
-        assert url == f"s3://{bucket}/{LOCK_KEY}"
+    with s3_output_lock(moto_aws_config, output, 0, "host-a:11", "2026-11-14..2026-11-16") as held:
+        # THEN the lock object names the run and a token of its own, which the job is told
+        # with the lock's URL, and expires one TTL after it was taken
         record, _ = read_lock(client, bucket)
+        assert held.environment == {
+            LOCK_URL_ENV: f"s3://{bucket}/{LOCK_KEY}",
+            LOCK_TOKEN_ENV: record["token"],
+        }
+        assert len(record["token"]) == 32
         assert record["owner"] == "host-a:11"
         assert record["run"] == "2026-11-14..2026-11-16"
         held_for = instant(record["expires_at"]) - instant(record["acquired_at"])
@@ -130,9 +136,10 @@ def test_a_second_run_waits_then_is_busy_naming_the_holder(
         # THEN it gave up after the wait, saying who holds the lock, and left it alone
         assert time.monotonic() - started >= 0.5
         assert str(busy.value) == (
-            f"s3://{bucket}/{LOCK_KEY} is held by host-a:11, run dates 2026-11-15..2026-11-15, "
-            f"until {record['expires_at']}"
+            f"s3://{bucket}/{LOCK_KEY} is held by host-a:11, run dates 2026-11-15..2026-11-15 "
+            f"(unchanged for 0 s here; stale after {LOCK_TTL_SECONDS:g} s)"
         )
+        assert record["owner"] == "host-a:11"
         assert read_lock(client, bucket)[1] == etag
 
 
@@ -160,15 +167,23 @@ def test_a_waiting_run_gets_the_lock_once_the_holder_releases_it(
 
 
 def test_a_stale_lock_is_taken_over(
-    moto_aws_config: dict[str, Any], client: Any, bucket: str
+    moto_aws_config: dict[str, Any], client: Any, bucket: str, fast_polls: None
 ) -> None:
-    # GIVEN the lock object of a run that died: it expired a minute ago
-    stale_etag = put_lock(client, bucket, "dead-host:99", timedelta(minutes=-1))
-    # WHEN a run asks for the lock without waiting
+    # GIVEN the lock object of a run that died (it is not renewed any more)
+    stale_etag = put_lock(client, bucket, "dead-host:99", timedelta(minutes=10))
+    # WHEN a run asks for the lock, willing to wait longer than the lock's TTL (0.5 s)
+    started = time.monotonic()
     with s3_output_lock(
-        moto_aws_config, f"s3://{bucket}/out", 0, "host-b:22", "2026-11-16..2026-11-16"
+        moto_aws_config,
+        f"s3://{bucket}/out",
+        10,
+        "host-b:22",
+        "2026-11-16..2026-11-16",
+        ttl_seconds=0.5,
     ):
-        # THEN it took it over: the object is now this run's, and not expired
+        # THEN once it has seen the object unchanged for a TTL on its own clock, it took it
+        # over: the object is now this run's
+        assert time.monotonic() - started >= 0.5
         record, etag = read_lock(client, bucket)
         assert etag != stale_etag
         assert record["owner"] == "host-b:22"
@@ -200,9 +215,11 @@ class RivalTakesOverFirst:
 def test_of_two_runs_taking_over_a_stale_lock_only_one_wins(
     moto_aws_config: dict[str, Any], client: Any, bucket: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # GIVEN a stale lock, and a rival run that takes it over (If-Match the stale ETag) just
-    # after this run has read it
-    put_lock(client, bucket, "dead-host:99", timedelta(minutes=-1))
+    # GIVEN a lock this host has seen unchanged for longer than its TTL (stale), and a rival
+    # run that takes it over (If-Match the stale ETag) just after this run has read it
+    stale_etag = put_lock(client, bucket, "dead-host:99", timedelta(minutes=-1))
+    sightings = Sightings(None)
+    sightings.seen = {"etag": stale_etag, "since": time.time() - 100}
 
     def rival(stale_etag: str) -> str:
         record = {
@@ -221,7 +238,13 @@ def test_of_two_runs_taking_over_a_stale_lock_only_one_wins(
     with (
         pytest.raises(LockBusy) as busy,
         s3_output_lock(
-            moto_aws_config, f"s3://{bucket}/out", 0, "host-b:22", "2026-11-16..2026-11-16"
+            moto_aws_config,
+            f"s3://{bucket}/out",
+            0,
+            "host-b:22",
+            "2026-11-16..2026-11-16",
+            ttl_seconds=10,
+            sightings=sightings,
         ),
     ):
         pytest.fail("both runs took the stale lock over")
@@ -250,13 +273,72 @@ def test_the_heartbeat_renews_the_expiry(
         assert instant(renewed["expires_at"]) > instant(first["expires_at"])
         assert instant(renewed["expires_at"]) > datetime.now(UTC)
         assert (renewed["owner"], renewed["acquired_at"]) == (first["owner"], first["acquired_at"])
-        # THEN another run still finds it held (not stale)
+        # THEN another run, waiting longer than the TTL, still finds it held: it never sees
+        # the same object for a whole TTL
         with (
             pytest.raises(LockBusy),
-            s3_output_lock(moto_aws_config, output, 0, "host-b:22", "2026-11-16..2026-11-16"),
+            s3_output_lock(
+                moto_aws_config,
+                output,
+                1.5,
+                "host-b:22",
+                "2026-11-16..2026-11-16",
+                ttl_seconds=0.6,
+            ),
         ):
             pytest.fail("the second run took over a renewed lock")
     assert not lock_exists(client, bucket)
+
+
+def test_a_contender_whose_clock_runs_ahead_does_not_take_a_live_lock(
+    moto_aws_config: dict[str, Any], client: Any, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a live run's lock, last renewed five minutes ago (it expires in ten, by the
+    # holder's clock)
+    etag = put_lock(client, bucket, "host-a:11", timedelta(minutes=10))
+    # ... and a contender whose clock runs 11 minutes ahead (its "now" is past that expiry)
+    ahead = timedelta(minutes=11)
+
+    class AheadDatetime(datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> datetime:  # type: ignore[override]
+            return datetime.now(tz) + ahead
+
+    monkeypatch.setattr(submit, "datetime", AheadDatetime)
+    real_time = time.time
+    monkeypatch.setattr(submit.time, "time", lambda: real_time() + ahead.total_seconds())
+    # WHEN it asks for the lock without waiting
+    with (
+        pytest.raises(LockBusy),
+        s3_output_lock(moto_aws_config, f"s3://{bucket}/out", 0, "host-b:22", "2026-11-16"),
+    ):
+        pytest.fail("a clock running ahead took a live lock")
+    # THEN the holder's lock is untouched
+    assert read_lock(client, bucket)[1] == etag
+
+
+def test_runs_started_apart_judge_staleness_together(
+    moto_aws_config: dict[str, Any], client: Any, bucket: str, tmp_path: Path
+) -> None:
+    # GIVEN a dead run's lock, and this host's sightings kept in a file
+    stale_etag = put_lock(client, bucket, "dead-host:99", timedelta(minutes=10))
+    seen = tmp_path / "locks" / "out.seen.json"
+    output = f"s3://{bucket}/out"
+    # WHEN a run (cron, no waiting) first finds it THEN it is busy: not seen stale yet
+    with (
+        pytest.raises(LockBusy),
+        s3_output_lock(moto_aws_config, output, 0, "host-b:22", "2026-11-16", 0.5, Sightings(seen)),
+    ):
+        pytest.fail("a lock seen for the first time was taken over")
+    # WHEN a later run finds the same object, a TTL after the first sighting
+    time.sleep(0.6)
+    with s3_output_lock(
+        moto_aws_config, output, 0, "host-b:23", "2026-11-17", 0.5, Sightings(seen)
+    ):
+        # THEN it takes it over
+        record, etag = read_lock(client, bucket)
+        assert etag != stale_etag
+        assert record["owner"] == "host-b:23"
 
 
 def test_a_lock_taken_from_the_run_is_warned_about_and_left_alone(
@@ -274,7 +356,7 @@ def test_a_lock_taken_from_the_run_is_warned_about_and_left_alone(
     warnings = capsys.readouterr().err.splitlines()
     lost = (
         f"datalake submit: warning: lost the lock s3://{bucket}/{LOCK_KEY}: another run took "
-        "it over, and may write the same output as this one"
+        "it over; this run stops and commits nothing more"
     )
     assert warnings == [lost]
     record, etag = read_lock(client, bucket)
@@ -327,17 +409,18 @@ def test_submit_of_an_s3_output_held_by_another_run_exits_lock_busy(
     result, _ = submit_s3_output(tmp_path, write_config, moto_aws_config, bucket, "2026-11-15")
 
     # THEN it exits "lock busy" with one line naming the holder, runs nothing, and leaves the
-    # other run's lock (and no flock file) alone
+    # other run's lock alone (no flock file either: only its sighting of the lock is kept)
     assert result.returncode == EXIT_LOCK_BUSY, result.stderr
     lines = result.stderr.splitlines()
     assert len(lines) == 1, result.stderr
-    assert lines[0].startswith(
+    assert lines[0] == (
         f"datalake submit: lock busy: another run writes s3://{bucket}/out "
-        f"(s3://{bucket}/{LOCK_KEY} is held by other-host:4242, run dates 2026-11-01..2026-11-02, "
+        f"(s3://{bucket}/{LOCK_KEY} is held by other-host:4242, run dates 2026-11-01..2026-11-02 "
+        f"(unchanged for 0 s here; stale after {LOCK_TTL_SECONDS:g} s))"
     )
     assert "lock while running" not in result.stdout
     assert read_lock(client, bucket)[1] == etag
-    assert not (tmp_path / "locks").exists()
+    assert [p.name.endswith(".seen.json") for p in (tmp_path / "locks").iterdir()] == [True]
 
 
 def test_submit_of_an_s3_output_holds_the_lock_object_while_spark_submit_runs(

@@ -1,0 +1,84 @@
+"""Fencing: a run that lost the lock of its output commits nothing more.
+
+The run lock of an S3 output (``dependencies/submit.py``) is an object whose record names its
+holder with a ``token`` of its own. ``make submit`` hands the lock's URL and token to the job
+in the environment (:data:`LOCK_URL_ENV`, :data:`LOCK_TOKEN_ENV`); the job checks that the
+object still carries that token right before each commit (the readings' ledger store, each
+output table, the report) and before deleting anything under the output. If another run has
+taken the lock over meanwhile (the submit process was paused or killed past the lock's time
+to live), the check raises :class:`LockLost` and the run stops without writing more.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from dependencies import s3
+
+LOCK_URL_ENV = "DATALAKE_LOCK_URL"
+LOCK_TOKEN_ENV = "DATALAKE_LOCK_TOKEN"
+# S3's answer when the lock object is gone.
+GONE_CODES = frozenset({"NoSuchKey", "404"})
+
+
+class LockLost(RuntimeError):
+    """Another run holds the lock this run was started under."""
+
+
+@dataclass(frozen=True)
+class Fence:
+    """The lock a run holds (``url`` and ``token``), or none (:data:`NO_FENCE`: a local
+    output, whose flock the operating system keeps for the run)."""
+
+    url: str = ""
+    token: str = ""
+    client: Any = None
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str], aws_config: Mapping[str, Any]) -> Fence:
+        """The fence of the lock named in ``environ``, or :data:`NO_FENCE` without one."""
+        url, token = environ.get(LOCK_URL_ENV, ""), environ.get(LOCK_TOKEN_ENV, "")
+        if not url or not token:
+            return NO_FENCE
+        return cls(url, token, s3.client(aws_config))
+
+    def holder(self) -> str | None:
+        """The token the lock object carries now (None when it is gone or unreadable)."""
+        bucket, key = s3.split_url(self.url)
+        with s3.explained(self.url):
+            try:
+                body = self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") in GONE_CODES:
+                    return None
+                raise
+        try:
+            record = json.loads(body)
+        except ValueError:
+            return None
+        return record.get("token") if isinstance(record, dict) else None
+
+    def check(self, before: str) -> None:
+        """Raise :class:`LockLost` unless this run still holds its lock; ``before`` says what
+        it was about to do."""
+        if self.client is not None and self.holder() != self.token:
+            raise LockLost(
+                f"lost the lock {self.url} to another run before {before}: "
+                "this run commits nothing more"
+            )
+
+    def holds(self) -> bool:
+        """Whether this run still holds its lock (never raises: when in doubt, it does not)."""
+        try:
+            self.check("cleaning up")
+        except (LockLost, s3.AwsError):
+            return False
+        return True
+
+
+NO_FENCE = Fence()
