@@ -2,7 +2,8 @@
 
 The run lock of an S3 output (``dependencies/submit.py``) is an object whose record names its
 holder with a ``token`` of its own. ``make submit`` hands the lock's URL and token to the job
-in the environment (:data:`LOCK_URL_ENV`, :data:`LOCK_TOKEN_ENV`); the job checks that the
+as Spark settings (:data:`LOCK_URL_SETTING`, :data:`LOCK_TOKEN_SETTING`, in its private
+properties file: they reach the driver in every deploy mode); the job checks that the
 object still carries that token right before each commit (the readings' ledger store, each
 output table, the report) and before deleting anything under the output. If another run has
 taken the lock over meanwhile (the submit process was paused or killed past the lock's time
@@ -20,8 +21,9 @@ from botocore.exceptions import ClientError
 
 from dependencies import s3
 
-LOCK_URL_ENV = "DATALAKE_LOCK_URL"
-LOCK_TOKEN_ENV = "DATALAKE_LOCK_TOKEN"
+LOCK_URL_SETTING = "spark.datalake.lock.url"
+LOCK_TOKEN_SETTING = "spark.datalake.lock.token"
+LOCK_SETTINGS = (LOCK_URL_SETTING, LOCK_TOKEN_SETTING)
 # S3's answer when the lock object is gone.
 GONE_CODES = frozenset({"NoSuchKey", "404"})
 
@@ -40,9 +42,9 @@ class Fence:
     client: Any = None
 
     @classmethod
-    def from_environment(cls, environ: Mapping[str, str], aws_config: Mapping[str, Any]) -> Fence:
-        """The fence of the lock named in ``environ``, or :data:`NO_FENCE` without one."""
-        url, token = environ.get(LOCK_URL_ENV, ""), environ.get(LOCK_TOKEN_ENV, "")
+    def from_settings(cls, settings: Mapping[str, str], aws_config: Mapping[str, Any]) -> Fence:
+        """The fence of the lock named in ``settings``, or :data:`NO_FENCE` without one."""
+        url, token = settings.get(LOCK_URL_SETTING, ""), settings.get(LOCK_TOKEN_SETTING, "")
         if not url or not token:
             return NO_FENCE
         return cls(url, token, s3.client(aws_config))

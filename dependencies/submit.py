@@ -64,7 +64,7 @@ from dependencies.exit_codes import (
     EXIT_LOCK_BUSY,
     EXIT_OK,
 )
-from dependencies.fence import LOCK_TOKEN_ENV, LOCK_URL_ENV
+from dependencies.fence import LOCK_TOKEN_SETTING, LOCK_URL_SETTING, NO_FENCE, Fence
 from dependencies.jars import MissingJars, jar_paths, packages
 from dependencies.logging import redact
 
@@ -109,6 +109,11 @@ class Submission:
         with ``--jars``."""
         if self.spark_config and properties_file is None:
             raise ValueError("the config's spark settings need a properties file")
+        properties = (
+            ["--properties-file", properties_file, "--load-spark-defaults"]
+            if properties_file is not None
+            else []
+        )
         job_args = ["--run-date", run_date.isoformat(), *self.job_args]
         files: list[str] = []
         if s3.is_s3_url(self.config):
@@ -125,11 +130,7 @@ class Submission:
             str(Path(self.package).resolve()),
             *files,
             *(["--jars", ",".join(self.jars)] if self.jars else []),
-            *(
-                ["--properties-file", properties_file, "--load-spark-defaults"]
-                if self.spark_config
-                else []
-            ),
+            *properties,
             *self.extra_args,
             str(ENTRY_FILE),
             *job_args,
@@ -303,10 +304,10 @@ class Sightings:
 
 @dataclass(frozen=True)
 class HeldLock:
-    """A lock this run holds: what the job is told of it (``environment``), the descriptors
+    """A lock this run holds: what the job is told of it (``settings``), the descriptors
     spark-submit keeps (a flock's), and ``lost``, set when another run has taken it over."""
 
-    environment: Mapping[str, str] = field(default_factory=dict)
+    settings: Mapping[str, str] = field(default_factory=dict)
     pass_fds: tuple[int, ...] = ()
     lost: threading.Event = field(default_factory=threading.Event)
 
@@ -406,7 +407,7 @@ def s3_output_lock(
     heartbeat.start()
     try:
         yield HeldLock(
-            {LOCK_URL_ENV: lock.url, LOCK_TOKEN_ENV: record["token"]}, lost=heartbeat.lost
+            {LOCK_URL_SETTING: lock.url, LOCK_TOKEN_SETTING: record["token"]}, lost=heartbeat.lost
         )
     finally:
         etag = heartbeat.stop()
@@ -414,6 +415,29 @@ def s3_output_lock(
             lock.delete(etag)
         except s3.AwsError as error:
             warn(f"cannot release the lock ({error}); it expires {ttl_seconds:g} s after the run")
+
+
+@contextmanager
+def job_fence(
+    config: Mapping[str, Any], run_date: date, settings: Mapping[str, str]
+) -> Iterator[Fence]:
+    """The fence of one job run: the lock ``make submit`` holds for it (named in its Spark
+    ``settings``); else, on an S3 output (a ``DEBUG=1`` or plain spark-submit run), the same
+    lock taken here for the run, without waiting (sightings kept in the temporary
+    directory); else none (a local output: a run outside ``make submit`` takes no flock)."""
+    if settings.get(LOCK_TOKEN_SETTING):
+        yield Fence.from_settings(settings, config["aws"])
+        return
+    output = config["output"]["path"]
+    if not s3.is_s3_url(output):
+        yield NO_FENCE
+        return
+    owner = f"{socket.gethostname()}:{os.getpid()}"
+    sightings = Sightings(lock_path(output, tempfile.gettempdir()).with_suffix(".seen.json"))
+    with s3_output_lock(
+        config["aws"], output, 0, owner, f"{run_date}..{run_date}", LOCK_TTL_SECONDS, sightings
+    ) as held:
+        yield Fence.from_settings(held.settings, config["aws"])
 
 
 def run_dates(first: date, last: date) -> list[date]:
@@ -448,11 +472,12 @@ def submit_all(
 ) -> list[int]:
     """Run spark-submit once per date, in order, until one fails; return the exit codes.
     spark-submit keeps the lock's descriptors (a flock's) and is told the lock (an S3
-    lock's URL and token, for the job's fence); once the lock is lost it is ended, and the
-    date's code is ``EXIT_LOCK_BUSY``."""
+    lock's URL and token, for the job's fence, with the config's settings in the properties
+    file); once the lock is lost it is ended, and the date's code is ``EXIT_LOCK_BUSY``."""
     held = held or HeldLock()
     codes = []
-    with spark_properties(submission.spark_config) as properties:
+    settings = (*submission.spark_config, *held.settings.items())
+    with spark_properties(settings) as properties:
         for run_date in dates:
             command = submission.command(run_date, properties)
             print(f"datalake submit: {run_date}: {printable(command)}", flush=True)
@@ -464,9 +489,7 @@ def submit_all(
 
 def run_holding(command: list[str], held: HeldLock) -> int:
     """Run ``command`` while the lock is held; end it (SIGTERM, then SIGKILL) if it is lost."""
-    process = subprocess.Popen(
-        command, pass_fds=held.pass_fds, env={**os.environ, **held.environment}
-    )
+    process = subprocess.Popen(command, pass_fds=held.pass_fds)
     while True:
         try:
             code = process.wait(timeout=LOCK_POLL_SECONDS)

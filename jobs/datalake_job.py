@@ -41,7 +41,7 @@ from dependencies.exit_codes import (
     EXIT_LOCK_BUSY,
     EXIT_OK,
 )
-from dependencies.fence import Fence, LockLost
+from dependencies.fence import LOCK_SETTINGS, NO_FENCE, Fence, LockLost
 from dependencies.jars import MissingJars
 from dependencies.logging import CONSOLE_FIELDS, LOGGER_NAME, bind_run_context, quiet_spark_logger
 from dependencies.progress import Progress
@@ -57,6 +57,7 @@ from dependencies.publish import (
 from dependencies.readiness import InputNotReady, require_ready
 from dependencies.run_window import RunWindow
 from dependencies.spark import start_spark
+from dependencies.submit import LockBusy, job_fence
 from dependencies.tables import TABLE_NAMES, InputError
 from jobs import ledger_store
 from jobs.alerts import history
@@ -119,10 +120,11 @@ def main(argv: list[str] | None = None) -> int:
     log.info("run started", extra={"config": config, CONSOLE_FIELDS: changes})
     spark.catalog.clearCache()  # a session reused from an earlier run (tests, IPython)
     try:
-        with Progress(APP_NAME, spark) as progress:
+        lock = {key: spark.conf.get(key, "") for key in LOCK_SETTINGS}  # from make submit
+        with Progress(APP_NAME, spark) as progress, job_fence(config, run.run_date, lock) as fence:
             run.timer.on_begin = progress.step
-            report, paths, alerts = run_job(spark, config, run)
-    except LockLost as error:
+            report, paths, alerts = run_job(spark, config, run, fence)
+    except (LockBusy, LockLost) as error:
         log.error("%s: %s", EXIT_CODE_NAMES[EXIT_LOCK_BUSY], error)
         print(f"datalake: {EXIT_CODE_NAMES[EXIT_LOCK_BUSY]}: {error}", file=sys.stderr)
         return finish(log, config, EXIT_LOCK_BUSY, run)
@@ -141,10 +143,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_job(
-    spark: SparkSession, config: dict[str, Any], run: Run
+    spark: SparkSession, config: dict[str, Any], run: Run, fence: Fence = NO_FENCE
 ) -> tuple[dict[str, Any], dict[str, str], DataFrame]:
     """Extract -> validate -> usage -> detect -> score -> load, each stage timed; every frame
-    read more than once is staged with the run's outputs until they are published.
+    read more than once is staged with the run's outputs until they are published. Before
+    each commit, ``fence`` checks that the run still holds the lock of its output.
     Returns the report, the published paths and the alerts as published."""
     window = RunWindow.from_config(run.run_date, config)
     output = config["output"]["path"]
@@ -156,8 +159,6 @@ def run_job(
         window.baseline_start_date,
     )
     require_ready(spark, config["input"], TABLE_NAMES, config["aws"])
-    # The lock make submit holds for this run (an S3 output): checked before every commit.
-    fence = Fence.from_environment(os.environ, config["aws"])
     with staging_directory(spark, output, run.run_date, run.run_id, fence) as staging:
 
         def keep(frame: DataFrame, name: str) -> DataFrame:

@@ -23,8 +23,9 @@ from test_publish import RUN_DATE, assert_published, commits, outputs
 
 from dependencies import s3
 from dependencies.exit_codes import EXIT_LOCK_BUSY, EXIT_OK
-from dependencies.fence import LOCK_TOKEN_ENV, LOCK_URL_ENV, NO_FENCE, Fence, LockLost
+from dependencies.fence import LOCK_TOKEN_SETTING, LOCK_URL_SETTING, NO_FENCE, Fence, LockLost
 from dependencies.publish import ORDER, publish, stage_outputs, staging_directory
+from dependencies.submit import LockBusy, job_fence
 
 LOCK_KEY = "out/_lock.json"
 
@@ -50,9 +51,9 @@ def hold(client: Any, bucket: str, token: str) -> None:
 
 
 def fence_of(moto_aws_config: dict[str, Any], bucket: str, token: str) -> Fence:
-    """The fence of the run with ``token``, as the job builds it from its environment."""
-    environment = {LOCK_URL_ENV: f"s3://{bucket}/{LOCK_KEY}", LOCK_TOKEN_ENV: token}
-    return Fence.from_environment(environment, moto_aws_config)
+    """The fence of the run with ``token``, as the job builds it from its settings."""
+    settings = {LOCK_URL_SETTING: f"s3://{bucket}/{LOCK_KEY}", LOCK_TOKEN_SETTING: token}
+    return Fence.from_settings(settings, moto_aws_config)
 
 
 def test_the_check_passes_only_while_the_run_holds_its_lock(
@@ -77,7 +78,7 @@ def test_the_check_passes_only_while_the_run_holds_its_lock(
     client.delete_object(Bucket=bucket, Key=LOCK_KEY)
     assert not fence.holds()
     # AND a run told of no lock (a local output) has nothing to check
-    assert Fence.from_environment({}, moto_aws_config) is NO_FENCE
+    assert Fence.from_settings({}, moto_aws_config) is NO_FENCE
     NO_FENCE.check("committing alerts")
 
 
@@ -146,11 +147,14 @@ def test_a_holder_losing_its_lock_mid_publish_stops_before_the_next_commit(
 
 
 FAKE_SPARK_SUBMIT = '''#!{python}
-"""A fake spark-submit: records the lock it was told of, then works until ended."""
+"""A fake spark-submit: records the lock token its properties file names, then works until
+ended."""
 import os, sys, time
 marker = os.environ["MARKER"]
+properties = open(sys.argv[sys.argv.index("--properties-file") + 1]).read().splitlines()
+token = [p.split("=", 1)[1] for p in properties if p.startswith("{token_setting}=")]
 with open(marker + ".started", "w") as f:
-    f.write(os.environ.get("{token_env}", ""))
+    f.write(token[0] if token else "")
 time.sleep(float(os.environ.get("WORK_SECONDS", "0")))
 open(marker + ".finished", "w").close()
 '''
@@ -163,7 +167,7 @@ def start_submit(
     works ``work_seconds`` and an S3 lock whose TTL is 2 s."""
     fake = tmp_path / f"spark-submit-{name}"
     fake.write_text(
-        FAKE_SPARK_SUBMIT.format(python=sys.executable, token_env=LOCK_TOKEN_ENV),
+        FAKE_SPARK_SUBMIT.format(python=sys.executable, token_setting=LOCK_TOKEN_SETTING),
         encoding="utf-8",
     )
     fake.chmod(0o755)
@@ -231,3 +235,43 @@ def test_a_submission_paused_past_the_ttl_ends_its_run_once_the_lock_is_taken_ov
     assert holder.returncode == EXIT_LOCK_BUSY, holder_err
     assert "lost the lock" in holder_err
     assert not (tmp_path / "a.finished").exists()
+
+
+def test_a_run_outside_make_submit_takes_the_lock_of_its_s3_output(
+    moto_aws_config: dict[str, Any], client: Any, bucket: str
+) -> None:
+    # GIVEN a DEBUG=1 or plain spark-submit run (no lock named in its settings) of an S3
+    # output nobody holds
+    config = {"output": {"path": f"s3://{bucket}/out"}, "aws": moto_aws_config}
+    # WHEN it runs
+    with job_fence(config, RUN_DATE, {}) as fence:
+        # THEN it holds the output's lock, and its fence checks that lock
+        record = json.loads(client.get_object(Bucket=bucket, Key=LOCK_KEY)["Body"].read())
+        assert fence.token == record["token"]
+        assert record["run"] == f"{RUN_DATE}..{RUN_DATE}"
+        fence.check("committing alerts")
+        # AND a second such run of the output is busy
+        with (
+            pytest.raises(LockBusy, match="is held by"),
+            job_fence(config, RUN_DATE, {}),
+        ):
+            pytest.fail("two runs held the lock")
+    # THEN the lock is released when the run ends
+    assert "Contents" not in client.list_objects_v2(Bucket=bucket, Prefix=LOCK_KEY)
+
+
+def test_a_run_under_make_submit_uses_the_lock_it_is_told_of(
+    moto_aws_config: dict[str, Any], client: Any, bucket: str
+) -> None:
+    # GIVEN make submit holding the lock for the run, and telling it so
+    hold(client, bucket, "S")
+    settings = {LOCK_URL_SETTING: f"s3://{bucket}/{LOCK_KEY}", LOCK_TOKEN_SETTING: "S"}
+    config = {"output": {"path": f"s3://{bucket}/out"}, "aws": moto_aws_config}
+    # WHEN the job runs THEN its fence is that lock's, and it takes no lock of its own
+    with job_fence(config, RUN_DATE, settings) as fence:
+        assert (fence.url, fence.token) == (settings[LOCK_URL_SETTING], "S")
+        fence.check("committing alerts")
+    assert json.loads(client.get_object(Bucket=bucket, Key=LOCK_KEY)["Body"].read())["token"] == "S"
+    # AND a run of a local output has no lock to check
+    with job_fence({"output": {"path": "/data/out"}, "aws": {}}, RUN_DATE, {}) as fence:
+        assert fence is NO_FENCE

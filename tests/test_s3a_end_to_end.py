@@ -157,6 +157,8 @@ def test_a_rerun_on_s3a_publishes_identical_rows_and_the_next_day_reuses_the_sto
         listing = client.list_objects_v2(Bucket=OUTPUT_BUCKET, Prefix=prefix)
         commits = [o["Key"] for o in listing.get("Contents", []) if o["Key"].endswith(".json")]
         assert len(commits) == (3 if first["rows"][table] else 1), table
+    # AND each run (DEBUG=1, outside make submit) held the output's lock and released it
+    assert "Contents" not in client.list_objects_v2(Bucket=OUTPUT_BUCKET, Prefix="output/_lock")
     # AND the next day's run reused the stored days of the readings' ledger
     assert following["report"]["ledger"]["mode"] == "incremental"
     assert following["report"]["ledger"]["reused_days"]
