@@ -1,4 +1,4 @@
-"""Fencing: a run that lost the lock of its output commits nothing more.
+"""The lock object of an S3 output, and fencing: a run that lost it commits nothing more.
 
 The run lock of an S3 output (``dependencies/submit.py``) is an object whose record names its
 holder with a ``token`` of its own. ``make submit`` hands the lock's URL and token to the job
@@ -24,8 +24,67 @@ from dependencies import s3
 LOCK_URL_SETTING = "spark.datalake.lock.url"
 LOCK_TOKEN_SETTING = "spark.datalake.lock.token"
 LOCK_SETTINGS = (LOCK_URL_SETTING, LOCK_TOKEN_SETTING)
-# S3's answer when the lock object is gone.
-GONE_CODES = frozenset({"NoSuchKey", "404"})
+LOCK_OBJECT = "_lock.json"
+# S3's answers to a conditional write on the lock object that is not ours (any more): the
+# condition failed, a concurrent conditional write won, or the object is gone.
+NOT_OURS_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey"})
+
+
+class S3LockObject:
+    """The lock object of an S3 output: conditional puts, reads and deletes of its record."""
+
+    def __init__(self, client: Any, url: str) -> None:
+        self.client = client
+        self.url = url
+        self.bucket, self.key = s3.split_url(self.url)
+
+    def put(self, body: bytes, **condition: str) -> str | None:
+        """Write ``body`` if ``condition`` (``IfNoneMatch``/``IfMatch``) holds; its new ETag,
+        or None when it does not (another run holds the lock, or took it over)."""
+        with s3.explained(self.url):
+            try:
+                return self.client.put_object(
+                    Bucket=self.bucket,
+                    Key=self.key,
+                    Body=body,
+                    ContentType="application/json",
+                    **condition,
+                )["ETag"]
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") in NOT_OURS_CODES:
+                    return None
+                raise
+
+    def read(self) -> tuple[dict[str, str], bytes, str] | None:
+        """The holder's record (empty if unreadable), the body and its ETag; None if there is
+        no lock object (any more)."""
+        with s3.explained(self.url):
+            try:
+                found = self.client.get_object(Bucket=self.bucket, Key=self.key)
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") in NOT_OURS_CODES:
+                    return None
+                raise
+            body = found["Body"].read()
+        try:
+            record = json.loads(body)
+        except ValueError:
+            record = {}
+        return (record if isinstance(record, dict) else {}), body, found["ETag"]
+
+    def delete(self, etag: str) -> None:
+        """Delete the object if it is still the one with ``etag`` (else it is not ours)."""
+        with s3.explained(self.url):
+            try:
+                self.client.delete_object(Bucket=self.bucket, Key=self.key, IfMatch=etag)
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") not in NOT_OURS_CODES:
+                    raise
+
+
+def lock_url(output_path: str) -> str:
+    """The URL of the lock object of an S3 output."""
+    return f"{output_path.rstrip('/')}/{LOCK_OBJECT}"
 
 
 class LockLost(RuntimeError):
@@ -51,19 +110,8 @@ class Fence:
 
     def holder(self) -> str | None:
         """The token the lock object carries now (None when it is gone or unreadable)."""
-        bucket, key = s3.split_url(self.url)
-        with s3.explained(self.url):
-            try:
-                body = self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
-            except ClientError as error:
-                if error.response.get("Error", {}).get("Code") in GONE_CODES:
-                    return None
-                raise
-        try:
-            record = json.loads(body)
-        except ValueError:
-            return None
-        return record.get("token") if isinstance(record, dict) else None
+        held = S3LockObject(self.client, self.url).read()
+        return held[0].get("token") if held else None
 
     def check(self, before: str) -> None:
         """Raise :class:`LockLost` unless this run still holds its lock; ``before`` says what

@@ -53,8 +53,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from botocore.exceptions import ClientError
-
 from dependencies import s3
 from dependencies.config import CONFIG_GLOB, ConfigError, load_config
 from dependencies.exit_codes import (
@@ -64,20 +62,23 @@ from dependencies.exit_codes import (
     EXIT_LOCK_BUSY,
     EXIT_OK,
 )
-from dependencies.fence import LOCK_TOKEN_SETTING, LOCK_URL_SETTING, NO_FENCE, Fence
+from dependencies.fence import (
+    LOCK_TOKEN_SETTING,
+    LOCK_URL_SETTING,
+    NO_FENCE,
+    Fence,
+    S3LockObject,
+    lock_url,
+)
 from dependencies.jars import MissingJars, jar_paths, packages
 from dependencies.logging import redact
 
 REPO = Path(__file__).resolve().parent.parent
 ENTRY_FILE = REPO / "jobs" / "datalake_job.py"
 LOCK_POLL_SECONDS = 1.0
-LOCK_OBJECT = "_lock.json"
 LOCK_TTL_SECONDS = 15 * 60.0
 # How long spark-submit has to end once asked to (its lock lost), before it is killed.
 STOP_SECONDS = 30.0
-# S3's answers to a conditional write on the lock object that is not ours (any more): the
-# condition failed, a concurrent conditional write won, or the object is gone.
-NOT_OURS_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey"})
 
 
 class LockBusy(RuntimeError):
@@ -208,58 +209,6 @@ def output_lock(path: Path, wait_seconds: float, holder: str) -> Iterator[int]:
         os.close(fd)
 
 
-class S3LockObject:
-    """The lock object of an S3 output: conditional puts, reads and deletes of its record."""
-
-    def __init__(self, client: Any, output_path: str) -> None:
-        self.client = client
-        self.url = f"{output_path.rstrip('/')}/{LOCK_OBJECT}"
-        self.bucket, self.key = s3.split_url(self.url)
-
-    def put(self, body: bytes, **condition: str) -> str | None:
-        """Write ``body`` if ``condition`` (``IfNoneMatch``/``IfMatch``) holds; its new ETag,
-        or None when it does not (another run holds the lock, or took it over)."""
-        with s3.explained(self.url):
-            try:
-                return self.client.put_object(
-                    Bucket=self.bucket,
-                    Key=self.key,
-                    Body=body,
-                    ContentType="application/json",
-                    **condition,
-                )["ETag"]
-            except ClientError as error:
-                if error.response.get("Error", {}).get("Code") in NOT_OURS_CODES:
-                    return None
-                raise
-
-    def read(self) -> tuple[dict[str, str], bytes, str] | None:
-        """The holder's record (empty if unreadable), the body and its ETag; None if there is
-        no lock object (any more)."""
-        with s3.explained(self.url):
-            try:
-                found = self.client.get_object(Bucket=self.bucket, Key=self.key)
-            except ClientError as error:
-                if error.response.get("Error", {}).get("Code") in NOT_OURS_CODES:
-                    return None
-                raise
-            body = found["Body"].read()
-        try:
-            record = json.loads(body)
-        except ValueError:
-            record = {}
-        return (record if isinstance(record, dict) else {}), body, found["ETag"]
-
-    def delete(self, etag: str) -> None:
-        """Delete the object if it is still the one with ``etag`` (else it is not ours)."""
-        with s3.explained(self.url):
-            try:
-                self.client.delete_object(Bucket=self.bucket, Key=self.key, IfMatch=etag)
-            except ClientError as error:
-                if error.response.get("Error", {}).get("Code") not in NOT_OURS_CODES:
-                    raise
-
-
 def utc_text(instant: datetime) -> str:
     """An instant as ISO 8601 UTC text, to the millisecond: ``2026-11-15T02:30:00.000Z``."""
     return instant.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -369,7 +318,7 @@ def s3_output_lock(
     ``owner`` (``host:pid``) and ``run`` (its dates). Raise :class:`LockBusy` if another run
     still holds it after ``wait_seconds`` (stale: unchanged for ``ttl_seconds`` by
     ``sightings``), :class:`s3.AwsError` if S3 fails."""
-    lock = S3LockObject(s3.client(aws_config), output_path)
+    lock = S3LockObject(s3.client(aws_config), lock_url(output_path))
     sightings = sightings or Sightings(None)
     record = {
         "owner": owner,

@@ -124,12 +124,14 @@ def main(argv: list[str] | None = None) -> int:
         with Progress(APP_NAME, spark) as progress, job_fence(config, run.run_date, lock) as fence:
             run.timer.on_begin = progress.step
             report, paths, alerts = run_job(spark, config, run, fence)
-    except (LockBusy, LockLost) as error:
-        log.error("%s: %s", EXIT_CODE_NAMES[EXIT_LOCK_BUSY], error)
-        print(f"datalake: {EXIT_CODE_NAMES[EXIT_LOCK_BUSY]}: {error}", file=sys.stderr)
-        return finish(log, config, EXIT_LOCK_BUSY, run)
-    except (InputNotReady, InputError) as error:
-        exit_code = EXIT_INPUT_NOT_READY if isinstance(error, InputNotReady) else EXIT_BAD_INPUT
+    except (InputNotReady, InputError, LockBusy, LockLost) as error:
+        exit_code = (
+            EXIT_INPUT_NOT_READY
+            if isinstance(error, InputNotReady)
+            else EXIT_BAD_INPUT
+            if isinstance(error, InputError)
+            else EXIT_LOCK_BUSY
+        )
         log.error("%s: %s", EXIT_CODE_NAMES[exit_code], error)
         print(f"datalake: {EXIT_CODE_NAMES[exit_code]}: {error}", file=sys.stderr)
         return finish(log, config, exit_code, run)

@@ -19,8 +19,7 @@ A run reuses every day whose manifest still matches and computes the rest: new d
 whose files changed, the components whose rows or installs changed (only those), and the
 components whose state changed because an earlier day was computed again. Everything is
 computed again with ``--full-refresh``, when the ledger's version or the usage settings
-change, or when
-the input is not partitioned by day. Deleting the store changes nothing but time.
+change, or when the input is not partitioned by day. Deleting the store changes nothing but time.
 
 Safety: a day's rows and state are written in full before its manifest, and a manifest is
 replaced by a rename; a day without a readable manifest is computed again, and a day whose

@@ -15,6 +15,7 @@ import sys
 import time
 import urllib.parse
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ import pyspark
 import pytest
 from pyspark.sql import SparkSession
 
-from dependencies import jars
+from dependencies import jars, s3
 from dependencies.spark import DRIVER_CLASS_PATH
 
 REPO = Path(__file__).resolve().parent.parent
@@ -388,6 +389,20 @@ def start_moto_server(tmp_path: Path) -> Iterator[Callable[[], RunningServer]]:
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture
+def client(moto_aws_config: dict[str, Any]) -> Any:
+    """A boto3 S3 client of the suite's moto server."""
+    return s3.client(moto_aws_config)
+
+
+@pytest.fixture
+def bucket(client: Any) -> str:
+    """A new bucket of this test's own on the shared moto server."""
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    client.create_bucket(Bucket=name)
+    return name
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -21,27 +20,12 @@ from conftest import REPO, submit_command
 from pyspark.sql import SparkSession
 from test_publish import RUN_DATE, assert_published, commits, outputs
 
-from dependencies import s3
 from dependencies.exit_codes import EXIT_LOCK_BUSY, EXIT_OK
 from dependencies.fence import LOCK_TOKEN_SETTING, LOCK_URL_SETTING, NO_FENCE, Fence, LockLost
 from dependencies.publish import ORDER, publish, stage_outputs, staging_directory
 from dependencies.submit import LockBusy, job_fence
 
 LOCK_KEY = "out/_lock.json"
-
-
-@pytest.fixture
-def client(moto_aws_config: dict[str, Any]) -> Any:
-    """A boto3 S3 client of the moto server."""
-    return s3.client(moto_aws_config)
-
-
-@pytest.fixture
-def bucket(client: Any) -> str:
-    """A new bucket of this test's own on the shared moto server."""
-    name = f"fence-{uuid.uuid4().hex[:12]}"
-    client.create_bucket(Bucket=name)
-    return name
 
 
 def hold(client: Any, bucket: str, token: str) -> None:

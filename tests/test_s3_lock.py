@@ -30,20 +30,6 @@ LOCK_KEY = "out/_lock.json"
 
 
 @pytest.fixture
-def client(moto_aws_config: dict[str, Any]) -> Any:
-    """A boto3 S3 client of the moto server."""
-    return s3.client(moto_aws_config)
-
-
-@pytest.fixture
-def bucket(client: Any) -> str:
-    """A new bucket of this test's own on the shared moto server."""
-    name = f"lock-{uuid.uuid4().hex[:12]}"
-    client.create_bucket(Bucket=name)
-    return name
-
-
-@pytest.fixture
 def fast_polls(monkeypatch: pytest.MonkeyPatch) -> None:
     """Waiting runs look at the lock every 0.1 s instead of every second."""
     monkeypatch.setattr(submit, "LOCK_POLL_SECONDS", 0.1)
