@@ -193,11 +193,17 @@ def staging_directory(
             remove_staging(fs, output_path, run_date)
 
 
+def work_path(staging: str, name: str) -> str:
+    """Where the run's intermediate table ``name`` lies; it goes when the staging
+    directory does."""
+    return f"{staging}/{WORK}/{name}"
+
+
 def stage_work(frame: DataFrame, staging: str, name: str) -> DataFrame:
     """Write an intermediate table of the run as Parquet under its staging directory and
     return it read back: later steps start from the stored rows instead of recomputing (or
     re-planning) everything behind them. It goes when the staging directory does."""
-    path = f"{staging}/{WORK}/{name}"
+    path = work_path(staging, name)
     frame.write.mode("overwrite").parquet(path)
     return frame.sparkSession.read.schema(frame.schema).parquet(path)
 

@@ -53,16 +53,17 @@ from dependencies.publish import (
     stage_report_page,
     stage_work,
     staging_directory,
+    work_path,
 )
 from dependencies.readiness import InputNotReady, require_ready
 from dependencies.run_window import RunWindow
 from dependencies.spark import start_spark
 from dependencies.submit import LockBusy, job_fence
 from dependencies.tables import TABLE_NAMES, InputError
-from jobs import ledger_store
 from jobs.alerts import history
 from jobs.detection import alert_evidence, detect_and_score, kept_ledger
 from jobs.inputs import SMALL_TABLES, count_rows, extract, readings_inputs, rejects, validate_tables
+from jobs.ledger import readings_ledger
 from jobs.report import build_report, print_summary, report_page
 from jobs.run import Run, finish, run_start_instant
 
@@ -173,13 +174,14 @@ def run_job(
             counts = count_rows(raw, checked, SMALL_TABLES)
             # The readings, validated and folded into the ledger (usage per device and day).
             readings = readings_inputs(raw, checked, config["usage"], window, run.started_at)
-            ledger, read, ledger_outcome = ledger_store.readings_ledger(
+            ledger, read, ledger_outcome = readings_ledger(
                 spark,
                 readings,
                 output,
                 config["input"]["path"],
                 run.run_id,
                 run.full_refresh,
+                work_path(staging, "ledger"),
                 fence,
             )
             checked = checked.with_measurements(kept_ledger(ledger, keep))

@@ -2,7 +2,7 @@
 
 ``steps = debug_run("2026-11-15", config_path="configs/datalake_config.json")`` calls the
 job's own steps for that run date (:mod:`jobs.inputs`: ``extract``, ``validate_tables``;
-:mod:`jobs.ledger_store`: the readings checked and folded into the ledger, computed from every
+:mod:`jobs.ledger`: the readings checked and folded into the ledger, computed from every
 reading; :mod:`jobs.detection`: ``kept_ledger``, ``detect_and_score``), lazily, and returns
 every frame they make by name; ``steps.explain("K01")`` prints one device's rows through each
 step. Nothing is written: where the job stages a frame to cut its lineage, the debug run
@@ -22,11 +22,12 @@ from pyspark.sql.types import ArrayType, DoubleType
 
 from dependencies.run_window import RunWindow
 from dependencies.spark import start_spark
-from jobs import ledger_store, rules, usage
+from jobs import rules, usage
 from jobs.alerts import history
 from jobs.alerts.evidence import PERIOD_NAMES
 from jobs.detection import Detection, alert_evidence, detect_and_score, kept_ledger
 from jobs.inputs import Checked, extract, readings_inputs, validate_tables
+from jobs.ledger import Inputs, checked_readings, unstored_ledger
 from jobs.run import run_start_instant
 
 APP_NAME = "datalake_debug"
@@ -114,7 +115,7 @@ class Steps:
     config: dict[str, Any]
     window: RunWindow
     raw: dict[str, DataFrame]
-    readings: ledger_store.Inputs
+    readings: Inputs
     checked: Checked
     intervals: DataFrame
     ledger: DataFrame
@@ -267,9 +268,9 @@ def debug_run(
     small_tables = validate_tables(raw, window)
     started_at = run_started_at or run_start_instant()
     readings = readings_inputs(raw, small_tables, config["usage"], window, started_at)
-    checked = small_tables.with_measurements(ledger_store.checked_readings(readings))
+    checked = small_tables.with_measurements(checked_readings(readings))
     intervals = intervals_of(readings, checked.tables["measurements"])
-    ledger = kept_ledger(ledger_store.unstored_ledger(readings), checkpoint)
+    ledger = kept_ledger(unstored_ledger(readings), checkpoint)
     output = config["output"]["path"]
     previous = history.previous_run(spark, output, run_date, config["history_days"])
     detection = detect_and_score(
@@ -278,7 +279,7 @@ def debug_run(
     return Steps(spark, config, window, raw, readings, checked, intervals, ledger, detection)
 
 
-def intervals_of(readings: ledger_store.Inputs, checked_readings: DataFrame) -> DataFrame:
+def intervals_of(readings: Inputs, checked_readings: DataFrame) -> DataFrame:
     """``checked_readings`` (some of ``readings``), each used one with the interval it
     closes, its zero run and its install period, as the ledger's pass makes them."""
     return checked_readings.transform(

@@ -3,7 +3,7 @@
 Every input row gets a status: ``used``, ``deduplicated``, ``outside_window`` or the reason
 it is rejected (:mod:`jobs.validate`). The small tables are validated here, row by row; the
 readings are validated inside the one pass that folds them into the readings' ledger
-(:mod:`jobs.ledger_store`), whose rows say how many readings each stands for.
+(:mod:`jobs.ledger`), whose rows say how many readings each stands for.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ from dependencies.tables import (
     read_failures_named,
     read_raw_table,
 )
-from jobs import ledger_store, validate
+from jobs import validate
+from jobs.ledger import Inputs
 from jobs.usage import READINGS
 
 # The tables validated row by row, in dependency order (the readings: by the ledger).
@@ -118,11 +119,11 @@ def readings_inputs(
     usage_config: dict[str, Any],
     window: RunWindow,
     run_started_at: datetime,
-) -> ledger_store.Inputs:
+) -> Inputs:
     """What the pass over the readings needs: the raw readings, the valid components and
     install periods, the usage settings, the window and the run's start."""
     components = checked.used("measuring_component")
-    return ledger_store.Inputs(
+    return Inputs(
         raw["measurements"],
         components,
         checked.valid_installs(),

@@ -351,7 +351,7 @@ def _day_aggregates(intervals: DataFrame) -> list[Column]:
 MERGED_BY_MAX = ("expected_intervals", "longest_zero_run_minutes", "latest_installed_start")
 MERGED_EACH = ("hour_kwh", "hour_intervals")
 LEDGER_KEYS = ("device_id", "day", "status", "record")
-# What a component's rows keep of its readings for the next day (:mod:`jobs.ledger_store`).
+# What a component's rows keep of its readings for the next day (:mod:`jobs.ledger`).
 STATE_COLUMNS = ("_last_at", "_last_value", "_run_break", "_min_start")
 
 

@@ -26,7 +26,9 @@ from typing import Any
 import bcrypt
 import pyspark
 import pytest
-from pyspark.sql import SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import ArrayType, DoubleType
 
 from dependencies import jars, s3
 from dependencies.spark import DRIVER_CLASS_PATH
@@ -39,6 +41,10 @@ SMALL_SPARK = {
     "spark.sql.shuffle.partitions": "2",
     "spark.databricks.delta.snapshotPartitions": "1",
 }
+
+# Amounts are compared to this many decimals: the same rows summed in another order are the
+# same rows.
+DECIMALS = 6
 
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
@@ -140,6 +146,31 @@ def spark() -> Iterator[SparkSession]:
     )
     yield session
     session.stop()
+
+
+def _rounded(frame: DataFrame, name: str) -> Column:
+    data_type = frame.schema[name].dataType
+    if isinstance(data_type, DoubleType):
+        return F.round(F.col(name), DECIMALS).alias(name)
+    if isinstance(data_type, ArrayType) and isinstance(data_type.elementType, DoubleType):
+        return F.transform(F.col(name), lambda amount: F.round(amount, DECIMALS)).alias(name)
+    return F.col(name)
+
+
+def rounded(frame: DataFrame) -> DataFrame:
+    """``frame`` with its doubles (and arrays of doubles) rounded to :data:`DECIMALS`."""
+    return frame.select(*[_rounded(frame, name) for name in frame.columns])
+
+
+def row_hashes(frame: DataFrame) -> Column:
+    """Each row's hash, its doubles rounded (an aggregate's input: xor them for a set)."""
+    return F.bit_xor(F.xxhash64(*[F.col(name) for name in sorted(frame.columns)]))
+
+
+def fingerprint(frame: DataFrame) -> int:
+    """One number for a set of rows, their order aside and doubles rounded: the xor of each
+    row's hash."""
+    return rounded(frame).agg(row_hashes(frame)).first()[0] or 0
 
 
 def write_job_config(

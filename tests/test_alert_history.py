@@ -14,7 +14,7 @@ from conftest import SAMPLE_RUN_STARTED_AT, write_job_config
 from pyspark.sql import DataFrame, SparkSession
 
 from dependencies.publish import commit_table, partition_path, read_published
-from jobs import datalake_job, ledger_store
+from jobs import datalake_job, ledger
 from jobs.alerts import history as alert_history
 
 RUN_DATE = date(2026, 11, 15)
@@ -129,7 +129,7 @@ def consecutive_runs(
     root = tmp_path_factory.mktemp("history")
     output = root / "output"
     # the published tables only: the readings' ledger store is a cache ("_ledger")
-    shutil.copytree(sample_published, output, ignore=shutil.ignore_patterns(ledger_store.STORE))
+    shutil.copytree(sample_published, output, ignore=shutil.ignore_patterns(ledger.STORE))
     configs = {
         "lenient": write_job_config(root, {"alert_threshold": 0.3}, "lenient_config.json"),
         "default": write_job_config(root, None, "default_config.json"),

@@ -13,7 +13,7 @@ from pyspark.sql import functions as F
 from dependencies.config import bundled_defaults
 from dependencies.run_window import RunWindow
 from jobs.inputs import extract, readings_inputs, validate_tables
-from jobs.ledger_store import checked_readings
+from jobs.ledger import checked_readings
 from jobs.tools.generate_data import (
     CASES,
     GROUND_TRUTH,

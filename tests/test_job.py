@@ -17,7 +17,7 @@ from dependencies.publish import read_published
 from dependencies.run_window import RunWindow
 from jobs import usage
 from jobs.inputs import extract, readings_inputs, validate_tables
-from jobs.ledger_store import unstored_ledger
+from jobs.ledger import unstored_ledger
 
 RUN_DATE = date(2026, 11, 15)
 W_START, W_END = date(2026, 11, 2), RUN_DATE

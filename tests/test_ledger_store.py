@@ -1,12 +1,13 @@
-"""The readings' ledger kept between runs: a run that reuses stored days publishes exactly
-what a run computing everything again publishes, and computes only what changed.
+"""The readings' ledger kept between runs: a run that reuses stored days has exactly the
+ledger of a run computing everything again, and computes only what changed.
 
 One randomized history over a small generated dataset (CSV, partitioned by day): consecutive
 run dates, late files, a rewritten partition, changed and new install events, a removed
 component, a changed usage setting, a partition holding another day's reading, a backfill
-and a killed run. Every run after the first is made twice, into two output paths: reusing
-the store, and with ``--full-refresh``; their published outputs must be equal, row for row,
-and the store run's report must say which days and devices it computed.
+and killed runs. Each time the store is updated as a run updates it, and the ledger it gives
+must equal, row for row, the ledger computed from every reading (everything a run publishes
+is computed from that ledger and the small tables); what it says it reused and computed
+must name the days and devices that changed.
 """
 
 from __future__ import annotations
@@ -16,17 +17,21 @@ import json
 import random
 import shutil
 from datetime import UTC, date, datetime, timedelta
+from functools import reduce
 from pathlib import Path
 from typing import Any
 
 import pytest
-from chispa import assert_df_equality
-from pyspark.sql import SparkSession
+from conftest import rounded, row_hashes
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from dependencies.config import bundled_defaults
-from dependencies.publish import read_published
 from dependencies.run_window import RunWindow
-from jobs import datalake_job, ledger_store
+from dependencies.tables import count_read
+from jobs.inputs import extract, readings_inputs, validate_tables
+from jobs.ledger import AFTER_RUN_DATE, STORE, Inputs, readings_ledger, unstored_ledger
+from jobs.ledger.store import DAYS, STATES, LedgerTables
 from jobs.tools.generate_data import CASES, GeneratorSettings, generate
 
 LAST_DATE = date(2026, 11, 15)
@@ -41,8 +46,6 @@ SETTINGS = GeneratorSettings(
 )
 # Every run starts after the last generated day: every day of it can be stored.
 STARTED_AT = datetime(2026, 11, 16, 6, tzinfo=UTC)
-TABLES = ("alerts", "findings", "rejects", "evidence")
-REPORT_KEYS = ("counts", "findings_by_rule", "alerts", "component_types", "history")
 SEED = 20261201
 
 
@@ -59,73 +62,55 @@ def generated(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> 
     return output
 
 
-class Twins:
-    """The same input run two ways: reusing the store, and computing everything again."""
+class Ledgers:
+    """The store of one output path, updated for a run date as a run updates it, each time
+    beside the ledger a run computing every reading gives."""
 
     def __init__(self, spark: SparkSession, input_path: Path, directory: Path) -> None:
         self.spark, self.input_path, self.directory = spark, input_path, directory
-        self.usage: dict[str, Any] = {"lookback_days": 1}
+        self.usage: dict[str, Any] = {**bundled_defaults()["usage"], "lookback_days": 1}
+        self.runs = 0
 
-    def config(self, name: str) -> Path:
-        path = self.directory / f"{name}.json"
-        path.write_text(
-            json.dumps(
-                {
-                    "input": {"path": str(self.input_path), "format": "csv"},
-                    "output": {"path": str(self.directory / name)},
-                    "spark": {"spark.sql.shuffle.partitions": "2"},
-                    "usage": self.usage,
-                    **OVERRIDES,
-                }
-            ),
-            encoding="utf-8",
-        )
-        return path
+    def inputs(self, run_date: date) -> Inputs:
+        """The inputs of a run of ``run_date``, read afresh (as a run's, never from the cache
+        of an earlier one: the small tables are cached)."""
+        self.spark.catalog.clearCache()
+        config = {**bundled_defaults(), **OVERRIDES, "usage": self.usage}
+        config["input"] = {"path": str(self.input_path), "format": "csv"}
+        window = RunWindow.from_config(run_date, config)
+        raw = extract(self.spark, config["input"], window)
+        checked = validate_tables(raw, window)
+        return readings_inputs(raw, checked, self.usage, window, STARTED_AT)
 
-    def run_stored(self, run_date: date, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-        """Run ``run_date`` reusing the store only, and give the full runs the same history
-        (a copy of what it published); return its ledger summary."""
-        monkeypatch.setattr(datalake_job, "run_start_instant", lambda: STARTED_AT)
-        argv = ["--config", str(self.config("stored")), "--run-date", run_date.isoformat()]
-        assert datalake_job.main(argv) == datalake_job.EXIT_OK
-        shutil.copytree(
-            self.directory / "stored",
-            self.directory / "full",
-            ignore=shutil.ignore_patterns(ledger_store.STORE),
-            dirs_exist_ok=True,
+    def update(self, run_date: date) -> dict[str, Any]:
+        """Update the store for ``run_date``; assert its ledger and read count are what
+        every reading gives; return what it reused and computed."""
+        inputs = self.inputs(run_date)
+        self.runs += 1
+        found, read, outcome = readings_ledger(
+            self.spark,
+            inputs,
+            str(self.directory / "output"),
+            str(self.input_path),
+            f"run-{self.runs}",
+            False,
+            str(self.directory / "work" / str(self.runs)),
         )
-        return self.report("stored", run_date)["ledger"]
+        expected = unstored_ledger(inputs)
+        stored_print, expected_print = fingerprints(found, expected)
+        assert stored_print == expected_print, "the store's ledger is not every reading's"
+        assert read == count_read(inputs.raw, "measurements")
+        return outcome.summary()
 
-    def report(self, name: str, run_date: date) -> dict[str, Any]:
-        path = (
-            self.directory / name / "reports" / f"run_date={run_date.isoformat()}" / "report.json"
-        )
-        return json.loads(path.read_text(encoding="utf-8"))
 
-    def run(self, run_date: date, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-        """Run ``run_date`` both ways; assert they publish the same; return the store run's
-        ledger summary."""
-        monkeypatch.setattr(datalake_job, "run_start_instant", lambda: STARTED_AT)
-        day = run_date.isoformat()
-        for name, extra in (("stored", []), ("full", ["--full-refresh"])):
-            argv = ["--config", str(self.config(name)), "--run-date", day, *extra]
-            assert datalake_job.main(argv) == datalake_job.EXIT_OK, name
-        for table in TABLES:
-            stored, full = (
-                read_published(self.spark, str(self.directory / name), table, run_date)
-                for name in ("stored", "full")
-            )
-            assert_df_equality(stored, full, ignore_row_order=True, ignore_nullable=True)
-        reports = [self.report(name, run_date) for name in ("stored", "full")]
-        for key in REPORT_KEYS:
-            assert reports[0][key] == reports[1][key], key
-        full = reports[1]["ledger"]
-        assert full["reused_days"] == []
-        assert full["computed"][0]["reason"] in (
-            "--full-refresh",
-            "a day partition holds readings of other days",
-        )
-        return reports[0]["ledger"]
+def fingerprints(*frames: DataFrame) -> tuple[int, ...]:
+    """Per frame, in one query: its fingerprint (:func:`conftest.fingerprint`) and its
+    number of rows (two equal rows would cancel in the fingerprint)."""
+    sums = [
+        rounded(f).agg(F.struct(row_hashes(f), F.count("*")).alias(f"_{n}"))
+        for n, f in enumerate(frames)
+    ]
+    return tuple(tuple(found) for found in reduce(DataFrame.crossJoin, sums).first())
 
 
 def days_between(first: date, last: date) -> list[str]:
@@ -152,7 +137,7 @@ def day_file(input_path: Path, day: str) -> Path:
 def own_parts(ledger: dict[str, Any]) -> list[dict[str, Any]]:
     """The parts a run computed for its own days (not the day after the run date, which
     every run reads for its first readings and never stores)."""
-    return [part for part in ledger["computed"] if part["reason"] != ledger_store.AFTER_RUN_DATE]
+    return [part for part in ledger["computed"] if part["reason"] != AFTER_RUN_DATE]
 
 
 def computed_days(ledger: dict[str, Any]) -> set[str]:
@@ -164,6 +149,24 @@ def computed_days(ledger: dict[str, Any]) -> set[str]:
     return days
 
 
+def killed_at(table: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the store's first commit to ``table`` (``states`` or ``days``) kill the run."""
+    commit, record = LedgerTables.commit, LedgerTables.record
+
+    def commit_or_die(tables: LedgerTables, name: str, *args: Any) -> None:
+        if name == table:
+            raise KeyboardInterrupt("killed")
+        commit(tables, name, *args)
+
+    def record_or_die(tables: LedgerTables, *args: Any) -> None:
+        if table == DAYS:
+            raise KeyboardInterrupt("killed")
+        record(tables, *args)
+
+    monkeypatch.setattr(LedgerTables, "commit", commit_or_die)
+    monkeypatch.setattr(LedgerTables, "record", record_or_die)
+
+
 def test_a_history_of_runs_reusing_the_store_publishes_what_full_runs_publish(
     spark: SparkSession, generated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -171,7 +174,7 @@ def test_a_history_of_runs_reusing_the_store_publishes_what_full_runs_publish(
     # GIVEN a copy of the dataset to change, and two output paths run alike
     input_path = tmp_path / "input"
     shutil.copytree(generated, input_path)
-    twins = Twins(spark, input_path, tmp_path)
+    ledgers = Ledgers(spark, input_path, tmp_path)
     partitions = sorted(
         day
         for day in (
@@ -183,17 +186,17 @@ def test_a_history_of_runs_reusing_the_store_publishes_what_full_runs_publish(
     stored_days = partitions[:-1]
 
     # WHEN the day before the last runs with an empty store THEN it computes every day
-    ledger = twins.run_stored(LAST_DATE - timedelta(days=1), monkeypatch)
+    ledger = ledgers.update(LAST_DATE - timedelta(days=1))
     assert ledger["reused_days"] == []
     assert computed_days(ledger) >= set(stored_days)
 
     # WHEN the next date runs THEN only its new day is computed
-    ledger = twins.run(LAST_DATE, monkeypatch)
+    ledger = ledgers.update(LAST_DATE)
     assert ledger["reused_days"] == stored_days
     day_after = (LAST_DATE + timedelta(days=1)).isoformat()
     assert ledger["computed"] == [
         {"days": LAST_DATE.isoformat(), "components": "all", "reason": "not in the store"},
-        {"days": day_after, "components": "all", "reason": ledger_store.AFTER_RUN_DATE},
+        {"days": day_after, "components": "all", "reason": AFTER_RUN_DATE},
     ]
 
     # WHEN a late file lands in an old day (a copy of a reading, a conflicting one, a new one)
@@ -207,7 +210,7 @@ def test_a_history_of_runs_reusing_the_store_publishes_what_full_runs_publish(
     rewritten_day = rng.choice([d for d in stored_days if d != late_day])
     header, rows = read_rows(day_file(input_path, rewritten_day))
     write_rows(day_file(input_path, rewritten_day), header, [r for r in rows if rng.random() > 0.1])
-    ledger = twins.run(LAST_DATE, monkeypatch)
+    ledger = ledgers.update(LAST_DATE)
     # THEN those days are computed again, for their changed files; the days after them only
     # for the components whose state they hand on changed
     files_changed = {
@@ -253,7 +256,7 @@ def test_a_history_of_runs_reusing_the_store_publishes_what_full_runs_publish(
         ]
     )
     write_rows(components_file, header, [r for r in rows if r is not gone])
-    ledger = twins.run(LAST_DATE, monkeypatch)
+    ledger = ledgers.update(LAST_DATE)
     # THEN only those are computed again: the device on the days its intervals reach the
     # removal, the component's readings (now unknown_component) on every day
     assert all(part["components"] != "all" for part in own_parts(ledger))
@@ -268,8 +271,8 @@ def test_a_history_of_runs_reusing_the_store_publishes_what_full_runs_publish(
     }
 
     # WHEN a usage setting changes THEN every day is computed again
-    twins.usage = {"lookback_days": 1, "gap_factor": 2.0}
-    ledger = twins.run(LAST_DATE, monkeypatch)
+    ledgers.usage = {**ledgers.usage, "gap_factor": 2.0}
+    ledger = ledgers.update(LAST_DATE)
     assert own_parts(ledger) == [
         {
             "days": f"{partitions[0]}..{LAST_DATE}",
@@ -279,42 +282,33 @@ def test_a_history_of_runs_reusing_the_store_publishes_what_full_runs_publish(
     ]
 
     # WHEN an earlier date is backfilled THEN its days come from the store
-    ledger = twins.run(LAST_DATE - timedelta(days=2), monkeypatch)
+    ledger = ledgers.update(LAST_DATE - timedelta(days=2))
     assert own_parts(ledger) == []
     assert ledger["reused_days"] == stored_days[:-1]
 
-    # WHEN a run is killed while it updates the store (after its first manifest: two days
-    # have late files, so it writes at least two)
-    for late_day in (stored_days[0], stored_days[2]):
-        header, rows = read_rows(day_file(input_path, late_day))
-        write_rows(
-            day_file(input_path, late_day).with_name("part-late-2.csv"), header, rng.sample(rows, 3)
-        )
-    write_manifest = ledger_store.Store._write_manifest
-    written: list[str] = []
-
-    def killed_after_one(store: ledger_store.Store, day: str, manifest: dict[str, Any]) -> None:
-        if written:
-            raise KeyboardInterrupt("killed")
-        written.append(day)
-        write_manifest(store, day, manifest)
-
-    monkeypatch.setattr(ledger_store.Store, "_write_manifest", killed_after_one)
-    monkeypatch.setattr(datalake_job, "run_start_instant", lambda: STARTED_AT)
-    with pytest.raises(KeyboardInterrupt):
-        datalake_job.main(
-            ["--config", str(twins.config("stored")), "--run-date", LAST_DATE.isoformat()]
-        )
-    monkeypatch.setattr(ledger_store.Store, "_write_manifest", write_manifest)
-    # THEN the next run still publishes what a full run publishes
-    twins.run(LAST_DATE, monkeypatch)
+    # WHEN two runs are killed while they update the store (two days have late files, then
+    # another): one between its rows' and its states' commits, one before it records its days
+    for kill_at, late_days in (
+        (STATES, (stored_days[0], stored_days[2])),
+        (DAYS, stored_days[1:2]),
+    ):
+        for late_day in late_days:
+            header, rows = read_rows(day_file(input_path, late_day))
+            late_file = day_file(input_path, late_day).with_name(f"part-late-{kill_at}.csv")
+            write_rows(late_file, header, rng.sample(rows, 3))
+        killed_at(kill_at, monkeypatch)
+        with pytest.raises(KeyboardInterrupt):
+            ledgers.update(LAST_DATE)
+        monkeypatch.undo()
+    # THEN the next run still gives what every reading gives
+    ledgers.update(LAST_DATE)
 
     # WHEN a day partition holds a reading stamped on another day
     header, rows = read_rows(day_file(input_path, stored_days[3]))
     stray = list(rng.choice(rows))
     stray[1] = f"{stored_days[2]}T10:07:00Z"
     write_rows(day_file(input_path, stored_days[3]).with_name("part-stray.csv"), header, [stray])
-    ledger = twins.run(LAST_DATE, monkeypatch)
+    ledger = ledgers.update(LAST_DATE)
     # THEN nothing is reused: the whole range is computed in one pass, as a full run does
     assert ledger == {
         "mode": "unstored",
@@ -339,4 +333,4 @@ def test_a_sample_not_partitioned_by_day_is_computed_whole_and_not_stored(
     # THEN its ledger was computed in one pass and nothing was stored
     assert report["ledger"]["mode"] == "unstored"
     assert report["ledger"]["computed"][0]["reason"] == "the input is not partitioned by day"
-    assert not (sample_published / ledger_store.STORE).exists()
+    assert not (sample_published / STORE).exists()

@@ -1,5 +1,5 @@
 """The ledger's version names what a stored day holds: a change to the rows the pass over the
-readings computes must come with a new :data:`jobs.ledger_store.LEDGER_VERSION`, or a run
+readings computes must come with a new :data:`jobs.ledger.LEDGER_VERSION`, or a run
 would reuse days stored with the old meaning. An edit that changes no row keeps the version
 (and the store).
 
@@ -11,37 +11,17 @@ from __future__ import annotations
 
 from datetime import date
 
-from conftest import RUN_DATE, SAMPLE_RUN_STARTED_AT, TEST_DATA
-from pyspark.sql import Column, DataFrame, SparkSession
+from conftest import RUN_DATE, SAMPLE_RUN_STARTED_AT, TEST_DATA, fingerprint
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import ArrayType, DoubleType
 
 from dependencies.config import bundled_defaults
 from dependencies.run_window import RunWindow
-from jobs import ledger_store
+from jobs import ledger
 from jobs.inputs import extract, readings_inputs, validate_tables
 
 # The sample's rows (tests/test_data, run date RUN_DATE) per ledger version.
 FINGERPRINTS = {1: 979413358616923651}
-# Amounts are compared to this many decimals: the same rows summed in another order are the
-# same rows.
-DECIMALS = 6
-
-
-def _comparable(frame: DataFrame, name: str) -> Column:
-    """Column ``name`` with its doubles rounded to :data:`DECIMALS`."""
-    data_type = frame.schema[name].dataType
-    if isinstance(data_type, DoubleType):
-        return F.round(F.col(name), DECIMALS)
-    if isinstance(data_type, ArrayType) and isinstance(data_type.elementType, DoubleType):
-        return F.transform(F.col(name), lambda amount: F.round(amount, DECIMALS))
-    return F.col(name)
-
-
-def fingerprint(rows: DataFrame) -> int:
-    """One number for a set of rows (their order aside): the xor of each row's hash."""
-    hashes = F.xxhash64(*[_comparable(rows, name) for name in sorted(rows.columns)])
-    return rows.agg(F.bit_xor(hashes)).first()[0] or 0
 
 
 def sample_rows(spark: SparkSession) -> DataFrame:
@@ -52,14 +32,14 @@ def sample_rows(spark: SparkSession) -> DataFrame:
     inputs = readings_inputs(
         raw, validate_tables(raw, window), config["usage"], window, SAMPLE_RUN_STARTED_AT
     )
-    return ledger_store.unstored_rows(inputs)
+    return ledger.unstored_rows(inputs)
 
 
 def test_the_sample_rows_are_those_of_the_ledger_version(spark: SparkSession) -> None:
     # GIVEN the sample's readings WHEN the pass folds them into the ledger's rows
     found = fingerprint(sample_rows(spark))
     # THEN they are the rows recorded for the ledger's version
-    version = ledger_store.LEDGER_VERSION
+    version = ledger.LEDGER_VERSION
     assert FINGERPRINTS.get(version) == found, (
         f"the ledger's rows changed (fingerprint {found}) while LEDGER_VERSION is still "
         f"{version}: raise it and record the new fingerprint"

@@ -28,7 +28,7 @@ from dependencies.publish import commit_table, read_published
 from dependencies.run_window import RunWindow
 from jobs import datalake_job
 from jobs.inputs import Checked, count_rows, extract, readings_inputs, validate_tables
-from jobs.ledger_store import checked_readings
+from jobs.ledger import checked_readings
 
 # The runs start at this instant: readings stamped later are meter clock errors.
 RUN_STARTED_AT = datetime(2026, 11, 20, tzinfo=UTC)

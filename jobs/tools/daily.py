@@ -31,7 +31,7 @@ from typing import Any
 
 from dependencies.progress import echo
 from dependencies.tables import MEASURED_DATE
-from jobs.ledger_store import STORE
+from jobs.ledger import STORE
 from jobs.tools import common
 from jobs.tools.common import RunStats
 

@@ -1,0 +1,442 @@
+"""A run's readings' ledger: the stored days reused, the planned blocks computed and stored.
+
+:func:`readings_ledger` lists the input's day partitions of the run's read range with their
+files, reads what the store recorded of them, asks :func:`jobs.ledger.plan.plan` what to
+compute, computes each block from the state the day before it ended with (each block's rows
+and states written once, under the run's work directory), commits the settled days to the
+store, and returns the run's ledger: the reused days read back from the store in one
+partition-pruned scan, the computed ones from the run's work directory.
+
+Nothing is stored when the input is not partitioned by day, or when a day partition holds
+readings of another day: the whole read range is then computed in one pass.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from dependencies.fence import NO_FENCE, Fence
+from dependencies.frames import union_all
+from dependencies.logging import LOGGER_NAME
+from dependencies.publish import HadoopFs
+from dependencies.run_window import RunWindow, midnight
+from dependencies.tables import MEASURED_DATE, count_read, read_failures_named
+from jobs import usage
+from jobs.ledger.compute import (
+    Inputs,
+    block_rows,
+    changed_fingerprints,
+    day_states,
+    fleet_print,
+    moved_states,
+    unstored_ledger,
+)
+from jobs.ledger.plan import (
+    AFTER_RUN_DATE,
+    ALL,
+    FLEET_CHANGED,
+    STATE_MOVED,
+    Block,
+    Files,
+    Provenance,
+    StoredDay,
+    plan,
+    span,
+)
+from jobs.ledger.store import ROWS, STATES, LedgerTables
+from jobs.usage import COMPONENT, PARTITION, READING_DAY, READINGS
+
+# The meaning of a day's rows and state. Raise it with any change to what they hold (the
+# pass in :mod:`jobs.usage`, the checks of :mod:`jobs.validate`, the state kept here): stored
+# days of another version are computed again. ``tests/test_ledger_version.py`` fails when the
+# sample's rows change while this does not; an edit that changes no row costs nothing.
+LEDGER_VERSION = 1
+# Run-window settings: they choose which days a run reads, not what a day's rows are.
+NOT_SHAPING_USAGE = ("lookback_days",)
+# A block computed for some components names at most this many of their devices.
+NAMED_DEVICES = 20
+NOT_BY_DAY = "the input is not partitioned by day"
+NO_LOOKBACK = "usage.lookback_days is 0"
+MISFILED = "a day partition holds readings of other days"
+
+
+@dataclass
+class Outcome:
+    """What the run did with the store: the days it reused, and each part it computed
+    (days, components, why)."""
+
+    mode: str
+    reused: list[str] = field(default_factory=list)
+    computed: list[dict[str, Any]] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        """For the run report: the mode, the reused days and the computed parts."""
+        return {"mode": self.mode, "reused_days": self.reused, "computed": self.computed}
+
+
+def shaping_hash(usage_config: dict[str, Any]) -> str:
+    """The hash of the ledger's version and of the usage settings that shape a day's rows."""
+    settings = {k: v for k, v in usage_config.items() if k not in NOT_SHAPING_USAGE}
+    text = json.dumps({"version": LEDGER_VERSION, "usage": settings}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def input_days(spark: SparkSession, measurements_path: str, window: RunWindow) -> dict[str, Files]:
+    """The input's day partitions the run reads (its read range, and the day after the run
+    date, whose first reading may close its last interval), each with its files, listed
+    through the input's own file system (another bucket or store than the output's)."""
+    first, last = window.read_start_date.isoformat(), window.window_end.date().isoformat()
+    fs = HadoopFs(spark, measurements_path)
+    days = {}
+    for name in fs.children(measurements_path):
+        key, _, day = name.partition("=")
+        if key == MEASURED_DATE and _is_iso_date(day) and first <= day <= last:
+            days[day] = tuple(fs.files(f"{measurements_path}/{name}"))
+    return dict(sorted(days.items()))
+
+
+def _is_iso_date(text: str) -> bool:
+    try:
+        return date.fromisoformat(text).isoformat() == text
+    except ValueError:
+        return False
+
+
+def unstored(inputs: Inputs, days: str, why: str) -> tuple[DataFrame, int, Outcome]:
+    """The run's ledger computed from every reading of its read range, kept nowhere."""
+    logging.getLogger(LOGGER_NAME).info("readings ledger: computing every day, not stored: %s", why)
+    outcome = Outcome("unstored", computed=[{"days": days, "components": ALL, "reason": why}])
+    return unstored_ledger(inputs), count_read(inputs.raw, "measurements"), outcome
+
+
+def readings_ledger(
+    spark: SparkSession,
+    inputs: Inputs,
+    output_path: str,
+    input_path: str,
+    run_id: str,
+    full_refresh: bool,
+    work: str,
+    fence: Fence = NO_FENCE,
+) -> tuple[DataFrame, int, Outcome]:
+    """The run's ledger of readings (:func:`jobs.usage.run_ledger`), the number of readings
+    read, and what was reused and computed. Uses and updates the store when the input is
+    partitioned by day; ``work`` is the run's own directory for what it computes, ``fence``
+    checks each commit to the store."""
+    window = inputs.window
+    whole_range = f"{window.read_start_date}..{window.run_date}"
+    if MEASURED_DATE not in inputs.raw.columns:
+        return unstored(inputs, whole_range, NOT_BY_DAY)
+    if inputs.usage_config["lookback_days"] < 1:
+        return unstored(inputs, whole_range, NO_LOOKBACK)
+    files = input_days(spark, f"{input_path.rstrip('/')}/measurements", window)
+    update = Update(spark, inputs, LedgerTables(spark, output_path, run_id, fence), work)
+    outcome = update.run(files, full_refresh)
+    if update.misfiled():
+        return unstored(inputs, span(list(files)), MISFILED)
+    logging.getLogger(LOGGER_NAME).info(
+        "readings ledger: reused %d days%s; computed %s",
+        len(outcome.reused),
+        f" ({span(outcome.reused)})" if outcome.reused else "",
+        "; ".join(
+            f"{part['days']} ({part['components']} components"
+            f"{' of ' + ', '.join(part['devices']) if part.get('devices') else ''}"
+            f": {part['reason']})"
+            for part in outcome.computed
+        )
+        or "nothing",
+    )
+    return update.rows().transform(usage.run_ledger(window)), update.read_count(), outcome
+
+
+class Update:
+    """One run's update of the store: the planned blocks computed in order."""
+
+    def __init__(self, spark: SparkSession, inputs: Inputs, store: LedgerTables, work: str) -> None:
+        self.spark, self.inputs, self.store, self.work = spark, inputs, store, work
+        self.provenance = Provenance(
+            shaping_hash(inputs.usage_config), fleet_print(inputs.components, inputs.installs)
+        )
+        self.days: list[str] = []
+        # Per day, what the store holds of it as this run leaves it, and what it recorded.
+        self.known: dict[str, StoredDay] = {}
+        self.changed: dict[str, StoredDay] = {}
+        # The directory of the block with the days not stored (if any), and per day
+        # computed by this run, its facts.
+        self.unsettled: str | None = None
+        self.facts: dict[str, dict[str, int]] = {}
+        self.blocks = 0
+        self.schema: Any = None  # of the rows, as written
+
+    # -- the run ---------------------------------------------------------------------------
+    def run(self, files: dict[str, Files], full_refresh: bool) -> Outcome:
+        """Compute the planned blocks; commit the settled days' records; vacuum."""
+        self.days = list(files)
+        self.files = files
+        run_date = self.inputs.window.run_date.isoformat()
+        own = [d for d in self.days if d <= run_date]
+        self.known = {} if full_refresh else self.store.stored_days(own)
+        blocks = plan(self.days, run_date, files, self.known, self.provenance, full_refresh)
+        fleet_changed = self._fleet_changed(
+            [b.days[0] for b in blocks if FLEET_CHANGED in b.reasons]
+        )
+        outcome = Outcome("incremental")
+        for block in blocks:
+            if block.components == ALL:
+                self._compute_all(block)
+                outcome.computed.extend(_parts(block, run_date))
+            else:
+                part = self._compute_changed(block, fleet_changed.get(block.days[0]))
+                if part:
+                    outcome.computed.append(part)
+        done = {d for b in outcome.computed for d in _days_of(b["days"])}
+        outcome.reused = [d for d in own if d not in done]
+        self.store.record(self.changed)
+        self.store.vacuum_now_and_then()
+        return outcome
+
+    def _settled(self, day: str) -> bool:
+        """Whether ``day`` can be stored: it ended before the run began, and is not after
+        the run date (whose readings after the window's end are outside this run)."""
+        ended = midnight(date.fromisoformat(day)) + timedelta(days=1)
+        return (
+            ended <= self.inputs.run_started_at and day <= self.inputs.window.run_date.isoformat()
+        )
+
+    def _previous(self, day: str) -> str | None:
+        position = self.days.index(day)
+        return self.days[position - 1] if position else None
+
+    def _state_hash(self, day: str | None) -> int | None:
+        """The hash of the state ``day`` ends with, as this run leaves it."""
+        if day is None:
+            return None
+        if day in self.facts:
+            return self.facts[day]["state_hash"]
+        return self.known[day].state_hash
+
+    def _entering(self, day: str | None) -> DataFrame | None:
+        """The state each component entered ``day``'s successor with."""
+        return None if day is None else self.store.read(STATES, [day])
+
+    def _fleet_changed(self, days: list[str]) -> dict[str, DataFrame]:
+        """Per day, the components whose fingerprint there no longer matches, read for all
+        ``days`` at once."""
+        if not days:
+            return {}
+        mismatched = (
+            self.store.read(STATES, days)
+            .transform(changed_fingerprints(self.inputs.components, self.inputs.installs))
+            .cache()
+        )
+        return {day: mismatched.where(F.col(PARTITION) == day).select(COMPONENT) for day in days}
+
+    def _compute_all(self, block: Block) -> None:
+        """Compute every component's rows and states over ``block``'s days."""
+        days = list(block.days)
+        previous = self._previous(days[0])
+        entering = self._entering(previous)
+        raw = self.inputs.raw.where(F.col(MEASURED_DATE).cast("string").isin(*days))
+        rows = block_rows(
+            self.inputs.with_raw(raw), entering, midnight(date.fromisoformat(days[0]))
+        )
+        self._store_block(days, rows, entering, previous)
+
+    def _compute_changed(self, block: Block, fleet_changed: DataFrame | None) -> dict[str, Any]:
+        """Compute a reusable day's rows and states again for the components that changed
+        (if any): their rows recomputed, the others' kept as stored. Returns the computed
+        part, or an empty one when nothing changed."""
+        day = block.days[0]
+        previous = self._previous(day)
+        stored = self.known[day]
+        sets = []
+        if fleet_changed is not None:
+            sets.append(fleet_changed.withColumn("_reason", F.lit(FLEET_CHANGED)))
+        entered_with = self._state_hash(previous)
+        if STATE_MOVED in block.reasons and entered_with != stored.entered_with:
+            moved = self.store.read(STATES, [day]).transform(moved_states(self._entering(previous)))
+            sets.append(moved.withColumn("_reason", F.lit(STATE_MOVED)))
+        found = self._named(union_all(sets)) if sets else None
+        if found is None:  # checked: the day holds for the fleet and state as they are now
+            if (
+                stored.provenance.fleet != self.provenance.fleet
+                or stored.entered_with != entered_with
+            ):
+                self.known[day] = self.changed[day] = replace(
+                    stored, provenance=self.provenance, entered_with=entered_with
+                )
+            return {}
+        redo = union_all(sets).select(COMPONENT).distinct()
+        redo = redo.cache()
+        entering = self._entering(previous)
+        raw = self.inputs.raw.where(F.col(MEASURED_DATE).cast("string") == day)
+        raw = raw.join(
+            F.broadcast(redo),
+            F.trim(raw[COMPONENT].cast("string")).eqNullSafe(redo[COMPONENT]),
+            "left_semi",
+        )
+        only = (
+            None if entering is None else entering.join(F.broadcast(redo), COMPONENT, "left_semi")
+        )
+        rows = block_rows(self.inputs.with_raw(raw), only, midnight(date.fromisoformat(day)))
+        kept = self.store.read(ROWS, [day])
+        rows = rows.unionByName(
+            kept.join(F.broadcast(redo), kept[COMPONENT].eqNullSafe(redo[COMPONENT]), "left_anti")
+        )
+        self._store_block([day], rows, entering, previous, read=stored.read)
+        return {"days": day, **found}
+
+    def _named(self, components: DataFrame) -> dict[str, Any] | None:
+        """Components to compute again, each with why (``_reason``) -> how many, the first
+        of their devices by name and the reasons, in one query; None if there are none."""
+        devices = components.join(
+            self.inputs.components.select(COMPONENT, "device_id"), COMPONENT, "left"
+        )
+        row = devices.agg(
+            F.count_distinct(F.struct(COMPONENT)).alias("components"),
+            F.count("*").alias("rows"),
+            F.slice(
+                F.array_sort(F.collect_set(F.coalesce("device_id", COMPONENT))), 1, NAMED_DEVICES
+            ).alias("devices"),
+            F.collect_set("_reason").alias("reasons"),
+        ).first()
+        if not row["rows"]:
+            return None
+        reasons = [r for r in (FLEET_CHANGED, STATE_MOVED) if r in row["reasons"]]
+        return {
+            "components": row["components"],
+            "devices": list(row["devices"]),
+            "reason": "; ".join(reasons),
+        }
+
+    def _store_block(
+        self,
+        days: list[str],
+        rows: DataFrame,
+        entering: DataFrame | None,
+        previous: str | None,
+        read: int | None = None,
+    ) -> None:
+        """Write a block's rows and states under the run's work directory, commit its
+        settled days to the store, and note what it computed (``read``: the readings the
+        days read, when the block recomputed only some components of one day)."""
+        self.blocks += 1
+        directory = f"{self.work}/{self.blocks}"
+        with read_failures_named("measurements"):
+            rows.write.partitionBy(PARTITION).parquet(f"{directory}/{ROWS}")
+        self.schema = rows.schema
+        written = self.spark.read.schema(rows.schema).parquet(f"{directory}/{ROWS}")
+        states = written.transform(
+            day_states(days, self.inputs.components, self.inputs.installs, entering)
+        )
+        states.write.partitionBy(PARTITION).parquet(f"{directory}/{STATES}")
+        states = self.spark.read.schema(states.schema).parquet(f"{directory}/{STATES}")
+        self._note_facts(days, written, states)
+        settled = [d for d in days if self._settled(d)]
+        if len(settled) < len(days):
+            self.unsettled = directory
+        if settled:
+            self.store.commit(ROWS, written, settled)
+            self.store.commit(STATES, states, settled)
+        entered_with = self._state_hash(previous)
+        for day in days:
+            facts = self.facts[day]
+            if read is not None:
+                facts["read"] = read
+            if day in settled:
+                self.known[day] = self.changed[day] = StoredDay(
+                    self.files[day],
+                    self.provenance,
+                    facts["read"],
+                    facts["misfiled"],
+                    facts["state_hash"],
+                    entered_with,
+                )
+            entered_with = facts["state_hash"]
+
+    def _note_facts(self, days: list[str], rows: DataFrame, states: DataFrame) -> None:
+        """Per day of a block, in one query: the readings it read (every reading read is in
+        exactly one row; carried readings are in none), those stamped on another day, and
+        the hash of the state it ends with."""
+        per_rows = rows.groupBy(PARTITION).agg(
+            F.sum(READINGS).alias("read"),
+            F.sum(
+                F.when(F.col(READING_DAY).cast("string") != F.col(PARTITION), F.col(READINGS))
+            ).alias("misfiled"),
+            F.lit(None).cast("long").alias("state_hash"),
+        )
+        per_states = states.groupBy(PARTITION).agg(
+            F.lit(None).cast("long").alias("read"),
+            F.lit(None).cast("long").alias("misfiled"),
+            F.bit_xor("hash").alias("state_hash"),
+        )
+        found = {
+            row[PARTITION]: row
+            for row in per_rows.unionByName(per_states)
+            .groupBy(PARTITION)
+            .agg(*[F.max(c).alias(c) for c in ("read", "misfiled", "state_hash")])
+            .collect()
+        }
+        for day in days:
+            row = found.get(day)
+            self.facts[day] = {
+                key: (row[key] if row is not None else None) or 0
+                for key in ("read", "misfiled", "state_hash")
+            }
+
+    # -- the run's view --------------------------------------------------------------------
+    def misfiled(self) -> bool:
+        """Whether a day of the run holds readings stamped on another day."""
+        return any(
+            (self.facts[d]["misfiled"] if d in self.facts else self.known[d].misfiled)
+            for d in self.days
+        )
+
+    def rows(self) -> DataFrame:
+        """The rows of the run's days: the settled ones from the store, in one scan, the
+        others (at the end of the range, all in the last block) from its work directory."""
+        settled = [d for d in self.days if d in self.known]
+        parts = [self.store.read(ROWS, settled)] if settled else []
+        if self.unsettled is not None:
+            rows = self.spark.read.schema(self.schema).parquet(f"{self.unsettled}/{ROWS}")
+            parts.append(rows.where(~F.col(PARTITION).isin(*settled)))
+        if not parts:
+            return usage_rows_of_nothing(self.inputs)
+        return parts[0] if len(parts) == 1 else parts[0].unionByName(parts[1])
+
+    def read_count(self) -> int:
+        """Readings read over the run's days."""
+        return sum(
+            self.facts[d]["read"] if d in self.facts else self.known[d].read for d in self.days
+        )
+
+
+def usage_rows_of_nothing(inputs: Inputs) -> DataFrame:
+    """The rows of no readings (a run whose read range has no day partition)."""
+    return block_rows(inputs.with_raw(inputs.raw.limit(0)), None, inputs.window.read_start)
+
+
+def _parts(block: Block, run_date: str) -> list[dict[str, Any]]:
+    """A block computed for every component, as the report's parts: its own days, and the
+    days after the run date (read for this run only)."""
+    own = [d for d in block.days if d <= run_date]
+    after = [d for d in block.days if d > run_date]
+    reasons = [r for r in block.reasons if r != AFTER_RUN_DATE]
+    parts = [{"days": span(own), "components": ALL, "reason": "; ".join(reasons)}] if own else []
+    if after:
+        parts.append({"days": span(after), "components": ALL, "reason": AFTER_RUN_DATE})
+    return parts
+
+
+def _days_of(days: str) -> list[str]:
+    first, _, last = days.partition("..")
+    start, end = date.fromisoformat(first), date.fromisoformat(last or first)
+    return [(start + timedelta(days=n)).isoformat() for n in range((end - start).days + 1)]
