@@ -111,3 +111,10 @@ def test_a_day_that_continued_from_another_state_is_checked():
         Block((DAYS[3],), CHANGED, (STATE_MOVED,)),
         Block((AFTER,), ALL, (AFTER_RUN_DATE,)),
     ]
+
+
+def test_a_backfill_reuses_its_days_and_reads_the_stored_day_after_for_itself():
+    # GIVEN every day stored WHEN an earlier date runs (its day after is a stored day)
+    blocks = plan(DAYS[:3], DAYS[1], FILES, stored(DAYS), NOW)
+    # THEN its own days are reused and the day after is computed for it alone
+    assert blocks == [Block((DAYS[2],), ALL, (AFTER_RUN_DATE,))]
