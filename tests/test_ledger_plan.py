@@ -42,16 +42,23 @@ def planned(
     return plan([*DAYS, AFTER], RUN_DATE, files, store, NOW, full_refresh)
 
 
-def test_an_empty_store_computes_every_day_in_one_block_with_the_day_after():
-    # GIVEN no stored day WHEN a run plans THEN one block computes every day and the day after
-    assert planned({}) == [Block((*DAYS, AFTER), ALL, (NOT_STORED, AFTER_RUN_DATE))]
+def test_an_empty_store_computes_every_day_in_one_block_then_the_day_after():
+    # GIVEN no stored day WHEN a run plans THEN one block computes every day, another the
+    # day after
+    assert planned({}) == [
+        Block(tuple(DAYS), ALL, (NOT_STORED,)),
+        Block((AFTER,), ALL, (AFTER_RUN_DATE,)),
+    ]
 
 
 def test_a_daily_run_computes_its_new_day_and_the_day_after_only():
     # GIVEN every day but the run date stored WHEN a run plans
     blocks = planned(stored(DAYS[:-1]))
-    # THEN it computes the run date with the day after, in one block, and reuses the rest
-    assert blocks == [Block((RUN_DATE, AFTER), ALL, (NOT_STORED, AFTER_RUN_DATE))]
+    # THEN it computes the run date, then the day after, and reuses the rest
+    assert blocks == [
+        Block((RUN_DATE,), ALL, (NOT_STORED,)),
+        Block((AFTER,), ALL, (AFTER_RUN_DATE,)),
+    ]
 
 
 def test_a_run_with_every_day_stored_reads_the_day_after_alone():
@@ -96,8 +103,9 @@ def test_new_settings_or_a_full_refresh_compute_every_day():
     changed = planned(stored(DAYS, Provenance("v0", 7)))
     refreshed = planned(stored(DAYS), full_refresh=True)
     # THEN every day is computed, for every component, in one block
-    assert changed == [Block((*DAYS, AFTER), ALL, (SETTINGS_CHANGED, AFTER_RUN_DATE))]
-    assert refreshed == [Block((*DAYS, AFTER), ALL, (FULL_REFRESH, AFTER_RUN_DATE))]
+    after = Block((AFTER,), ALL, (AFTER_RUN_DATE,))
+    assert changed == [Block(tuple(DAYS), ALL, (SETTINGS_CHANGED,)), after]
+    assert refreshed == [Block(tuple(DAYS), ALL, (FULL_REFRESH,)), after]
 
 
 def test_a_day_that_continued_from_another_state_is_checked():

@@ -32,7 +32,7 @@ from dependencies.run_window import RunWindow
 from dependencies.tables import count_read
 from jobs.inputs import extract, readings_inputs, validate_tables
 from jobs.ledger import AFTER_RUN_DATE, STORE, Inputs, readings_ledger, unstored_ledger
-from jobs.ledger.store import DAYS, STATES, LedgerTables
+from jobs.ledger.store import DAYS, FORMER, STATES, LedgerTables
 from jobs.tools.generate_data import CASES, GeneratorSettings, generate
 
 LAST_DATE = date(2026, 11, 15)
@@ -186,10 +186,16 @@ def test_a_history_of_runs_reusing_the_store_publishes_what_full_runs_publish(
     assert partitions[-1] == LAST_DATE.isoformat()
     stored_days = partitions[:-1]
 
-    # WHEN the day before the last runs with an empty store THEN it computes every day
+    # WHEN the day before the last runs with an empty store (but for what the store held
+    # in its former format) THEN it computes every day, and the former files are gone
+    former = [tmp_path / "output" / STORE / name for name in FORMER]
+    for directory in former:
+        directory.mkdir(parents=True)
+        (directory / "part.json").write_text("{}", encoding="utf-8")
     ledger = ledgers.update(LAST_DATE - timedelta(days=1))
     assert ledger["reused_days"] == []
     assert computed_days(ledger) >= set(stored_days)
+    assert not any(directory.exists() for directory in former)
 
     # WHEN the next date runs THEN only its new day is computed
     ledger = ledgers.update(LAST_DATE)

@@ -6,8 +6,8 @@ compute, in order:
 
 - consecutive days that cannot be reused at all (not in the store, another ledger version
   or usage settings, changed input files, ``--full-refresh``) are computed for every
-  component, in one block; the days after the run date join the last such block when it
-  ends the range (one pass for both), or make their own;
+  component, in one block; so are the days after the run date, in a block of their own
+  (read for this run only, never stored);
 - a reusable day whose fleet changed (component rows, install periods) since it was stored,
   or that follows a computed day, or whose recorded entering state is not its predecessor's,
   is a block of one day for the components that changed: those whose fingerprint there no
@@ -114,9 +114,8 @@ def plan(
 
     def close_whole() -> None:
         if whole:
-            reasons = sorted({stale[d] for d in whole if d in stale})
-            reasons += [AFTER_RUN_DATE] if whole[-1] > run_date else []
-            blocks.append(Block(tuple(whole), ALL, tuple(reasons)))
+            reasons = tuple(sorted({stale[d] for d in whole}))
+            blocks.append(Block(tuple(whole), ALL, reasons))
             whole.clear()
 
     for position, day in enumerate(own):
@@ -135,9 +134,6 @@ def plan(
             reasons.append(STATE_MOVED)
         if reasons:
             blocks.append(Block((day,), CHANGED, tuple(reasons)))
-    if whole and after:
-        whole.extend(after)  # the days after the run date continue this block: one pass
-        after = ()
     close_whole()
     if after:
         blocks.append(Block(after, ALL, (AFTER_RUN_DATE,)))

@@ -32,6 +32,9 @@ from jobs.usage import PARTITION
 
 STORE = "_ledger"
 ROWS, STATES, DAYS = "rows", "states", "days"
+# What the store held before it was kept as Delta tables (JSON manifests, Parquet blocks):
+# nothing reads it any more, and the first run that finds it removes it.
+FORMER = ("manifests", "blocks")
 # A table is vacuumed each time this many commits have been made to it: VACUUM lists the
 # table's files, which costs more than a day's commit. It keeps the files of the last week's
 # versions (Delta's default ``delta.deletedFileRetentionDuration``): a week of time travel.
@@ -83,6 +86,13 @@ class LedgerTables:
 
     def _version(self, name: str) -> int:
         return delta_version(self.fs, self._table(name)) or 0
+
+    def remove_former(self) -> None:
+        """Remove what the store held before it was kept as Delta tables, if anything."""
+        for name in FORMER:
+            if self.fs.exists(self._table(name)):
+                self.fence.check(f"removing the ledger's former {name}")
+                self.fs.delete(self._table(name))
 
     def _table(self, name: str) -> str:
         return f"{self.path}/{name}"

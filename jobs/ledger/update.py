@@ -40,7 +40,6 @@ from jobs.ledger.compute import (
     unstored_ledger,
 )
 from jobs.ledger.plan import (
-    AFTER_RUN_DATE,
     ALL,
     FLEET_CHANGED,
     STATE_MOVED,
@@ -169,11 +168,10 @@ class Update:
         # Per day, what the store holds of it as this run leaves it, and what it recorded.
         self.known: dict[str, StoredDay] = {}
         self.changed: dict[str, StoredDay] = {}
-        # The directory of the block with the days not stored (if any), and per day
+        # Where the rows of the days this run may not store are (if any), and per day
         # computed by this run, its facts.
         self.unsettled: str | None = None
         self.facts: dict[str, dict[str, int]] = {}
-        self.blocks = 0
         self.schema: Any = None  # of the rows, as written
 
     # -- the run ---------------------------------------------------------------------------
@@ -183,6 +181,7 @@ class Update:
         self.files = files
         run_date = self.inputs.window.run_date.isoformat()
         own = [d for d in self.days if d <= run_date]
+        self.store.remove_former()
         self.known = {} if full_refresh else self.store.stored_days(own)
         blocks = plan(self.days, run_date, files, self.known, self.provenance, full_refresh)
         fleet_changed = self._fleet_changed(
@@ -192,7 +191,8 @@ class Update:
         for block in blocks:
             if block.components == ALL:
                 self._compute_all(block)
-                outcome.computed.extend(_parts(block, run_date))
+                reason = "; ".join(block.reasons)
+                outcome.computed.append({"days": block.span, "components": ALL, "reason": reason})
             else:
                 part = self._compute_changed(block, fleet_changed.get(block.days[0]))
                 if part:
@@ -240,15 +240,24 @@ class Update:
         return {day: mismatched.where(F.col(PARTITION) == day).select(COMPONENT) for day in days}
 
     def _compute_all(self, block: Block) -> None:
-        """Compute every component's rows and states over ``block``'s days."""
-        days = list(block.days)
-        previous = self._previous(days[0])
-        entering = self._entering(previous)
+        """Compute every component's rows over ``block``'s days: the settled days' rows and
+        states committed to the store, then the others' rows alone (nothing continues from
+        them in this run) under the run's work directory."""
+        settled = [d for d in block.days if self._settled(d)]
+        unsettled = [d for d in block.days if not self._settled(d)]
+        if settled:
+            previous = self._previous(settled[0])
+            entering = self._entering(previous)
+            self._commit_block(settled, self._rows(settled, entering), entering, previous)
+        if unsettled:
+            entering = self._entering(self._previous(unsettled[0]))
+            self._work_block(unsettled, self._rows(unsettled, entering))
+
+    def _rows(self, days: list[str], entering: DataFrame | None) -> DataFrame:
+        """Every component's rows over consecutive ``days``, continuing from ``entering``."""
         raw = self.inputs.raw.where(F.col(MEASURED_DATE).cast("string").isin(*days))
-        rows = block_rows(
-            self.inputs.with_raw(raw), entering, midnight(date.fromisoformat(days[0]))
-        )
-        self._store_block(days, rows, entering, previous)
+        chain_start = midnight(date.fromisoformat(days[0]))
+        return block_rows(self.inputs.with_raw(raw), entering, chain_start)
 
     def _compute_changed(self, block: Block, fleet_changed: DataFrame | None) -> dict[str, Any]:
         """Compute a reusable day's rows and states again for the components that changed
@@ -291,7 +300,7 @@ class Update:
         rows = rows.unionByName(
             kept.join(F.broadcast(redo), kept[COMPONENT].eqNullSafe(redo[COMPONENT]), "left_anti")
         )
-        self._store_block([day], rows, entering, previous, read=stored.read)
+        self._commit_block([day], rows, entering, previous, read=stored.read)
         return {"days": day, **found}
 
     def _named(self, components: DataFrame) -> dict[str, Any] | None:
@@ -317,7 +326,7 @@ class Update:
             "reason": "; ".join(reasons),
         }
 
-    def _store_block(
+    def _commit_block(
         self,
         days: list[str],
         rows: DataFrame,
@@ -325,47 +334,46 @@ class Update:
         previous: str | None,
         read: int | None = None,
     ) -> None:
-        """Write a block's rows and states under the run's work directory, commit its
-        settled days to the store, and note what it computed (``read``: the readings the
-        days read, when the block recomputed only some components of one day)."""
-        self.blocks += 1
-        directory = f"{self.work}/{self.blocks}"
+        """Commit a block of settled days' rows to the store, then their states computed
+        from the rows as committed, and note what it computed (``read``: the readings the
+        day read, when the block recomputed only some components of one day)."""
         with read_failures_named("measurements"):
-            rows.write.partitionBy(PARTITION).parquet(f"{directory}/{ROWS}")
-        self.schema = rows.schema
-        written = self.spark.read.schema(rows.schema).parquet(f"{directory}/{ROWS}")
-        states = written.transform(
+            self.store.commit(ROWS, rows, days)
+        committed = self.store.read(ROWS, days)
+        states = committed.transform(
             day_states(days, self.inputs.components, self.inputs.installs, entering)
         )
-        states.write.partitionBy(PARTITION).parquet(f"{directory}/{STATES}")
-        states = self.spark.read.schema(states.schema).parquet(f"{directory}/{STATES}")
-        self._note_facts(days, written, states)
-        settled = [d for d in days if self._settled(d)]
-        if len(settled) < len(days):
-            self.unsettled = directory
-        if settled:
-            self.store.commit(ROWS, written, settled)
-            self.store.commit(STATES, states, settled)
+        self.store.commit(STATES, states, days)
+        self._note_facts(days, committed, self.store.read(STATES, days))
         entered_with = self._state_hash(previous)
         for day in days:
             facts = self.facts[day]
             if read is not None:
                 facts["read"] = read
-            if day in settled:
-                self.known[day] = self.changed[day] = StoredDay(
-                    self.files[day],
-                    self.provenance,
-                    facts["read"],
-                    facts["misfiled"],
-                    facts["state_hash"],
-                    entered_with,
-                )
+            self.known[day] = self.changed[day] = StoredDay(
+                self.files[day],
+                self.provenance,
+                facts["read"],
+                facts["misfiled"],
+                facts["state_hash"],
+                entered_with,
+            )
             entered_with = facts["state_hash"]
 
-    def _note_facts(self, days: list[str], rows: DataFrame, states: DataFrame) -> None:
+    def _work_block(self, days: list[str], rows: DataFrame) -> None:
+        """Write the rows of days this run may not store under its work directory."""
+        self.unsettled = f"{self.work}/{ROWS}"
+        with read_failures_named("measurements"):
+            rows.write.partitionBy(PARTITION).parquet(self.unsettled)
+        self.schema = rows.schema
+        self._note_facts(days, self.spark.read.schema(rows.schema).parquet(self.unsettled))
+
+    def _note_facts(
+        self, days: list[str], rows: DataFrame, states: DataFrame | None = None
+    ) -> None:
         """Per day of a block, in one query: the readings it read (every reading read is in
         exactly one row; carried readings are in none), those stamped on another day, and
-        the hash of the state it ends with."""
+        the hash of the state it ends with (if its ``states`` are given)."""
         per_rows = rows.groupBy(PARTITION).agg(
             F.sum(READINGS).alias("read"),
             F.sum(
@@ -373,15 +381,16 @@ class Update:
             ).alias("misfiled"),
             F.lit(None).cast("long").alias("state_hash"),
         )
-        per_states = states.groupBy(PARTITION).agg(
-            F.lit(None).cast("long").alias("read"),
-            F.lit(None).cast("long").alias("misfiled"),
-            F.bit_xor("hash").alias("state_hash"),
-        )
+        if states is not None:
+            per_states = states.groupBy(PARTITION).agg(
+                F.lit(None).cast("long").alias("read"),
+                F.lit(None).cast("long").alias("misfiled"),
+                F.bit_xor("hash").alias("state_hash"),
+            )
+            per_rows = per_rows.unionByName(per_states)
         found = {
             row[PARTITION]: row
-            for row in per_rows.unionByName(per_states)
-            .groupBy(PARTITION)
+            for row in per_rows.groupBy(PARTITION)
             .agg(*[F.max(c).alias(c) for c in ("read", "misfiled", "state_hash")])
             .collect()
         }
@@ -401,13 +410,12 @@ class Update:
         )
 
     def rows(self) -> DataFrame:
-        """The rows of the run's days: the settled ones from the store, in one scan, the
-        others (at the end of the range, all in the last block) from its work directory."""
+        """The rows of the run's days: the stored ones in one scan of the store, the others
+        (the days after the run date, and those still going on) from its work directory."""
         settled = [d for d in self.days if d in self.known]
         parts = [self.store.read(ROWS, settled)] if settled else []
         if self.unsettled is not None:
-            rows = self.spark.read.schema(self.schema).parquet(f"{self.unsettled}/{ROWS}")
-            parts.append(rows.where(~F.col(PARTITION).isin(*settled)))
+            parts.append(self.spark.read.schema(self.schema).parquet(self.unsettled))
         if not parts:
             return usage_rows_of_nothing(self.inputs)
         return parts[0] if len(parts) == 1 else parts[0].unionByName(parts[1])
@@ -422,18 +430,6 @@ class Update:
 def usage_rows_of_nothing(inputs: Inputs) -> DataFrame:
     """The rows of no readings (a run whose read range has no day partition)."""
     return block_rows(inputs.with_raw(inputs.raw.limit(0)), None, inputs.window.read_start)
-
-
-def _parts(block: Block, run_date: str) -> list[dict[str, Any]]:
-    """A block computed for every component, as the report's parts: its own days, and the
-    days after the run date (read for this run only)."""
-    own = [d for d in block.days if d <= run_date]
-    after = [d for d in block.days if d > run_date]
-    reasons = [r for r in block.reasons if r != AFTER_RUN_DATE]
-    parts = [{"days": span(own), "components": ALL, "reason": "; ".join(reasons)}] if own else []
-    if after:
-        parts.append({"days": span(after), "components": ALL, "reason": AFTER_RUN_DATE})
-    return parts
 
 
 def _days_of(days: str) -> list[str]:
