@@ -197,6 +197,22 @@ def write_job_config(
 SAMPLE_RUN_STARTED_AT = datetime(2026, 11, 16, 6, tzinfo=UTC)
 
 
+def sample_rows(spark: SparkSession) -> DataFrame:
+    """The sample's readings (bundled config, run date RUN_DATE) folded by the one pass
+    into the ledger's rows, as the store keeps a day's; nothing is computed yet."""
+    from dependencies.config import bundled_defaults
+    from dependencies.run_window import RunWindow
+    from jobs.inputs import extract, readings_inputs, validate_tables
+    from jobs.ledger import unstored_rows
+
+    config = {**bundled_defaults(), "input": {"path": str(TEST_DATA), "format": "csv"}}
+    window = RunWindow.from_config(datetime.fromisoformat(RUN_DATE).date(), config)
+    raw = extract(spark, config["input"], window)
+    checked = validate_tables(raw, window)
+    inputs = readings_inputs(raw, checked, config["usage"], window, SAMPLE_RUN_STARTED_AT)
+    return unstored_rows(inputs)
+
+
 @pytest.fixture(scope="session")
 def sample_published(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One run of the job over tests/test_data for RUN_DATE, shared by every test that reads

@@ -9,30 +9,14 @@ its fingerprint (the value the failure prints) to ``FINGERPRINTS``.
 
 from __future__ import annotations
 
-from datetime import date
-
-from conftest import RUN_DATE, SAMPLE_RUN_STARTED_AT, TEST_DATA, fingerprint
-from pyspark.sql import DataFrame, SparkSession
+from conftest import fingerprint, sample_rows
+from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from dependencies.config import bundled_defaults
-from dependencies.run_window import RunWindow
 from jobs import ledger
-from jobs.inputs import extract, readings_inputs, validate_tables
 
 # The sample's rows (tests/test_data, run date RUN_DATE) per ledger version.
 FINGERPRINTS = {1: 979413358616923651}
-
-
-def sample_rows(spark: SparkSession) -> DataFrame:
-    """The rows of the sample's readings, as the store keeps a day's."""
-    config = {**bundled_defaults(), "input": {"path": str(TEST_DATA), "format": "csv"}}
-    window = RunWindow.from_config(date.fromisoformat(RUN_DATE), config)
-    raw = extract(spark, config["input"], window)
-    inputs = readings_inputs(
-        raw, validate_tables(raw, window), config["usage"], window, SAMPLE_RUN_STARTED_AT
-    )
-    return ledger.unstored_rows(inputs)
 
 
 def test_the_sample_rows_are_those_of_the_ledger_version(spark: SparkSession) -> None:

@@ -6,15 +6,9 @@ readings (a window on other keys, a join that is not broadcast) makes this test 
 from __future__ import annotations
 
 import re
-from datetime import date
 
-from conftest import RUN_DATE, SAMPLE_RUN_STARTED_AT, TEST_DATA
+from conftest import TEST_DATA, sample_rows
 from pyspark.sql import SparkSession
-
-from dependencies.config import bundled_defaults
-from dependencies.run_window import RunWindow
-from jobs.inputs import extract, readings_inputs, validate_tables
-from jobs.ledger import unstored_rows
 
 # The operators of the plan a reading passes through, by how the physical plan names them.
 SHUFFLE = "Exchange hashpartitioning"
@@ -40,15 +34,9 @@ def operators_above(tree: str, leaf: str) -> list[str]:
 
 
 def test_the_readings_are_shuffled_and_sorted_once(spark: SparkSession) -> None:
-    # GIVEN the sample's tables
-    config = {**bundled_defaults(), "input": {"path": str(TEST_DATA), "format": "csv"}}
-    window = RunWindow.from_config(date.fromisoformat(RUN_DATE), config)
-    raw = extract(spark, config["input"], window)
-    inputs = readings_inputs(
-        raw, validate_tables(raw, window), config["usage"], window, SAMPLE_RUN_STARTED_AT
-    )
-    # WHEN the pass folds the readings into rows per component and day
-    plan = unstored_rows(inputs)._jdf.queryExecution().executedPlan().treeString()
+    # GIVEN the sample's tables WHEN the pass folds the readings into rows per component
+    # and day
+    plan = sample_rows(spark)._jdf.queryExecution().executedPlan().treeString()
     # THEN between the readings' scan and the rows there is one exchange (by component) and
     # one sort
     above = operators_above(plan, f"{TEST_DATA}/measurements")
