@@ -8,13 +8,13 @@
   version and usage settings as a hash, the fleet's fingerprint), the readings it read, the
   hash of the state it ends with and of the one it continued from, and the run that stored it.
 
-A run replaces the days it computed in one ``replaceWhere`` commit per table, ``rows`` and
-``states`` first, ``days`` last; each commit carries the run's id in its ``userMetadata``.
-A run killed between them leaves days whose record still names what they were derived from
-before, so the next run computes them again. Only settled days (ended before the run began,
-not after its run date) are ever committed. Old files go by ``VACUUM`` (every
-:data:`VACUUM_EVERY` commits), which keeps a week of time travel. The store is a cache:
-deleting it changes nothing but time.
+A run replaces the days it computed with one ``replaceWhere`` commit per block of days to
+``rows`` and then ``states``, and records them in ``days`` last, in one commit; each commit
+carries the run's id in its ``userMetadata``. A run killed between them leaves days whose
+record still names what they were derived from before, so the next run computes them
+again. Only settled days (ended before the run began, not after its run date) are ever
+committed. Old files go by ``VACUUM`` (every :data:`VACUUM_EVERY` commits), which keeps a
+week of time travel. The store is a cache: deleting it changes nothing but time.
 """
 
 from __future__ import annotations
@@ -51,9 +51,9 @@ def store_path(output_path: str) -> str:
     return f"{output_path.rstrip('/')}/{STORE}"
 
 
-def _in(days: list[str]) -> str:
-    """A SQL predicate: the day partition is one of ``days`` (ISO dates, checked)."""
-    return f"{PARTITION} IN ({', '.join(repr(d) for d in days)})"
+def _in(column: str, days: list[str]) -> str:
+    """A SQL predicate: ``column`` is one of ``days`` (ISO dates, checked)."""
+    return f"{column} IN ({', '.join(repr(d) for d in days)})"
 
 
 def _stored_day(row: Any) -> StoredDay:
@@ -126,7 +126,7 @@ class LedgerTables:
             frame.where(F.col(PARTITION).isin(*days))
             .write.format("delta")
             .mode("overwrite")
-            .option("replaceWhere", _in(days))
+            .option("replaceWhere", _in(PARTITION, days))
             .option("userMetadata", self._metadata(days))
             .partitionBy(PARTITION)
             .save(self._table(name))
@@ -156,7 +156,7 @@ class LedgerTables:
             .coalesce(1)
             .write.format("delta")
             .mode("overwrite")
-            .option("replaceWhere", f"day IN ({', '.join(repr(d) for d in sorted(days))})")
+            .option("replaceWhere", _in("day", sorted(days)))
             .option("userMetadata", self._metadata(sorted(days)))
             .save(self._table(DAYS))
         )

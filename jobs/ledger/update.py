@@ -2,10 +2,10 @@
 
 :func:`readings_ledger` lists the input's day partitions of the run's read range with their
 files, reads what the store recorded of them, asks :func:`jobs.ledger.plan.plan` what to
-compute, computes each block from the state the day before it ended with (each block's rows
-and states written once, under the run's work directory), commits the settled days to the
-store, and returns the run's ledger: the reused days read back from the store in one
-partition-pruned scan, the computed ones from the run's work directory.
+compute, and computes each block from the state the day before it ended with: the settled
+days' rows and states are committed to the store, the other days' rows alone written under
+the run's work directory. It returns the run's ledger: the stored days read back in one
+partition-pruned scan, the others from the work directory.
 
 Nothing is stored when the input is not partitioned by day, or when a day partition holds
 readings of another day: the whole read range is then computed in one pass.
@@ -168,11 +168,10 @@ class Update:
         # Per day, what the store holds of it as this run leaves it, and what it recorded.
         self.known: dict[str, StoredDay] = {}
         self.changed: dict[str, StoredDay] = {}
-        # Where the rows of the days this run may not store are (if any), and per day
-        # computed by this run, its facts.
-        self.unsettled: str | None = None
+        # The rows of the days this run may not store (if any), as written under its work
+        # directory, and per day computed by this run, its facts.
+        self.unsettled: DataFrame | None = None
         self.facts: dict[str, dict[str, int]] = {}
-        self.schema: Any = None  # of the rows, as written
 
     # -- the run ---------------------------------------------------------------------------
     def run(self, files: dict[str, Files], full_refresh: bool) -> Outcome:
@@ -188,17 +187,19 @@ class Update:
             [b.days[0] for b in blocks if FLEET_CHANGED in b.reasons]
         )
         outcome = Outcome("incremental")
+        computed: set[str] = set()
         for block in blocks:
             if block.components == ALL:
                 self._compute_all(block)
                 reason = "; ".join(block.reasons)
                 outcome.computed.append({"days": block.span, "components": ALL, "reason": reason})
+                computed.update(block.days)
             else:
                 part = self._compute_changed(block, fleet_changed.get(block.days[0]))
                 if part:
                     outcome.computed.append(part)
-        done = {d for b in outcome.computed for d in _days_of(b["days"])}
-        outcome.reused = [d for d in own if d not in done]
+                    computed.update(block.days)
+        outcome.reused = [d for d in own if d not in computed]
         self.store.record(self.changed)
         self.store.vacuum_now_and_then()
         return outcome
@@ -248,12 +249,12 @@ class Update:
         if settled:
             previous = self._previous(settled[0])
             entering = self._entering(previous)
-            self._commit_block(settled, self._rows(settled, entering), entering, previous)
+            self._commit_block(settled, self._block_rows(settled, entering), entering, previous)
         if unsettled:
             entering = self._entering(self._previous(unsettled[0]))
-            self._work_block(unsettled, self._rows(unsettled, entering))
+            self._work_block(unsettled, self._block_rows(unsettled, entering))
 
-    def _rows(self, days: list[str], entering: DataFrame | None) -> DataFrame:
+    def _block_rows(self, days: list[str], entering: DataFrame | None) -> DataFrame:
         """Every component's rows over consecutive ``days``, continuing from ``entering``."""
         raw = self.inputs.raw.where(F.col(MEASURED_DATE).cast("string").isin(*days))
         chain_start = midnight(date.fromisoformat(days[0]))
@@ -266,14 +267,16 @@ class Update:
         day = block.days[0]
         previous = self._previous(day)
         stored = self.known[day]
+        entering = self._entering(previous)
         sets = []
         if fleet_changed is not None:
             sets.append(fleet_changed.withColumn("_reason", F.lit(FLEET_CHANGED)))
         entered_with = self._state_hash(previous)
         if STATE_MOVED in block.reasons and entered_with != stored.entered_with:
-            moved = self.store.read(STATES, [day]).transform(moved_states(self._entering(previous)))
+            moved = self.store.read(STATES, [day]).transform(moved_states(entering))
             sets.append(moved.withColumn("_reason", F.lit(STATE_MOVED)))
-        found = self._named(union_all(sets)) if sets else None
+        changed = union_all(sets).cache() if sets else None
+        found = self._named(changed) if changed is not None else None
         if found is None:  # checked: the day holds for the fleet and state as they are now
             if (
                 stored.provenance.fleet != self.provenance.fleet
@@ -283,9 +286,7 @@ class Update:
                     stored, provenance=self.provenance, entered_with=entered_with
                 )
             return {}
-        redo = union_all(sets).select(COMPONENT).distinct()
-        redo = redo.cache()
-        entering = self._entering(previous)
+        redo = changed.select(COMPONENT).distinct().cache()
         raw = self.inputs.raw.where(F.col(MEASURED_DATE).cast("string") == day)
         raw = raw.join(
             F.broadcast(redo),
@@ -362,11 +363,11 @@ class Update:
 
     def _work_block(self, days: list[str], rows: DataFrame) -> None:
         """Write the rows of days this run may not store under its work directory."""
-        self.unsettled = f"{self.work}/{ROWS}"
+        path = f"{self.work}/{ROWS}"
         with read_failures_named("measurements"):
-            rows.write.partitionBy(PARTITION).parquet(self.unsettled)
-        self.schema = rows.schema
-        self._note_facts(days, self.spark.read.schema(rows.schema).parquet(self.unsettled))
+            rows.write.partitionBy(PARTITION).parquet(path)
+        self.unsettled = self.spark.read.schema(rows.schema).parquet(path)
+        self._note_facts(days, self.unsettled)
 
     def _note_facts(
         self, days: list[str], rows: DataFrame, states: DataFrame | None = None
@@ -415,7 +416,7 @@ class Update:
         settled = [d for d in self.days if d in self.known]
         parts = [self.store.read(ROWS, settled)] if settled else []
         if self.unsettled is not None:
-            parts.append(self.spark.read.schema(self.schema).parquet(self.unsettled))
+            parts.append(self.unsettled)
         if not parts:
             return usage_rows_of_nothing(self.inputs)
         return parts[0] if len(parts) == 1 else parts[0].unionByName(parts[1])
@@ -430,9 +431,3 @@ class Update:
 def usage_rows_of_nothing(inputs: Inputs) -> DataFrame:
     """The rows of no readings (a run whose read range has no day partition)."""
     return block_rows(inputs.with_raw(inputs.raw.limit(0)), None, inputs.window.read_start)
-
-
-def _days_of(days: str) -> list[str]:
-    first, _, last = days.partition("..")
-    start, end = date.fromisoformat(first), date.fromisoformat(last or first)
-    return [(start + timedelta(days=n)).isoformat() for n in range((end - start).days + 1)]
