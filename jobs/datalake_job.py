@@ -48,7 +48,6 @@ from dependencies.progress import Progress
 from dependencies.publish import (
     REPORT_PAGE,
     publish,
-    read_published,
     stage_outputs,
     stage_report_page,
     stage_work,
@@ -64,7 +63,7 @@ from jobs.alerts import history
 from jobs.detection import alert_evidence, detect_and_score, kept_ledger
 from jobs.inputs import SMALL_TABLES, count_rows, extract, readings_inputs, rejects, validate_tables
 from jobs.ledger import readings_ledger
-from jobs.report import build_report, print_summary, report_page
+from jobs.report import build_report, print_summary, report_page, top_alerts
 from jobs.run import Run, finish, run_start_instant
 
 APP_NAME = "datalake_job"
@@ -124,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         lock = {key: spark.conf.get(key, "") for key in LOCK_SETTINGS}  # from make submit
         with Progress(APP_NAME, spark) as progress, job_fence(config, run.run_date, lock) as fence:
             run.timer.on_begin = progress.step
-            report, paths, alerts = run_job(spark, config, run, fence)
+            report, paths, top = run_job(spark, config, run, fence)
     except (InputNotReady, InputError, LockBusy, LockLost) as error:
         exit_code = (
             EXIT_INPUT_NOT_READY
@@ -141,17 +140,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"datalake: run failed: {str(error).splitlines()[0]}", file=sys.stderr)
         return finish(log, config, EXIT_FAILED, run)
     exit_code = finish(log, config, EXIT_OK, run, report)
-    print_summary(report, paths, alerts)  # last: what a person at the terminal reads
+    print_summary(report, paths, top)  # last: what a person at the terminal reads
     return exit_code
 
 
 def run_job(
     spark: SparkSession, config: dict[str, Any], run: Run, fence: Fence = NO_FENCE
-) -> tuple[dict[str, Any], dict[str, str], DataFrame]:
+) -> tuple[dict[str, Any], dict[str, str], list[dict[str, Any]]]:
     """Extract -> validate -> usage -> detect -> score -> load, each stage timed; every frame
     read more than once is staged with the run's outputs until they are published. Before
     each commit, ``fence`` checks that the run still holds the lock of its output.
-    Returns the report, the published paths and the alerts as published."""
+    Returns the report, the published paths and the highest-ranked alerts (rows)."""
     window = RunWindow.from_config(run.run_date, config)
     output = config["output"]["path"]
     logging.getLogger(LOGGER_NAME).info(
@@ -205,7 +204,8 @@ def run_job(
         report["history"] = history.summary(previous, alerts)
         report["ledger"] = ledger_outcome.summary()
         with run.timer.stage("report_page"):  # in the published report, not on the page
-            page = report_page(report, alerts, evidence_rows, config, run.command)
+            top = top_alerts(alerts, config)
+            page = report_page(report, top, evidence_rows, config, run.command)
             stage_report_page(spark, staging, page)
         paths, report = publish(spark, staging, report, output, run.run_date, fence)
     paths["report_html"] = f"{paths['reports']}/{REPORT_PAGE}"
@@ -213,7 +213,7 @@ def run_job(
         paths["report_copy"] = s3.upload_report(
             config["aws"], config["output"]["report_s3_url"], run.run_date, report
         )
-    return report, paths, read_published(spark, output, "alerts", run.run_date)
+    return report, paths, top
 
 
 if __name__ == "__main__":

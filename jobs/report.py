@@ -67,30 +67,37 @@ def build_report(
     }
 
 
+def top_alerts(alerts: DataFrame, config: dict[str, Any]) -> list[dict[str, Any]]:
+    """The highest-ranked alerts the page and the summary show, as rows, in one small,
+    bounded collect: the ``evidence_max_devices`` first, and at least the summary's."""
+    shown = max(config["evidence_max_devices"], SUMMARY_TOP_ALERTS)
+    top = alerts.where(F.col("rank") <= shown).orderBy("rank")
+    return [row.asDict(recursive=True) for row in top.collect()]
+
+
 def report_page(
     report: dict[str, Any],
-    alerts: DataFrame,
+    top: list[dict[str, Any]],
     evidence_rows: DataFrame,
     config: dict[str, Any],
     command: str,
 ) -> str:
     """The run's HTML report: its summary, the ``evidence_max_devices`` highest-ranked alerts
-    and their evidence (small, bounded frames: the only rows collected)."""
-    top = alerts.where(F.col("rank") <= config["evidence_max_devices"]).orderBy("rank")
+    (of ``top``, from :func:`top_alerts`) and their evidence."""
     return render_alerts_html(
         report,
-        [row.asDict(recursive=True) for row in top.collect()],
+        [alert for alert in top if alert["rank"] <= config["evidence_max_devices"]],
         collect_rows(evidence_rows),
         config["tariffs"]["currency"],
         command,
     )
 
 
-def print_summary(report: dict[str, Any], paths: dict[str, str], alerts: DataFrame) -> None:
+def print_summary(report: dict[str, Any], paths: dict[str, str], top: list[dict[str, Any]]) -> None:
     """What the run read and found, as aligned tables for a person at a terminal: rows per
-    table and status, findings per rule, the top alerts, the published paths."""
-    columns = alerts.orderBy("rank").select(*SUMMARY_ALERT_COLUMNS, "currency")
-    top = [row.asDict() for row in columns.limit(SUMMARY_TOP_ALERTS).collect()]
+    table and status, findings per rule, the top alerts (of ``top``, ranked), the published
+    paths."""
+    top = top[:SUMMARY_TOP_ALERTS]
     currency = top[0]["currency"] if top else ""
     rows = [{"table": table, **entry} for table, entry in report["counts"].items()]
     findings = [

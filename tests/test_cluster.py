@@ -73,13 +73,13 @@ def marked_input(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return copy
 
 
-def job_config(directory: Path, marked_input: Path, moto_server: str, name: str) -> Path:
+def job_config(directory: Path, marked_input: Path, moto_server: str) -> Path:
     """A config that requires the markers and copies the report to S3 (moto)."""
     config = {
         "input": {"path": str(marked_input), "format": "csv", "require_success_marker": True},
         "output": {
             "path": str(directory / "output"),
-            "report_s3_url": f"s3://{REPORT_BUCKET}/{name}",
+            "report_s3_url": f"s3://{REPORT_BUCKET}/cluster",
         },
         "spark": {"spark.sql.shuffle.partitions": "2"},
         "aws": {"endpoint_url": moto_server, "region": "us-east-1"},
@@ -91,30 +91,12 @@ def job_config(directory: Path, marked_input: Path, moto_server: str, name: str)
 
 @pytest.fixture(scope="module")
 def report_bucket(moto_server: str) -> Any:
-    """The S3 bucket (moto) that both runs copy their report to; its client."""
+    """The S3 bucket (moto) the cluster run copies its report to; its client."""
     client = s3.client(
         {"region": "us-east-1", "profile": "", "endpoint_url": moto_server, "max_attempts": 2}
     )
     client.create_bucket(Bucket=REPORT_BUCKET)
     return client
-
-
-@pytest.fixture(scope="module")
-def local_run(
-    spark: SparkSession,
-    tmp_path_factory: pytest.TempPathFactory,
-    marked_input: Path,
-    moto_server: str,
-    report_bucket: Any,
-) -> Path:
-    """The job run locally (in this process, on the suite's session); its output path."""
-    directory = tmp_path_factory.mktemp("local_run")
-    config = job_config(directory, marked_input, moto_server, "local")
-    assert (
-        datalake_job.main(["--config", str(config), "--run-date", RUN_DATE]) == datalake_job.EXIT_OK
-    )
-    spark.catalog.clearCache()
-    return directory / "output"
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +110,7 @@ def cluster_submission(
 ) -> tuple[Submission, Path]:
     """How make submit would submit the job to the test cluster, and the run's directory."""
     directory = tmp_path_factory.mktemp("cluster_run")
-    config = job_config(directory, marked_input, moto_server, "cluster")
+    config = job_config(directory, marked_input, moto_server)
     extra = ("--driver-memory", "1g", "--executor-memory", "1g", "--conf", "spark.log.level=WARN")
     return Submission(
         str(SPARK_HOME / "bin" / "spark-submit"),
@@ -143,8 +125,7 @@ def cluster_submission(
 
 @pytest.fixture(scope="module")
 def cluster_run_started(cluster_submission: tuple[Submission, Path]) -> Iterator[Future[Finished]]:
-    """The job spark-submitted to the cluster with packages.zip, in the background: the local
-    run goes on in this process meanwhile (tests request this before ``local_run``)."""
+    """The job spark-submitted to the cluster with packages.zip, in the background."""
     submission, directory = cluster_submission
     with ThreadPoolExecutor(1) as pool:
         yield pool.submit(
@@ -166,11 +147,13 @@ def published(output: Path, table: str) -> Path:
     return output / table / f"run_date={RUN_DATE}"
 
 
-@pytest.mark.usefixtures("cluster_run_started")  # before local_run: the two runs overlap
+@pytest.mark.usefixtures("cluster_run_started")  # first: the suite's local run meanwhile
 def test_the_cluster_run_publishes_what_the_local_run_publishes(
-    spark: SparkSession, local_run: Path, cluster_run: Path
+    spark: SparkSession, sample_published: Path, cluster_run: Path
 ) -> None:
-    # GIVEN the same input run locally and on the cluster (fixtures)
+    # GIVEN the sample run locally (the suite's run of it, in this process) and on the
+    # cluster (its copy marked complete, the report copied to S3)
+    local_run = sample_published
     local_report = json.loads((published(local_run, "reports") / "report.json").read_text())
     cluster_report = json.loads((published(cluster_run, "reports") / "report.json").read_text())
 
@@ -186,17 +169,13 @@ def test_the_cluster_run_publishes_what_the_local_run_publishes(
         assert_df_equality(local_rows, cluster_rows)
 
 
-@pytest.mark.usefixtures("cluster_run_started")
-def test_both_runs_copied_their_report_to_s3(
-    local_run: Path, cluster_run: Path, report_bucket: Any
-) -> None:
-    # GIVEN both runs configured to copy their report to S3 (boto3 came from packages.zip on
-    # the cluster's driver)
-    for name, output in (("local", local_run), ("cluster", cluster_run)):
-        url = f"s3://{REPORT_BUCKET}/{name}/run_date={RUN_DATE}/report.json"
-        # THEN the copy is the published report
-        copied = json.loads(s3.read_text(report_bucket, url))
-        assert copied == json.loads((published(output, "reports") / "report.json").read_text())
+def test_the_cluster_run_copied_its_report_to_s3(cluster_run: Path, report_bucket: Any) -> None:
+    # GIVEN the run configured to copy its report to S3: boto3 came from packages.zip on the
+    # cluster's driver
+    url = f"s3://{REPORT_BUCKET}/cluster/run_date={RUN_DATE}/report.json"
+    # THEN the copy is the published report
+    copied = json.loads(s3.read_text(report_bucket, url))
+    assert copied == json.loads((published(cluster_run, "reports") / "report.json").read_text())
 
 
 def test_without_the_zip_the_same_submit_fails(cluster_submission: tuple[Submission, Path]) -> None:
