@@ -105,3 +105,10 @@ def not_applied_warnings(spark_config: Mapping[str, str], running: Mapping[str, 
         "spark-submit)"
         for key in not_applied(spark_config, running)
     ]
+
+
+def jobs_started(spark: SparkSession) -> int:
+    """How many Spark jobs the session's context has started so far (its job ids count up
+    from 0; the newest are always among those its status tracker keeps)."""
+    ids = spark.sparkContext.statusTracker().getJobIdsForGroup(None)
+    return max(ids, default=-1) + 1

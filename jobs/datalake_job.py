@@ -56,7 +56,7 @@ from dependencies.publish import (
 )
 from dependencies.readiness import InputNotReady, require_ready
 from dependencies.run_window import RunWindow
-from dependencies.spark import start_spark
+from dependencies.spark import jobs_started, start_spark
 from dependencies.submit import LockBusy, job_fence
 from dependencies.tables import TABLE_NAMES, InputError
 from jobs.alerts import history
@@ -123,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         lock = {key: spark.conf.get(key, "") for key in LOCK_SETTINGS}  # from make submit
         with Progress(APP_NAME, spark) as progress, job_fence(config, run.run_date, lock) as fence:
             run.timer.on_begin = progress.step
+            run.timer.count_jobs_with(lambda: jobs_started(spark))
             report, paths, top = run_job(spark, config, run, fence)
     except (InputNotReady, InputError, LockBusy, LockLost) as error:
         exit_code = (

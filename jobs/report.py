@@ -64,6 +64,7 @@ def build_report(
         "alerts": alerts.count(),
         "spark_application_id": spark.sparkContext.applicationId,
         "durations_seconds": run.timer.seconds,
+        "spark_jobs": run.timer.jobs,  # per timed stage; the whole run's: its last log line
     }
 
 

@@ -17,24 +17,38 @@ from dependencies.metrics import PushFailed, push_run_metrics, run_metrics
 
 @dataclass
 class StageTimer:
-    """Wall-clock seconds per stage of the run; ``on_begin`` hears each stage's name as it
-    begins (the progress line)."""
+    """Wall-clock seconds and Spark jobs started per stage of the run; ``on_begin`` hears
+    each stage's name as it begins (the progress line), ``count_jobs`` tells how many Spark
+    jobs have started so far."""
 
     seconds: dict[str, float] = field(default_factory=dict)
+    jobs: dict[str, int] = field(default_factory=dict)
     on_begin: Callable[[str], None] = lambda stage: None
+    count_jobs: Callable[[], int] = lambda: 0
+    jobs_before_run: int = 0
+
+    def count_jobs_with(self, count_jobs: Callable[[], int]) -> None:
+        """Count Spark jobs with ``count_jobs`` (jobs started so far), from now on."""
+        self.count_jobs, self.jobs_before_run = count_jobs, count_jobs()
+
+    def jobs_of_run(self) -> int:
+        """Spark jobs the run has started so far."""
+        return self.count_jobs() - self.jobs_before_run
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
         """Announce stage ``name``, and record (and log) its seconds when it completes."""
         self.on_begin(name)
-        started = time.monotonic()
+        started, jobs_before = time.monotonic(), self.count_jobs()
         yield
         self.seconds[name] = round(time.monotonic() - started, 3)
+        self.jobs[name] = self.count_jobs() - jobs_before
         logging.getLogger(LOGGER_NAME).info(
-            "stage %s done in %.3f s",
+            "stage %s done in %.3f s (%d Spark jobs)",
             name,
             self.seconds[name],
-            extra={"stage": name, "seconds": self.seconds[name]},
+            self.jobs[name],
+            extra={"stage": name, "seconds": self.seconds[name], "spark_jobs": self.jobs[name]},
         )
 
 
@@ -70,7 +84,11 @@ def finish(
 ) -> int:
     """Log the outcome, push the run's metrics (a failed push never fails the run), deliver
     the logs; return ``exit_code``."""
-    log.info("run finished with exit code %d", exit_code, extra={"exit_code": exit_code})
+    log.info(
+        "run finished with exit code %d",
+        exit_code,
+        extra={"exit_code": exit_code, "spark_jobs": run.timer.jobs_of_run()},
+    )
     metrics = run_metrics(
         exit_code, run.started_at.timestamp(), time.time(), run.timer.seconds, report
     )

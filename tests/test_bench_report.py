@@ -82,6 +82,7 @@ def daily_result(daily_seconds: float = 20.0) -> dict[str, Any]:
             "components": 30000,
             "ledger": daily_ledger,
             "stages": {"extract_validate": daily_seconds - 15.0, "detect": 8.0, "write": 2.0},
+            "spark_jobs": {"extract_validate": 60, "detect": 30, "write": 10},
         },
         "full": {
             "readings": 4_100_000,
@@ -145,8 +146,14 @@ def test_daily_section_has_a_row_per_size():
         "| 10,000 | 4,100,000 | 100,000 | 120 | 20 | 0.17 (1/6.0) | 30 | 120 | 0.25 (1/4.0) "
         "| yes, yes | 123.0 |"
     )
-    # AND the daily run's stages with the time outside them, and the late file's ledger parts
-    assert any('"outside": 5.0' in line and "42 days reused" in line for line in lines)
+    # AND the daily run's stages with the time outside them and their Spark jobs, and the
+    # late file's ledger parts
+    assert any(
+        '"outside": 5.0' in line
+        and "100 Spark jobs in its stages" in line
+        and "42 days reused" in line
+        for line in lines
+    )
     assert any(
         "2026-11-04 (40 components: an earlier day changed their state)" in line for line in lines
     )
@@ -236,3 +243,22 @@ def test_scaling_report_warns_when_no_cost_per_reading_separates():
     assert "No cost per reading could be separated" not in render_scaling(
         [daily_result()], MACHINE, "make bench"
     )
+
+
+def test_benchmark_report_names_the_spark_jobs_of_each_stage():
+    # GIVEN a size whose run report counted the Spark jobs of its stages
+    size = {
+        "devices": 1000,
+        "input_bytes": 2**20,
+        "readings": 4_000_000,
+        "job": {**run(40.0), "driver_peak_rss": 2**30, "jvm_peak_rss": 2**30},
+        "floor": {**run(20.0), "jvm_peak_rss": 2**30},
+        "measured_at": "2026-12-01 02:50 UTC",
+        "commit": "abc1234",
+        "load_average": "0.5, 0.5, 0.5",
+        "job_stages": {"extract_validate": 30.0, "detect": 10.0},
+        "spark_jobs": {"extract_validate": 70, "detect": 40},
+    }
+    # WHEN rendered THEN their sum and each stage's are there
+    text = render([size], MACHINE, [])
+    assert '- 1,000 devices: 110 in all, `{"extract_validate": 70, "detect": 40}`' in text

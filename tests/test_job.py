@@ -21,6 +21,10 @@ from jobs.ledger import unstored_ledger
 
 RUN_DATE = date(2026, 11, 15)
 W_START, W_END = date(2026, 11, 2), RUN_DATE
+# The Spark jobs a run of the sample starts in its timed stages (its report's spark_jobs).
+# Each job is planned and scheduled apart: on small data their number, not the rows, is
+# what a run costs. Lower this as the job needs fewer; it must not creep back up.
+MAX_SAMPLE_SPARK_JOBS = 100
 
 
 def test_every_rule_fires_on_exactly_the_meters_planted_for_it(
@@ -302,3 +306,15 @@ def test_daily_usage_of_the_sample(spark: SparkSession) -> None:
     assert_approx_df_equality(
         picked.orderBy("device_id", "day"), expected, 1e-6, ignore_nullable=True
     )
+
+
+def test_a_run_of_the_sample_starts_a_bounded_number_of_spark_jobs(sample_published: Path) -> None:
+    # GIVEN the report of a run of the sample
+    report = json.loads(
+        (sample_published / "reports" / "run_date=2026-11-15" / "report.json").read_text()
+    )
+    # THEN it counts the Spark jobs of every timed stage, and they stay under the bound
+    jobs = report["spark_jobs"]
+    assert set(jobs) == set(report["durations_seconds"])
+    assert all(count > 0 for count in jobs.values()), jobs
+    assert sum(jobs.values()) <= MAX_SAMPLE_SPARK_JOBS, jobs

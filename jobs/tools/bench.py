@@ -84,6 +84,7 @@ def bench_size(devices: int, on_step: Callable[[str], None] = lambda part: None)
         report = read_report(work / "output", RUN_DATE)
         result["readings"] = report["counts"]["measurements"]["read"]
         result["job_stages"] = report["durations_seconds"]
+        result["spark_jobs"] = report.get("spark_jobs", {})
     echo(f"  {job.seconds:.0f} s, exit {job.exit_code}; floor")
     on_step("floor")
     floor = run_measured(
@@ -161,6 +162,13 @@ def render(
     for r in results:
         if "job_stages" in r:
             lines.append(f"- {r['devices']:,} devices: `{json.dumps(r['job_stages'])}`")
+    lines += ["", "Spark jobs started per stage (from the run report):", ""]
+    for r in results:
+        if r.get("spark_jobs"):
+            jobs = r["spark_jobs"]
+            lines.append(
+                f"- {r['devices']:,} devices: {sum(jobs.values())} in all, `{json.dumps(jobs)}`"
+            )
     lines += ["", *daily_section(daily)]
     lines += ["", "## Targets", "", "| target | measured | met |", "|---|---|---|"]
     lines += [

@@ -148,6 +148,7 @@ def _report_figures(output: Path, run_date: str) -> dict[str, Any]:
         "readings": report["counts"]["measurements"]["read"],
         "components": report["counts"]["measuring_component"]["used"],
         "stages": report["durations_seconds"],
+        "spark_jobs": report.get("spark_jobs", {}),
         "ledger": report.get("ledger"),
     }
 
@@ -341,9 +342,11 @@ def daily_section(daily: list[dict[str, Any]]) -> list[str]:
         if not measured(r):
             continue
         stages = {**r["daily"]["stages"], "outside": round(outside_stages(r, "daily", "daily"), 1)}
+        jobs = r["daily"].get("spark_jobs", {})
         lines.append(
             f"- {r['devices']:,} devices, daily run: `{json.dumps(stages)}`; "
-            f"{_ledger_words(r['daily']['ledger'])}"
+            + (f"{sum(jobs.values())} Spark jobs in its stages; " if jobs else "")
+            + _ledger_words(r["daily"]["ledger"])
         )
         lines.append(
             f"- {r['devices']:,} devices, late file in {r['late_day']}: "
