@@ -144,12 +144,15 @@ def count_rows(
 
     Fails loudly if the counts do not reconcile; an empty device table is bad input."""
     given = read_counts or {}
-    reads = {t: given[t] if t in given else count_read(raw[t], t) for t in tables}
+    reads = {t: given[t] for t in tables if t in given}
+    by_status: dict[str, dict[str, int]] = {table: {} for table in tables}
+    for row in _counts(raw, checked, tables, [t for t in tables if t not in given]):
+        if row["status"] is None:  # the rows read
+            reads[row["table"]] = row["count"]
+        else:
+            by_status[row["table"]][row["status"]] = row["count"]
     if reads.get("device") == 0:
         raise InputError("table device: no rows")
-    by_status: dict[str, dict[str, int]] = {table: {} for table in tables}
-    for row in _status_counts(checked, tables):
-        by_status[row["table"]][row["status"]] = row["count"]
     counts: dict[str, dict[str, Any]] = {}
     for table in tables:
         found = by_status[table]
@@ -169,25 +172,40 @@ def count_rows(
     return counts
 
 
-def _status_counts(checked: Checked, tables: tuple[str, ...]) -> list[Any]:
-    """(table, status, count) of ``tables``, in one query (the rows a ledger row stands for
-    counted as such); when it fails, each table's is asked alone, so that a file that cannot
-    be read is named by its own table."""
-    frames = {}
+def _counts(
+    raw: dict[str, DataFrame], checked: Checked, tables: tuple[str, ...], to_read: list[str]
+) -> list[Any]:
+    """(table, status, count) of ``tables``, and (table, None, rows read) of those
+    ``to_read``, in one query (the rows a ledger row stands for counted as such); when it
+    fails, each table's are asked alone, so that a file that cannot be read is named by its
+    own table."""
+    frames: dict[str, list[DataFrame]] = {}
     for table in tables:
         frame = checked.tables[table]
         weight = F.sum(READINGS) if READINGS in frame.columns else F.count("*")
-        frames[table] = (
+        frames[table] = [
             frame.groupBy("status")
             .agg(weight.cast("long").alias("count"))
             .select(F.lit(table).alias("table"), "status", "count")
-        )
+        ]
+        if table in to_read:
+            frames[table].append(
+                raw[table]
+                .agg(F.count("*").alias("count"))
+                .select(
+                    F.lit(table).alias("table"),
+                    F.lit(None).cast("string").alias("status"),
+                    "count",
+                )
+            )
     try:
-        return union_all(list(frames.values())).collect()
+        return union_all([f for parts in frames.values() for f in parts]).collect()
     except SPARK_ERRORS:
-        for table, frame in frames.items():  # which table failed: a file it cannot read
+        for table, (statuses, *_) in frames.items():  # which table failed: a file it cannot read
+            if table in to_read:
+                count_read(raw[table], table)
             with read_failures_named(table):
-                frame.collect()
+                statuses.collect()
         raise
 
 
