@@ -10,6 +10,7 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from dependencies.frames import union_all
 from dependencies.logging import redact
 from dependencies.publish import ORDER
 from dependencies.run_window import RunWindow
@@ -37,7 +38,13 @@ def build_report(
     alerts: DataFrame,
 ) -> dict[str, Any]:
     """The run report: parameters, per-table counts, findings per rule, alerts, durations."""
-    component_types = checked.used("measuring_component").groupBy("component_type").count()
+    tally = tallies(
+        {
+            "component_types": (checked.used("measuring_component"), "component_type"),
+            "findings_by_rule": (findings, "rule"),
+            "alerts": (alerts, None),
+        }
+    )
     return {
         "run_id": run.run_id,
         "run_date": run.run_date.isoformat(),
@@ -56,16 +63,28 @@ def build_report(
         },
         "counts": counts,
         # Types other than IMPORT_KWH, EXPORT_KWH and TAMPER_COUNT are kept and ignored.
-        "component_types": {
-            row["component_type"]: row["count"]
-            for row in component_types.orderBy("component_type").collect()
-        },
-        "findings_by_rule": rules.count_by_rule(findings),
-        "alerts": alerts.count(),
+        "component_types": dict(sorted(tally["component_types"].items())),
+        "findings_by_rule": {rule: tally["findings_by_rule"].get(rule, 0) for rule in rules.RULES},
+        "alerts": tally["alerts"].get(None, 0),
         "spark_application_id": spark.sparkContext.applicationId,
         "durations_seconds": run.timer.seconds,
         "spark_jobs": run.timer.jobs,  # per timed stage; the whole run's: its last log line
     }
+
+
+def tallies(groups: dict[str, tuple[DataFrame, str | None]]) -> dict[str, dict[Any, int]]:
+    """Per name: its frame's rows per value of its column (all of them under ``None`` when
+    the column is ``None``), every name's in one query."""
+    counted: dict[str, dict[Any, int]] = {name: {} for name in groups}
+    parts = [
+        frame.groupBy((F.col(column) if column else F.lit(None)).cast("string").alias("value"))
+        .count()
+        .select(F.lit(name).alias("name"), "value", "count")
+        for name, (frame, column) in groups.items()
+    ]
+    for row in union_all(parts).collect():
+        counted[row["name"]][row["value"]] = row["count"]
+    return counted
 
 
 def top_alerts(alerts: DataFrame, config: dict[str, Any]) -> list[dict[str, Any]]:

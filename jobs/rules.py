@@ -408,9 +408,3 @@ def _window_columns(window: RunWindow) -> list[SparkColumn]:
         F.lit(window.window_start_date).alias("window_start"),
         F.lit(window.run_date).alias("window_end"),
     ]
-
-
-def count_by_rule(findings: DataFrame) -> dict[str, int]:
-    """Findings per rule, every rule named (zero where it did not fire)."""
-    counts = {row["rule"]: row["count"] for row in findings.groupBy("rule").count().collect()}
-    return {name: counts.get(name, 0) for name in RULES}

@@ -18,6 +18,7 @@ from dependencies.run_window import RunWindow
 from jobs import usage
 from jobs.inputs import extract, readings_inputs, validate_tables
 from jobs.ledger import unstored_ledger
+from jobs.report import tallies
 
 RUN_DATE = date(2026, 11, 15)
 W_START, W_END = date(2026, 11, 2), RUN_DATE
@@ -318,3 +319,13 @@ def test_a_run_of_the_sample_starts_a_bounded_number_of_spark_jobs(sample_publis
     assert set(jobs) == set(report["durations_seconds"])
     assert all(count > 0 for count in jobs.values()), jobs
     assert sum(jobs.values()) <= MAX_SAMPLE_SPARK_JOBS, jobs
+
+
+def test_tallies_count_rows_per_value_and_in_all_in_one_query(spark: SparkSession) -> None:
+    # GIVEN a frame of three rows (two values) and an empty one
+    frame = spark.createDataFrame([("a",), ("a",), ("b",)], "k string")
+    empty = spark.createDataFrame([], "k string")
+    # WHEN tallied by value and in all
+    tally = tallies({"by_k": (frame, "k"), "rows": (frame, None), "none": (empty, None)})
+    # THEN each name has its counts; an empty frame has none
+    assert tally == {"by_k": {"a": 2, "b": 1}, "rows": {None: 3}, "none": {}}
