@@ -43,6 +43,12 @@ class RunWindow:
         return self.baseline_start_date - timedelta(days=self.lookback_days)
 
     @property
+    def read_end_date(self) -> date:
+        """Last day whose readings may be needed: the day after ``run_date`` (its first
+        reading may close W's last interval)."""
+        return self.window_end.date()
+
+    @property
     def window_start(self) -> datetime:
         """W's first instant."""
         return midnight(self.window_start_date)

@@ -71,7 +71,7 @@ def extract(
     }
     if MEASURED_DATE in raw["measurements"].columns:
         day = F.col(MEASURED_DATE).cast("string")
-        first, last = window.read_start_date, window.window_end.date()
+        first, last = window.read_start_date, window.read_end_date
         raw["measurements"] = raw["measurements"].where(day.between(str(first), str(last)))
     return raw
 
@@ -179,33 +179,32 @@ def _counts(
     ``to_read``, in one query (the rows a ledger row stands for counted as such); when it
     fails, each table's are asked alone, so that a file that cannot be read is named by its
     own table."""
-    frames: dict[str, list[DataFrame]] = {}
+    statuses: dict[str, DataFrame] = {}
+    reads: dict[str, DataFrame] = {}
     for table in tables:
         frame = checked.tables[table]
         weight = F.sum(READINGS) if READINGS in frame.columns else F.count("*")
-        frames[table] = [
+        statuses[table] = (
             frame.groupBy("status")
             .agg(weight.cast("long").alias("count"))
             .select(F.lit(table).alias("table"), "status", "count")
-        ]
-        if table in to_read:
-            frames[table].append(
-                raw[table]
-                .agg(F.count("*").alias("count"))
-                .select(
-                    F.lit(table).alias("table"),
-                    F.lit(None).cast("string").alias("status"),
-                    "count",
-                )
+        )
+    for table in to_read:
+        reads[table] = (
+            raw[table]
+            .agg(F.count("*").alias("count"))
+            .select(
+                F.lit(table).alias("table"), F.lit(None).cast("string").alias("status"), "count"
             )
+        )
     try:
-        return union_all([f for parts in frames.values() for f in parts]).collect()
+        return union_all([*statuses.values(), *reads.values()]).collect()
     except SPARK_ERRORS:
-        for table, (statuses, *_) in frames.items():  # which table failed: a file it cannot read
-            if table in to_read:
+        for table, frame in statuses.items():  # which table failed: a file it cannot read
+            if table in reads:
                 count_read(raw[table], table)
             with read_failures_named(table):
-                statuses.collect()
+                frame.collect()
         raise
 
 

@@ -92,7 +92,7 @@ def input_days(spark: SparkSession, measurements_path: str, window: RunWindow) -
     """The input's day partitions the run reads (its read range, and the day after the run
     date, whose first reading may close its last interval), each with its files, listed
     through the input's own file system (another bucket or store than the output's)."""
-    first, last = window.read_start_date.isoformat(), window.window_end.date().isoformat()
+    first, last = window.read_start_date.isoformat(), window.read_end_date.isoformat()
     fs = HadoopFs(spark, measurements_path)
     days = {}
     for name in fs.children(measurements_path):
