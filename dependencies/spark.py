@@ -86,7 +86,7 @@ def start_spark(
     if config is None:
         config = load_config(find_config_file(None, SparkFiles.getRootDirectory()))
     for key, value in config["spark"].items():
-        if key.startswith(RUNTIME_PREFIX):
+        if key.startswith(RUNTIME_PREFIX) and spark.conf.isModifiable(key):
             spark.conf.set(key, value)
     logger = build_logger(config["logging"], config["aws"], app_name, spark)
     if not local:

@@ -92,14 +92,24 @@ def test_a_warning_names_a_secret_setting_but_never_its_value() -> None:
 def test_start_spark_with_explicit_config_applies_its_sql_settings(
     spark: SparkSession, write_config
 ) -> None:
-    # GIVEN a config that sets a Spark SQL property
-    path = write_config({"spark": {"spark.sql.shuffle.partitions": "3"}})
+    # GIVEN a config that sets a Spark SQL property, and a static one (fixed when the
+    # session starts: set at runtime it would fail the run)
+    path = write_config(
+        {
+            "spark": {
+                "spark.sql.shuffle.partitions": "3",
+                "spark.sql.codegen.cache.maxEntries": "4000",
+            }
+        }
+    )
     try:
         # WHEN the job starts Spark with it
         session, logger, config = start_spark(config_path=str(path))
-        # THEN it joins the running session, applies the setting, and returns config and logger
+        # THEN it joins the running session, applies the runtime setting (the static one
+        # stays as the session started), and returns config and logger
         assert session is spark
         assert spark.conf.get("spark.sql.shuffle.partitions") == "3"
+        assert spark.conf.get("spark.sql.codegen.cache.maxEntries") == "5000"
         assert config["output"]["path"].endswith("output")
         assert logger.name == "datalake"
     finally:
