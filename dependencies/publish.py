@@ -252,12 +252,14 @@ def stage_outputs(outputs: dict[str, DataFrame], staging: str) -> dict[str, Data
 
 def commit_table(frame: DataFrame, output_path: str, table: str, run_date: date) -> None:
     """Replace ``run_date``'s rows of Delta table ``table`` by ``frame``'s, in one commit
-    (the table is created, partitioned by run date, on its first commit)."""
+    (the table is created, partitioned by run date, on its first commit; a column a newer
+    release adds joins the table, null on the dates published before it)."""
     (
         frame.withColumn(RUN_DATE, F.lit(run_date))
         .write.format("delta")
         .mode("overwrite")
         .option("replaceWhere", f"{RUN_DATE} = '{run_date.isoformat()}'")
+        .option("mergeSchema", "true")
         .partitionBy(RUN_DATE)
         .save(table_path(output_path, table))
     )

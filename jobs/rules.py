@@ -1,9 +1,14 @@
-"""Theft detection: one pure function per rule, then the score and the alerts.
+"""Theft detection: one pure function per rule, one per confounder, then the score and the
+alerts.
 
 Each rule takes the run's :class:`Evidence` and its own parameters from the config's
 ``rules`` section, and returns ``(device_id, metric)`` for the devices where it fires.
-:func:`detect` names, weighs and places them; :func:`score` combines a device's findings
-into ``1 - prod(1 - weight)`` and keeps the devices at or above ``alert_threshold``.
+A confounder (the config's ``confounders`` section) has the same shape: it returns the
+devices where an honest explanation holds, and the rules it ``explains`` there.
+:func:`detect` names, weighs and places the findings, each with the confounder that
+explains it (``explained_by``, null when none does); :func:`score` combines a device's
+unexplained findings into ``1 - prod(1 - weight)`` and keeps the devices at or above
+``alert_threshold``.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from pyspark.sql import Column as SparkColumn
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from dependencies.config import ConfigError
 from dependencies.frames import correlation, union_all
 from dependencies.run_window import RunWindow
 from jobs.usage import HOURS, IMPORT_KWH, MINUTES_PER_DAY, holding_period
@@ -23,7 +29,7 @@ from jobs.usage import HOURS, IMPORT_KWH, MINUTES_PER_DAY, holding_period
 WINDOW = "W"
 BASELINE = "B"
 # The columns of a finding and of an alert, before the window they are about.
-FINDING_COLUMNS = ("device_id", "service_point_id", "rule", "weight", "metric")
+FINDING_COLUMNS = ("device_id", "service_point_id", "rule", "weight", "metric", "explained_by")
 ALERT_COLUMNS = ("device_id", "service_point_id", "customer_class", "score", "rules")
 
 Rule = Callable[["Evidence", dict[str, Any]], DataFrame]
@@ -348,6 +354,43 @@ def data_gap(evidence: Evidence, params: dict[str, Any]) -> DataFrame:
     return _fires(devices, share < params["max_present_share"], share)
 
 
+def _base_load(hourly: str, hours: int) -> SparkColumn:
+    """A device's base load in a period: the mean of the ``hours`` lowest of its 24 hourly
+    mean amounts ``hourly`` (null unless at least ``hours`` of them are known: a meter read
+    less often than hourly has no shape)."""
+    known = F.filter(F.col(hourly), lambda amount: amount.isNotNull())
+    lowest = F.slice(F.array_sort(known), 1, hours)
+    total = F.aggregate(lowest, F.lit(0.0), lambda acc, amount: acc + amount)
+    return F.when(F.size(known) >= hours, total / hours)
+
+
+def base_load_held(evidence: Evidence, params: dict[str, Any]) -> DataFrame:
+    """The night-time base load (standby, fridge, the lowest hours of the day) held in W
+    while the use dropped: people away, fewer people, a changed routine use less, but the
+    base load stays. A meter slowed or bypassed (h1, h3) scales every hour, the base load
+    with it. Base load W / B, divided by its class's median (a season moves every base
+    load); not at sites with generation (their net import is zero in sunny hours). Metric:
+    that ratio."""
+    hours = params["lowest_hours"]
+    window_base = _base_load("window_hourly_kwh", hours)
+    baseline_base = _base_load("baseline_hourly_kwh", hours)
+    devices = evidence.devices.where(~F.col("has_generation")).select(
+        "device_id",
+        "customer_class",
+        F.when(baseline_base > 0, window_base / baseline_base).alias("base_ratio"),
+    )
+    rated = devices.where(F.col("base_ratio").isNotNull() & F.col("customer_class").isNotNull())
+    classes = rated.groupBy("customer_class").agg(
+        F.count("*").alias("_devices"), F.median("base_ratio").alias("_class_base_ratio")
+    )
+    large = (F.col("_devices") >= params["min_class_devices"]) & (F.col("_class_base_ratio") > 0)
+    drift = F.when(large, F.col("_class_base_ratio")).otherwise(F.lit(1.0))
+    held = devices.join(F.broadcast(classes), "customer_class", "left").withColumn(
+        "_held", F.col("base_ratio") / drift
+    )
+    return _fires(held, F.col("_held") >= params["min_ratio"], F.col("_held"))
+
+
 RULES: dict[str, Rule] = {
     "UNINSTALLED_CONSUMPTION": uninstalled_consumption,
     "REGISTER_ROLLBACK": register_rollback,
@@ -364,18 +407,65 @@ RULES: dict[str, Rule] = {
 }
 
 
+CONFOUNDERS: dict[str, Rule] = {
+    "BASE_LOAD_HELD": base_load_held,
+}
+
+
 def rule_params(config: dict[str, Any], rule: str) -> dict[str, Any]:
     """A rule's own parameters, plus the shared ones some rules need."""
     return {**config["rules"][rule], "min_baseline_kwh": config["peers"]["min_baseline_kwh"]}
 
 
+def confounder_params(config: dict[str, Any], confounder: str) -> dict[str, Any]:
+    """A confounder's own parameters, plus the class size its class medians need."""
+    return {
+        **config["confounders"][confounder],
+        "min_class_devices": config["peers"]["min_class_devices"],
+    }
+
+
 def detect(evidence: Evidence, config: dict[str, Any]) -> DataFrame:
-    """Every rule's findings: device, service point, rule, weight, metric and the window."""
+    """Every rule's findings: device, service point, rule, weight, metric, the confounder
+    that explains it (if any) and the window."""
     found = union_all(_found(evidence, name, rule_params(config, name)) for name in RULES)
     places = evidence.devices.select("device_id", "service_point_id")
-    return found.join(places, "device_id", "left").select(
-        *FINDING_COLUMNS, *_window_columns(evidence.window)
+    return (
+        found.transform(_explained(evidence, config))
+        .join(places, "device_id", "left")
+        .select(*FINDING_COLUMNS, *_window_columns(evidence.window))
     )
+
+
+def _explained(evidence: Evidence, config: dict[str, Any]) -> Callable[[DataFrame], DataFrame]:
+    """Findings -> with ``explained_by``: the first confounder by name that holds for the
+    finding's device and ``explains`` its rule (null when none does)."""
+    names = sorted(CONFOUNDERS)
+    unknown = sorted(
+        {rule for name in names for rule in config["confounders"][name]["explains"]} - set(RULES)
+    )
+    if unknown:
+        raise ConfigError(f"confounders: explains unknown rules {', '.join(unknown)}")
+
+    def transform(findings: DataFrame) -> DataFrame:
+        for name in names:
+            held = CONFOUNDERS[name](evidence, confounder_params(config, name))
+            findings = findings.join(
+                held.select("device_id", F.lit(True).alias(f"_{name}")), "device_id", "left"
+            )
+        explained_by = F.coalesce(
+            *[
+                F.when(
+                    F.col(f"_{name}") & F.col("rule").isin(config["confounders"][name]["explains"]),
+                    F.lit(name),
+                )
+                for name in names
+            ],
+            F.lit(None).cast("string"),
+        )
+        return findings.withColumn("explained_by", explained_by).drop(*[f"_{n}" for n in names])
+
+    return transform
 
 
 def _found(evidence: Evidence, name: str, params: dict[str, Any]) -> DataFrame:
@@ -389,10 +479,13 @@ def _found(evidence: Evidence, name: str, params: dict[str, Any]) -> DataFrame:
 
 
 def score(findings: DataFrame, evidence: Evidence, config: dict[str, Any]) -> DataFrame:
-    """One alert per device whose score 1 - prod(1 - weight) reaches ``alert_threshold``."""
+    """One alert per device whose score 1 - prod(1 - weight), over its findings that no
+    confounder explains, reaches ``alert_threshold``."""
     kept = F.aggregate(F.collect_list(1 - F.col("weight")), F.lit(1.0), lambda acc, x: acc * x)
-    scored = findings.groupBy("device_id").agg(
-        (1 - kept).alias("score"), F.array_sort(F.collect_list("rule")).alias("rules")
+    scored = (
+        findings.where(F.col("explained_by").isNull())
+        .groupBy("device_id")
+        .agg((1 - kept).alias("score"), F.array_sort(F.collect_list("rule")).alias("rules"))
     )
     places = evidence.devices.select("device_id", "service_point_id", "customer_class")
     return (

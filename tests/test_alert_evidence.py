@@ -13,7 +13,7 @@ from jobs.alerts.evidence import collect_rows, evidence_table
 
 def test_evidence_rows_of_the_highest_ranked_alerts(spark: SparkSession) -> None:
     # GIVEN three alerted devices: A at half its baseline in W, B silent on W's 3rd day,
-    # C ranked last; and A's finding
+    # C ranked last; and A's findings, one of them explained by a confounder
     rows = (
         meter("A", window=scaled(0.5))
         + [r for r in meter("B") if r["day"] != W_DAYS[2]]
@@ -22,7 +22,8 @@ def test_evidence_rows_of_the_highest_ranked_alerts(spark: SparkSession) -> None
     ev = evidence(spark, rows)
     alerts = spark.createDataFrame([("A", 2), ("B", 1), ("C", 3)], "device_id string, rank int")
     findings = spark.createDataFrame(
-        [("A", "CONSUMPTION_DROP", 0.5)], "device_id string, rule string, metric double"
+        [("A", "CONSUMPTION_DROP", 0.5, None), ("A", "SUSTAINED_DROP", 0.5, "BASE_LOAD_HELD")],
+        "device_id string, rule string, metric double, explained_by string",
     )
 
     # WHEN the evidence of at most 2 devices is built
@@ -44,7 +45,10 @@ def test_evidence_rows_of_the_highest_ranked_alerts(spark: SparkSession) -> None
     assert first_w["expected_daily_kwh"] == pytest.approx(10.0)
     assert first_w["window_hourly_kwh"] == pytest.approx(scaled(0.5))
     assert first_w["baseline_hourly_kwh"] == pytest.approx(PROFILE)
-    assert [(f["rule"], f["metric"]) for f in first_w["findings"]] == [("CONSUMPTION_DROP", 0.5)]
+    assert [(f["rule"], f["metric"], f["explained_by"]) for f in first_w["findings"]] == [
+        ("CONSUMPTION_DROP", 0.5, None),
+        ("SUSTAINED_DROP", 0.5, "BASE_LOAD_HELD"),
+    ]
     # B's silent day: a row without usage; B has no finding
     silent = got[("B", W_DAYS[2])]
     assert (silent["import_kwh"], silent["export_kwh"], silent["has_data"]) == (None, None, False)
@@ -60,5 +64,7 @@ def test_evidence_rows_of_the_highest_ranked_alerts(spark: SparkSession) -> None
 def test_no_evidence_rows_when_the_limit_is_zero(spark: SparkSession) -> None:
     ev = evidence(spark, meter("A"))
     alerts = spark.createDataFrame([("A", 1)], "device_id string, rank int")
-    findings = spark.createDataFrame([], "device_id string, rule string, metric double")
+    findings = spark.createDataFrame(
+        [], "device_id string, rule string, metric double, explained_by string"
+    )
     assert evidence_table(alerts, ev, findings, 0, 1.0).count() == 0

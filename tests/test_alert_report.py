@@ -59,12 +59,13 @@ def alert(
 def device_days(
     device_id: str,
     rank: int,
-    findings: list[tuple[str, float]],
+    findings: list[tuple],
     window_kwh: float,
     missing_days: int = 0,
 ) -> list[dict[str, Any]]:
     """Evidence rows of one device: 28 baseline days at 10 kWh, 14 window days at
-    ``window_kwh``, the last ``missing_days`` of W without data (the last a partial day)."""
+    ``window_kwh``, the last ``missing_days`` of W without data (the last a partial day);
+    ``findings``: (rule, metric[, the confounder that explains it])."""
     rows = []
     for offset in range(42):
         day = BASELINE_START + timedelta(days=offset)
@@ -85,7 +86,10 @@ def device_days(
                 "expected_daily_kwh": 9.5,
                 "window_hourly_kwh": [window_kwh / 96] * 24,
                 "baseline_hourly_kwh": [0.05 + 0.1 * (8 <= hour <= 20) for hour in range(24)],
-                "findings": [{"rule": rule, "metric": metric} for rule, metric in findings],
+                "findings": [
+                    {"rule": rule, "metric": metric, "explained_by": explained}
+                    for rule, metric, explained in ((*f, None)[:3] for f in findings)
+                ],
             }
         )
     return rows
@@ -151,7 +155,16 @@ def inputs() -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]
     ]
     evidence = (
         device_days("D-DROP", 1, [("CONSUMPTION_DROP", 0.42), ("TAMPER_EVENTS", 3.0)], 4.0)
-        + device_days("D-SHAPE", 2, [("FLAT_PROFILE", 0.2), ("PROFILE_SHIFT", 0.1)], 10.0)
+        + device_days(
+            "D-SHAPE",
+            2,
+            [
+                ("FLAT_PROFILE", 0.2),
+                ("PROFILE_SHIFT", 0.1),
+                ("SUSTAINED_DROP", 0.8, "BASE_LOAD_HELD"),
+            ],
+            10.0,
+        )
         + device_days(HOSTILE_ID, 3, [("REVERSE_FLOW", 20.0)], 10.0, missing_days=3)
     )
     return run_report(["D-GONE", "<b>gone</b>"]), alerts, evidence
@@ -239,6 +252,9 @@ def test_findings_in_words_with_metric_and_threshold(page: str) -> None:
     # the strongest rule first, in the config's order
     assert text.index("TAMPER_EVENTS fires") < text.index("CONSUMPTION_DROP fires")
     assert "correlates 0.10 with the baseline" in section(page, "D-SHAPE")
+    # a finding a confounder explains says so, and that it is not in the score
+    assert "Explained by BASE_LOAD_HELD: not counted in the score." in section(page, "D-SHAPE")
+    assert "Explained by" not in text
 
 
 def test_every_rule_has_its_sentence_with_the_configured_threshold() -> None:

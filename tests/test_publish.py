@@ -253,3 +253,23 @@ def test_the_report_page_is_published_with_the_report(spark: SparkSession, tmp_p
     assert (Path(paths["reports"]) / "alerts.html").read_text() == "<p>v1</p>"
     assert report(output) == published == {"version": "v1", TABLE_VERSIONS: dict.fromkeys(ORDER, 0)}
     assert_only_published_tables(output)
+
+
+def test_a_column_a_newer_release_adds_joins_the_published_table(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    # GIVEN findings published by a release without the explained_by column
+    older = spark.createDataFrame([("A", "CONSUMPTION_DROP")], "device_id string, rule string")
+    publishing.commit_table(older, str(tmp_path), "findings", date(2026, 11, 14))
+    # WHEN the next date publishes it
+    newer = spark.createDataFrame(
+        [("B", "SUSTAINED_DROP", "BASE_LOAD_HELD")],
+        "device_id string, rule string, explained_by string",
+    )
+    publishing.commit_table(newer, str(tmp_path), "findings", date(2026, 11, 15))
+    # THEN the table has it, null on the date published before it
+    rows = spark.read.format("delta").load(str(tmp_path / "findings")).orderBy("device_id")
+    assert [(r["device_id"], r["explained_by"]) for r in rows.collect()] == [
+        ("A", None),
+        ("B", "BASE_LOAD_HELD"),
+    ]

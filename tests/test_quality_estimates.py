@@ -1,10 +1,11 @@
-"""make quality's energy-at-stake figures, on hand-made ground truth and alerts (no Spark)."""
+"""make quality's figures (energy at stake, precision at a realistic prevalence), on hand-made
+ground truth and alerts (no Spark)."""
 
 from __future__ import annotations
 
 import pytest
 
-from jobs.tools.quality import Hidden, estimate_summary
+from jobs.tools.quality import Hidden, estimate_summary, realistic_precision
 
 
 def test_median_error_per_case_and_value_held_by_the_top_alerts() -> None:
@@ -76,3 +77,11 @@ def test_median_error_per_case_and_value_held_by_the_top_alerts() -> None:
         (1, pytest.approx(100 / 220), 0.0),
         (3, pytest.approx(160 / 220), pytest.approx(130 / 220)),
     ]
+
+
+def test_precision_at_a_realistic_prevalence() -> None:
+    # GIVEN a job that alerts 90 % of thieves and 0.1 % of honest meters
+    # WHEN 1 % of meters are thieves THEN 0.009 / (0.009 + 0.00099) of its alerts are thieves
+    assert realistic_precision(0.9, 0.001, 0.01) == pytest.approx(0.009 / 0.00999)
+    # ... and with no alert at all, no precision
+    assert realistic_precision(0.0, 0.0, 0.01) == 0.0

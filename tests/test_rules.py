@@ -12,7 +12,7 @@ from chispa import assert_approx_df_equality
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from dependencies.config import bundled_defaults
+from dependencies.config import ConfigError, bundled_defaults
 from dependencies.run_window import RunWindow
 from dependencies.tables import ddl
 from jobs import rules, usage
@@ -546,18 +546,21 @@ def test_data_gap_not_for_a_meter_installed_during_w(spark: SparkSession) -> Non
 # --- score and alerts ----------------------------------------------------------------------
 
 
-def findings_frame(spark: SparkSession, rows: list[tuple[str, str, float]]) -> DataFrame:
-    return spark.createDataFrame(rows, "device_id string, rule string, weight double").select(
+def findings_frame(spark: SparkSession, rows: list[tuple]) -> DataFrame:
+    """Findings of (device, rule, weight[, the confounder that explains it])."""
+    schema = "device_id string, rule string, weight double, explained_by string"
+    return spark.createDataFrame([(*r, None)[:4] for r in rows], schema).select(
         "device_id",
         F.lit(None).cast("string").alias("service_point_id"),
         "rule",
         "weight",
         F.lit(1.0).alias("metric"),
+        "explained_by",
     )
 
 
 def test_score_combines_weights_and_alerts_at_the_threshold(spark: SparkSession) -> None:
-    # GIVEN three devices' findings
+    # GIVEN four devices' findings, one of them explained by a confounder
     found = findings_frame(
         spark,
         [
@@ -565,9 +568,11 @@ def test_score_combines_weights_and_alerts_at_the_threshold(spark: SparkSession)
             ("B", "PEER_DEVIATION", 0.4),
             ("B", "DATA_GAP", 0.3),  # 1 - 0.6 x 0.7 = 0.58
             ("C", "PEER_DEVIATION", 0.4),  # 0.4
+            ("D", "CONSUMPTION_DROP", 0.6, "BASE_LOAD_HELD"),  # explained: not counted
+            ("D", "PEER_DEVIATION", 0.4),  # 0.4
         ],
     )
-    ev = evidence(spark, meter("A") + meter("B") + meter("C"))
+    ev = evidence(spark, meter("A") + meter("B") + meter("C") + meter("D"))
     # WHEN scored
     alerts = rules.score(found, ev, CONFIG)
     # THEN A and B alert, with rules sorted and their latest service point
@@ -605,10 +610,84 @@ def test_detect_names_weighs_and_places_every_finding(spark: SparkSession) -> No
     # THEN each finding carries its weight, metric, service point and the window
     expected = spark.createDataFrame(
         [
-            ("K", "SP-K", "REGISTER_ROLLBACK", 0.9, 1.0, W_DAYS[0], W_DAYS[-1]),
-            ("T", "SP-T", "TAMPER_EVENTS", 0.7, 2.0, W_DAYS[0], W_DAYS[-1]),
+            ("K", "SP-K", "REGISTER_ROLLBACK", 0.9, 1.0, None, W_DAYS[0], W_DAYS[-1]),
+            ("T", "SP-T", "TAMPER_EVENTS", 0.7, 2.0, None, W_DAYS[0], W_DAYS[-1]),
         ],
         "device_id string, service_point_id string, rule string, weight double, metric double, "
-        "window_start date, window_end date",
+        "explained_by string, window_start date, window_end date",
     )
     assert_approx_df_equality(found.orderBy("device_id"), expected, 1e-9, ignore_nullable=True)
+
+
+# --- Confounders: BASE_LOAD_HELD ----------------------------------------------------------
+
+# Use dropped by seven tenths in the hours people are active (a day's import from 10 to 6.36
+# kWh, its shape kept), the night-time base load kept (people away, a changed routine) ...
+BEHAVIOUR_DROP = [0.2 + (v - 0.2) * 0.3 for v in PROFILE]
+# ... and every hour scaled by 0.6, the base load with it (a slowed meter, h1).
+SLOWED = scaled(0.6)
+
+
+def held(spark: SparkSession, rows: list[dict[str, Any]]) -> dict[str, float]:
+    """{device: metric} where BASE_LOAD_HELD holds."""
+    frame = rules.base_load_held(
+        evidence(spark, rows), rules.confounder_params(CONFIG, "BASE_LOAD_HELD")
+    )
+    return {row["device_id"]: row["metric"] for row in frame.collect()}
+
+
+def test_base_load_held_when_use_dropped_but_the_base_load_did_not(spark: SparkSession) -> None:
+    # GIVEN a household whose active use dropped while its base load held, and a slowed meter
+    rows = meter("AWAY", BEHAVIOUR_DROP) + meter("SLOW", SLOWED)
+    # WHEN the confounder looks at them THEN it holds for the first only (base W / B = 1)
+    assert held(spark, rows) == {"AWAY": pytest.approx(1.0)}
+
+
+def test_base_load_held_is_measured_against_the_class(spark: SparkSession) -> None:
+    # GIVEN a class of 20 whose base load rose by half (heating nights), and one of them
+    # whose base load only held
+    rows = peers(20, factor=lambda i: 1.5) + meter("SAME", PROFILE)
+    # WHEN the confounder looks at them THEN the one that held is 1 / 1.5 of its class:
+    # below the bar, while the class holds
+    found = held(spark, rows)
+    assert "SAME" not in found
+    assert found["P00"] == pytest.approx(1.0)
+
+
+def test_base_load_held_not_at_a_solar_site_nor_without_a_shape(spark: SparkSession) -> None:
+    # GIVEN the same drop at a site with generation, and at a meter without hourly amounts
+    no_shape = [dict(r, hour_kwh=[None] * 24, hour_intervals=[0] * 24) for r in meter("DAILY")]
+    rows = meter("SOLAR", BEHAVIOUR_DROP, generation=True) + no_shape
+    # THEN the confounder holds for neither
+    assert held(spark, rows) == {}
+
+
+def test_an_explained_drop_is_a_finding_but_not_an_alert(spark: SparkSession) -> None:
+    # GIVEN a household whose use dropped to 0.64 of its baseline with its base load held,
+    # and a meter slowed to 0.6
+    ev = evidence(spark, meter("AWAY", BEHAVIOUR_DROP) + meter("SLOW", SLOWED))
+    # WHEN the rules run and the findings are scored
+    found = rules.detect(ev, CONFIG)
+    alerts = rules.score(found, ev, CONFIG)
+    # THEN both drops are findings; the household's is explained by its base load, and only
+    # the slowed meter alerts
+    drops = {
+        (r["device_id"], r["explained_by"])
+        for r in found.where(F.col("rule") == "CONSUMPTION_DROP").collect()
+    }
+    assert drops == {("AWAY", "BASE_LOAD_HELD"), ("SLOW", None)}
+    assert [r["device_id"] for r in alerts.collect()] == ["SLOW"]
+
+
+def test_a_confounder_explaining_an_unknown_rule_is_a_config_error(spark: SparkSession) -> None:
+    config = {
+        **CONFIG,
+        "confounders": {
+            "BASE_LOAD_HELD": {
+                **CONFIG["confounders"]["BASE_LOAD_HELD"],
+                "explains": ["CONSUMPTION_DORP"],
+            }
+        },
+    }
+    with pytest.raises(ConfigError, match="explains unknown rules CONSUMPTION_DORP"):
+        rules.detect(evidence(spark, meter("A")), config)

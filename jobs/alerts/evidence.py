@@ -57,7 +57,7 @@ def evidence_table(
         "baseline_hourly_kwh",
     )
     fired = findings.groupBy("device_id").agg(
-        F.array_sort(F.collect_list(F.struct("rule", "metric"))).alias("findings")
+        F.array_sort(F.collect_list(F.struct("rule", "metric", "explained_by"))).alias("findings")
     )
     period = F.when(
         F.col("day") >= F.lit(window.window_start_date), PERIOD_NAMES[rules.WINDOW]

@@ -226,6 +226,13 @@ def finding_text(
     return _Sentence().format(FINDINGS[rule], m=metric, **rules_config[rule])
 
 
+def explained_text(confounder: str | None) -> str:
+    """What a finding's confounder means for the score (nothing when none explains it)."""
+    if confounder is None:
+        return ""
+    return f" Explained by {confounder}: not counted in the score."
+
+
 def _rule_order(rule: str, rules_config: Mapping[str, Any]) -> tuple[int, str]:
     """Rules in the config's order (strongest first), any other rule after them."""
     names = list(rules_config)
@@ -388,7 +395,8 @@ def _device_section(
         else f"estimated unbilled {_text(kwh)} ({_text(value)})"
     )
     findings = "".join(
-        f"<li>{_text(finding_text(finding['rule'], finding['metric'], rules_config))}</li>"
+        f"<li>{_text(finding_text(finding['rule'], finding['metric'], rules_config))}"
+        f"{_text(explained_text(finding.get('explained_by')))}</li>"
         for finding in sorted(
             days[0]["findings"] or [],
             key=lambda finding: _rule_order(finding["rule"], rules_config),

@@ -64,6 +64,11 @@ PARTIAL_BAND_RECALL = 0.80
 PARTIAL_BANDS = ((0.5, 0.6), (0.6, 0.7), (0.7, 0.8))
 H6_MAX_REVERSE_CORRELATION = 0.3
 HONEST_MAX_ALERTED = 0.01
+# The theft prevalence at which the report states the alerts' precision (a realistic share of
+# thieves among a utility's meters; the generated populations carry far more).
+REALISTIC_PREVALENCE = 0.01
+# How a finding that a confounder explains is named in the report's rule lists.
+EXPLAINED_MARK = " (explained)"
 
 
 @dataclass(frozen=True)
@@ -168,7 +173,8 @@ def _published(spark: Any, output_path: Path, table: str, run_date: str) -> Any:
 def read_alerts(
     output_path: Path, run_date: str
 ) -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]:
-    """Alerted devices with their rules, and every device's fired rules (findings)."""
+    """Alerted devices with their rules, and every device's fired rules (findings; one that
+    a confounder explains is marked :data:`EXPLAINED_MARK`)."""
     spark = _reader_spark()
     try:
         alerts = _published(spark, output_path, "alerts", run_date)
@@ -177,8 +183,9 @@ def read_alerts(
             r["device_id"]: tuple(r["rules"]) for r in alerts.select("device_id", "rules").collect()
         }
         fired: dict[str, list[str]] = {}
-        for row in findings.select("device_id", "rule").collect():
-            fired.setdefault(row["device_id"], []).append(row["rule"])
+        for row in findings.select("device_id", "rule", "explained_by").collect():
+            mark = EXPLAINED_MARK if row["explained_by"] else ""
+            fired.setdefault(row["device_id"], []).append(row["rule"] + mark)
     finally:
         spark.stop()
     return alerted, {k: tuple(sorted(v)) for k, v in fired.items()}
@@ -222,6 +229,7 @@ def summarize(devices: list[Device]) -> dict[str, Any]:
     rows = recall_rows(devices)
     honest_rate = len(honest_alerted) / len(honest)
     precision = sum(d.case != HONEST for d in alerted) / len(alerted) if alerted else 0.0
+    recall = sum(d.alerted for d in planted) / len(planted) if planted else 0.0
     return {
         "rows": rows,
         "devices": len(devices),
@@ -232,8 +240,18 @@ def summarize(devices: list[Device]) -> dict[str, Any]:
         "honest_rate": honest_rate,
         "honest_met": honest_rate <= HONEST_MAX_ALERTED,
         "precision": precision,
+        "recall": recall,
+        "realistic_precision": realistic_precision(recall, honest_rate, REALISTIC_PREVALENCE),
         "all_met": honest_rate <= HONEST_MAX_ALERTED and all(r["met"] is not False for r in rows),
     }
+
+
+def realistic_precision(recall: float, false_alert_rate: float, prevalence: float) -> float:
+    """The share of alerts that are thieves where ``prevalence`` of the meters are, for a
+    job that alerts ``recall`` of the thieves and ``false_alert_rate`` of the honest."""
+    true_alerts = recall * prevalence
+    all_alerts = true_alerts + false_alert_rate * (1 - prevalence)
+    return true_alerts / all_alerts if all_alerts else 0.0
 
 
 def _percent(value: float) -> str:
@@ -329,11 +347,18 @@ def render(
             f"| precision (alerts on planted devices / all alerts) | {summary['precision']:.3f} "
             f"({summary['alerts']} alerts) | — | — |"
         ),
+        (
+            f"| precision at {_percent(REALISTIC_PREVALENCE)} prevalence | "
+            f"{summary['realistic_precision']:.3f} | — | — |"
+        ),
         "",
         (
             f"Precision depends on how many thieves there are: here {summary['planted']} of "
             f"{summary['devices']} devices ({_percent(summary['planted'] / summary['devices'])}) "
-            "carry a planted case."
+            f"carry a planted case. Where {_percent(REALISTIC_PREVALENCE)} of the meters are "
+            f"thieves, the job's recall over every planted device ({summary['recall']:.3f}) "
+            "and its honest false-alert rate give the precision of the row above: recall x "
+            "prevalence / (recall x prevalence + false-alert rate x (1 - prevalence))."
         ),
         "",
         "## Why devices are missed or falsely alerted",
@@ -364,16 +389,30 @@ def render(
     lines += _breakdown(false_alerts, lambda kv: -kv[1], "no honest device was alerted")
     honest_by_event = Counter(d.honest_event for d in devices if d.case == HONEST)
     alerted_by_event = Counter(d.honest_event for d in devices if d.case == HONEST and d.alerted)
+    explained_by_event = Counter(
+        d.honest_event
+        for d in devices
+        if d.case == HONEST
+        and not d.alerted
+        and any(rule.endswith(EXPLAINED_MARK) for rule in fired.get(d.device_id, ()))
+    )
     lines += [
         "",
-        "Honest devices per situation, and how many of them were alerted:",
+        (
+            "Honest devices per situation (the confounders of theft a utility's meters live "
+            "with): how many were alerted (the false-alert rate of each), and how many had a "
+            "finding that a confounder of the job explained, and were not alerted:"
+        ),
         "",
-        "| honest situation | devices | alerted | share alerted |",
-        "|---|---:|---:|---:|",
+        "| honest situation | devices | alerted | false-alert rate | explained, not alerted |",
+        "|---|---:|---:|---:|---:|",
     ]
     for event, count in sorted(honest_by_event.items()):
         alerted = alerted_by_event.get(event, 0)
-        lines.append(f"| {event} | {count} | {alerted} | {_percent(alerted / count)} |")
+        lines.append(
+            f"| {event} | {count} | {alerted} | {_percent(alerted / count)} "
+            f"| {explained_by_event.get(event, 0)} |"
+        )
     population = Counter((d.customer_class, d.has_generation, d.reading_type) for d in devices)
     lines += [
         "",
@@ -403,8 +442,9 @@ def render(
 
 
 def sweep_partial_rule(data: Path, work: Path, run_date: str) -> dict[str, dict[str, float]] | None:
-    """Every device's findings (rule -> metric) from a run with SWEPT_RULE's threshold opened
-    up to SWEEP_LOOSE: its metric is then known wherever any threshold could fire it."""
+    """Every device's findings that count in its score (rule -> metric; none a confounder
+    explains) from a run with SWEPT_RULE's threshold opened up to SWEEP_LOOSE: its metric
+    is then known wherever any threshold could fire it."""
     config = write_job_config(
         work / "sweep_config.json",
         data,
@@ -420,6 +460,7 @@ def sweep_partial_rule(data: Path, work: Path, run_date: str) -> dict[str, dict[
     try:
         rows = (
             _published(spark, work / "sweep_output", "findings", run_date)
+            .where("explained_by IS NULL")  # an explained finding never counts
             .select("device_id", "rule", "metric")
             .collect()
         )
