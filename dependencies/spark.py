@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pyspark import SparkFiles
@@ -59,13 +59,23 @@ def session_builder(
     return builder
 
 
-def not_applied(spark_config: Mapping[str, str], running: Mapping[str, str]) -> list[str]:
+def is_runtime_sql(key: str) -> bool:
+    """Whether a setting is a Spark SQL one (set on a running session, unless static)."""
+    return key.startswith(RUNTIME_PREFIX)
+
+
+def not_applied(
+    spark_config: Mapping[str, str],
+    running: Mapping[str, str],
+    settable: Callable[[str], bool] = is_runtime_sql,
+) -> list[str]:
     """The settings of ``spark_config`` that a session started elsewhere (spark-submit) has
-    not taken: fixed at its start, and set otherwise there (``running``: its settings)."""
+    not taken: fixed at its start (not ``settable`` on the running session), and set
+    otherwise there (``running``: its settings)."""
     return sorted(
         key
         for key, value in spark_config.items()
-        if not key.startswith(RUNTIME_PREFIX) and running.get(key) != str(value)
+        if not settable(key) and running.get(key) != str(value)
     )
 
 
@@ -85,25 +95,33 @@ def start_spark(
     spark = session_builder(app_name, config["spark"] if config else {}, local).getOrCreate()
     if config is None:
         config = load_config(find_config_file(None, SparkFiles.getRootDirectory()))
+
+    def settable(key: str) -> bool:
+        return is_runtime_sql(key) and spark.conf.isModifiable(key)
+
     for key, value in config["spark"].items():
-        if key.startswith(RUNTIME_PREFIX) and spark.conf.isModifiable(key):
+        if settable(key):
             spark.conf.set(key, value)
     logger = build_logger(config["logging"], config["aws"], app_name, spark)
     if not local:
         running = dict(spark.sparkContext.getConf().getAll())
-        for warning in not_applied_warnings(config["spark"], running):
+        for warning in not_applied_warnings(config["spark"], running, settable):
             logger.warning(warning)
     return spark, logger, config
 
 
-def not_applied_warnings(spark_config: Mapping[str, str], running: Mapping[str, str]) -> list[str]:
+def not_applied_warnings(
+    spark_config: Mapping[str, str],
+    running: Mapping[str, str],
+    settable: Callable[[str], bool] = is_runtime_sql,
+) -> list[str]:
     """A warning per setting of :func:`not_applied`, naming the option that would apply it;
     a secret-looking setting's value is masked (it would reach every log target)."""
     return [
         f"config setting spark[{key}] is not applied: the session spark-submit started has "
         f"another value (pass --conf {key}={redact({key: spark_config[key]})[key]} to "
         "spark-submit)"
-        for key in not_applied(spark_config, running)
+        for key in not_applied(spark_config, running, settable)
     ]
 
 

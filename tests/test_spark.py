@@ -72,6 +72,13 @@ def test_settings_a_submitted_session_lacks_are_named() -> None:
     running = {"spark.driver.memory": "1g", "spark.executor.cores": "2"}
     # THEN the ones it started otherwise or without are named; Spark SQL ones apply anyway
     assert not_applied(settings, running) == ["spark.driver.memory", "spark.ui.enabled"]
+    # ... unless the running session cannot take them (a static Spark SQL setting)
+    static = {**settings, "spark.sql.codegen.cache.maxEntries": "5000"}
+    assert not_applied(static, running, lambda key: key == "spark.sql.shuffle.partitions") == [
+        "spark.driver.memory",
+        "spark.sql.codegen.cache.maxEntries",
+        "spark.ui.enabled",
+    ]
 
 
 def test_a_warning_names_a_secret_setting_but_never_its_value() -> None:
