@@ -49,6 +49,8 @@ ORDER = {
 # Everything published for a run date, in publishing order: the report, the completion
 # marker, last.
 PUBLISHED = (*ORDER, REPORT_TABLE)
+# The setting Delta's VACUUM lists a table's files with, as that many tasks (10,000 unless set).
+LISTING_PARALLELISM_KEY = "spark.sql.sources.parallelPartitionDiscovery.parallelism"
 
 
 class HadoopFs:
@@ -263,6 +265,21 @@ def commit_table(frame: DataFrame, output_path: str, table: str, run_date: date)
         .partitionBy(RUN_DATE)
         .save(table_path(output_path, table))
     )
+
+
+def vacuum(spark: SparkSession, path: str) -> None:
+    """``VACUUM`` the Delta table at ``path`` (its default retention: a week of time travel),
+    listing its files with one task per core of the session rather than Spark's default of
+    10,000 (with which a small table's VACUUM takes 25 s)."""
+    previous = spark.conf.get(LISTING_PARALLELISM_KEY, None)
+    spark.conf.set(LISTING_PARALLELISM_KEY, str(spark.sparkContext.defaultParallelism))
+    try:
+        spark.sql(f"VACUUM delta.`{path}`").collect()
+    finally:
+        if previous is None:
+            spark.conf.unset(LISTING_PARALLELISM_KEY)
+        else:
+            spark.conf.set(LISTING_PARALLELISM_KEY, previous)
 
 
 def delta_version(fs: HadoopFs, path: str) -> int | None:

@@ -5,7 +5,8 @@ until the next run publishes it whole."""
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
+import os
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -273,3 +274,28 @@ def test_a_column_a_newer_release_adds_joins_the_published_table(
         ("A", None),
         ("B", "BASE_LOAD_HELD"),
     ]
+
+
+def test_vacuum_removes_files_older_than_the_retention_and_keeps_the_listing_setting(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    # GIVEN a Delta table, a file no version names written eight days ago (a killed
+    # writer's), another written today, and a listing setting of the session's own
+    path = tmp_path / "table"
+    spark.range(3).write.format("delta").save(str(path))
+    old, new = path / "part-old.parquet", path / "part-new.parquet"
+    for stray in (old, new):
+        stray.write_bytes(b"not named by any version")
+    eight_days_ago = (datetime.now() - timedelta(days=8)).timestamp()
+    os.utime(old, (eight_days_ago, eight_days_ago))
+    spark.conf.set(publishing.LISTING_PARALLELISM_KEY, "7")
+    try:
+        # WHEN it is vacuumed
+        publishing.vacuum(spark, str(path))
+        # THEN the old file is gone, today's stays (a week of time travel), the table reads
+        # as before, and the session's setting is back
+        assert (not old.exists(), new.exists()) == (True, True)
+        assert spark.read.format("delta").load(str(path)).count() == 3
+        assert spark.conf.get(publishing.LISTING_PARALLELISM_KEY) == "7"
+    finally:
+        spark.conf.unset(publishing.LISTING_PARALLELISM_KEY)

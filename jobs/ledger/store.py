@@ -26,7 +26,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from dependencies.fence import NO_FENCE, Fence
-from dependencies.publish import DELTA_LOG, HadoopFs, delta_version
+from dependencies.publish import DELTA_LOG, HadoopFs, delta_version, vacuum
 from jobs.ledger.plan import Files, Provenance, StoredDay
 from jobs.usage import PARTITION
 
@@ -167,4 +167,4 @@ class LedgerTables:
         for name, before in self.versions.items():
             if self._version(name) // VACUUM_EVERY > before // VACUUM_EVERY:
                 self.fence.check(f"vacuuming the ledger's {name}")
-                self.spark.sql(f"VACUUM delta.`{self._table(name)}`").collect()
+                vacuum(self.spark, self._table(name))
