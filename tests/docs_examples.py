@@ -12,7 +12,9 @@ The fences of the docs follow one convention, and this runner knows nothing else
   again. ``make test`` is not run (it is this suite). ``spark://HOST:7077`` stands for a
   cluster: it is replaced by the master URL of a standalone cluster the test starts
   (``spark_cluster`` in tests/conftest.py, shared with tests/test_cluster.py), only when a block
-  needs one.
+  needs one. A page whose first command is another page's first command (``make run`` opens
+  two pages) gets what that one printed and the files it wrote, instead of running it again:
+  the same command on the same fresh copy of the checkout.
 - ```` ```python ````: the python blocks of one page are one session (an IPython session in
   the docs), run in order, after the page's bash blocks, by one ``DEBUG=1 .venv/bin/python``.
   A ```` ```text ```` block that is the next fence after a python block is that block's output:
@@ -32,10 +34,11 @@ import re
 import shlex
 import shutil
 import subprocess
+import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -342,18 +345,73 @@ RUNNABLE = [block for block in BLOCKS if block.not_run_reason is None]
 
 
 PageOutcomes = dict[str, str | list[str] | ExampleFailed]
+Snapshot = dict[str, tuple[int, int]]
 
 
-def run_page(page: str, workdir: Path, master_url: str | None) -> PageOutcomes:
+def files_of(workdir: Path) -> Snapshot:
+    """Every file under ``workdir`` (the linked ``.venv`` aside): its size and modification."""
+    found = {}
+    for directory, subdirectories, names in os.walk(workdir):
+        if directory == str(workdir):
+            subdirectories[:] = [d for d in subdirectories if d != ".venv"]
+        for name in names:
+            path = Path(directory, name)
+            status = path.lstat()
+            found[str(path.relative_to(workdir))] = (status.st_size, status.st_mtime_ns)
+    return found
+
+
+@dataclass
+class FirstCommands:
+    """The first command of pages, run once: by its words, what it printed and the files it
+    wrote in its page's fresh copy of the checkout (kept under ``directory``)."""
+
+    directory: Path
+    printed: dict[tuple[str, ...], str] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def kept(self, words: tuple[str, ...]) -> Path:
+        """Where the files the command wrote are kept."""
+        return self.directory / "_".join(re.sub(r"\W", "", word) for word in words)[:100]
+
+    def run(self, block: Block, workdir: Path, master_url: str | None) -> str:
+        """Run ``block``'s first command in the fresh copy ``workdir``, or give it the files
+        and output of the same command run first on another page; return the output."""
+        command = shell_commands(block.body)[0]
+        words = command_words(command)
+        with self.lock:
+            if words not in self.printed:
+                before = files_of(workdir)
+                one = Block(block.page, block.line, block.language, command + "\n")
+                self.printed[words] = run_shell_block(
+                    one, workdir, set(), master_url, cluster_environment()
+                )
+                after = files_of(workdir)
+                for name in sorted(n for n in after if after[n] != before.get(n)):
+                    (self.kept(words) / name).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(workdir / name, self.kept(words) / name)
+            elif self.kept(words).exists():
+                shutil.copytree(self.kept(words), workdir, symlinks=True, dirs_exist_ok=True)
+            return self.printed[words]
+
+
+def run_page(
+    page: str, workdir: Path, master_url: str | None, first: FirstCommands | None = None
+) -> PageOutcomes:
     """Run a page's bash blocks in order, then its python session, in ``workdir``; each
-    block's output or failure by ``where``, the session's by page."""
+    block's output or failure by ``where``, the session's by page. ``first``: the first
+    commands of pages run so far, shared with this page."""
     blocks = [block for block in BLOCKS if block.page == page]
     outcomes: PageOutcomes = {}
     ran: set[tuple[str, ...]] = set()
     for block in blocks:
         if block.language == SHELL and block.not_run_reason is None:
             try:
-                outcomes[block.where] = run_shell_block(
+                printed = ""
+                if not ran and first is not None and shell_commands(block.body):
+                    printed = first.run(block, workdir, master_url)
+                    ran.add(command_words(shell_commands(block.body)[0]))
+                outcomes[block.where] = printed + run_shell_block(
                     block, workdir, ran, master_url, cluster_environment()
                 )
             except ExampleFailed as failed:
@@ -395,6 +453,7 @@ def running_pages(
         key=steps_of_page,
         reverse=True,
     )
+    first = FirstCommands(tmp_path_factory.mktemp("docs_first_commands"))
     with ThreadPoolExecutor(PAGES_AT_ONCE) as pool:
         yield {
             page: pool.submit(
@@ -402,6 +461,7 @@ def running_pages(
                 page,
                 scratch_copy(REPO, tmp_path_factory.mktemp("docs_checkout")),
                 master_url,
+                first,
             )
             for page in pages
         }

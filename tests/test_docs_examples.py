@@ -16,6 +16,7 @@ from docs_examples import (
     SHELL,
     Block,
     ExampleFailed,
+    FirstCommands,
     PageOutcomes,
     check_config_snippet,
     convention_problems,
@@ -134,6 +135,32 @@ def test_a_command_runs_once_and_make_test_never(tmp_path: Path) -> None:
     run_shell_block(again, tmp_path, ran)
     # THEN each distinct command ran once, and make test not at all
     assert (tmp_path / "log").read_text() == "one\ntwo\n"
+
+
+def test_a_first_command_another_page_ran_gives_its_files_and_output(tmp_path: Path) -> None:
+    # GIVEN two fresh copies of a checkout, and two pages opening with the same command (it
+    # counts its runs outside the copies and writes a file that differs on each run)
+    runs = tmp_path / "runs"
+    command = f"echo run >> {runs} && mkdir -p output && date +%s%N > output/made && echo made"
+    one, two, three = (tmp_path / name for name in ("one", "two", "three"))
+    for copy in (one, two, three):
+        copy.mkdir()
+        (copy / "Makefile").write_text("unchanged\n")
+    first = FirstCommands(tmp_path / "kept")
+    # WHEN the first page runs it, then the second page, then a page opening otherwise
+    printed = [
+        first.run(Block("a.md", 1, "bash", f"{command}\necho later\n"), one, None),
+        first.run(Block("b.md", 4, "bash", f"{command}  # the same words\n"), two, None),
+        first.run(Block("c.md", 2, "bash", "echo other > other\n"), three, None),
+    ]
+    # THEN the command ran once (alone, not the block's next command): the second copy got
+    # its output and the file it wrote; the other command ran on its own
+    assert runs.read_text() == "run\n"
+    assert printed == ["made\n", "made\n", ""]
+    assert (two / "output" / "made").read_text() == (one / "output" / "made").read_text()
+    assert sorted(p.name for p in two.rglob("*")) == ["Makefile", "made", "output"]
+    assert (three / "other").read_text() == "other\n"
+    assert not (three / "output").exists()
 
 
 def test_a_python_failure_names_its_block(tmp_path: Path) -> None:
