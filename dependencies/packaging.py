@@ -3,9 +3,11 @@
 The zip holds ``dependencies/``, every other repository module the job's entry file imports
 (the entry file itself goes to spark-submit on its own), the bundled default config, and the
 runtime packages of the lock (``pipenv requirements``) except those Spark provides, copied
-from the virtualenv that ``make install`` synced with the lock. A package with native code
-cannot be imported from a zip: it is refused, and the README's ``--archives`` route applies
-(there, ``--modules-only`` leaves the runtime packages to the packed virtualenv).
+from the virtualenv that ``make install`` synced with the lock. A package with native code cannot be
+imported from a zip: it is refused, and the README's ``--archives`` route applies (there,
+``--modules-only`` leaves the runtime packages to the packed virtualenv). The one exception is
+a package whose native code only speeds up a pure-Python fallback (MarkupSafe's
+``_speedups``): it ships without that code.
 The zip is reproducible: sorted entries, fixed timestamps and modes, no bytecode.
 
     python -m dependencies.packaging --requirements REQS --entry jobs/datalake_job.py --output ZIP
@@ -33,6 +35,10 @@ REPO = Path(__file__).resolve().parent.parent
 OWN_PACKAGES = ("dependencies",)
 PROVIDED_BY_SPARK = frozenset({"pyspark", "py4j"})
 NATIVE_SUFFIXES = (".so", ".pyd", ".dylib", ".dll")
+# Packages whose native code is an optional speed-up over pure Python they also ship: the zip
+# takes them without it. MarkupSafe (Jinja2's escaping) imports ``_speedups`` if it can and
+# falls back to ``_native``, the same escaping in Python.
+OPTIONAL_NATIVE = frozenset({"markupsafe"})
 SKIPPED_FILES = frozenset({"RECORD", "INSTALLER", "REQUESTED", "direct_url.json"})
 SKIPPED_SUFFIXES = (".pyc", ".pyo")
 ZIP_TIMESTAMP = (1980, 1, 1, 0, 0, 0)
@@ -68,7 +74,8 @@ def runtime_requirements(requirements_text: str) -> list[Requirement]:
 def package_files(requirement: Requirement) -> dict[str, Path]:
     """Zip entry name -> installed file, for one pinned package installed in this interpreter.
 
-    Raises :class:`PackagingError` when it is missing, at another version, or has native code."""
+    Raises :class:`PackagingError` when it is missing, at another version, or has native code
+    (native code that is only an optional speed-up, :data:`OPTIONAL_NATIVE`, is left out)."""
     pins = [spec.version for spec in requirement.specifier if spec.operator == "=="]
     if len(pins) != 1:
         raise PackagingError(f"{requirement}: the lock must pin one exact version")
@@ -95,7 +102,10 @@ def package_files(requirement: Requirement) -> dict[str, Path]:
             continue
         if name.endswith(NATIVE_SUFFIXES) or ".so." in entry.name:
             native.append(name)
+            continue
         files[name] = Path(distribution.locate_file(entry))
+    if canonicalize_name(requirement.name) in OPTIONAL_NATIVE:
+        return files
     wheel = distribution.read_text("WHEEL") or ""
     if native or "Root-Is-Purelib: false" in wheel:
         shown = ", ".join(native[:3]) or "a platform-specific wheel"

@@ -1,5 +1,6 @@
 """packages.zip: what build_dependencies.sh puts in it, that it is reproducible, that its
-runtime packages work from the zip alone, and that native code is refused."""
+runtime packages work from the zip alone, and that native code is refused (unless it only
+speeds up Python the package also has)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ import zipfile
 from pathlib import Path
 
 from conftest import REPO
+from packaging.requirements import Requirement
 
 from dependencies.config import BUNDLED_CONFIG
+from dependencies.packaging import NATIVE_SUFFIXES, package_files
 
 # What the entry file imports, directly or not: the zip ships these and nothing else of jobs/
 # (not the entry file itself, debug.py or the tools).
@@ -57,7 +60,13 @@ def test_the_zip_holds_the_job_modules_the_config_and_pure_runtime_packages(
         "botocore/__init__.py",
         "six.py",
         "prometheus_client/__init__.py",
+        "plotly/__init__.py",
+        "jinja2/__init__.py",
+        "markupsafe/__init__.py",
+        "markupsafe/_native.py",
     } <= names
+    # MarkupSafe without its compiled speed-up, which cannot load from a zip
+    assert not [n for n in names if n.endswith(NATIVE_SUFFIXES) or ".so." in n]
     assert "jobs/datalake_job.py" not in names
     assert not [
         n for n in names if n.startswith(("pyspark/", "py4j/", "tests/")) or n.endswith(".pyc")
@@ -106,6 +115,18 @@ print(json.dumps({{"boto3": boto3.__file__, "read_back": json.loads(s3.read_text
     probe = json.loads(result.stdout)
     assert probe["boto3"].startswith(str(packages_zip))
     assert probe["read_back"] == json.loads((REPO / BUNDLED_CONFIG).read_text())
+
+
+def test_optional_native_code_is_left_out_not_refused() -> None:
+    # GIVEN MarkupSafe, installed with its compiled speed-up
+    version = importlib.metadata.version("markupsafe")
+    installed = [str(f) for f in importlib.metadata.distribution("markupsafe").files or []]
+    assert [name for name in installed if name.endswith(NATIVE_SUFFIXES)]
+    # WHEN its files for the zip are listed
+    files = package_files(Requirement(f"markupsafe=={version}"))
+    # THEN the speed-up is left out and the pure-Python escaping it falls back to is in
+    assert "markupsafe/_native.py" in files
+    assert not [name for name in files if name.endswith(NATIVE_SUFFIXES)]
 
 
 def test_a_package_with_native_code_is_refused(tmp_path: Path) -> None:
