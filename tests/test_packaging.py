@@ -39,6 +39,8 @@ JOB_MODULES = {
     "usage",
     "validate",
 }
+# Files the job's modules read at run time: the alerts page's template.
+JOB_DATA = {"jobs/alerts/alerts.html.j2"}
 
 
 def test_the_zip_holds_the_job_modules_the_config_and_pure_runtime_packages(
@@ -53,7 +55,7 @@ def test_the_zip_holds_the_job_modules_the_config_and_pure_runtime_packages(
     assert own <= names
     assert {n for n in names if n.startswith("jobs/")} == {
         f"jobs/{module}.py" for module in JOB_MODULES
-    }
+    } | JOB_DATA
     assert BUNDLED_CONFIG in names
     assert {
         "boto3/__init__.py",
