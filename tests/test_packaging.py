@@ -1,6 +1,7 @@
 """packages.zip: what build_dependencies.sh puts in it, that it is reproducible, that its
-runtime packages work from the zip alone, and that native code is refused (unless it only
-speeds up Python the package also has)."""
+runtime packages work from the zip alone (boto3; the alerts page, its template, Jinja2 and
+MarkupSafe), and that native code is refused (unless it only speeds up Python the package
+also has)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from conftest import REPO
 from packaging.requirements import Requirement
+from test_alert_page import VALUES, page_inputs, render
 
 from dependencies.config import BUNDLED_CONFIG
 from dependencies.packaging import NATIVE_SUFFIXES, package_files
@@ -117,6 +119,46 @@ print(json.dumps({{"boto3": boto3.__file__, "read_back": json.loads(s3.read_text
     probe = json.loads(result.stdout)
     assert probe["boto3"].startswith(str(packages_zip))
     assert probe["read_back"] == json.loads((REPO / BUNDLED_CONFIG).read_text())
+
+
+def test_the_alerts_page_renders_from_the_zip_alone(packages_zip: Path) -> None:
+    # GIVEN an isolated interpreter that sees only the zip, and the inputs of a page with
+    # markup, scripts, quotes and ampersands in every text field (dates as ISO strings)
+    report, alerts, evidence = page_inputs(VALUES)
+    arguments = json.dumps(
+        [report, alerts, evidence, VALUES["currency"], VALUES["command"]], default=str
+    )
+    script = f"""
+import importlib.resources, json, sys
+sys.path.insert(0, {str(packages_zip)!r})
+import jinja2, markupsafe, plotly
+from jobs.alerts import page
+print(json.dumps({{
+    "modules": [m.__file__ for m in (jinja2, markupsafe, plotly, page)],
+    "template": str(importlib.resources.files("jobs.alerts").joinpath(page.TEMPLATE)),
+    "escaping": markupsafe._escape_inner.__module__,
+    "page": page.render_alerts_html(*json.loads({arguments!r})),
+}}))
+"""
+    # WHEN it renders the alerts page
+    result = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", script],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    # THEN Jinja2, MarkupSafe (its pure-Python escaping), plotly, the page's module and its
+    # template all came from the zip
+    assert result.returncode == 0, result.stderr
+    probe = json.loads(result.stdout)
+    assert [path.startswith(str(packages_zip)) for path in probe["modules"]] == [True] * 4
+    assert probe["template"].startswith(str(packages_zip))
+    assert probe["escaping"] == "markupsafe._native"
+    # and the page is the one the checkout renders, every value escaped
+    assert probe["page"] == render(VALUES)
+    assert VALUES["device_id"] not in probe["page"]
 
 
 def test_optional_native_code_is_left_out_not_refused() -> None:
