@@ -24,7 +24,7 @@ SUBMIT = $(PYTHON) -m dependencies.submit --spark-submit $(VENV)/bin/spark-submi
 	--deploy-mode $(DEPLOY_MODE) --config '$(CONFIG)' --package packages.zip \
 	--lock-dir '$(LOCK_DIR)' --lock-wait $(LOCK_WAIT) --submit-args '$(SUBMIT_ARGS)' --job-args '$(JOB_ARGS)'
 PACKAGE_SOURCES = Pipfile.lock build_dependencies.sh dependencies/packaging.py configs/datalake_config.json \
-	$(wildcard dependencies/*.py jobs/*.py jobs/alerts/*.py)
+	$(wildcard dependencies/*.py jobs/*.py jobs/alerts/*.py jobs/alerts/*.j2)
 
 .PHONY: install jars test-servers run test lint package submit backfill generate quality bench clean
 

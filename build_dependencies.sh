@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Build packages.zip for `spark-submit --py-files packages.zip`: dependencies/, the modules the
-# job imports, the bundled default config, and the pure-Python runtime packages of the lock
-# (`pipenv requirements`, without pyspark and py4j, which Spark provides). A runtime package
-# with native code is refused: ship a packed virtualenv with --archives instead (README,
-# "Submitting to a cluster"), and build the zip with --modules-only.
+# job imports and the templates beside them, the bundled default config, and the pure-Python
+# runtime packages of the lock (`pipenv requirements`, without pyspark and py4j, which Spark
+# provides). A runtime package with native code is refused (MarkupSafe ships without its
+# optional compiled speed-up instead): ship a packed virtualenv with --archives instead
+# (README, "Submitting to a cluster"), and build the zip with --modules-only.
 #
 #   ./build_dependencies.sh [--modules-only] [OUTPUT_ZIP]    # default: packages.zip here
 set -euo pipefail

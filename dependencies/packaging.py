@@ -1,11 +1,14 @@
 """Build packages.zip for ``spark-submit --py-files``; build_dependencies.sh runs it.
 
 The zip holds ``dependencies/``, every other repository module the job's entry file imports
-(the entry file itself goes to spark-submit on its own), the bundled default config, and the
-runtime packages of the lock (``pipenv requirements``) except those Spark provides, copied
-from the virtualenv that ``make install`` synced with the lock. A package with native code
-cannot be imported from a zip: it is refused, and the README's ``--archives`` route applies
-(there, ``--modules-only`` leaves the runtime packages to the packed virtualenv).
+(the entry file itself goes to spark-submit on its own) with the templates beside them (the
+alerts page's ``jobs/alerts/alerts.html.j2``), the bundled default config, and the runtime
+packages of the lock (``pipenv requirements``) except those Spark provides, copied from the
+virtualenv that ``make install`` synced with the lock. A package with native code cannot be
+imported from a zip: it is refused, and the README's ``--archives`` route applies (there,
+``--modules-only`` leaves the runtime packages to the packed virtualenv). The one exception is
+a package whose native code only speeds up a pure-Python fallback (MarkupSafe's
+``_speedups``): it ships without that code.
 The zip is reproducible: sorted entries, fixed timestamps and modes, no bytecode.
 
     python -m dependencies.packaging --requirements REQS --entry jobs/datalake_job.py --output ZIP
@@ -33,6 +36,13 @@ REPO = Path(__file__).resolve().parent.parent
 OWN_PACKAGES = ("dependencies",)
 PROVIDED_BY_SPARK = frozenset({"pyspark", "py4j"})
 NATIVE_SUFFIXES = (".so", ".pyd", ".dylib", ".dll")
+# Packages whose native code is an optional speed-up over pure Python they also ship: the zip
+# takes them without it. MarkupSafe (Jinja2's escaping) imports ``_speedups`` if it can and
+# falls back to ``_native``, the same escaping in Python.
+OPTIONAL_NATIVE = frozenset({"markupsafe"})
+# Files beside the job's modules that they read at run time (importlib.resources), shipped
+# with them: the alerts page's Jinja2 template.
+MODULE_DATA_SUFFIXES = (".j2",)
 SKIPPED_FILES = frozenset({"RECORD", "INSTALLER", "REQUESTED", "direct_url.json"})
 SKIPPED_SUFFIXES = (".pyc", ".pyo")
 ZIP_TIMESTAMP = (1980, 1, 1, 0, 0, 0)
@@ -68,7 +78,8 @@ def runtime_requirements(requirements_text: str) -> list[Requirement]:
 def package_files(requirement: Requirement) -> dict[str, Path]:
     """Zip entry name -> installed file, for one pinned package installed in this interpreter.
 
-    Raises :class:`PackagingError` when it is missing, at another version, or has native code."""
+    Raises :class:`PackagingError` when it is missing, at another version, or has native code
+    (native code that is only an optional speed-up, :data:`OPTIONAL_NATIVE`, is left out)."""
     pins = [spec.version for spec in requirement.specifier if spec.operator == "=="]
     if len(pins) != 1:
         raise PackagingError(f"{requirement}: the lock must pin one exact version")
@@ -95,7 +106,10 @@ def package_files(requirement: Requirement) -> dict[str, Path]:
             continue
         if name.endswith(NATIVE_SUFFIXES) or ".so." in entry.name:
             native.append(name)
+            continue
         files[name] = Path(distribution.locate_file(entry))
+    if canonicalize_name(requirement.name) in OPTIONAL_NATIVE:
+        return files
     wheel = distribution.read_text("WHEEL") or ""
     if native or "Root-Is-Purelib: false" in wheel:
         shown = ", ".join(native[:3]) or "a platform-specific wheel"
@@ -122,17 +136,25 @@ def top_level_modules(files: dict[str, Path]) -> set[str]:
 
 def own_modules(entry: Path) -> dict[str, Path]:
     """The repository's modules the job needs: all of ``dependencies/``, and every repository
-    module ``entry`` imports (directly or not), except ``entry`` itself."""
+    module ``entry`` imports (directly or not), except ``entry`` itself; and the data files
+    (:data:`MODULE_DATA_SUFFIXES`) in the directories of those modules."""
     finder = modulefinder.ModuleFinder(path=[str(REPO)])
     finder.run_script(str(entry))
     modules = {Path(module.__file__) for module in finder.modules.values() if module.__file__}
     for package in OWN_PACKAGES:
         modules.update((REPO / package).rglob("*.py"))
-    return {
-        path.relative_to(REPO).as_posix(): path
+    modules = {
+        path
         for path in modules
         if path.resolve().is_relative_to(REPO) and path.resolve() != entry.resolve()
     }
+    for directory in {path.parent for path in modules}:
+        modules.update(
+            path
+            for path in directory.iterdir()
+            if path.is_file() and path.name.endswith(MODULE_DATA_SUFFIXES)
+        )
+    return {path.relative_to(REPO).as_posix(): path for path in modules}
 
 
 def write_zip(entries: dict[str, Path], output: Path) -> None:

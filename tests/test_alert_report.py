@@ -3,7 +3,6 @@ Chromium (every device's charts drawn, no script error; a page whose charts do n
 
 from __future__ import annotations
 
-import html
 import json
 import re
 from datetime import date, timedelta
@@ -13,6 +12,7 @@ from typing import Any
 import plotly.offline
 import pytest
 from browser import assert_report_rendered, parse_rendered, rendered_dom, screenshot
+from markupsafe import escape
 from pyspark.sql import SparkSession
 
 from dependencies.config import bundled_defaults
@@ -179,14 +179,14 @@ def page(inputs: tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]
 
 def section(page: str, device_id: str) -> str:
     """The HTML of a device's section."""
-    start = page.index(f'<section class="device" id="{html.escape(device_anchor(device_id))}"')
+    start = page.index(f'<section class="device" id="{escape(device_anchor(device_id))}"')
     return page[start : page.index("</section>", start)]
 
 
 def alert_row(page: str, device_id: str) -> str:
     """The HTML of a device's row in the alert table."""
     table = page[page.index('<div id="alerts">') :]
-    start = table.index(f"<code>{html.escape(device_id)}</code>")
+    start = table.index(f"<code>{escape(device_id)}</code>")
     return table[table.rindex("<tr>", 0, start) : table.index("</tr>", start)]
 
 
@@ -196,7 +196,7 @@ def test_one_section_per_device_with_evidence_in_rank_order(page: str) -> None:
     assert sections == [
         ("device-D-DROP", "D-DROP"),
         ("device-D-SHAPE", "D-SHAPE"),
-        (html.escape(device_anchor(HOSTILE_ID)), html.escape(HOSTILE_ID)),
+        (escape(device_anchor(HOSTILE_ID)), escape(HOSTILE_ID)),
     ]
     assert "1 of them have no evidence section" in page
     assert '<a href="#device-D-DROP">' in alert_row(page, "D-DROP")
@@ -245,8 +245,11 @@ def test_daily_chart_leaves_days_without_data_as_gaps(page: str) -> None:
 def test_findings_in_words_with_metric_and_threshold(page: str) -> None:
     text = section(page, "D-DROP")
     assert (
-        "Consumption in the window is 42 % of the expected level, the baseline mean times its "
-        "class&#x27;s drift (CONSUMPTION_DROP fires at ≤ 65 %)." in text
+        escape(
+            "Consumption in the window is 42 % of the expected level, the baseline mean times "
+            "its class's drift (CONSUMPTION_DROP fires at ≤ 65 %)."
+        )
+        in text
     )
     assert "tamper counter went up 3 times in the window" in text
     # the strongest rule first, in the config's order
@@ -276,8 +279,8 @@ def test_text_from_the_data_is_escaped(page: str) -> None:
     # THEN no markup from a device id or a cleared device reaches the page unescaped
     assert HOSTILE_ID not in page
     assert "<b>gone</b>" not in page
-    assert f"<code>{html.escape(HOSTILE_ID)}</code>" in page
-    assert 'data-device-id="&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;"' in page
+    assert f"<code>{escape(HOSTILE_ID)}</code>" in page
+    assert 'data-device-id="&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;&amp;"' in page
 
 
 def test_run_summary_history_and_cleared_devices(page: str) -> None:
@@ -304,7 +307,7 @@ def test_page_is_offline_and_names_its_command(page: str) -> None:
     # THEN plotly.js is inlined once, nothing is fetched, and the page says what made it
     assert page.count(plotly.offline.get_plotlyjs()[:200]) == 1
     assert not re.search(r"""<(script|link|img)[^>]+(src|href)=["']?(https?:)?//""", page)
-    assert f"<code>{html.escape(COMMAND)}</code>" in page
+    assert f"<code>{escape(COMMAND)}</code>" in page
 
 
 # --- The page in headless Chromium ---

@@ -1,5 +1,5 @@
-"""The README's layout table names every module of the job and its helpers, and only paths
-that exist."""
+"""The README's layout table names every module of the job and its helpers (and the templates
+beside them), and only paths that exist."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from conftest import REPO
 
 LAYOUT_HEADING = "## Layout"
 CODE_FOLDERS = ("jobs", "dependencies")
+CODE_FILES = ("*.py", "*.j2")
 
 
 def layout_paths() -> set[str]:
@@ -20,11 +21,13 @@ def layout_paths() -> set[str]:
 
 
 def test_the_layout_names_every_module() -> None:
-    # GIVEN every Python module of the job's folders (a package's __init__ aside)
+    # GIVEN every Python module of the job's folders (a package's __init__ aside) and every
+    # template beside them
     modules = {
         path.relative_to(REPO).as_posix()
         for folder in CODE_FOLDERS
-        for path in (REPO / folder).rglob("*.py")
+        for pattern in CODE_FILES
+        for path in (REPO / folder).rglob(pattern)
         if path.name != "__init__.py"
     }
     # THEN the README's layout table names each of them

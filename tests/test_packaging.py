@@ -1,5 +1,7 @@
 """packages.zip: what build_dependencies.sh puts in it, that it is reproducible, that its
-runtime packages work from the zip alone, and that native code is refused."""
+runtime packages work from the zip alone (boto3; the alerts page, its template, Jinja2 and
+MarkupSafe), and that native code is refused (unless it only speeds up Python the package
+also has)."""
 
 from __future__ import annotations
 
@@ -11,8 +13,11 @@ import zipfile
 from pathlib import Path
 
 from conftest import REPO
+from packaging.requirements import Requirement
+from test_alert_page import VALUES, page_inputs, render
 
 from dependencies.config import BUNDLED_CONFIG
+from dependencies.packaging import NATIVE_SUFFIXES, package_files
 
 # What the entry file imports, directly or not: the zip ships these and nothing else of jobs/
 # (not the entry file itself, debug.py or the tools).
@@ -36,6 +41,8 @@ JOB_MODULES = {
     "usage",
     "validate",
 }
+# Files the job's modules read at run time: the alerts page's template.
+JOB_DATA = {"jobs/alerts/alerts.html.j2"}
 
 
 def test_the_zip_holds_the_job_modules_the_config_and_pure_runtime_packages(
@@ -50,14 +57,20 @@ def test_the_zip_holds_the_job_modules_the_config_and_pure_runtime_packages(
     assert own <= names
     assert {n for n in names if n.startswith("jobs/")} == {
         f"jobs/{module}.py" for module in JOB_MODULES
-    }
+    } | JOB_DATA
     assert BUNDLED_CONFIG in names
     assert {
         "boto3/__init__.py",
         "botocore/__init__.py",
         "six.py",
         "prometheus_client/__init__.py",
+        "plotly/__init__.py",
+        "jinja2/__init__.py",
+        "markupsafe/__init__.py",
+        "markupsafe/_native.py",
     } <= names
+    # MarkupSafe without its compiled speed-up, which cannot load from a zip
+    assert not [n for n in names if n.endswith(NATIVE_SUFFIXES) or ".so." in n]
     assert "jobs/datalake_job.py" not in names
     assert not [
         n for n in names if n.startswith(("pyspark/", "py4j/", "tests/")) or n.endswith(".pyc")
@@ -106,6 +119,58 @@ print(json.dumps({{"boto3": boto3.__file__, "read_back": json.loads(s3.read_text
     probe = json.loads(result.stdout)
     assert probe["boto3"].startswith(str(packages_zip))
     assert probe["read_back"] == json.loads((REPO / BUNDLED_CONFIG).read_text())
+
+
+def test_the_alerts_page_renders_from_the_zip_alone(packages_zip: Path) -> None:
+    # GIVEN an isolated interpreter that sees only the zip, and the inputs of a page with
+    # markup, scripts, quotes and ampersands in every text field (dates as ISO strings)
+    report, alerts, evidence = page_inputs(VALUES)
+    arguments = json.dumps(
+        [report, alerts, evidence, VALUES["currency"], VALUES["command"]], default=str
+    )
+    script = f"""
+import importlib.resources, json, sys
+sys.path.insert(0, {str(packages_zip)!r})
+import jinja2, markupsafe, plotly
+from jobs.alerts import page
+print(json.dumps({{
+    "modules": [m.__file__ for m in (jinja2, markupsafe, plotly, page)],
+    "template": str(importlib.resources.files("jobs.alerts").joinpath(page.TEMPLATE)),
+    "escaping": markupsafe._escape_inner.__module__,
+    "page": page.render_alerts_html(*json.loads({arguments!r})),
+}}))
+"""
+    # WHEN it renders the alerts page
+    result = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", script],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    # THEN Jinja2, MarkupSafe (its pure-Python escaping), plotly, the page's module and its
+    # template all came from the zip
+    assert result.returncode == 0, result.stderr
+    probe = json.loads(result.stdout)
+    assert [path.startswith(str(packages_zip)) for path in probe["modules"]] == [True] * 4
+    assert probe["template"].startswith(str(packages_zip))
+    assert probe["escaping"] == "markupsafe._native"
+    # and the page is the one the checkout renders, every value escaped
+    assert probe["page"] == render(VALUES)
+    assert VALUES["device_id"] not in probe["page"]
+
+
+def test_optional_native_code_is_left_out_not_refused() -> None:
+    # GIVEN MarkupSafe, installed with its compiled speed-up
+    version = importlib.metadata.version("markupsafe")
+    installed = [str(f) for f in importlib.metadata.distribution("markupsafe").files or []]
+    assert [name for name in installed if name.endswith(NATIVE_SUFFIXES)]
+    # WHEN its files for the zip are listed
+    files = package_files(Requirement(f"markupsafe=={version}"))
+    # THEN the speed-up is left out and the pure-Python escaping it falls back to is in
+    assert "markupsafe/_native.py" in files
+    assert not [name for name in files if name.endswith(NATIVE_SUFFIXES)]
 
 
 def test_a_package_with_native_code_is_refused(tmp_path: Path) -> None:

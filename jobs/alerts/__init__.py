@@ -3,5 +3,6 @@
 - :mod:`jobs.alerts.value`: the energy at stake, its value, the priority and the rank;
 - :mod:`jobs.alerts.history`: new or continuing since the previous complete run, or cleared;
 - :mod:`jobs.alerts.evidence`: the per-day evidence rows of the highest-ranked alerts;
-- :mod:`jobs.alerts.page`: the run's HTML report of its alerts (pure Python and plotly).
+- :mod:`jobs.alerts.page`: the run's HTML report of its alerts (plotly charts, laid out by the
+  Jinja2 template ``alerts.html.j2`` beside it).
 """

@@ -3,8 +3,11 @@
 :func:`render_alerts_html` turns the run report, the ranked alerts and the evidence rows (small,
 bounded lists of dicts the job has collected) into one self-contained page: the run's summary,
 the ranked alert table, and per device with evidence its daily import, its hourly profile and
-its findings in words. Pure Python and plotly; plotly.js is inlined once, so the page opens
-with no network. Every text taken from the data is HTML-escaped.
+its findings in words. This module puts the values in words and builds the plotly figures; the
+Jinja2 template ``alerts.html.j2`` beside it lays out the page, with autoescaping on, so every
+text taken from the data or the config is HTML-escaped (only plotly.js and plotly's chart HTML
+go in as they are). plotly.js is inlined once, so the page opens with no network. The template
+is read with ``importlib.resources``, from the checkout or from ``packages.zip``.
 
 The rule thresholds quoted in the findings are the run's own: ``report["parameters"]["rules"]``
 (the config's ``rules`` section, as the run used it).
@@ -12,15 +15,18 @@ The rule thresholds quoted in the findings are the run's own: ``report["paramete
 
 from __future__ import annotations
 
-import html
+import functools
+import importlib.resources
 import string
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
+import jinja2
 import plotly.io
 import plotly.offline
+from markupsafe import Markup
 
 # Rules that look only at the shape of the day: energy can be billed in full and still alert.
 SHAPE_RULES = frozenset({"ZERO_RUNS", "FLAT_PROFILE", "PROFILE_SHIFT"})
@@ -114,44 +120,8 @@ FINDINGS: dict[str, str] = {
 }
 
 
-STYLE = """
-body { font-family: system-ui, sans-serif; margin: 1.5rem auto; max-width: 80rem; padding: 0 1rem;
-       color: #222; line-height: 1.4; }
-h1 { font-size: 1.5rem; } h2 { font-size: 1.25rem; margin-top: 2rem; } h3 { font-size: 1.1rem; }
-h4 { font-size: 0.95rem; margin: 0.5rem 0 0; font-weight: 600; }
-table { border-collapse: collapse; margin: 0.5rem 0 1rem; font-size: 0.9rem; }
-th, td { border: 1px solid #ccc; padding: 0.2rem 0.5rem; text-align: left; vertical-align: top; }
-th { background: #f3f3f3; }
-td.number { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-td { white-space: nowrap; } td.wrap { white-space: normal; }
-code { background: #f3f3f3; padding: 0 0.2rem; }
-.summary { display: flex; flex-wrap: wrap; gap: 0 2rem; }
-section.device { border-top: 2px solid #ddd; margin-top: 1.5rem; }
-/* Fixed columns: a chart is drawn as soon as it is parsed, at its column's width. */
-.charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(30rem, 1fr)); gap: 1rem; }
-.timing-only { font-style: italic; color: #8a5a00; }
-#script-errors { color: #b00; border: 2px solid #b00; padding: 0.5rem 2rem; }
-#script-errors:empty { display: none; }
-"""
-
-# Records every script error into #script-errors, so a person and a browser test both see it.
-ERROR_HOOK = """
-(function () {
-  var list = document.getElementById("script-errors");
-  function record(text) {
-    var item = document.createElement("li");
-    item.textContent = text;
-    list.appendChild(item);
-  }
-  window.addEventListener("error", function (event) {
-    record((event.message || "error") + " (" + (event.filename || "page") + ":" + \
-(event.lineno || 0) + ")");
-  }, true);
-  window.addEventListener("unhandledrejection", function (event) {
-    record("unhandled rejection: " + event.reason);
-  });
-})();
-"""
+TEMPLATE = "alerts.html.j2"  # beside this module, in the repository and in packages.zip
+COUNT_COLUMNS = ("read", "used", "rejected", "deduplicated", "outside_window")
 
 
 def render_alerts_html(
@@ -171,34 +141,23 @@ def render_alerts_html(
     days_by_device: dict[str, list[dict[str, Any]]] = {}
     for row in evidence:
         days_by_device.setdefault(str(row["device_id"]), []).append(row)
-    sections = [
-        _device_section(
-            alert, days_by_device[str(alert["device_id"])], rules_config, currency, position
-        )
-        for position, alert in enumerate(alerts)
-        if str(alert["device_id"]) in days_by_device
-    ]
-    run_date = _text(report["run_date"])
-    return "\n".join(
-        [
-            "<!DOCTYPE html>",
-            '<html lang="en"><head><meta charset="utf-8">',
-            f"<title>Alerts of run date {run_date}</title>",
-            f"<style>{STYLE}</style></head><body>",
-            '<ul id="script-errors"></ul>',
-            f"<script>{ERROR_HOOK}</script>",
-            f'<script type="text/javascript">{plotly.offline.get_plotlyjs()}</script>',
-            f"<h1>Alerts of run date {run_date}</h1>",
-            (
-                f"<p>Made by <code>{_text(command)}</code> "
-                f"(run <code>{_text(report['run_id'])}</code>).</p>"
-            ),
-            _run_summary(report),
-            _alert_table(alerts, report["alerts"], set(days_by_device), currency),
-            "<h2>Evidence per alerted device</h2>",
-            *(sections or ["<p>No alerted device has evidence in this run.</p>"]),
-            "</body></html>",
-        ]
+    with_evidence = set(days_by_device)
+    return _template().render(
+        report=report,
+        baseline_end=_baseline_end(report["parameters"]),
+        command=command,
+        currency=currency,
+        alerts=[_alert_row(alert, with_evidence, currency) for alert in alerts],
+        devices=[
+            _device_section(
+                alert, days_by_device[str(alert["device_id"])], rules_config, currency, position
+            )
+            for position, alert in enumerate(alerts)
+            if str(alert["device_id"]) in with_evidence
+        ],
+        count_columns=COUNT_COLUMNS,
+        timing_only=TIMING_ONLY,
+        plotly_js=Markup(plotly.offline.get_plotlyjs()),
     )
 
 
@@ -239,10 +198,6 @@ def _rule_order(rule: str, rules_config: Mapping[str, Any]) -> tuple[int, str]:
     return (names.index(rule) if rule in names else len(names), rule)
 
 
-def _text(value: Any) -> str:
-    return html.escape(str(value), quote=True)
-
-
 def _money(amount: float, currency: str) -> str:
     return f"{amount:,.2f} {currency}"
 
@@ -253,130 +208,47 @@ def _iso(value: date | datetime | str | None) -> str:
     return value.isoformat()[:10] if isinstance(value, date | datetime) else str(value)[:10]
 
 
-def _table(
-    header: Iterable[str], rows: Iterable[Iterable[str]], classes: Mapping[int, str] | None = None
-) -> str:
-    """An HTML table, ``classes`` per column index; header and cells are HTML already."""
-    head = "".join(f"<th>{cell}</th>" for cell in header)
-    cell_tags = {i: f'<td class="{name}">' for i, name in (classes or {}).items()}
-    body = "".join(
-        "<tr>"
-        + "".join(f"{cell_tags.get(i, '<td>')}{cell}</td>" for i, cell in enumerate(row))
-        + "</tr>"
-        for row in rows
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+def _number(count: int) -> str:
+    return f"{count:,}"
 
 
-def _run_summary(report: dict[str, Any]) -> str:
-    parameters = report["parameters"]
-    window_start = date.fromisoformat(_iso(parameters["window_start"]))
-    baseline_end = window_start - ONE_DAY
-    counts = _table(
-        ["table", "read", "used", "rejected", "deduplicated", "outside window"],
-        (
-            [_text(table)]
-            + [
-                f"{entry[key]:,}"
-                for key in ("read", "used", "rejected", "deduplicated", "outside_window")
-            ]
-            for table, entry in report["counts"].items()
-        ),
-        dict.fromkeys(range(1, 6), "number"),
+@functools.cache
+def _template() -> jinja2.Template:
+    """The page's template, read from this package (a directory, or ``packages.zip`` on a
+    cluster) and compiled once; every value it prints is HTML-escaped unless it is Markup."""
+    environment = jinja2.Environment(
+        loader=jinja2.FunctionLoader(_template_source),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
     )
-    findings = _table(
-        ["rule", "findings"],
-        ([_text(rule), f"{count:,}"] for rule, count in report["findings_by_rule"].items()),
-        {1: "number"},
-    )
-    history = report["history"]
-    previous = history["previous_run_date"]
-    cleared = history["cleared_devices"]
-    cleared_list = (
-        '<ul class="cleared">'
-        + "".join(f"<li><code>{_text(device)}</code></li>" for device in cleared)
-        + "</ul>"
-        if cleared
-        else "<p>No device cleared.</p>"
-    )
-    return f"""<h2>The run</h2>
-<ul>
-<li>Run date <strong>{_text(report["run_date"])}</strong>; detection window (W)
-{_text(_iso(parameters["window_start"]))} to {_text(_iso(parameters["window_end"]))}
-({_text(parameters["window_days"])} days); baseline (B) {_text(_iso(parameters["baseline_start"]))}
-to {baseline_end.isoformat()} ({_text(parameters["baseline_days"])} days).</li>
-<li>Alerts: <strong>{_text(report["alerts"])}</strong> \
-(<span id="history-new">{history["new"]:,}</span> new,
-<span id="history-continuing">{history["continuing"]:,}</span> continuing);
-<span id="history-cleared">{history["cleared"]:,}</span> cleared since the previous run date,
-{_text(previous) if previous else "none within the look-back"}.</li>
-</ul>
-<div class="summary">
-<div><h3>Rows per input table</h3>{counts}</div>
-<div><h3>Findings per rule</h3>{findings}</div>
-<div><h3>Cleared devices</h3>
-<p>Alerted on the previous run date, not on this one.</p>{cleared_list}</div>
-</div>"""
+    environment.filters.update(iso=_iso, number=_number)
+    return environment.get_template(TEMPLATE)
 
 
-def _alert_table(
-    alerts: list[dict[str, Any]], total: int, with_evidence: set[str], currency: str
-) -> str:
-    rows = []
-    for alert in alerts:
-        device = str(alert["device_id"])
-        kwh, value = estimate_text(alert, currency)
-        estimate_class = ' class="timing-only"' if kwh == TIMING_ONLY else ""
-        link = (
-            f'<a href="#{_text(device_anchor(device))}"><code>{_text(device)}</code></a>'
-            if device in with_evidence
-            else f"<code>{_text(device)}</code>"
-        )
-        rows.append(
-            [
-                f"{alert['rank']:,}",
-                link,
-                _text(alert["service_point_id"] or ""),
-                _text(alert["customer_class"] or ""),
-                f"{alert['score']:.3f}",
-                _text(", ".join(alert["rules"])),
-                f"<span{estimate_class}>{_text(kwh)}</span>",
-                f"<span{estimate_class}>{_text(value)}</span>",
-                _text(_money(alert["priority"], currency)),
-                _text(alert["status"]),
-                _text(_iso(alert["first_alerted_on"])),
-                f"{alert['runs_alerted']:,}",
-            ]
-        )
-    table = _table(
-        [
-            "rank",
-            "device",
-            "service point",
-            "class",
-            "score",
-            "rules",
-            "estimated unbilled",
-            f"estimated value ({_text(currency)})",
-            "priority",
-            "status",
-            "first alerted on",
-            "runs alerted",
-        ],
-        rows,
-        {**dict.fromkeys((0, 4, 6, 7, 8, 11), "number"), 5: "wrap"},
-    )
-    without_evidence = len([a for a in alerts if str(a["device_id"]) not in with_evidence])
-    notes = [
-        f"The {len(alerts):,} highest-ranked of the run's {total:,} alerts."
-        if len(alerts) < total
-        else "",
-        f"{without_evidence:,} of them have no evidence section (beyond the evidence limit)."
-        if without_evidence
-        else "",
-    ]
-    note = f"<p>{' '.join(n for n in notes if n)}</p>" if any(notes) else ""
-    return f'<h2>Alerts, by rank</h2>\n{note}<div id="alerts">{table}</div>'
+def _template_source(name: str) -> str:
+    return importlib.resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
+
+
+def _baseline_end(parameters: Mapping[str, Any]) -> str:
+    """The last day of B: the day before W."""
+    return (date.fromisoformat(_iso(parameters["window_start"])) - ONE_DAY).isoformat()
+
+
+def _alert_row(alert: dict[str, Any], with_evidence: set[str], currency: str) -> dict[str, Any]:
+    """An alert's line in the table; ``anchor``: its section's id, when it has one."""
+    device = str(alert["device_id"])
+    kwh, value = estimate_text(alert, currency)
+    return {
+        "alert": alert,
+        "device": device,
+        "anchor": device_anchor(device) if device in with_evidence else None,
+        "kwh": kwh,
+        "value": value,
+        "timing_only": kwh == TIMING_ONLY,
+        "priority": _money(alert["priority"], currency),
+    }
 
 
 def _device_section(
@@ -385,40 +257,33 @@ def _device_section(
     rules_config: Mapping[str, Mapping[str, Any]],
     currency: str,
     position: int,
-) -> str:
-    device = str(alert["device_id"])
+) -> dict[str, Any]:
+    """A device's section: its alert line, its findings in words (strongest rule first) and
+    its two charts."""
     days = sorted(days, key=lambda row: _iso(row["day"]))
-    kwh, value = estimate_text(alert, currency)
-    estimate = (
-        f'<span class="timing-only">{TIMING_ONLY}: the energy was billed, its timing changed</span>'
-        if kwh == TIMING_ONLY
-        else f"estimated unbilled {_text(kwh)} ({_text(value)})"
-    )
-    findings = "".join(
-        f"<li>{_text(finding_text(finding['rule'], finding['metric'], rules_config))}"
-        f"{_text(explained_text(finding.get('explained_by')))}</li>"
+    findings = [
+        finding_text(finding["rule"], finding["metric"], rules_config)
+        + explained_text(finding.get("explained_by"))
         for finding in sorted(
             days[0]["findings"] or [],
             key=lambda finding: _rule_order(finding["rule"], rules_config),
         )
-    )
-    daily = _chart(_daily_figure(days), f"chart-daily-{position}", DAILY_TITLE)
-    hourly = _chart(_hourly_figure(days[0]), f"chart-hourly-{position}", HOURLY_TITLE)
-    return f"""<section class="device" id="{_text(device_anchor(device))}" \
-data-device-id="{_text(device)}">
-<h3>#{alert["rank"]:,} <code>{_text(device)}</code></h3>
-<p>Service point <code>{_text(alert["service_point_id"] or "unknown")}</code> · class
-{_text(alert["customer_class"] or "unknown")} · score {alert["score"]:.3f} · {estimate} ·
-{_text(alert["status"])}, first alerted on {_text(_iso(alert["first_alerted_on"]))}, runs alerted
-{alert["runs_alerted"]:,}</p>
-<ul class="findings">{findings}</ul>
-<div class="charts">{daily}{hourly}</div>
-</section>"""
+    ]
+    return {
+        **_alert_row(alert, {str(alert["device_id"])}, currency),
+        "findings": findings,
+        "charts": [
+            _chart(_daily_figure(days), f"chart-daily-{position}", DAILY_TITLE),
+            _chart(_hourly_figure(days[0]), f"chart-hourly-{position}", HOURLY_TITLE),
+        ],
+    }
 
 
-def _chart(figure: dict[str, Any], div_id: str, title: str) -> str:
+def _chart(figure: dict[str, Any], div_id: str, title: str) -> dict[str, Any]:
     """A figure (plain plotly data and layout, built here so plotly need not validate it
-    again) as a div with its drawing script."""
+    again): its title, and plotly's div with its drawing script. That div is Markup, the one
+    piece of HTML besides plotly.js that the page does not escape: plotly writes it, and the
+    figure's JSON in it has ``<``, ``>`` and ``/`` escaped by plotly."""
     axis = {"gridcolor": "#eee", "linecolor": "#999", "zeroline": False}
     figure["layout"] = {
         "height": CHART_HEIGHT_PX,
@@ -440,7 +305,7 @@ def _chart(figure: dict[str, Any], div_id: str, title: str) -> str:
         default_height=f"{CHART_HEIGHT_PX}px",
         config={"displayModeBar": False, "responsive": True},
     )
-    return f'<div class="chart"><h4>{_text(title)}</h4>{body}</div>'
+    return {"title": title, "html": Markup(body)}
 
 
 def _line(
@@ -488,11 +353,16 @@ def _daily_figure(days: list[dict[str, Any]]) -> dict[str, Any]:
     exports = [row["export_kwh"] if row["has_data"] else None for row in days]
     if any(amount for amount in exports):
         traces.append(_line(x, exports, "export", EXPORT_COLOUR, "dot"))
-    layout: dict[str, Any] = {}
-    if window_days:
-        first, last = (date.fromisoformat(_iso(window_days[i]["day"])) for i in (0, -1))
-        start = f"{first - ONE_DAY}T12:00"
-        layout["shapes"] = [
+    return {"data": traces, "layout": _window_shading(window_days) if window_days else {}}
+
+
+def _window_shading(window_days: list[dict[str, Any]]) -> dict[str, Any]:
+    """The daily chart's layout over W: the window shaded from half a day before its first
+    day to half a day after its last, marked "W"."""
+    first, last = (date.fromisoformat(_iso(window_days[i]["day"])) for i in (0, -1))
+    start = f"{first - ONE_DAY}T12:00"
+    return {
+        "shapes": [
             {
                 "type": "rect",
                 "xref": "x",
@@ -505,8 +375,8 @@ def _daily_figure(days: list[dict[str, Any]]) -> dict[str, Any]:
                 "line": {"width": 0},
                 "layer": "below",
             }
-        ]
-        layout["annotations"] = [
+        ],
+        "annotations": [
             {
                 "xref": "x",
                 "yref": "paper",
@@ -517,8 +387,8 @@ def _daily_figure(days: list[dict[str, Any]]) -> dict[str, Any]:
                 "xanchor": "left",
                 "yanchor": "top",
             }
-        ]
-    return {"data": traces, "layout": layout}
+        ],
+    }
 
 
 def _hourly_figure(day: dict[str, Any]) -> dict[str, Any]:
