@@ -256,7 +256,7 @@ def test_daily_usage_of_the_sample(spark: SparkSession) -> None:
     raw = extract(spark, {"path": "tests/test_data", "format": "csv"}, window)
     started_at = datetime(2026, 11, 20, tzinfo=UTC)
     readings = readings_inputs(
-        raw, validate_tables(raw, window), bundled_defaults()["usage"], window, started_at
+        validate_tables(raw, window), bundled_defaults()["usage"], window, started_at
     )
     # WHEN usage is computed
     ledger = unstored_ledger(readings)
