@@ -475,7 +475,7 @@ def merge_rows(rows: DataFrame) -> DataFrame:
 
 def by_day(intervals: DataFrame) -> DataFrame:
     """The ledger of the readings: per (device, day) of used intervals, the day's import,
-    export, tamper increments, the evidence the rules need (uninstalled import, export
+    export, tamper increments, the event totals the rules read (uninstalled import, export
     without generation, rollbacks), presence, the shape statistics of its import intervals
     (sums, hourly sums, longest zero run) and its latest installed interval's start; per
     status and reject ``record`` of the other readings, nothing but their number
