@@ -30,6 +30,8 @@ JOB_MODULES = {
     "ledger/plan",
     "ledger/store",
     "ledger/update",
+    "publication",
+    "readings",
     "report",
     "rules",
     "run",
