@@ -53,8 +53,7 @@ class ValidatedTables:
 
     def used(self, table: str) -> DataFrame:
         """The rows of small table ``table`` that detection uses, typed."""
-        frame = self.small[table].where(F.col("status") == validate.USED)
-        return frame.drop("status", "record")
+        return _used(self.small[table])
 
     def valid_installs(self) -> DataFrame:
         """The install periods that passed every check, whether or not the run window needs
@@ -123,6 +122,7 @@ def validate_tables(raw: dict[str, DataFrame], window: RunWindow) -> ValidatedTa
 
 
 def _used(frame: DataFrame) -> DataFrame:
+    """The ``used`` rows of a checked table, typed (without ``status`` and ``record``)."""
     return frame.where(F.col("status") == validate.USED).drop("status", "record")
 
 
