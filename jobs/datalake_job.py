@@ -2,9 +2,10 @@
 
 The story, top-down: parse arguments -> start Spark -> extract the four tables -> validate
 (every row used, deduplicated, outside the window, or rejected with a reason) -> usage (the
-readings' ledger, one pass) -> detect (one function per rule) -> score (value, rank and
-history of the alerts) -> load (outputs, evidence and the HTML report staged, then published
-atomically, idempotent per run date) -> finish (metrics, logs, the summary).
+readings validated and folded into their ledger, one pass; every table's rows counted) ->
+detect (the rules' findings) -> score (alerts valued, ranked and dated) -> publish (outputs,
+evidence, report and HTML page staged, then published atomically, idempotent per run date)
+-> finish (metrics, logs, the summary). Each step takes what the steps before it returned.
 With ``input.require_success_marker`` a run whose input tables lack their ``_SUCCESS`` marker
 stops before reading anything, with its own exit code.
 
@@ -30,7 +31,6 @@ if __package__ in (None, "") and "PYSPARK_GATEWAY_PORT" not in os.environ:
 
 from pyspark.sql import DataFrame, SparkSession
 
-from dependencies import s3
 from dependencies.config import ConfigError, config_changes
 from dependencies.exit_codes import (
     EXIT_BAD_CONFIG,
@@ -45,25 +45,18 @@ from dependencies.fence import LOCK_SETTINGS, NO_FENCE, Fence, LockLost
 from dependencies.jars import MissingJars
 from dependencies.logging import CONSOLE_FIELDS, LOGGER_NAME, bind_run_context, quiet_spark_logger
 from dependencies.progress import Progress
-from dependencies.publish import (
-    REPORT_PAGE,
-    publish,
-    stage_outputs,
-    stage_report_page,
-    stage_work,
-    staging_directory,
-    work_path,
-)
+from dependencies.publish import stage_work, staging_directory, work_path
 from dependencies.readiness import InputNotReady, require_ready
 from dependencies.run_window import RunWindow
 from dependencies.spark import jobs_started, start_spark
 from dependencies.submit import LockBusy, job_fence
 from dependencies.tables import TABLE_NAMES, InputError
 from jobs.alerts import history
-from jobs.detection import alert_evidence, detect_and_score, kept_ledger
-from jobs.inputs import SMALL_TABLES, count_rows, extract, readings_inputs, rejects, validate_tables
-from jobs.ledger import readings_ledger
-from jobs.report import build_report, print_summary, report_page, top_alerts
+from jobs.detection import detect, score
+from jobs.inputs import count_rows, extract, validate_tables
+from jobs.publication import Published, publish_run, stage_run
+from jobs.readings import usage_ledger
+from jobs.report import print_summary
 from jobs.run import Run, finish, run_start_instant
 
 APP_NAME = "datalake_job"
@@ -124,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         with Progress(APP_NAME, spark) as progress, job_fence(config, run.run_date, lock) as fence:
             run.timer.on_begin = progress.step
             run.timer.count_jobs_with(lambda: jobs_started(spark))
-            report, paths, top = run_job(spark, config, run, fence)
+            published = run_job(spark, config, run, fence)
     except (InputNotReady, InputError, LockBusy, LockLost) as error:
         exit_code = (
             EXIT_INPUT_NOT_READY
@@ -140,18 +133,19 @@ def main(argv: list[str] | None = None) -> int:
         log.exception("run %s failed", run.run_id)
         print(f"datalake: run failed: {str(error).splitlines()[0]}", file=sys.stderr)
         return finish(log, config, EXIT_FAILED, run)
-    exit_code = finish(log, config, EXIT_OK, run, report)
-    print_summary(report, paths, top)  # last: what a person at the terminal reads
+    exit_code = finish(log, config, EXIT_OK, run, published.report)
+    # Last: what a person at the terminal reads.
+    print_summary(published.report, published.paths, published.top)
     return exit_code
 
 
 def run_job(
     spark: SparkSession, config: dict[str, Any], run: Run, fence: Fence = NO_FENCE
-) -> tuple[dict[str, Any], dict[str, str], list[dict[str, Any]]]:
-    """Extract -> validate -> usage -> detect -> score -> load, each stage timed; every frame
-    read more than once is staged with the run's outputs until they are published. Before
-    each commit, ``fence`` checks that the run still holds the lock of its output.
-    Returns the report, the published paths and the highest-ranked alerts (rows)."""
+) -> Published:
+    """Extract -> validate -> usage -> detect -> score -> publish, each stage timed and each
+    taking what the stages before it returned; every frame read more than once is staged with
+    the run's outputs until they are published. Before each commit, ``fence`` checks that the
+    run still holds the lock of its output."""
     window = RunWindow.from_config(run.run_date, config)
     output = config["output"]["path"]
     logging.getLogger(LOGGER_NAME).info(
@@ -164,57 +158,27 @@ def run_job(
     require_ready(spark, config["input"], TABLE_NAMES, config["aws"])
     with staging_directory(spark, output, run.run_date, run.run_id, fence) as staging:
 
-        def keep(frame: DataFrame, name: str) -> DataFrame:
+        def materialize(frame: DataFrame, name: str) -> DataFrame:
             return stage_work(frame, staging, name)
 
-        with run.timer.stage("extract_validate"):  # and usage: the readings' one pass
+        with run.timer.stage("extract"):
             raw = extract(spark, config["input"], window)
-            checked = validate_tables(raw, window)
-            # The small tables first: a file that cannot be read is named by its own table.
-            counts = count_rows(raw, checked, SMALL_TABLES)
-            # The readings, validated and folded into the ledger (usage per device and day).
-            readings = readings_inputs(raw, checked, config["usage"], window, run.started_at)
-            ledger, read, ledger_outcome = readings_ledger(
-                spark,
-                readings,
-                output,
-                config["input"]["path"],
-                run.run_id,
-                run.full_refresh,
-                work_path(staging, "ledger"),
-                fence,
-            )
-            checked = checked.with_measurements(kept_ledger(ledger, keep))
-            counts |= count_rows(raw, checked, ("measurements",), {"measurements": read})
+        with run.timer.stage("validate"):
+            tables = validate_tables(raw, window)
+        with run.timer.stage("usage"):  # the readings validated too: the one pass over them
+            work = work_path(staging, "ledger")
+            ledger = usage_ledger(spark, tables, config, run, window, work, materialize, fence)
+            counts = count_rows(tables, ledger.frame, ledger.read_count)
         with run.timer.stage("detect"):
+            detection = detect(tables, ledger, window, config, materialize)
+        with run.timer.stage("score"):
             previous = history.previous_run(spark, output, run.run_date, config["history_days"])
-            detection = detect_and_score(checked, window, config, previous, keep)
-        with run.timer.stage("write"):
-            staged = {
-                "alerts": detection.alerts,
-                "findings": detection.findings,
-                "rejects": rejects(checked),
-            }
-            alerts = stage_outputs(staged, staging)["alerts"]
-        with run.timer.stage("evidence"):
-            evidence = alert_evidence(detection, alerts, config)
-            evidence_rows = stage_outputs({"evidence": evidence}, staging)["evidence"]
-        report = build_report(
-            spark, config, run, window, counts, checked, detection.findings, alerts
-        )
-        report["history"] = history.summary(previous, alerts)
-        report["ledger"] = ledger_outcome.summary()
-        with run.timer.stage("report_page"):  # in the published report, not on the page
-            top = top_alerts(alerts, config)
-            page = report_page(report, top, evidence_rows, config, run.command)
-            stage_report_page(spark, staging, page)
-        paths, report = publish(spark, staging, report, output, run.run_date, fence)
-    paths["report_html"] = f"{paths['reports']}/{REPORT_PAGE}"
-    if config["output"]["report_s3_url"]:
-        paths["report_copy"] = s3.upload_report(
-            config["aws"], config["output"]["report_s3_url"], run.run_date, report
-        )
-    return report, paths, top
+            scored = score(detection, previous, window, config, materialize)
+        with run.timer.stage("publish"):  # the commits after it: the report holds its time
+            staged = stage_run(
+                spark, staging, config, run, window, counts, tables, ledger, detection, scored
+            )
+        return publish_run(spark, staging, staged, config, run, fence)
 
 
 if __name__ == "__main__":

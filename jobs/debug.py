@@ -3,11 +3,11 @@
 ``steps = debug_run("2026-11-15", config_path="configs/datalake_config.json")`` calls the
 job's own steps for that run date (:mod:`jobs.inputs`: ``extract``, ``validate_tables``;
 :mod:`jobs.ledger`: the readings checked and folded into the ledger, computed from every
-reading; :mod:`jobs.detection`: ``kept_ledger``, ``detect_and_score``), lazily, and returns
-every frame they make by name; ``steps.explain("K01")`` prints one device's rows through each
-step. Nothing is written: where the job stages a frame to cut its lineage, the debug run
-checkpoints it in the executors' memory instead (:func:`checkpoint`), so its plan is as short
-as the staged copy's.
+reading; :mod:`jobs.readings`: ``materialized_in_order``; :mod:`jobs.detection`: ``detect``,
+``score``), lazily, and returns every frame they make by name; ``steps.explain("K01")``
+prints one device's rows through each step. Nothing is written: where the job stages a frame
+to cut its lineage, the debug run checkpoints it in the executors' memory instead
+(:func:`checkpoint`), so its plan is as short as the staged copy's.
 """
 
 from __future__ import annotations
@@ -16,18 +16,21 @@ from dataclasses import dataclass, fields
 from datetime import date, datetime
 from typing import Any
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, DoubleType
 
 from dependencies.run_window import RunWindow
 from dependencies.spark import start_spark
+from dependencies.tables import TABLE_NAMES
 from jobs import rules, usage
 from jobs.alerts import history
 from jobs.alerts.evidence import PERIOD_NAMES
-from jobs.detection import Detection, alert_evidence, detect_and_score, kept_ledger
-from jobs.inputs import Checked, extract, readings_inputs, validate_tables
-from jobs.ledger import Inputs, checked_readings, unstored_ledger
+from jobs.detection import Detection, ScoredAlerts, alert_evidence, detect, score
+from jobs.inputs import ValidatedTables, extract, readings_inputs, validate_tables
+from jobs.ledger import Inputs, checked_readings
+from jobs.ledger.update import unstored
+from jobs.readings import ReadingsLedger, materialized_in_order
 from jobs.run import run_start_instant
 
 APP_NAME = "datalake_debug"
@@ -91,7 +94,7 @@ def readable(frame: DataFrame) -> DataFrame:
 
 
 def checkpoint(frame: DataFrame, name: str) -> DataFrame:
-    """``keep`` of :func:`detect_and_score` for a debug run: compute the frame (``name``: what
+    """``materialize`` of the job's steps for a debug run: compute the frame (``name``: what
     the job would stage it as) once into the executors' memory instead of writing it.
 
     A local checkpoint, not ``cache()``: a cached frame keeps its whole lineage in every plan
@@ -105,51 +108,70 @@ def checkpoint(frame: DataFrame, name: str) -> DataFrame:
 class Steps:
     """Every frame of one run, by name (see :meth:`frames`), and :meth:`explain`.
 
-    ``raw``: the four tables as read; ``checked``: every input row with its ``status`` (the
-    readings before the ledger settles which early ones open the baseline); ``intervals``:
-    each reading with the interval it closes; ``ledger``: the readings folded per device and
-    day; ``detection``: daily usage, the rules' evidence (``evidence.devices``: one summary per
-    device), findings and alerts, as ``detect_and_score`` made them for the job."""
+    ``tables``: the four tables as read (``raw``) and the small ones with every row's
+    ``status``; ``readings``: what the pass over the readings reads; ``checked_readings``:
+    every reading with its status (before the ledger settles which early ones open the
+    baseline); ``intervals``: each reading with the interval it closes; ``readings_ledger``:
+    the readings folded per device and day; ``detection``: daily usage, the rules' inputs
+    (``rule_inputs.devices``: one summary per device) and the findings; ``scored``: the
+    alerts; as the job's steps made them."""
 
     spark: SparkSession
     config: dict[str, Any]
     window: RunWindow
-    raw: dict[str, DataFrame]
+    tables: ValidatedTables
     readings: Inputs
-    checked: Checked
+    checked_readings: DataFrame
     intervals: DataFrame
-    ledger: DataFrame
+    readings_ledger: ReadingsLedger
     detection: Detection
+    scored: ScoredAlerts
 
     def __getattr__(self, name: str) -> Any:
-        """``steps.daily``, ``steps.findings``, ``steps.alerts`` ...: the detection's frames."""
-        if name != "detection" and "detection" in self.__dict__ and hasattr(self.detection, name):
-            return getattr(self.detection, name)
+        """``steps.daily``, ``steps.rule_inputs``, ``steps.findings``, ``steps.alerts``: the
+        frames of the detect and score steps."""
+        for step in ("detection", "scored"):
+            if step in self.__dict__ and hasattr(self.__dict__[step], name):
+                return getattr(self.__dict__[step], name)
         raise AttributeError(name)
 
     @property
+    def raw(self) -> dict[str, DataFrame]:
+        """The four tables as read."""
+        return self.tables.raw
+
+    @property
+    def ledger(self) -> DataFrame:
+        """The readings' ledger (its rows), as the job computes it."""
+        return self.readings_ledger.frame
+
+    def checked(self, table: str) -> DataFrame:
+        """Every row of ``table`` with its ``status`` (the readings: one row per reading)."""
+        if table == "measurements":
+            return self.checked_readings
+        return self.tables.with_status(table)
+
+    @property
     def devices(self) -> DataFrame:
-        """The per-device summaries the rules read (``evidence.devices``)."""
-        return self.detection.evidence.devices
+        """The per-device summaries the rules read (``rule_inputs.devices``)."""
+        return self.detection.rule_inputs.devices
 
     @property
     def alert_evidence(self) -> DataFrame:
         """The evidence rows of the highest-ranked alerts, as the job publishes them."""
-        return alert_evidence(self.detection, self.detection.alerts, self.config)
+        return alert_evidence(self.detection, self.scored.alerts, self.config)
 
     def frames(self) -> dict[str, DataFrame]:
         """Every frame, by name, in the order the job makes them."""
         named = {f"raw.{table}": frame for table, frame in self.raw.items()}
-        named |= {f"checked.{table}": frame for table, frame in self.checked.tables.items()}
+        named |= {f"checked.{table}": self.checked(table) for table in TABLE_NAMES}
         named |= {"intervals": self.intervals, "ledger": self.ledger}
-        for step in fields(self.detection):
-            value = getattr(self.detection, step.name)
-            if isinstance(value, DataFrame):
-                named[step.name] = value
-            elif isinstance(value, rules.Evidence):
-                for part in fields(value):
-                    if isinstance(getattr(value, part.name), DataFrame):
-                        named[f"evidence.{part.name}"] = getattr(value, part.name)
+        named["daily"] = self.detection.daily
+        rule_inputs = self.detection.rule_inputs
+        for part in fields(rule_inputs):
+            if isinstance(getattr(rule_inputs, part.name), DataFrame):
+                named[f"rule_inputs.{part.name}"] = getattr(rule_inputs, part.name)
+        named |= {"findings": self.detection.findings, "alerts": self.scored.alerts}
         named["alert_evidence"] = self.alert_evidence
         return named
 
@@ -162,73 +184,86 @@ class Steps:
         its W day of least import), its ledger and daily usage, its summary, findings,
         alert and the alert's evidence rows in W. Every frame is filtered to the device and
         cut to ``rows`` rows; numbers are rounded to ``DISPLAY_DECIMALS`` places."""
-        device = F.col("device_id") == device_id
-        components = self.checked.tables["measuring_component"].where(device)
-        component_ids = [
-            row[0] for row in components.select("measuring_component_id").limit(rows).collect()
-        ]
-        daily = self.detection.evidence.daily.where(device)
-        days = self.days_to_show(daily)
-        day = F.to_date("measured_at")  # the UTC day (the session's time zone is UTC)
-        readings = self.checked.tables["measurements"].where(
-            F.col("measuring_component_id").isin(component_ids)
-        )
-        intervals = intervals_of(self.readings, readings)
-        sections: list[tuple[str, DataFrame, bool]] = [
-            ("device (checked)", self.checked.tables["device"].where(device).drop("record"), False),
-            ("components (checked)", components.drop("record"), False),
-            (
-                "install events (checked)",
-                self.checked.tables["install_event"].where(device).drop("record"),
-                False,
-            ),
-            (
-                f"readings on {', '.join(map(str, days))}",
-                readings.where(day.isin(days))
-                .select(*READING_COLUMNS)
-                .orderBy("measured_at", "measuring_component_id"),
-                False,
-            ),
-            (
-                f"intervals on {', '.join(map(str, days))}",
-                intervals.where(day.isin(days))
-                .select(*INTERVAL_COLUMNS)
-                .orderBy("end", "measuring_component_id"),
-                False,
-            ),
-            (
-                f"ledger on {', '.join(map(str, days))}",
-                self.ledger.where(device & F.col("day").isin(days))
-                .select("day", "status", "readings", "import_kwh", *EVENT_COLUMNS)
-                .orderBy("day"),
-                False,
-            ),
-            (
-                "daily usage in W",
-                daily.where(F.col("period") == rules.WINDOW).select(*DAY_COLUMNS).orderBy("day"),
-                False,
-            ),
-            ("summary (evidence.devices)", self.devices.where(device), True),
-            ("findings", self.detection.findings.where(device).orderBy("rule"), False),
-            ("alert", self.detection.alerts.where(device), True),
-            (
-                "evidence rows in W (alert_evidence)",
-                self.alert_evidence.where(device & (F.col("period") == PERIOD_NAMES[rules.WINDOW]))
-                .select(*EVIDENCE_COLUMNS)
-                .orderBy("day"),
-                False,
-            ),
-        ]
+        days = self.days_to_show(self.detection.rule_inputs.daily.where(_device(device_id)))
         print(
             f"== {device_id}: run date {self.window.run_date}, W {self.window.window_start_date}.."
             f"{self.window.run_date}, B from {self.window.baseline_start_date}"
         )
-        for title, frame, vertical in sections:
+        for title, frame, vertical in [
+            *self.input_sections(device_id, days, rows),
+            *self.detection_sections(device_id),
+        ]:
             print(f"-- {title}")
             if frame.isEmpty():
                 print("(none)\n")
             else:
                 readable(frame).show(rows, truncate=False, vertical=vertical)
+
+    def input_sections(
+        self, device_id: str, days: list[date], rows: int
+    ) -> list[tuple[str, DataFrame, bool]]:
+        """(title, frame, shown vertically) of ``device_id``'s input rows, readings,
+        intervals and ledger rows on ``days`` (of its first ``rows`` components)."""
+        device = _device(device_id)
+        components = self.checked("measuring_component").where(device)
+        component_ids = [
+            row[0] for row in components.select("measuring_component_id").limit(rows).collect()
+        ]
+        on_days = F.to_date("measured_at").isin(days)  # the UTC day (the session's is UTC)
+        readings = self.checked_readings.where(F.col("measuring_component_id").isin(component_ids))
+        intervals = intervals_of(self.readings, readings)
+        shown = ", ".join(map(str, days))
+        return [
+            ("device (checked)", self.checked("device").where(device).drop("record"), False),
+            ("components (checked)", components.drop("record"), False),
+            (
+                "install events (checked)",
+                self.checked("install_event").where(device).drop("record"),
+                False,
+            ),
+            (
+                f"readings on {shown}",
+                readings.where(on_days)
+                .select(*READING_COLUMNS)
+                .orderBy("measured_at", "measuring_component_id"),
+                False,
+            ),
+            (
+                f"intervals on {shown}",
+                intervals.where(on_days)
+                .select(*INTERVAL_COLUMNS)
+                .orderBy("end", "measuring_component_id"),
+                False,
+            ),
+            (
+                f"ledger on {shown}",
+                self.ledger.where(device & F.col("day").isin(days))
+                .select("day", "status", "readings", "import_kwh", *EVENT_COLUMNS)
+                .orderBy("day"),
+                False,
+            ),
+        ]
+
+    def detection_sections(self, device_id: str) -> list[tuple[str, DataFrame, bool]]:
+        """(title, frame, shown vertically) of ``device_id``'s daily usage in W, summary,
+        findings, alert and the alert's evidence rows in W."""
+        device = _device(device_id)
+        in_window = F.col("period") == rules.WINDOW
+        daily = self.detection.rule_inputs.daily.where(device & in_window)
+        evidence = self.alert_evidence.where(
+            device & (F.col("period") == PERIOD_NAMES[rules.WINDOW])
+        )
+        return [
+            ("daily usage in W", daily.select(*DAY_COLUMNS).orderBy("day"), False),
+            ("summary (rule_inputs.devices)", self.devices.where(device), True),
+            ("findings", self.detection.findings.where(device).orderBy("rule"), False),
+            ("alert", self.scored.alerts.where(device), True),
+            (
+                "evidence rows in W (alert_evidence)",
+                evidence.select(*EVIDENCE_COLUMNS).orderBy("day"),
+                False,
+            ),
+        ]
 
     def days_to_show(self, daily: DataFrame) -> list[date]:
         """The W days of a device with an event (at most three), else its W day with data and
@@ -264,19 +299,25 @@ def debug_run(
     run_date = date.fromisoformat(run_date) if isinstance(run_date, str) else run_date
     spark, _, config = start_spark(app_name=APP_NAME, config_path=config_path)
     window = RunWindow.from_config(run_date, config)
-    raw = extract(spark, config["input"], window)
-    small_tables = validate_tables(raw, window)
+    tables = validate_tables(extract(spark, config["input"], window), window)
     started_at = run_started_at or run_start_instant()
-    readings = readings_inputs(raw, small_tables, config["usage"], window, started_at)
-    checked = small_tables.with_measurements(checked_readings(readings))
-    intervals = intervals_of(readings, checked.tables["measurements"])
-    ledger = kept_ledger(unstored_ledger(readings), checkpoint)
+    readings = readings_inputs(tables, config["usage"], window, started_at)
+    checked = checked_readings(readings)
+    every_day = f"{window.read_start_date}..{window.run_date}"
+    ledger, read_count, reuse = unstored(readings, every_day, "a debug run stores nothing")
+    ledger = ReadingsLedger(materialized_in_order(ledger, checkpoint), read_count, reuse)
+    detection = detect(tables, ledger, window, config, checkpoint)
     output = config["output"]["path"]
     previous = history.previous_run(spark, output, run_date, config["history_days"])
-    detection = detect_and_score(
-        small_tables.with_measurements(ledger), window, config, previous, checkpoint
+    scored = score(detection, previous, window, config, checkpoint)
+    intervals = intervals_of(readings, checked)
+    return Steps(
+        spark, config, window, tables, readings, checked, intervals, ledger, detection, scored
     )
-    return Steps(spark, config, window, raw, readings, checked, intervals, ledger, detection)
+
+
+def _device(device_id: str) -> Column:
+    return F.col("device_id") == device_id
 
 
 def intervals_of(readings: Inputs, checked_readings: DataFrame) -> DataFrame:

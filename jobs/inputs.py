@@ -1,13 +1,16 @@
 """The four input tables: extract, validate, count and quarantine.
 
 Every input row gets a status: ``used``, ``deduplicated``, ``outside_window`` or the reason
-it is rejected (:mod:`jobs.validate`). The small tables are validated here, row by row; the
-readings are validated inside the one pass that folds them into the readings' ledger
-(:mod:`jobs.ledger`), whose rows say how many readings each stands for.
+it is rejected (:mod:`jobs.validate`). The small tables are validated here, row by row, into
+:class:`ValidatedTables`; the readings are validated inside the one pass that folds them
+into the readings' ledger (:mod:`jobs.readings`), whose rows say how many readings each
+stands for. :func:`count_rows` then counts every table's rows by status in one query.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from functools import reduce
@@ -16,7 +19,6 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from dependencies.frames import Transform, union_all
 from dependencies.run_window import RunWindow
 from dependencies.tables import (
     MEASURED_DATE,
@@ -27,6 +29,7 @@ from dependencies.tables import (
     read_failures_named,
     read_raw_table,
 )
+from dependencies.transforms import Transform, union_all
 from jobs import validate
 from jobs.ledger import Inputs
 from jobs.usage import READINGS
@@ -35,30 +38,49 @@ from jobs.usage import READINGS
 SMALL_TABLES = ("device", "measuring_component", "install_event")
 
 
-@dataclass
-class Checked:
-    """Every input row with its status; ``used`` rows are the valid input of detection.
+@dataclass(frozen=True)
+class ValidatedTables:
+    """The four tables as read (``raw``), and every row of the small ones with its status
+    (``small``: ``status`` and the original ``record`` on each row, cached). The ``used``
+    rows are the valid input of the readings' pass and of detection."""
 
-    A table's frame has a row per input row, or (the readings' ledger) a ``readings`` column
-    saying how many input rows each of its rows stands for."""
+    raw: dict[str, DataFrame]
+    small: dict[str, DataFrame]
 
-    tables: dict[str, DataFrame]
+    def with_status(self, table: str) -> DataFrame:
+        """Every row of small table ``table``, with its ``status`` and ``record``."""
+        return self.small[table]
 
     def used(self, table: str) -> DataFrame:
-        """The rows of ``table`` that detection uses, typed."""
-        frame = self.tables[table].where(F.col("status") == validate.USED)
-        return frame.drop("status", "record")
+        """The rows of small table ``table`` that detection uses, typed."""
+        return _used(self.small[table])
 
     def valid_installs(self) -> DataFrame:
         """The install periods that passed every check, whether or not the run window needs
         them (a day's rows do not depend on the run date)."""
-        frame = self.tables["install_event"]
+        frame = self.small["install_event"]
         valid = F.col("status").isin(validate.USED, validate.OUTSIDE_WINDOW)
         return frame.where(valid).drop("status", "record")
 
-    def with_measurements(self, measurements: DataFrame) -> Checked:
-        """These tables, and ``measurements`` (the ledger, or one row per reading)."""
-        return Checked({**self.tables, "measurements": measurements})
+    def name_unreadable_table(self) -> None:
+        """Raise an :class:`InputError` naming the first small table that cannot be read
+        (as read, or as validated); return if they all can. Asked after a query over several
+        tables failed, so that a file that cannot be read is named by its own table."""
+        for table in SMALL_TABLES:
+            count_read(self.raw[table], table)
+            with read_failures_named(table):
+                _status_counts(self.small[table], table).collect()
+
+    @contextmanager
+    def failures_named(self) -> Iterator[None]:
+        """Inside the block (a query that reads the small tables too, such as the readings'
+        pass), a failure is first checked against each small table alone: one of them that
+        cannot be read is named; otherwise the failure passes through as it is."""
+        try:
+            yield
+        except (*SPARK_ERRORS, InputError):
+            self.name_unreadable_table()
+            raise
 
 
 def extract(
@@ -76,23 +98,32 @@ def extract(
     return raw
 
 
-def validate_tables(raw: dict[str, DataFrame], window: RunWindow) -> Checked:
+def validate_tables(raw: dict[str, DataFrame], window: RunWindow) -> ValidatedTables:
     """Give every row of the small tables its status, in dependency order (cached: they are
-    small, and read by several steps)."""
-    checked = Checked({"device": _checked(raw, "device")})
+    small, and read by several steps). Lazy: the rows are checked when a later step reads
+    them (the readings' pass first)."""
+    device = _checked(raw, "device")
     known_device = validate.check_reference(
-        "device_id", checked.used("device"), "device_id", "unknown_device"
+        "device_id", _used(device), "device_id", "unknown_device"
     )
-    checked.tables["measuring_component"] = _checked(
-        raw, "measuring_component", (validate.check_components, known_device)
-    )
-    checked.tables["install_event"] = _checked(
-        raw,
-        "install_event",
-        (validate.check_installs, known_device),
-        (validate.check_overlaps, validate.check_install_window(window)),
-    )
-    return Checked({table: checked.tables[table].cache() for table in SMALL_TABLES})
+    small = {
+        "device": device,
+        "measuring_component": _checked(
+            raw, "measuring_component", (validate.check_components, known_device)
+        ),
+        "install_event": _checked(
+            raw,
+            "install_event",
+            (validate.check_installs, known_device),
+            (validate.check_overlaps, validate.check_install_window(window)),
+        ),
+    }
+    return ValidatedTables(raw, {table: small[table].cache() for table in SMALL_TABLES})
+
+
+def _used(frame: DataFrame) -> DataFrame:
+    """The ``used`` rows of a checked table, typed (without ``status`` and ``record``)."""
+    return frame.where(F.col("status") == validate.USED).drop("status", "record")
 
 
 def _checked(
@@ -114,19 +145,17 @@ def _checked(
 
 
 def readings_inputs(
-    raw: dict[str, DataFrame],
-    checked: Checked,
+    tables: ValidatedTables,
     usage_config: dict[str, Any],
     window: RunWindow,
     run_started_at: datetime,
 ) -> Inputs:
     """What the pass over the readings needs: the raw readings, the valid components and
     install periods, the usage settings, the window and the run's start."""
-    components = checked.used("measuring_component")
     return Inputs(
-        raw["measurements"],
-        components,
-        checked.valid_installs(),
+        tables.raw["measurements"],
+        tables.used("measuring_component"),
+        tables.valid_installs(),
         usage_config,
         window,
         run_started_at,
@@ -134,84 +163,78 @@ def readings_inputs(
 
 
 def count_rows(
-    raw: dict[str, DataFrame],
-    checked: Checked,
-    tables: tuple[str, ...] = TABLE_NAMES,
-    read_counts: dict[str, int] | None = None,
+    tables: ValidatedTables, readings: DataFrame, readings_read: int
 ) -> dict[str, dict[str, Any]]:
-    """Per table: rows read (counted on the input as read, or given in ``read_counts``),
-    used, rejected (and by reason), deduplicated, outside_window.
+    """Per table: rows read, used, rejected (and by reason), deduplicated, outside_window, in
+    one query. ``readings``: the readings with their status, one row per reading or the
+    ledger's rows (each standing for ``readings`` of them); ``readings_read``: how many the
+    pass read (the small tables' rows read are counted on their input).
 
     Fails loudly if the counts do not reconcile; an empty device table is bad input."""
-    given = read_counts or {}
-    reads = {t: given[t] for t in tables if t in given}
-    by_status: dict[str, dict[str, int]] = {table: {} for table in tables}
-    for row in _counts(raw, checked, tables, [t for t in tables if t not in given]):
+    statuses = {table: tables.with_status(table) for table in SMALL_TABLES}
+    statuses["measurements"] = readings
+    reads: dict[str, int] = {"measurements": readings_read}
+    by_status: dict[str, dict[str, int]] = {table: {} for table in statuses}
+    for row in _counts(tables, statuses):
         if row["status"] is None:  # the rows read
             reads[row["table"]] = row["count"]
         else:
             by_status[row["table"]][row["status"]] = row["count"]
     if reads.get("device") == 0:
         raise InputError("table device: no rows")
-    counts: dict[str, dict[str, Any]] = {}
-    for table in tables:
-        found = by_status[table]
-        reasons = {k: v for k, v in sorted(found.items()) if k not in validate.NOT_REJECTED}
-        entry = {
-            "read": reads[table],
-            "used": found.get(validate.USED, 0),
-            "rejected": sum(reasons.values()),
-            "deduplicated": found.get(validate.DEDUPLICATED, 0),
-            "outside_window": found.get(validate.OUTSIDE_WINDOW, 0),
-            "rejected_by_reason": reasons,
-        }
-        accounted = sum(entry[s] for s in ("used", "rejected", "deduplicated", "outside_window"))
-        if accounted != entry["read"]:
-            raise RuntimeError(f"table {table}: counts do not reconcile: {entry}")
-        counts[table] = entry
-    return counts
+    return {table: _reconciled(table, reads[table], by_status[table]) for table in statuses}
 
 
-def _counts(
-    raw: dict[str, DataFrame], checked: Checked, tables: tuple[str, ...], to_read: list[str]
-) -> list[Any]:
-    """(table, status, count) of ``tables``, and (table, None, rows read) of those
-    ``to_read``, in one query (the rows a ledger row stands for counted as such); when it
-    fails, each table's are asked alone, so that a file that cannot be read is named by its
-    own table."""
-    statuses: dict[str, DataFrame] = {}
-    reads: dict[str, DataFrame] = {}
-    for table in tables:
-        frame = checked.tables[table]
-        weight = F.sum(READINGS) if READINGS in frame.columns else F.count("*")
-        statuses[table] = (
-            frame.groupBy("status")
-            .agg(weight.cast("long").alias("count"))
-            .select(F.lit(table).alias("table"), "status", "count")
-        )
-    for table in to_read:
-        reads[table] = (
-            raw[table]
-            .agg(F.count("*").alias("count"))
-            .select(
-                F.lit(table).alias("table"), F.lit(None).cast("string").alias("status"), "count"
-            )
-        )
-    try:
-        return union_all([*statuses.values(), *reads.values()]).collect()
-    except SPARK_ERRORS:
-        for table, frame in statuses.items():  # which table failed: a file it cannot read
-            if table in reads:
-                count_read(raw[table], table)
-            with read_failures_named(table):
-                frame.collect()
-        raise
+def _reconciled(table: str, read: int, found: dict[str, int]) -> dict[str, Any]:
+    """A table's counts from its rows read and its rows per status; fails loudly unless
+    every row read has exactly one status."""
+    reasons = {k: v for k, v in sorted(found.items()) if k not in validate.NOT_REJECTED}
+    entry = {
+        "read": read,
+        "used": found.get(validate.USED, 0),
+        "rejected": sum(reasons.values()),
+        "deduplicated": found.get(validate.DEDUPLICATED, 0),
+        "outside_window": found.get(validate.OUTSIDE_WINDOW, 0),
+        "rejected_by_reason": reasons,
+    }
+    accounted = sum(entry[s] for s in ("used", "rejected", "deduplicated", "outside_window"))
+    if accounted != entry["read"]:
+        raise RuntimeError(f"table {table}: counts do not reconcile: {entry}")
+    return entry
 
 
-def rejects(checked: Checked) -> DataFrame:
-    """All rejected rows: table, reason and the original row as JSON."""
+def _status_counts(frame: DataFrame, table: str) -> DataFrame:
+    """(table, status, count) of a table's rows (the rows a ledger row stands for counted
+    as such)."""
+    weight = F.sum(READINGS) if READINGS in frame.columns else F.count("*")
+    return (
+        frame.groupBy("status")
+        .agg(weight.cast("long").alias("count"))
+        .select(F.lit(table).alias("table"), "status", "count")
+    )
+
+
+def _counts(tables: ValidatedTables, statuses: dict[str, DataFrame]) -> list[Any]:
+    """(table, status, count) of every table in ``statuses``, and (table, None, rows read)
+    of the small tables, in one query; when it fails, each small table's are asked alone,
+    so that a file that cannot be read is named by its own table (else the readings')."""
+    reads = [
+        tables.raw[table]
+        .agg(F.count("*").alias("count"))
+        .select(F.lit(table).alias("table"), F.lit(None).cast("string").alias("status"), "count")
+        for table in SMALL_TABLES
+    ]
+    counted = [_status_counts(frame, table) for table, frame in statuses.items()]
+    with tables.failures_named(), read_failures_named("measurements"):
+        return union_all([*counted, *reads]).collect()
+
+
+def rejects(tables: ValidatedTables, readings: DataFrame) -> DataFrame:
+    """All rejected rows: table, reason and the original row as JSON (``readings``: the
+    ledger, whose row stands for that many identical rejects, or one row per reading)."""
     frames = []
-    for table, frame in checked.tables.items():
+    statuses = {table: tables.with_status(table) for table in SMALL_TABLES}
+    for table, frame in {**statuses, "measurements": readings}.items():
         rejected = frame.where(~F.col("status").isin(*validate.NOT_REJECTED))
         if READINGS in frame.columns:  # a ledger row stands for that many identical rejects
             copies = F.array_repeat(F.lit(1), F.col(READINGS).cast("int"))

@@ -10,15 +10,18 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from dependencies.frames import union_all
 from dependencies.logging import redact
 from dependencies.publish import ORDER
 from dependencies.run_window import RunWindow
 from dependencies.text_table import text_table
+from dependencies.transforms import union_all
 from jobs import rules
+from jobs.alerts import history
 from jobs.alerts.evidence import collect_rows
 from jobs.alerts.page import render_alerts_html
-from jobs.inputs import Checked
+from jobs.detection import Detection, ScoredAlerts
+from jobs.inputs import ValidatedTables
+from jobs.readings import ReadingsLedger
 from jobs.run import Run
 
 # The end-of-run summary: row statuses per table, the top alerts and their columns.
@@ -33,34 +36,29 @@ def build_report(
     run: Run,
     window: RunWindow,
     counts: dict[str, dict[str, Any]],
-    checked: Checked,
-    findings: DataFrame,
-    alerts: DataFrame,
+    tables: ValidatedTables,
+    ledger: ReadingsLedger,
+    detection: Detection,
+    scored: ScoredAlerts,
 ) -> dict[str, Any]:
-    """The run report: parameters, per-table counts, findings per rule, alerts, durations."""
+    """The run report: parameters, per-table counts (``counts``), the component types, the
+    findings per rule, the alerts (``scored``: as staged) and their history, what the ledger
+    store reused, and the run's stage durations and Spark jobs.
+
+    ``durations_seconds`` and ``spark_jobs`` are the run's timer's own records, so the report
+    as published holds the stage that is still running when it is built (the publish stage)."""
     tally = tallies(
         {
-            "component_types": (checked.used("measuring_component"), "component_type"),
-            "findings_by_rule": (findings, "rule"),
-            "alerts": (alerts, None),
+            "component_types": (tables.used("measuring_component"), "component_type"),
+            "findings_by_rule": (detection.findings, "rule"),
+            "alerts": (scored.alerts, None),
         }
     )
     return {
         "run_id": run.run_id,
         "run_date": run.run_date.isoformat(),
         "run_started_at": run.started_at.isoformat().replace("+00:00", "Z"),
-        "parameters": {
-            "config": run.config_path,
-            "config_values": redact(config),  # the whole merged config, secrets masked
-            "input": config["input"],
-            "output": config["output"],
-            "window_start": window.window_start_date.isoformat(),
-            "window_end": window.run_date.isoformat(),
-            "baseline_start": window.baseline_start_date.isoformat(),
-            "window_days": window.window_days,
-            "baseline_days": window.baseline_days,
-            "rules": config["rules"],  # the thresholds the alerts report quotes
-        },
+        "parameters": _parameters(config, run, window),
         "counts": counts,
         # Types other than IMPORT_KWH, EXPORT_KWH and TAMPER_COUNT are kept and ignored.
         "component_types": dict(sorted(tally["component_types"].items())),
@@ -69,6 +67,25 @@ def build_report(
         "spark_application_id": spark.sparkContext.applicationId,
         "durations_seconds": run.timer.seconds,
         "spark_jobs": run.timer.jobs,  # per timed stage; the whole run's: its last log line
+        "history": history.summary(scored.previous, scored.alerts),
+        "ledger": ledger.reuse.summary(),
+    }
+
+
+def _parameters(config: dict[str, Any], run: Run, window: RunWindow) -> dict[str, Any]:
+    """The run's parameters: its config (whole, secrets masked), input, output, window and
+    the rules' thresholds (which the alerts report quotes)."""
+    return {
+        "config": run.config_path,
+        "config_values": redact(config),  # the whole merged config, secrets masked
+        "input": config["input"],
+        "output": config["output"],
+        "window_start": window.window_start_date.isoformat(),
+        "window_end": window.run_date.isoformat(),
+        "baseline_start": window.baseline_start_date.isoformat(),
+        "window_days": window.window_days,
+        "baseline_days": window.baseline_days,
+        "rules": config["rules"],  # the thresholds the alerts report quotes
     }
 
 

@@ -1,7 +1,7 @@
 """Theft detection: one pure function per rule, one per confounder, then the score and the
 alerts.
 
-Each rule takes the run's :class:`Evidence` and its own parameters from the config's
+Each rule takes the run's :class:`RuleInputs` and its own parameters from the config's
 ``rules`` section, and returns ``(device_id, metric)`` for the devices where it fires.
 A confounder (the config's ``confounders`` section) has the same shape: it returns the
 devices where an honest explanation holds, and the rules it ``explains`` there.
@@ -22,8 +22,8 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from dependencies.config import ConfigError
-from dependencies.frames import correlation, union_all
 from dependencies.run_window import RunWindow
+from dependencies.transforms import correlation, union_all
 from jobs.usage import HOURS, IMPORT_KWH, MINUTES_PER_DAY, holding_period
 
 WINDOW = "W"
@@ -32,18 +32,20 @@ BASELINE = "B"
 FINDING_COLUMNS = ("device_id", "service_point_id", "rule", "weight", "metric", "explained_by")
 ALERT_COLUMNS = ("device_id", "service_point_id", "customer_class", "score", "rules")
 
-Rule = Callable[["Evidence", dict[str, Any]], DataFrame]
+Rule = Callable[["RuleInputs", dict[str, Any]], DataFrame]
 
 
 @dataclass(frozen=True)
-class Evidence:
-    """What the rules look at, built once per run and shared by all of them.
+class RuleInputs:
+    """What the rules read, built once per run and shared by all of them (not the published
+    evidence table: that is :mod:`jobs.alerts.evidence`).
 
     ``daily``: usage per (device, day) with its ``period`` (B or W), ``has_data`` and the
     day's intra-day coefficient of variation ``cv``. ``devices``: one row per device with its
     context (service point, class, generation: of its latest installed interval in W), its W
-    and B summaries, ``comparable``, the ratio ``r`` = W mean / baseline mean and the class
-    drift ``drift``. ``installs`` and ``components``: the valid input tables.
+    and B summaries, ``comparable``, ``window_baseline_ratio`` = W mean / baseline mean (the
+    spec's r), its class's ``class_median_ratio`` and ``class_mad_ratio``, and the class drift
+    ``class_drift`` (the spec's m). ``installs`` and ``components``: the valid input tables.
     """
 
     daily: DataFrame
@@ -60,7 +62,7 @@ class Evidence:
         installs: DataFrame,
         window: RunWindow,
         config: dict[str, Any],
-    ) -> Evidence:
+    ) -> RuleInputs:
         """Derive the per-day flags and the per-device summaries from daily usage."""
         usage, peers = config["usage"], config["peers"]
         mean = F.col("shape_kwh") / F.col("shape_intervals")
@@ -136,7 +138,7 @@ def _device_summaries(daily: DataFrame, window: RunWindow, peers: dict[str, Any]
         F.when(
             comparable & (F.col("baseline_mean_kwh") >= peers["min_baseline_kwh"]),
             F.col("window_mean_kwh") / F.col("baseline_mean_kwh"),
-        ).alias("r"),
+        ).alias("window_baseline_ratio"),
     )
 
 
@@ -162,25 +164,34 @@ def _with_context(installs: DataFrame) -> Callable[[DataFrame], DataFrame]:
 
 
 def _with_class_drift(peers: dict[str, Any]) -> Callable[[DataFrame], DataFrame]:
-    """Per customer class (of the devices that have ``r``): the exact median of ``r`` and its
-    median absolute deviation; ``drift`` is the median, or 1 for a class smaller than
-    ``min_class_devices`` (too few to tell a season from theft)."""
+    """Per customer class (of the devices that have a ``window_baseline_ratio``): the exact
+    median of that ratio and its median absolute deviation; ``class_drift`` is the median, or
+    1 for a class smaller than ``min_class_devices`` (too few to tell a season from theft)."""
 
     def transform(devices: DataFrame) -> DataFrame:
-        rated = devices.where(F.col("r").isNotNull() & F.col("customer_class").isNotNull())
+        rated = devices.where(
+            F.col("window_baseline_ratio").isNotNull() & F.col("customer_class").isNotNull()
+        )
         medians = rated.groupBy("customer_class").agg(
-            F.count("*").alias("class_devices"), F.median("r").alias("class_median_r")
+            F.count("*").alias("class_devices"),
+            F.median("window_baseline_ratio").alias("class_median_ratio"),
         )
         deviations = (
             rated.join(medians, "customer_class")
             .groupBy("customer_class")
-            .agg(F.median(F.abs(F.col("r") - F.col("class_median_r"))).alias("class_mad_r"))
+            .agg(
+                F.median(F.abs(F.col("window_baseline_ratio") - F.col("class_median_ratio"))).alias(
+                    "class_mad_ratio"
+                )
+            )
         )
         stats = medians.join(deviations, "customer_class")
         large = F.col("class_devices") >= peers["min_class_devices"]
         return (
             devices.join(F.broadcast(stats), "customer_class", "left")
-            .withColumn("drift", F.when(large, F.col("class_median_r")).otherwise(F.lit(1.0)))
+            .withColumn(
+                "class_drift", F.when(large, F.col("class_median_ratio")).otherwise(F.lit(1.0))
+            )
             .withColumn("peer_class", large)
         )
 
@@ -191,100 +202,105 @@ def _fires(devices: DataFrame, condition: SparkColumn, metric: SparkColumn) -> D
     return devices.where(condition).select("device_id", metric.cast("double").alias("metric"))
 
 
-def uninstalled_consumption(evidence: Evidence, params: dict[str, Any]) -> DataFrame:
+def uninstalled_consumption(inputs: RuleInputs, params: dict[str, Any]) -> DataFrame:
     """Import on intervals outside any install period of the device: a ghost meter, or a
     meter still drawing after removal (bypass or reuse). Metric: kWh."""
     kwh = F.col("uninstalled_import_kwh")
-    return _fires(evidence.devices, kwh > params["min_kwh"], kwh)
+    return _fires(inputs.devices, kwh > params["min_kwh"], kwh)
 
 
-def register_rollback(evidence: Evidence, params: dict[str, Any]) -> DataFrame:
+def register_rollback(inputs: RuleInputs, params: dict[str, Any]) -> DataFrame:
     """An import register that runs backwards (not a rollover at its maximum): a wound-back
     or reprogrammed meter. Metric: total kWh fallen in W."""
     fallen = F.col("rollback_kwh")
-    return _fires(evidence.devices, fallen > params["min_kwh"], fallen)
+    return _fires(inputs.devices, fallen > params["min_kwh"], fallen)
 
 
-def reverse_flow(evidence: Evidence, params: dict[str, Any]) -> DataFrame:
+def reverse_flow(inputs: RuleInputs, params: dict[str, Any]) -> DataFrame:
     """Export at a service point without generation: a meter wired in reverse, so that
     consumption registers as export. Solar sites are excluded by their flag. Metric: kWh."""
     kwh = F.col("export_without_generation_kwh")
-    return _fires(evidence.devices, kwh > params["min_kwh"], kwh)
+    return _fires(inputs.devices, kwh > params["min_kwh"], kwh)
 
 
-def tamper_events(evidence: Evidence, params: dict[str, Any]) -> DataFrame:
+def tamper_events(inputs: RuleInputs, params: dict[str, Any]) -> DataFrame:
     """Increments of the meter's own tamper counter (cover opened, magnet). Metric: events."""
     events = F.col("tamper_events")
-    return _fires(evidence.devices, events >= params["min_events"], events)
+    return _fires(inputs.devices, events >= params["min_events"], events)
 
 
-def zero_consumption(evidence: Evidence, params: dict[str, Any]) -> DataFrame:
+def zero_consumption(inputs: RuleInputs, params: dict[str, Any]) -> DataFrame:
     """Consecutive days with data and (almost) no import, at a place that used to consume:
     a full bypass. Days without data break a run, so a communication gap is not zero use.
     Metric: longest run, days."""
-    zero_days = evidence.daily.where(
+    zero_days = inputs.daily.where(
         (F.col("period") == WINDOW) & F.col("has_data") & (F.col("import_kwh") < params["max_kwh"])
     )
     order = Window.partitionBy("device_id").orderBy("day")
     runs = (
         zero_days.withColumn(
             "run",
-            F.date_diff("day", F.lit(evidence.window.window_start_date))
-            - F.row_number().over(order),
+            F.date_diff("day", F.lit(inputs.window.window_start_date)) - F.row_number().over(order),
         )
         .groupBy("device_id", "run")
         .count()
         .groupBy("device_id")
         .agg(F.max("count").alias("longest_zero_days"))
     )
-    devices = evidence.devices.join(runs, "device_id")
+    devices = inputs.devices.join(runs, "device_id")
     condition = (F.col("longest_zero_days") >= params["min_days"]) & (
         F.col("baseline_mean_kwh") >= params["min_baseline_kwh"]
     )
     return _fires(devices, condition, F.col("longest_zero_days"))
 
 
-def consumption_drop(evidence: Evidence, params: dict[str, Any]) -> DataFrame:
+def consumption_drop(inputs: RuleInputs, params: dict[str, Any]) -> DataFrame:
     """Mean daily import in W far below the device's own baseline, after removing the drift
     of its class (season, weather): a partial bypass or a slowed meter (h1, h3, h4).
-    Only comparable devices with a real baseline. Metric: r / drift."""
-    ratio = F.col("r") / F.col("drift")
-    return _fires(evidence.devices, F.col("r").isNotNull() & (ratio <= params["max_ratio"]), ratio)
+    Only comparable devices with a real baseline. Metric: window_baseline_ratio / class_drift."""
+    ratio = F.col("window_baseline_ratio") / F.col("class_drift")
+    return _fires(
+        inputs.devices,
+        F.col("window_baseline_ratio").isNotNull() & (ratio <= params["max_ratio"]),
+        ratio,
+    )
 
 
-def highest_window_week(evidence: Evidence) -> DataFrame:
+def highest_window_week(inputs: RuleInputs) -> DataFrame:
     """Per device: ``highest_week_kwh``, the highest of W's weekly mean daily imports (weeks
     counted from W's start, each over its days with data)."""
-    week = F.floor(F.date_diff(F.col("day"), F.lit(evidence.window.window_start_date)) / 7)
+    week = F.floor(F.date_diff(F.col("day"), F.lit(inputs.window.window_start_date)) / 7)
     weeks = (
-        evidence.daily.where((F.col("period") == WINDOW) & F.col("has_data"))
+        inputs.daily.where((F.col("period") == WINDOW) & F.col("has_data"))
         .groupBy("device_id", week.alias("week"))
         .agg(F.avg("import_kwh").alias("week_kwh"))
     )
     return weeks.groupBy("device_id").agg(F.max("week_kwh").alias("highest_week_kwh"))
 
 
-def sustained_drop(evidence: Evidence, params: dict[str, Any]) -> DataFrame:
+def sustained_drop(inputs: RuleInputs, params: dict[str, Any]) -> DataFrame:
     """Even W's best week far below the baseline, after removing the class drift: a share of
     the load gone for all of W (a bypassed circuit, a slowed meter: h1, h3 with a cut of
     20-40 %). A week away or a few odd days lower one week of W, not every week, so they do
-    not fire it. Only devices with ``r`` (comparable, real baseline). Metric: highest weekly
-    mean of W / baseline mean / drift."""
-    ratio = F.col("highest_week_kwh") / F.col("baseline_mean_kwh") / F.col("drift")
-    devices = evidence.devices.join(highest_window_week(evidence), "device_id")
-    return _fires(devices, F.col("r").isNotNull() & (ratio <= params["max_ratio"]), ratio)
+    not fire it. Only devices with a ``window_baseline_ratio`` (comparable, real baseline).
+    Metric: highest weekly mean of W / baseline mean / class drift."""
+    ratio = F.col("highest_week_kwh") / F.col("baseline_mean_kwh") / F.col("class_drift")
+    devices = inputs.devices.join(highest_window_week(inputs), "device_id")
+    return _fires(
+        devices, F.col("window_baseline_ratio").isNotNull() & (ratio <= params["max_ratio"]), ratio
+    )
 
 
-def zero_runs(evidence: Evidence, params: dict[str, Any]) -> DataFrame:
+def zero_runs(inputs: RuleInputs, params: dict[str, Any]) -> DataFrame:
     """On several days of W, hours-long runs of zero import that B never had: a switched
     bypass for part of the day (h2). Not at sites with generation, whose net import is zero
     while the sun shines. Metric: days."""
     long_run = F.col("longest_zero_run_minutes") >= params["min_run_hours"] * 60
-    days = evidence.daily.groupBy("device_id").agg(
+    days = inputs.daily.groupBy("device_id").agg(
         F.count(F.when((F.col("period") == WINDOW) & long_run, True)).alias("window_run_days"),
         F.count(F.when((F.col("period") == BASELINE) & long_run, True)).alias("baseline_run_days"),
     )
-    devices = evidence.devices.join(days, "device_id")
+    devices = inputs.devices.join(days, "device_id")
     condition = (
         F.col("comparable")
         & ~F.col("has_generation")
@@ -294,7 +310,7 @@ def zero_runs(evidence: Evidence, params: dict[str, Any]) -> DataFrame:
     return _fires(devices, condition, F.col("window_run_days"))
 
 
-def flat_profile(evidence: Evidence, params: dict[str, Any]) -> DataFrame:
+def flat_profile(inputs: RuleInputs, params: dict[str, Any]) -> DataFrame:
     """The day's shape flattened against the baseline (mean intra-day coefficient of
     variation collapsed): a meter replaying an average (h5) or a constant. Metric: W/B."""
     ratio = F.col("window_cv") / F.col("baseline_cv")
@@ -303,13 +319,13 @@ def flat_profile(evidence: Evidence, params: dict[str, Any]) -> DataFrame:
         & (F.col("baseline_cv") >= params["min_baseline_cv"])
         & (ratio <= params["max_cv_ratio"])
     )
-    return _fires(evidence.devices, condition, ratio)
+    return _fires(inputs.devices, condition, ratio)
 
 
-def profile_shift(evidence: Evidence, params: dict[str, Any]) -> DataFrame:
+def profile_shift(inputs: RuleInputs, params: dict[str, Any]) -> DataFrame:
     """The hour-of-day profile of W no longer resembles B's (Pearson correlation of the 24
     hourly means): readings shuffled or reversed in time (h6, h4). Metric: correlation."""
-    hours = evidence.devices.where(F.col("comparable")).select(
+    hours = inputs.devices.where(F.col("comparable")).select(
         "device_id",
         F.explode(F.arrays_zip("window_hourly_kwh", "baseline_hourly_kwh")).alias("hour"),
     )
@@ -320,21 +336,25 @@ def profile_shift(evidence: Evidence, params: dict[str, Any]) -> DataFrame:
     return _fires(correlations.where(~F.isnan("correlation")), condition, F.col("correlation"))
 
 
-def peer_deviation(evidence: Evidence, params: dict[str, Any]) -> DataFrame:
+def peer_deviation(inputs: RuleInputs, params: dict[str, Any]) -> DataFrame:
     """A drop far outside what the device's peers (same customer class) did over the same
-    days: robust z-score 0.6745 (r - median) / MAD. Only classes with enough devices.
-    Metric: z."""
-    z = F.lit(0.6745) * (F.col("r") - F.col("class_median_r")) / F.col("class_mad_r")
-    condition = F.col("peer_class") & (F.col("class_mad_r") > 0) & (z <= params["max_z"])
-    return _fires(evidence.devices.where(F.col("r").isNotNull()), condition, z)
+    days: robust z-score 0.6745 (window_baseline_ratio - class_median_ratio) /
+    class_mad_ratio. Only classes with enough devices. Metric: z."""
+    z = (
+        F.lit(0.6745)
+        * (F.col("window_baseline_ratio") - F.col("class_median_ratio"))
+        / F.col("class_mad_ratio")
+    )
+    condition = F.col("peer_class") & (F.col("class_mad_ratio") > 0) & (z <= params["max_z"])
+    return _fires(inputs.devices.where(F.col("window_baseline_ratio").isNotNull()), condition, z)
 
 
-def data_gap(evidence: Evidence, params: dict[str, Any]) -> DataFrame:
+def data_gap(inputs: RuleInputs, params: dict[str, Any]) -> DataFrame:
     """Installed through all of W, yet most expected import intervals are missing: a meter
     cut off from communication to hide its readings. Metric: share present."""
-    window = evidence.window
+    window = inputs.window
     through_w = (
-        evidence.installs.where(
+        inputs.installs.where(
             (F.col("installed_at") <= F.lit(window.window_start))
             & (F.col("removed_at").isNull() | (F.col("removed_at") >= F.lit(window.window_end)))
         )
@@ -342,11 +362,11 @@ def data_gap(evidence: Evidence, params: dict[str, Any]) -> DataFrame:
         .distinct()
     )
     expected = (
-        evidence.components.where(F.col("component_type") == IMPORT_KWH)
+        inputs.components.where(F.col("component_type") == IMPORT_KWH)
         .groupBy("device_id")
         .agg(F.sum(MINUTES_PER_DAY / F.col("interval_minutes")).alias("expected_per_day"))
     )
-    present = evidence.devices.select("device_id", "window_present_intervals")
+    present = inputs.devices.select("device_id", "window_present_intervals")
     share = F.coalesce(F.col("window_present_intervals"), F.lit(0)) / (
         F.col("expected_per_day") * window.window_days
     )
@@ -364,7 +384,7 @@ def _base_load(hourly: str, hours: int) -> SparkColumn:
     return F.when(F.size(known) >= hours, total / hours)
 
 
-def base_load_held(evidence: Evidence, params: dict[str, Any]) -> DataFrame:
+def base_load_held(inputs: RuleInputs, params: dict[str, Any]) -> DataFrame:
     """The night-time base load (standby, fridge, the lowest hours of the day) held in W
     while the use dropped: people away, fewer people, a changed routine use less, but the
     base load stays. A meter slowed or bypassed (h1, h3) scales every hour, the base load
@@ -374,7 +394,7 @@ def base_load_held(evidence: Evidence, params: dict[str, Any]) -> DataFrame:
     hours = params["lowest_hours"]
     window_base = _base_load("window_hourly_kwh", hours)
     baseline_base = _base_load("baseline_hourly_kwh", hours)
-    devices = evidence.devices.where(~F.col("has_generation")).select(
+    devices = inputs.devices.where(~F.col("has_generation")).select(
         "device_id",
         "customer_class",
         F.when(baseline_base > 0, window_base / baseline_base).alias("base_ratio"),
@@ -384,9 +404,9 @@ def base_load_held(evidence: Evidence, params: dict[str, Any]) -> DataFrame:
         F.count("*").alias("_devices"), F.median("base_ratio").alias("_class_base_ratio")
     )
     large = (F.col("_devices") >= params["min_class_devices"]) & (F.col("_class_base_ratio") > 0)
-    drift = F.when(large, F.col("_class_base_ratio")).otherwise(F.lit(1.0))
+    class_drift = F.when(large, F.col("_class_base_ratio")).otherwise(F.lit(1.0))
     held = devices.join(F.broadcast(classes), "customer_class", "left").withColumn(
-        "_held", F.col("base_ratio") / drift
+        "_held", F.col("base_ratio") / class_drift
     )
     return _fires(held, F.col("_held") >= params["min_ratio"], F.col("_held"))
 
@@ -425,19 +445,19 @@ def confounder_params(config: dict[str, Any], confounder: str) -> dict[str, Any]
     }
 
 
-def detect(evidence: Evidence, config: dict[str, Any]) -> DataFrame:
+def detect(inputs: RuleInputs, config: dict[str, Any]) -> DataFrame:
     """Every rule's findings: device, service point, rule, weight, metric, the confounder
     that explains it (if any) and the window."""
-    found = union_all(_found(evidence, name, rule_params(config, name)) for name in RULES)
-    places = evidence.devices.select("device_id", "service_point_id")
+    found = union_all(_found(inputs, name, rule_params(config, name)) for name in RULES)
+    places = inputs.devices.select("device_id", "service_point_id")
     return (
-        found.transform(_explained(evidence, config))
+        found.transform(_explained(inputs, config))
         .join(places, "device_id", "left")
-        .select(*FINDING_COLUMNS, *_window_columns(evidence.window))
+        .select(*FINDING_COLUMNS, *_window_columns(inputs.window))
     )
 
 
-def _explained(evidence: Evidence, config: dict[str, Any]) -> Callable[[DataFrame], DataFrame]:
+def _explained(inputs: RuleInputs, config: dict[str, Any]) -> Callable[[DataFrame], DataFrame]:
     """Findings -> with ``explained_by``: the first confounder by name that holds for the
     finding's device and ``explains`` its rule (null when none does)."""
     names = sorted(CONFOUNDERS)
@@ -449,7 +469,7 @@ def _explained(evidence: Evidence, config: dict[str, Any]) -> Callable[[DataFram
 
     def transform(findings: DataFrame) -> DataFrame:
         for name in names:
-            held = CONFOUNDERS[name](evidence, confounder_params(config, name))
+            held = CONFOUNDERS[name](inputs, confounder_params(config, name))
             findings = findings.join(
                 held.select("device_id", F.lit(True).alias(f"_{name}")), "device_id", "left"
             )
@@ -468,9 +488,9 @@ def _explained(evidence: Evidence, config: dict[str, Any]) -> Callable[[DataFram
     return transform
 
 
-def _found(evidence: Evidence, name: str, params: dict[str, Any]) -> DataFrame:
+def _found(inputs: RuleInputs, name: str, params: dict[str, Any]) -> DataFrame:
     """The devices rule ``name`` fires for, with its weight and metric."""
-    return RULES[name](evidence, params).select(
+    return RULES[name](inputs, params).select(
         "device_id",
         F.lit(name).alias("rule"),
         F.lit(float(params["weight"])).alias("weight"),
@@ -478,7 +498,7 @@ def _found(evidence: Evidence, name: str, params: dict[str, Any]) -> DataFrame:
     )
 
 
-def score(findings: DataFrame, evidence: Evidence, config: dict[str, Any]) -> DataFrame:
+def score(findings: DataFrame, inputs: RuleInputs, config: dict[str, Any]) -> DataFrame:
     """One alert per device whose score 1 - prod(1 - weight), over its findings that no
     confounder explains, reaches ``alert_threshold``."""
     kept = F.aggregate(F.collect_list(1 - F.col("weight")), F.lit(1.0), lambda acc, x: acc * x)
@@ -487,11 +507,11 @@ def score(findings: DataFrame, evidence: Evidence, config: dict[str, Any]) -> Da
         .groupBy("device_id")
         .agg((1 - kept).alias("score"), F.array_sort(F.collect_list("rule")).alias("rules"))
     )
-    places = evidence.devices.select("device_id", "service_point_id", "customer_class")
+    places = inputs.devices.select("device_id", "service_point_id", "customer_class")
     return (
         scored.where(F.col("score") >= config["alert_threshold"])
         .join(places, "device_id", "left")
-        .select(*ALERT_COLUMNS, *_window_columns(evidence.window))
+        .select(*ALERT_COLUMNS, *_window_columns(inputs.window))
     )
 
 

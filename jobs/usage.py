@@ -13,13 +13,15 @@ driver.
 from __future__ import annotations
 
 from datetime import datetime
+from functools import reduce
 from typing import Any
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
+from pyspark.sql.types import StructType
 
-from dependencies.frames import Transform
 from dependencies.run_window import RunWindow
+from dependencies.transforms import Transform
 from jobs.validate import OUTSIDE_WINDOW, PARTITION, USED
 
 IMPORT_KWH = "IMPORT_KWH"
@@ -93,6 +95,30 @@ def to_intervals(
 
     The previous used reading is found on the readings alone (a narrow row per reading);
     the component's attributes are joined after."""
+    steps = (
+        _with_previous_reading(baseline_start),
+        _opener_settled(baseline_start),
+        _with_component(components),
+        _with_interval(usage),
+        _with_gap(usage),
+    )
+
+    def transform(readings: DataFrame) -> DataFrame:
+        return reduce(DataFrame.transform, steps, readings)
+
+    return transform
+
+
+def _before_baseline(baseline_start: datetime) -> Column:
+    return F.col("measured_at") < F.lit(baseline_start)
+
+
+def _with_previous_reading(baseline_start: datetime) -> Transform:
+    """Readings -> the same, narrow (the carried state columns always there), with what one
+    window over each component's readings in time order finds: the latest valid reading
+    before B (``_opener_at``, and its carried count ``_opener_used``), each reading's
+    previous valid one (``_prev_at``, ``_prev_value``) and how many valid readings in the
+    range precede it (``_used_in_range``)."""
 
     def transform(readings: DataFrame) -> DataFrame:
         carried_used = _optional(readings, CARRIED_USED, "long")
@@ -101,8 +127,8 @@ def to_intervals(
         earlier = _in_time_order().rowsBetween(Window.unboundedPreceding, -1)
         whole = _in_time_order().rowsBetween(Window.unboundedPreceding, Window.unboundedFollowing)
         valid = F.col("status") == USED
-        before_baseline = F.col("measured_at") < F.lit(baseline_start)
-        found = readings.select(
+        before_baseline = _before_baseline(baseline_start)
+        return readings.select(
             COMPONENT,
             "measured_at",
             "value",
@@ -123,11 +149,22 @@ def to_intervals(
             .alias("_prev_value"),
             F.count(F.when(valid & ~before_baseline, True)).over(earlier).alias("_used_in_range"),
         )
-        # A reading in the range has the opener (if any) and the range's used readings before
-        # it; the opener itself has no predecessor. A carried reading opens with its own count.
+
+    return transform
+
+
+def _opener_settled(baseline_start: datetime) -> Transform:
+    """Readings with their predecessors -> the valid readings before B other than the opener
+    ``outside_window``; a reading in the range with its predecessor and ``_used_before``, the
+    opener (if any) and the range's used readings before it; the opener itself has no
+    predecessor. A carried reading opens with its own count."""
+
+    def transform(found: DataFrame) -> DataFrame:
+        valid = F.col("status") == USED
+        before_baseline = _before_baseline(baseline_start)
         opener = F.col("_opener_at")
         opener_count = F.coalesce(F.col("_opener_used"), opener.isNotNull().cast("long"))
-        with_previous = found.select(
+        return found.select(
             COMPONENT,
             "measured_at",
             "value",
@@ -144,7 +181,35 @@ def to_intervals(
             .otherwise(F.lit(0))
             .alias("_used_before"),
         )
-        used = valid  # from here on, of the settled status
+
+    return transform
+
+
+def _with_component(components: DataFrame) -> Transform:
+    """Readings -> the same, with their component's device, cadence, register maximum,
+    whether it is a register (``_cumulative``) and what it measures (:data:`KIND_FLAGS`)."""
+    attributes = components.select(
+        COMPONENT,
+        "device_id",
+        "interval_minutes",
+        "register_max",
+        (F.col("reading_type") == "CUMULATIVE").alias("_cumulative"),
+        *[(F.col("component_type") == kind).alias(name) for name, kind in KIND_FLAGS.items()],
+    )
+
+    def transform(readings: DataFrame) -> DataFrame:
+        return readings.join(F.broadcast(attributes), COMPONENT, "left")
+
+    return transform
+
+
+def _with_interval(usage: dict[str, Any]) -> Transform:
+    """Readings of settled status with their predecessor and component -> each used one with
+    the interval it closes: ``start``, ``end``, ``amount``, ``fallen_kwh``, ``contiguous``
+    and, for a register, the day it opened on (:data:`OPENED_ON`)."""
+
+    def transform(readings: DataFrame) -> DataFrame:
+        used = F.col("status") == USED
         prev_value, prev_at = F.col("_prev_value"), F.col("_prev_at")
         register_max = F.col("register_max")
         rise = F.col("value") - prev_value
@@ -164,15 +229,7 @@ def to_intervals(
         # A register's first interval opens at its first read; an INTERVAL reading's follows
         # the previous reading only if that ended where it starts.
         contiguous = F.when(cumulative, F.col("_used_before") >= 2).otherwise(prev_at == start)
-        attributes = components.select(
-            COMPONENT,
-            "device_id",
-            "interval_minutes",
-            "register_max",
-            (F.col("reading_type") == "CUMULATIVE").alias("_cumulative"),
-            *[(F.col("component_type") == kind).alias(name) for name, kind in KIND_FLAGS.items()],
-        )
-        frame = with_previous.join(F.broadcast(attributes), COMPONENT, "left").select(
+        return readings.select(
             COMPONENT,
             "measured_at",
             "value",
@@ -197,8 +254,17 @@ def to_intervals(
             F.coalesce(contiguous, F.lit(False)).alias("contiguous"),
             F.when(cumulative, _utc_day(start)).alias(OPENED_ON),
         )
+
+    return transform
+
+
+def _with_gap(usage: dict[str, Any]) -> Transform:
+    """Intervals -> their ``minutes``, and whether each closes a gap (``is_gap``: longer
+    than ``gap_factor`` x its cadence)."""
+
+    def transform(intervals: DataFrame) -> DataFrame:
         minutes = (F.unix_micros("end") - F.unix_micros("start")) / 60e6
-        return frame.withColumn("minutes", minutes).withColumn(
+        return intervals.withColumn("minutes", minutes).withColumn(
             "is_gap", F.col("minutes") > usage["gap_factor"] * F.col("interval_minutes")
         )
 
@@ -409,7 +475,7 @@ def merge_rows(rows: DataFrame) -> DataFrame:
 
 def by_day(intervals: DataFrame) -> DataFrame:
     """The ledger of the readings: per (device, day) of used intervals, the day's import,
-    export, tamper increments, the evidence the rules need (uninstalled import, export
+    export, tamper increments, the event totals the rules read (uninstalled import, export
     without generation, rollbacks), presence, the shape statistics of its import intervals
     (sums, hourly sums, longest zero run) and its latest installed interval's start; per
     status and reject ``record`` of the other readings, nothing but their number
@@ -452,37 +518,42 @@ def run_ledger(window: RunWindow) -> Transform:
             ]
         )
         before_b = (F.col("status") == USED) & (F.col(READING_DAY) < F.lit(baseline_day))
-        openers = rows.where(before_b).groupBy(COMPONENT).agg(F.sum(READINGS).alias("_valid"))
-        kept = [F.lit(None).cast(rows.schema[c].dataType).alias(c) for c in numbers]
-        replaced = (
-            openers.select(
-                F.explode(
-                    F.array(
-                        F.struct(
-                            F.lit(USED).alias("status"), F.lit(1).cast("long").alias(READINGS)
-                        ),
-                        F.struct(
-                            F.lit(OUTSIDE_WINDOW).alias("status"),
-                            (F.col("_valid") - 1).alias(READINGS),
-                        ),
-                    )
-                ).alias("_row")
-            )
-            .select(
-                F.lit(None).cast("string").alias("device_id"),
-                F.lit(None).cast("date").alias("day"),
-                "_row.status",
-                F.lit(None).cast("string").alias("record"),
-                f"_row.{READINGS}",
-                *kept,
-            )
-            .where(F.col(READINGS) > 0)
-        )
+        openers = _openers(rows.where(before_b), rows.schema, numbers)
         return merge_rows(
-            rows.where(~before_b).select(*LEDGER_KEYS, READINGS, *numbers).unionByName(replaced)
+            rows.where(~before_b).select(*LEDGER_KEYS, READINGS, *numbers).unionByName(openers)
         )
 
     return transform
+
+
+def _openers(before_b: DataFrame, schema: StructType, numbers: list[str]) -> DataFrame:
+    """The valid readings before B (``before_b``) -> the ledger's rows for them: per
+    component, the last one ``used`` (it opens B) and the others ``outside_window``, as
+    readings without a device, a day or any number (``schema``: their rows' types)."""
+    per_component = before_b.groupBy(COMPONENT).agg(F.sum(READINGS).alias("_valid"))
+    kept = [F.lit(None).cast(schema[c].dataType).alias(c) for c in numbers]
+    return (
+        per_component.select(
+            F.explode(
+                F.array(
+                    F.struct(F.lit(USED).alias("status"), F.lit(1).cast("long").alias(READINGS)),
+                    F.struct(
+                        F.lit(OUTSIDE_WINDOW).alias("status"),
+                        (F.col("_valid") - 1).alias(READINGS),
+                    ),
+                )
+            ).alias("_row")
+        )
+        .select(
+            F.lit(None).cast("string").alias("device_id"),
+            F.lit(None).cast("date").alias("day"),
+            "_row.status",
+            F.lit(None).cast("string").alias("record"),
+            f"_row.{READINGS}",
+            *kept,
+        )
+        .where(F.col(READINGS) > 0)
+    )
 
 
 def readings_intervals(

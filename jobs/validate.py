@@ -13,9 +13,9 @@ from pyspark.sql import Column as SparkColumn
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from dependencies.frames import Transform
 from dependencies.run_window import RunWindow
 from dependencies.tables import CORRUPT_RECORD, MEASURED_DATE, TABLES
+from dependencies.transforms import Transform
 
 USED = "used"
 DEDUPLICATED = "deduplicated"

@@ -218,7 +218,7 @@ def sample_rows(spark: SparkSession) -> DataFrame:
     window = RunWindow.from_config(datetime.fromisoformat(RUN_DATE).date(), config)
     raw = extract(spark, config["input"], window)
     checked = validate_tables(raw, window)
-    inputs = readings_inputs(raw, checked, config["usage"], window, SAMPLE_RUN_STARTED_AT)
+    inputs = readings_inputs(checked, config["usage"], window, SAMPLE_RUN_STARTED_AT)
     return unstored_rows(inputs)
 
 

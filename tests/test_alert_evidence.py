@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 from pyspark.sql import SparkSession
-from test_rules import B_DAYS, CONFIG, PROFILE, W_DAYS, evidence, meter, scaled
+from test_rules import B_DAYS, CONFIG, PROFILE, W_DAYS, meter, rule_inputs, scaled
 
 from jobs.alerts.evidence import collect_rows, evidence_table
 
@@ -19,7 +19,7 @@ def test_evidence_rows_of_the_highest_ranked_alerts(spark: SparkSession) -> None
         + [r for r in meter("B") if r["day"] != W_DAYS[2]]
         + meter("C")
     )
-    ev = evidence(spark, rows)
+    inputs = rule_inputs(spark, rows)
     alerts = spark.createDataFrame([("A", 2), ("B", 1), ("C", 3)], "device_id string, rank int")
     findings = spark.createDataFrame(
         [("A", "CONSUMPTION_DROP", 0.5, None), ("A", "SUSTAINED_DROP", 0.5, "BASE_LOAD_HELD")],
@@ -27,7 +27,7 @@ def test_evidence_rows_of_the_highest_ranked_alerts(spark: SparkSession) -> None
     )
 
     # WHEN the evidence of at most 2 devices is built
-    table = evidence_table(alerts, ev, findings, 2, CONFIG["peers"]["min_baseline_kwh"])
+    table = evidence_table(alerts, inputs, findings, 2, CONFIG["peers"]["min_baseline_kwh"])
     got = {(r["device_id"], r["day"]): r for r in table.collect()}
 
     # THEN the two highest ranked have a row per day of B and W, C none
@@ -41,7 +41,7 @@ def test_evidence_rows_of_the_highest_ranked_alerts(spark: SparkSession) -> None
         True,
     )
     assert got[("A", B_DAYS[-1])]["period"] == "baseline"
-    # A's expected level: baseline mean 10 x drift 1 (a class too small for statistics)
+    # A's expected level: baseline mean 10 x class drift 1 (a class too small for statistics)
     assert first_w["expected_daily_kwh"] == pytest.approx(10.0)
     assert first_w["window_hourly_kwh"] == pytest.approx(scaled(0.5))
     assert first_w["baseline_hourly_kwh"] == pytest.approx(PROFILE)
@@ -62,9 +62,9 @@ def test_evidence_rows_of_the_highest_ranked_alerts(spark: SparkSession) -> None
 
 
 def test_no_evidence_rows_when_the_limit_is_zero(spark: SparkSession) -> None:
-    ev = evidence(spark, meter("A"))
+    inputs = rule_inputs(spark, meter("A"))
     alerts = spark.createDataFrame([("A", 1)], "device_id string, rank int")
     findings = spark.createDataFrame(
         [], "device_id string, rule string, metric double, explained_by string"
     )
-    assert evidence_table(alerts, ev, findings, 0, 1.0).count() == 0
+    assert evidence_table(alerts, inputs, findings, 0, 1.0).count() == 0

@@ -15,7 +15,7 @@ from jobs.alerts import value as alert_value
 CONFIG = bundled_defaults()
 DEVICE_SCHEMA = (
     "device_id string, comparable boolean, baseline_mean_kwh double, window_mean_kwh double, "
-    "window_days_with_data bigint, drift double, uninstalled_import_kwh double, "
+    "window_days_with_data bigint, class_drift double, uninstalled_import_kwh double, "
     "rollback_kwh double, export_without_generation_kwh double"
 )
 ALERT_SCHEMA = (

@@ -81,14 +81,14 @@ def daily_result(daily_seconds: float = 20.0) -> dict[str, Any]:
             "readings": 4_100_000,
             "components": 30000,
             "ledger": daily_ledger,
-            "stages": {"extract_validate": daily_seconds - 15.0, "detect": 8.0, "write": 2.0},
-            "spark_jobs": {"extract_validate": 60, "detect": 30, "write": 10},
+            "stages": {"usage": daily_seconds - 15.0, "detect": 8.0, "publish": 2.0},
+            "spark_jobs": {"usage": 60, "detect": 30, "publish": 10},
         },
         "full": {
             "readings": 4_100_000,
             "components": 30000,
             "ledger": full_ledger,
-            "stages": {"extract_validate": 100.0, "detect": 13.0, "write": 2.0},
+            "stages": {"usage": 100.0, "detect": 13.0, "publish": 2.0},
         },
         "late": {"readings": 4_100_000, "components": 30000, "ledger": late_ledger, "stages": {}},
         "store_bytes": 30000 * 43 * 100,
@@ -235,7 +235,7 @@ def test_scaling_report_without_figures():
 def test_scaling_report_warns_when_no_cost_per_reading_separates():
     # GIVEN a full run whose stages took no longer than the daily run's
     result = daily_result()
-    result["full"]["stages"] = {"extract_validate": 10.0}
+    result["full"]["stages"] = {"usage": 10.0}
     # THEN the projections come with a warning
     assert "No cost per reading could be separated" in render_scaling(
         [result], MACHINE, "make bench"
@@ -256,9 +256,9 @@ def test_benchmark_report_names_the_spark_jobs_of_each_stage():
         "measured_at": "2026-12-01 02:50 UTC",
         "commit": "abc1234",
         "load_average": "0.5, 0.5, 0.5",
-        "job_stages": {"extract_validate": 30.0, "detect": 10.0},
-        "spark_jobs": {"extract_validate": 70, "detect": 40},
+        "job_stages": {"usage": 30.0, "detect": 10.0},
+        "spark_jobs": {"usage": 70, "detect": 40},
     }
     # WHEN rendered THEN their sum and each stage's are there
     text = render([size], MACHINE, [])
-    assert '- 1,000 devices: 110 in all, `{"extract_validate": 70, "detect": 40}`' in text
+    assert '- 1,000 devices: 110 in all, `{"usage": 70, "detect": 40}`' in text

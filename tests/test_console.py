@@ -43,7 +43,7 @@ def test_at_a_terminal_a_run_shows_progress_each_event_once_and_the_summary(writ
 
     # THEN a status line named the job's stages and the Spark tasks, redrawn in place
     steps = re.findall(r"\rdatalake_job \d+:\d\d \| (\w+) \d+:\d\d", shown)
-    assert {"extract_validate", "detect", "write"} <= set(steps)
+    assert {"usage", "detect", "publish"} <= set(steps)
     assert re.search(r"\| Spark tasks \d+/\d+ \(stages? \d+", shown)
     # AND each event is on the terminal once: no second copy through log4j's console
     assert shown.count("run started") == 1

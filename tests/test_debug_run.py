@@ -24,7 +24,7 @@ EXPLAIN_SECTIONS = (
     "intervals on ",
     "ledger on ",
     "daily usage in W",
-    "summary (evidence.devices)",
+    "summary (rule_inputs.devices)",
     "findings",
     "alert\n",
     "evidence rows in W",
@@ -54,10 +54,10 @@ def test_every_step_has_a_named_frame(steps: Steps) -> None:
         "intervals",
         "ledger",
         "daily",
-        "evidence.daily",
-        "evidence.devices",
-        "evidence.installs",
-        "evidence.components",
+        "rule_inputs.daily",
+        "rule_inputs.devices",
+        "rule_inputs.installs",
+        "rule_inputs.components",
         "findings",
         "alerts",
         "alert_evidence",
@@ -65,8 +65,8 @@ def test_every_step_has_a_named_frame(steps: Steps) -> None:
     for table in TABLE_NAMES:
         assert "status" in frames[f"checked.{table}"].columns, table
     assert {"start", "end", "amount", "installed"} <= set(frames["intervals"].columns)
-    assert steps.devices is steps.detection.evidence.devices
-    assert steps.alerts is steps["alerts"] is steps.detection.alerts
+    assert steps.devices is steps.detection.rule_inputs.devices
+    assert steps.alerts is steps["alerts"] is steps.scored.alerts
 
 
 def test_the_frames_are_what_the_job_published(

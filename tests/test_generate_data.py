@@ -12,7 +12,7 @@ from pyspark.sql import functions as F
 
 from dependencies.config import bundled_defaults
 from dependencies.run_window import RunWindow
-from jobs.inputs import extract, readings_inputs, validate_tables
+from jobs.inputs import SMALL_TABLES, extract, readings_inputs, validate_tables
 from jobs.ledger import checked_readings
 from jobs.tools.generate_data import (
     CASES,
@@ -80,14 +80,15 @@ def test_every_generated_row_passes_the_jobs_validation(
     # GIVEN a generated dataset, read and validated as the job does
     raw = extract(spark, {"path": str(generated), "format": "csv"}, WINDOW)
     small_tables = validate_tables(raw, WINDOW)
-    readings = readings_inputs(
-        raw, small_tables, bundled_defaults()["usage"], WINDOW, datetime.now(UTC)
-    )
-    checked = small_tables.with_measurements(checked_readings(readings))
+    readings = readings_inputs(small_tables, bundled_defaults()["usage"], WINDOW, datetime.now(UTC))
+    checked = {
+        **{table: small_tables.with_status(table) for table in SMALL_TABLES},
+        "measurements": checked_readings(readings),
+    }
     # WHEN each table's rows are counted by status
     statuses = {
         table: {row["status"]: row["count"] for row in frame.groupBy("status").count().collect()}
-        for table, frame in checked.tables.items()
+        for table, frame in checked.items()
     }
     # THEN every row of every table is used: nothing rejected, duplicated or outside B and W
     assert {table: set(counts) for table, counts in statuses.items()} == {

@@ -165,7 +165,7 @@ def test_one_run_writes_the_same_events_to_console_file_driver_log_and_cloudwatc
     assert console == written == driver == cloudwatch
     messages = [record["message"] for record in console]
     assert messages[0] == "run started"
-    assert "stage extract_validate done" in " ".join(messages)
+    assert "stage usage done" in " ".join(messages)
     gateway = pushgateway_with_basic_auth
     assert messages[-2:] == [
         "run finished with exit code 0",

@@ -81,7 +81,7 @@ class Ledgers:
         window = RunWindow.from_config(run_date, config)
         raw = extract(self.spark, config["input"], window)
         checked = validate_tables(raw, window)
-        return readings_inputs(raw, checked, self.usage, window, STARTED_AT)
+        return readings_inputs(checked, self.usage, window, STARTED_AT)
 
     def update(self, run_date: date) -> dict[str, Any]:
         """Update the store for ``run_date``; assert its ledger and read count are what

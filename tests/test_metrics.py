@@ -26,7 +26,7 @@ REPORT = {
     "findings_by_rule": {"TAMPER_EVENTS": 2, "DATA_GAP": 0},
     "alerts": 3,
 }
-DURATIONS = {"extract_validate": 12.5, "detect": 30.25, "write": 4.0}
+DURATIONS = {"usage": 12.5, "detect": 30.25, "publish": 4.0}
 
 
 def scrape(
@@ -96,7 +96,7 @@ def test_a_failed_run_updates_the_outcome_and_keeps_the_last_success(pushgateway
 
     # WHEN a later run fails in its first stage and pushes its metrics
     push_run_metrics(
-        run_metrics(3, 1_800_086_400.0, 1_800_086_410.0, {"extract_validate": 10.0}, None), config
+        run_metrics(3, 1_800_086_400.0, 1_800_086_410.0, {"usage": 10.0}, None), config
     )
 
     # THEN it reads as failed, and the last success and its counts are still there
@@ -112,7 +112,7 @@ def test_a_failed_run_updates_the_outcome_and_keeps_the_last_success(pushgateway
         for (name, labels), value in samples.items()
         if name == "datalake_stage_duration_seconds"
     }
-    assert stages == {(("stage", "extract_validate"),): 10.0}
+    assert stages == {(("stage", "usage"),): 10.0}
 
 
 def test_without_a_pushgateway_nothing_is_pushed():

@@ -35,6 +35,8 @@ JOB_MODULES = {
     "ledger/plan",
     "ledger/store",
     "ledger/update",
+    "publication",
+    "readings",
     "report",
     "rules",
     "run",

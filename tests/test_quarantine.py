@@ -26,8 +26,9 @@ from pyspark.sql import DataFrame, DataFrameWriter, SparkSession
 from dependencies.config import load_config
 from dependencies.publish import commit_table, read_published
 from dependencies.run_window import RunWindow
+from dependencies.tables import count_read
 from jobs import datalake_job
-from jobs.inputs import Checked, count_rows, extract, readings_inputs, validate_tables
+from jobs.inputs import ValidatedTables, count_rows, extract, readings_inputs, validate_tables
 from jobs.ledger import checked_readings
 
 # The runs start at this instant: readings stamped later are meter clock errors.
@@ -310,10 +311,8 @@ def test_backfill_of_an_earlier_run_date_reconciles(spark: SparkSession, dirty_r
     # WHEN its rows are validated and counted
     raw = extract(spark, config["input"], window)
     checked = validate_tables(raw, window)
-    readings = checked_readings(
-        readings_inputs(raw, checked, config["usage"], window, RUN_STARTED_AT)
-    )
-    counts = count_rows(raw, checked.with_measurements(readings))
+    readings = checked_readings(readings_inputs(checked, config["usage"], window, RUN_STARTED_AT))
+    counts = count_rows(checked, readings, count_read(raw["measurements"], "measurements"))
 
     # THEN every row is accounted for; the readings stamped after the backfill's W and
     # before the run started (counted here straight from the files) are outside the window,
@@ -350,7 +349,7 @@ def test_counts_that_do_not_reconcile_fail_the_run(spark: SparkSession) -> None:
 
     # WHEN the rows are counted THEN the run fails, naming the table
     with pytest.raises(RuntimeError, match="table measurements: counts do not reconcile"):
-        count_rows(raw, Checked(statuses))
+        count_rows(ValidatedTables(raw, statuses), statuses["measurements"], 2)
 
 
 @pytest.fixture

@@ -47,7 +47,7 @@ def day_row(
     hours: list[float | None],
     klass: str = "RESIDENTIAL",
     generation: bool = False,
-    **evidence: float,
+    **values: float,
 ) -> dict[str, Any]:
     """A daily usage row as ``jobs.usage.daily_usage`` makes it, from 24 hourly amounts
     (None: the interval is missing)."""
@@ -60,11 +60,11 @@ def day_row(
         "device_id": device,
         "day": day,
         "import_kwh": float(sum(present)),
-        "uninstalled_import_kwh": evidence.get("uninstalled_import_kwh"),
-        "export_kwh": evidence.get("export_kwh"),
-        "export_without_generation_kwh": evidence.get("export_without_generation_kwh"),
-        "tamper_events": evidence.get("tamper_events"),
-        "rollback_kwh": evidence.get("rollback_kwh", 0.0),
+        "uninstalled_import_kwh": values.get("uninstalled_import_kwh"),
+        "export_kwh": values.get("export_kwh"),
+        "export_without_generation_kwh": values.get("export_without_generation_kwh"),
+        "tamper_events": values.get("tamper_events"),
+        "rollback_kwh": values.get("rollback_kwh", 0.0),
         "present_intervals": len(present),
         "expected_intervals": 24.0,
         "shape_intervals": len(present),
@@ -73,7 +73,7 @@ def day_row(
         "longest_zero_run_minutes": float(longest) if longest else None,
         "hour_kwh": list(hours),
         "hour_intervals": [0 if v is None else 1 for v in hours],
-        # Not daily usage: the device's install period (see :func:`evidence`).
+        # Not daily usage: the device's install period (see :func:`rule_inputs`).
         "customer_class": klass,
         "has_generation": generation,
         "latest_installed_start": datetime.combine(day, datetime.min.time(), UTC)
@@ -87,14 +87,14 @@ def meter(
     baseline: Hourly | list[float | None] = PROFILE,
     klass: str = "RESIDENTIAL",
     generation: bool = False,
-    window_evidence: dict[str, float] | None = None,
-    baseline_evidence: dict[str, float] | None = None,
+    window_values: dict[str, float] | None = None,
+    baseline_values: dict[str, float] | None = None,
 ) -> list[dict[str, Any]]:
     """42 daily rows of one device; a day whose hours are None has no row at all."""
     rows = []
     for days, hours, extra in (
-        (B_DAYS, baseline, baseline_evidence),
-        (W_DAYS, window, window_evidence),
+        (B_DAYS, baseline, baseline_values),
+        (W_DAYS, window, window_values),
     ):
         for day in days:
             values = hours(day) if callable(hours) else hours
@@ -103,13 +103,13 @@ def meter(
     return rows
 
 
-def evidence(
+def rule_inputs(
     spark: SparkSession,
     rows: list[dict[str, Any]],
     installs: list[tuple] | None = None,
     components: list[tuple] | None = None,
-) -> rules.Evidence:
-    """The evidence of daily rows; without ``installs``, each device has one install period
+) -> rules.RuleInputs:
+    """What the rules read of daily rows; without ``installs``, each device has one install period
     (service point ``SP-<device>``, since before B) with its rows' class and generation."""
     daily = spark.createDataFrame(rows, DAILY_SCHEMA)
     if installs is None:
@@ -127,7 +127,7 @@ def evidence(
                 for r in rows
             }
         )
-    return rules.Evidence.build(
+    return rules.RuleInputs.build(
         daily,
         spark.createDataFrame(components or [], COMPONENT_SCHEMA),
         spark.createDataFrame(installs, INSTALL_SCHEMA),
@@ -140,7 +140,7 @@ def fired(
     spark: SparkSession, rule: str, rows: list[dict[str, Any]], **tables: list[tuple]
 ) -> dict[str, float]:
     """{device: metric} where ``rule`` fires."""
-    frame = rules.RULES[rule](evidence(spark, rows, **tables), rules.rule_params(CONFIG, rule))
+    frame = rules.RULES[rule](rule_inputs(spark, rows, **tables), rules.rule_params(CONFIG, rule))
     return {row["device_id"]: row["metric"] for row in frame.collect()}
 
 
@@ -161,7 +161,7 @@ def test_uninstalled_consumption_fires_on_import_outside_install_periods(
     spark: SparkSession,
 ) -> None:
     # GIVEN 0.05 kWh a day of uninstalled import through W (0.7 kWh)
-    rows = meter("G", window_evidence={"uninstalled_import_kwh": 0.05})
+    rows = meter("G", window_values={"uninstalled_import_kwh": 0.05})
     # WHEN / THEN the rule fires with the kWh
     assert fired(spark, "UNINSTALLED_CONSUMPTION", rows) == pytest.approx({"G": 0.7})
 
@@ -176,7 +176,7 @@ def test_uninstalled_consumption_needs_more_than_its_threshold(spark: SparkSessi
 
 def test_uninstalled_consumption_ignores_the_baseline(spark: SparkSession) -> None:
     # GIVEN consumption before the install, in B only
-    rows = meter("G", baseline_evidence={"uninstalled_import_kwh": 5.0})
+    rows = meter("G", baseline_values={"uninstalled_import_kwh": 5.0})
     assert fired(spark, "UNINSTALLED_CONSUMPTION", rows) == {}
 
 
@@ -223,7 +223,7 @@ def run_readings(
         .transform(usage.daily_usage(window))
     )
     found = rules.RULES[rule](
-        rules.Evidence.build(daily, components, periods, window, CONFIG),
+        rules.RuleInputs.build(daily, components, periods, window, CONFIG),
         rules.rule_params(CONFIG, rule),
     )
     return {row["device_id"]: row["metric"] for row in found.collect()}
@@ -256,12 +256,12 @@ def test_register_rollover_is_not_a_rollback(spark: SparkSession) -> None:
 
 
 def test_reverse_flow_fires_on_export_without_generation(spark: SparkSession) -> None:
-    rows = meter("F", window_evidence={"export_without_generation_kwh": 0.1})
+    rows = meter("F", window_values={"export_without_generation_kwh": 0.1})
     assert fired(spark, "REVERSE_FLOW", rows) == pytest.approx({"F": 1.4})
 
 
 def test_reverse_flow_needs_more_than_its_threshold(spark: SparkSession) -> None:
-    rows = meter("F", window_evidence={"export_without_generation_kwh": 1.0 / 14})
+    rows = meter("F", window_values={"export_without_generation_kwh": 1.0 / 14})
     assert fired(spark, "REVERSE_FLOW", rows) == {}
 
 
@@ -572,7 +572,7 @@ def test_score_combines_weights_and_alerts_at_the_threshold(spark: SparkSession)
             ("D", "PEER_DEVIATION", 0.4),  # 0.4
         ],
     )
-    ev = evidence(spark, meter("A") + meter("B") + meter("C") + meter("D"))
+    ev = rule_inputs(spark, meter("A") + meter("B") + meter("C") + meter("D"))
     # WHEN scored
     alerts = rules.score(found, ev, CONFIG)
     # THEN A and B alert, with rules sorted and their latest service point
@@ -597,7 +597,7 @@ def test_score_combines_weights_and_alerts_at_the_threshold(spark: SparkSession)
 
 def test_a_certain_rule_scores_one(spark: SparkSession) -> None:
     found = findings_frame(spark, [("G", "UNINSTALLED_CONSUMPTION", 1.0), ("G", "DATA_GAP", 0.3)])
-    alerts = rules.score(found, evidence(spark, meter("G")), CONFIG).collect()
+    alerts = rules.score(found, rule_inputs(spark, meter("G")), CONFIG).collect()
     assert [(a["device_id"], a["score"]) for a in alerts] == [("G", 1.0)]
 
 
@@ -606,7 +606,7 @@ def test_detect_names_weighs_and_places_every_finding(spark: SparkSession) -> No
     rows = [dict(r, tamper_events=2.0 if r["day"] == W_DAYS[0] else 0.0) for r in meter("T")]
     rows += [dict(r, rollback_kwh=1.0 if r["day"] == W_DAYS[0] else 0.0) for r in meter("K")]
     # WHEN every rule runs
-    found = rules.detect(evidence(spark, rows), CONFIG)
+    found = rules.detect(rule_inputs(spark, rows), CONFIG)
     # THEN each finding carries its weight, metric, service point and the window
     expected = spark.createDataFrame(
         [
@@ -631,7 +631,7 @@ SLOWED = scaled(0.6)
 def held(spark: SparkSession, rows: list[dict[str, Any]]) -> dict[str, float]:
     """{device: metric} where BASE_LOAD_HELD holds."""
     frame = rules.base_load_held(
-        evidence(spark, rows), rules.confounder_params(CONFIG, "BASE_LOAD_HELD")
+        rule_inputs(spark, rows), rules.confounder_params(CONFIG, "BASE_LOAD_HELD")
     )
     return {row["device_id"]: row["metric"] for row in frame.collect()}
 
@@ -665,7 +665,7 @@ def test_base_load_held_not_at_a_solar_site_nor_without_a_shape(spark: SparkSess
 def test_an_explained_drop_is_a_finding_but_not_an_alert(spark: SparkSession) -> None:
     # GIVEN a household whose use dropped to 0.64 of its baseline with its base load held,
     # and a meter slowed to 0.6
-    ev = evidence(spark, meter("AWAY", BEHAVIOUR_DROP) + meter("SLOW", SLOWED))
+    ev = rule_inputs(spark, meter("AWAY", BEHAVIOUR_DROP) + meter("SLOW", SLOWED))
     # WHEN the rules run and the findings are scored
     found = rules.detect(ev, CONFIG)
     alerts = rules.score(found, ev, CONFIG)
@@ -690,4 +690,4 @@ def test_a_confounder_explaining_an_unknown_rule_is_a_config_error(spark: SparkS
         },
     }
     with pytest.raises(ConfigError, match="explains unknown rules CONSUMPTION_DORP"):
-        rules.detect(evidence(spark, meter("A")), config)
+        rules.detect(rule_inputs(spark, meter("A")), config)

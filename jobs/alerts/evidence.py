@@ -37,20 +37,20 @@ COLUMNS = (*DAY_COLUMNS, *DEVICE_COLUMNS)
 
 def evidence_table(
     alerts: DataFrame,
-    evidence: rules.Evidence,
+    rule_inputs: rules.RuleInputs,
     findings: DataFrame,
     max_devices: int,
     min_baseline_kwh: float,
 ) -> DataFrame:
     """The evidence rows of the ``max_devices`` highest-ranked ``alerts`` (ranked alerts;
-    the run's :class:`~jobs.rules.Evidence` and findings). Every day of B and W has a row;
+    the run's :class:`~jobs.rules.RuleInputs` and findings). Every day of B and W has a row;
     a day without usage has null import and export and ``has_data`` false."""
     top = alerts.where(F.col("rank") <= max_devices).select("device_id", "rank")
-    window: RunWindow = evidence.window
+    window: RunWindow = rule_inputs.window
     days = F.sequence(F.lit(window.baseline_start_date), F.lit(window.run_date))
     grid = top.select("device_id", "rank", F.explode(days).alias("day"))
-    daily = evidence.daily.select("device_id", "day", "import_kwh", "export_kwh", "has_data")
-    devices = evidence.devices.select(
+    daily = rule_inputs.daily.select("device_id", "day", "import_kwh", "export_kwh", "has_data")
+    devices = rule_inputs.devices.select(
         "device_id",
         expected_daily_kwh(min_baseline_kwh).alias("expected_daily_kwh"),
         "window_hourly_kwh",

@@ -15,8 +15,8 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from dependencies.frames import Transform
 from dependencies.publish import latest_complete_run_date, read_published
+from dependencies.transforms import Transform
 
 NEW = "new"
 CONTINUING = "continuing"

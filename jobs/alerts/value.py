@@ -6,7 +6,7 @@ only for a comparable device with a real baseline), and the *event view*, the en
 event rules measured (uninstalled import, rollbacks, export without generation). The value
 prices it with the tariff of the device's class; ``priority`` = score x value orders the
 alerts into ``rank`` (1 = investigate first). Inputs are the per-device summaries of
-:class:`jobs.rules.Evidence` (``devices``), never readings.
+:class:`jobs.rules.RuleInputs` (``devices``), never readings.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from dependencies.frames import Transform
+from dependencies.transforms import Transform
 
 # The tariff of a device without a customer class.
 DEFAULT_TARIFF_CLASS = "RESIDENTIAL"
@@ -28,7 +28,7 @@ def expected_daily_kwh(min_baseline_kwh: float) -> Column:
     """A device's expected daily import in W, baseline mean x class drift; null unless it is
     comparable and its baseline mean reaches ``min_baseline_kwh``."""
     known = F.col("comparable") & (F.col("baseline_mean_kwh") >= min_baseline_kwh)
-    return F.when(known, F.col("baseline_mean_kwh") * F.col("drift"))
+    return F.when(known, F.col("baseline_mean_kwh") * F.col("class_drift"))
 
 
 def unbilled_kwh(devices: DataFrame, min_baseline_kwh: float) -> DataFrame:

@@ -19,8 +19,8 @@ from typing import Any
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from dependencies.frames import Transform
 from dependencies.run_window import RunWindow
+from dependencies.transforms import Transform
 from jobs import usage, validate
 from jobs.usage import COMPONENT, PARTITION
 
@@ -138,7 +138,7 @@ def fingerprints(present: DataFrame, components: DataFrame, installs: DataFrame)
     )
 
 
-def fleet_print(components: DataFrame, installs: DataFrame) -> int:
+def fleet_fingerprint(components: DataFrame, installs: DataFrame) -> int:
     """One number for the whole fleet's component rows and install periods: when it is what
     a stored day was computed with, no component's fingerprint there can have changed."""
     periods = installs.groupBy("device_id").agg(

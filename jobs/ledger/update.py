@@ -24,18 +24,18 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from dependencies.fence import NO_FENCE, Fence
-from dependencies.frames import union_all
 from dependencies.logging import LOGGER_NAME
 from dependencies.publish import HadoopFs
 from dependencies.run_window import RunWindow, midnight
 from dependencies.tables import MEASURED_DATE, count_read, read_failures_named
+from dependencies.transforms import union_all
 from jobs import usage
 from jobs.ledger.compute import (
     Inputs,
     block_rows,
     changed_fingerprints,
     day_states,
-    fleet_print,
+    fleet_fingerprint,
     moved_states,
     unstored_ledger,
 )
@@ -68,7 +68,7 @@ MISFILED = "a day partition holds readings of other days"
 
 
 @dataclass
-class Outcome:
+class LedgerReuse:
     """What the run did with the store: the days it reused, and each part it computed
     (days, components, why)."""
 
@@ -109,10 +109,10 @@ def _is_iso_date(text: str) -> bool:
         return False
 
 
-def unstored(inputs: Inputs, days: str, why: str) -> tuple[DataFrame, int, Outcome]:
+def unstored(inputs: Inputs, days: str, why: str) -> tuple[DataFrame, int, LedgerReuse]:
     """The run's ledger computed from every reading of its read range, kept nowhere."""
     logging.getLogger(LOGGER_NAME).info("readings ledger: computing every day, not stored: %s", why)
-    outcome = Outcome("unstored", computed=[{"days": days, "components": ALL, "reason": why}])
+    outcome = LedgerReuse("unstored", computed=[{"days": days, "components": ALL, "reason": why}])
     return unstored_ledger(inputs), count_read(inputs.raw, "measurements"), outcome
 
 
@@ -125,7 +125,7 @@ def readings_ledger(
     full_refresh: bool,
     work: str,
     fence: Fence = NO_FENCE,
-) -> tuple[DataFrame, int, Outcome]:
+) -> tuple[DataFrame, int, LedgerReuse]:
     """The run's ledger of readings (:func:`jobs.usage.run_ledger`), the number of readings
     read, and what was reused and computed. Uses and updates the store when the input is
     partitioned by day; ``work`` is the run's own directory for what it computes, ``fence``
@@ -162,7 +162,7 @@ class Update:
     def __init__(self, spark: SparkSession, inputs: Inputs, store: LedgerTables, work: str) -> None:
         self.spark, self.inputs, self.store, self.work = spark, inputs, store, work
         self.provenance = Provenance(
-            shaping_hash(inputs.usage_config), fleet_print(inputs.components, inputs.installs)
+            shaping_hash(inputs.usage_config), fleet_fingerprint(inputs.components, inputs.installs)
         )
         self.days: list[str] = []
         # Per day, what the store holds of it as this run leaves it, and what it recorded.
@@ -174,7 +174,7 @@ class Update:
         self.facts: dict[str, dict[str, int]] = {}
 
     # -- the run ---------------------------------------------------------------------------
-    def run(self, files: dict[str, Files], full_refresh: bool) -> Outcome:
+    def run(self, files: dict[str, Files], full_refresh: bool) -> LedgerReuse:
         """Compute the planned blocks; commit the settled days' records; vacuum."""
         self.days = list(files)
         self.files = files
@@ -186,7 +186,7 @@ class Update:
         fleet_changed = self._fleet_changed(
             [b.days[0] for b in blocks if FLEET_CHANGED in b.reasons]
         )
-        outcome = Outcome("incremental")
+        outcome = LedgerReuse("incremental")
         computed: set[str] = set()
         for block in blocks:
             if block.components == ALL:

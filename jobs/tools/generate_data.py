@@ -45,11 +45,11 @@ if __package__ in (None, "") and "PYSPARK_GATEWAY_PORT" not in os.environ:
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from dependencies.frames import correlation
 from dependencies.progress import Progress
 from dependencies.run_window import RunWindow
 from dependencies.spark import start_spark
 from dependencies.tables import MEASURED_DATE, TABLES
+from dependencies.transforms import correlation
 from jobs.usage import EXPORT_KWH, IMPORT_KWH, TAMPER_COUNT
 
 APP_NAME = "datalake_generate"

@@ -1,5 +1,5 @@
-"""What any job's DataFrame steps share: the type of a step, a union of many frames, and a
-correlation that tolerates constant columns."""
+"""What any job's DataFrame steps share: the type of a step, the type of a step that stores
+a frame, a union of many frames, and a correlation that tolerates constant columns."""
 
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ from pyspark.sql import functions as F
 
 # A step of a job: a pure function from one frame to the next (``frame.transform(step)``).
 Transform = Callable[[DataFrame], DataFrame]
+# Computes a frame that later steps read many times once, stores it (``name``: what as) and
+# returns the stored copy, whose plan starts from the stored rows: ``materialize(frame, name)``.
+Materialize = Callable[[DataFrame, str], DataFrame]
 
 
 def union_all(frames: Iterable[DataFrame]) -> DataFrame:
