@@ -22,6 +22,7 @@ The fences of the docs follow one convention, and this runner knows nothing else
 - ```` ```json ````: a config snippet: it must load as a config, merged over the bundled
   defaults by dependencies/config.py (unknown keys and wrong types fail).
 - ```` ```text ````: shown output; not run.
+- ```` ```mermaid ````: a diagram (code hosts draw it); not run.
 - A block whose first line is ``# not run here: <reason>`` is not run; the reason is required.
 - Any other fence (no language, another language) fails: label it, or mark it not run here.
 """
@@ -47,7 +48,7 @@ from conftest import REPO, cluster_environment
 from dependencies.config import ConfigError, bundled_defaults, merge_config
 
 PAGES = ("README.md", "docs/*.md")
-SHELL, PYTHON, CONFIG, OUTPUT = "bash", "python", "json", "text"
+SHELL, PYTHON, CONFIG, OUTPUT, DIAGRAM = "bash", "python", "json", "text", "mermaid"
 NOT_RUN = re.compile(r"^#\s*not run here:\s*(?P<reason>.*)$")
 FENCE = re.compile(r"^(?P<indent>\s*)(?P<ticks>`{3,})(?P<language>[^`\s]*)\s*$")
 MASTER_PLACEHOLDER = "spark://HOST:7077"
@@ -128,10 +129,11 @@ def convention_problems(blocks: list[Block]) -> list[str]:
         reason = block.not_run_reason
         if reason == "":
             problems.append(f"{block.where}: '# not run here:' needs the reason next to it")
-        elif block.language not in (SHELL, PYTHON, CONFIG, OUTPUT) and reason is None:
+        elif block.language not in (SHELL, PYTHON, CONFIG, OUTPUT, DIAGRAM) and reason is None:
             problems.append(
                 f"{block.where}: fence language {block.language or '(none)'!r}: "
-                "use bash, python, json or text, or start the block with '# not run here: <reason>'"
+                "use bash, python, json, text or mermaid, "
+                "or start the block with '# not run here: <reason>'"
             )
     return problems
 

@@ -109,7 +109,7 @@ def test_the_runner_fails_on_broken_examples(tmp_path: Path) -> None:
         check_config_snippet(config)
     assert convention_problems(blocks) == [
         (
-            "broken.md:26: fence language '(none)': use bash, python, json or text, "
+            "broken.md:26: fence language '(none)': use bash, python, json, text or mermaid, "
             "or start the block with '# not run here: <reason>'"
         ),
         "broken.md:30: '# not run here:' needs the reason next to it",
