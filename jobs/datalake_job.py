@@ -56,7 +56,7 @@ from jobs.detection import detect, score
 from jobs.inputs import count_rows, extract, validate_tables
 from jobs.publication import Published, publish_run, stage_run
 from jobs.readings import usage_ledger
-from jobs.report import print_summary
+from jobs.report import RunResults, print_summary
 from jobs.run import Run, finish, run_start_instant
 
 APP_NAME = "datalake_job"
@@ -175,9 +175,8 @@ def run_job(
             previous = history.previous_run(spark, output, run.run_date, config["history_days"])
             scored = score(detection, previous, window, config, materialize)
         with run.timer.stage("publish"):  # the commits after it: the report holds its time
-            staged = stage_run(
-                spark, staging, config, run, window, counts, tables, ledger, detection, scored
-            )
+            results = RunResults(run, window, counts, tables, ledger, detection, scored)
+            staged = stage_run(spark, staging, config, results)
         return publish_run(spark, staging, staged, config, run, fence)
 
 

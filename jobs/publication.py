@@ -16,11 +16,9 @@ from pyspark.sql import SparkSession
 from dependencies import s3
 from dependencies.fence import NO_FENCE, Fence
 from dependencies.publish import REPORT_PAGE, publish, stage_outputs, stage_report_page
-from dependencies.run_window import RunWindow
-from jobs.detection import Detection, ScoredAlerts, alert_evidence
-from jobs.inputs import ValidatedTables, rejects
-from jobs.readings import ReadingsLedger
-from jobs.report import build_report, report_page, top_alerts
+from jobs.detection import alert_evidence
+from jobs.inputs import rejects
+from jobs.report import RunResults, build_report, report_page, top_alerts
 from jobs.run import Run
 
 
@@ -43,28 +41,20 @@ class Published:
 
 
 def stage_run(
-    spark: SparkSession,
-    staging: str,
-    config: dict[str, Any],
-    run: Run,
-    window: RunWindow,
-    counts: dict[str, dict[str, Any]],
-    tables: ValidatedTables,
-    ledger: ReadingsLedger,
-    detection: Detection,
-    scored: ScoredAlerts,
+    spark: SparkSession, staging: str, config: dict[str, Any], results: RunResults
 ) -> StagedRun:
     """Stage the outputs, then the evidence rows of the highest-ranked alerts (from the
     staged alerts: the ranking is not computed again), the report and its page."""
+    detection, run = results.detection, results.run
     outputs = {
-        "alerts": scored.alerts,
+        "alerts": results.scored.alerts,
         "findings": detection.findings,
-        "rejects": rejects(tables, ledger.frame),
+        "rejects": rejects(results.tables, results.ledger.frame),
     }
-    staged = replace(scored, alerts=stage_outputs(outputs, staging)["alerts"])
+    staged = replace(results.scored, alerts=stage_outputs(outputs, staging)["alerts"])
     evidence = alert_evidence(detection, staged.alerts, config)
     evidence_rows = stage_outputs({"evidence": evidence}, staging)["evidence"]
-    report = build_report(spark, config, run, window, counts, tables, ledger, detection, staged)
+    report = build_report(spark, config, replace(results, scored=staged))
     top = top_alerts(staged.alerts, config)
     stage_report_page(spark, staging, report_page(report, top, evidence_rows, config, run.command))
     return StagedRun(report, top)

@@ -5,6 +5,7 @@ Only small, bounded results are collected here: counts, the top alerts and their
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
@@ -30,27 +31,34 @@ SUMMARY_ALERT_COLUMNS = ("rank", "device_id", "score", "estimated_value", "statu
 SUMMARY_TOP_ALERTS = 10
 
 
+@dataclass(frozen=True)
+class RunResults:
+    """What a run's steps returned, for the publish step: the run and its window, each
+    table's row counts, and the results of validate, usage, detect and score."""
+
+    run: Run
+    window: RunWindow
+    counts: dict[str, dict[str, Any]]
+    tables: ValidatedTables
+    ledger: ReadingsLedger
+    detection: Detection
+    scored: ScoredAlerts
+
+
 def build_report(
-    spark: SparkSession,
-    config: dict[str, Any],
-    run: Run,
-    window: RunWindow,
-    counts: dict[str, dict[str, Any]],
-    tables: ValidatedTables,
-    ledger: ReadingsLedger,
-    detection: Detection,
-    scored: ScoredAlerts,
+    spark: SparkSession, config: dict[str, Any], results: RunResults
 ) -> dict[str, Any]:
-    """The run report: parameters, per-table counts (``counts``), the component types, the
-    findings per rule, the alerts (``scored``: as staged) and their history, what the ledger
-    store reused, and the run's stage durations and Spark jobs.
+    """The run report: parameters, per-table counts, the component types, the findings per
+    rule, the alerts (as staged) and their history, what the ledger store reused, and the
+    run's stage durations and Spark jobs.
 
     ``durations_seconds`` and ``spark_jobs`` are the run's timer's own records, so the report
     as published holds the stage that is still running when it is built (the publish stage)."""
+    run, scored = results.run, results.scored
     tally = tallies(
         {
-            "component_types": (tables.used("measuring_component"), "component_type"),
-            "findings_by_rule": (detection.findings, "rule"),
+            "component_types": (results.tables.used("measuring_component"), "component_type"),
+            "findings_by_rule": (results.detection.findings, "rule"),
             "alerts": (scored.alerts, None),
         }
     )
@@ -58,8 +66,8 @@ def build_report(
         "run_id": run.run_id,
         "run_date": run.run_date.isoformat(),
         "run_started_at": run.started_at.isoformat().replace("+00:00", "Z"),
-        "parameters": _parameters(config, run, window),
-        "counts": counts,
+        "parameters": _parameters(config, run, results.window),
+        "counts": results.counts,
         # Types other than IMPORT_KWH, EXPORT_KWH and TAMPER_COUNT are kept and ignored.
         "component_types": dict(sorted(tally["component_types"].items())),
         "findings_by_rule": {rule: tally["findings_by_rule"].get(rule, 0) for rule in rules.RULES},
@@ -68,7 +76,7 @@ def build_report(
         "durations_seconds": run.timer.seconds,
         "spark_jobs": run.timer.jobs,  # per timed stage; the whole run's: its last log line
         "history": history.summary(scored.previous, scored.alerts),
-        "ledger": ledger.reuse.summary(),
+        "ledger": results.ledger.reuse.summary(),
     }
 
 

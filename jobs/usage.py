@@ -48,6 +48,9 @@ CARRIED_RUN_SINCE = "carried_run_since"
 RUN_BREAK = "run_break"
 
 COMPONENT = "measuring_component_id"
+# A checked reading as the pass carries it from step to step (with its partition and the
+# carried state columns).
+READING = (COMPONENT, "measured_at", "value", "status", "record")
 
 
 def _in_time_order() -> Window:
@@ -129,11 +132,7 @@ def _with_previous_reading(baseline_start: datetime) -> Transform:
         valid = F.col("status") == USED
         before_baseline = _before_baseline(baseline_start)
         return readings.select(
-            COMPONENT,
-            "measured_at",
-            "value",
-            "status",
-            "record",
+            *READING,
             partition.alias(PARTITION),
             carried_used.alias(CARRIED_USED),
             carried_since.alias(CARRIED_RUN_SINCE),
@@ -230,11 +229,7 @@ def _with_interval(usage: dict[str, Any]) -> Transform:
         # the previous reading only if that ended where it starts.
         contiguous = F.when(cumulative, F.col("_used_before") >= 2).otherwise(prev_at == start)
         return readings.select(
-            COMPONENT,
-            "measured_at",
-            "value",
-            "status",
-            "record",
+            *READING,
             PARTITION,
             CARRIED_USED,
             CARRIED_RUN_SINCE,
