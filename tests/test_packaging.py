@@ -92,6 +92,20 @@ def test_the_same_lock_gives_the_same_zip(packages_zip: Path, tmp_path: Path) ->
     assert again.read_bytes() == packages_zip.read_bytes()
 
 
+def isolated_probe(script: str) -> dict:
+    """Run ``script`` in an isolated interpreter (no site-packages, no environment paths); it
+    must succeed. Returns the JSON object it printed."""
+    result = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", script],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
 def test_runtime_packages_work_from_the_zip_alone(packages_zip: Path, moto_server: str) -> None:
     # GIVEN an isolated interpreter (no site-packages, no PYTHONPATH) that sees only the zip
     script = f"""
@@ -108,17 +122,9 @@ s3.upload_text(client, "s3://zip-probe/probe.json", json.dumps(bundled_defaults(
 print(json.dumps({{"boto3": boto3.__file__, "read_back": json.loads(s3.read_text(client, "s3://zip-probe/probe.json"))}}))
 """
     # WHEN it loads the bundled config and uses boto3 against S3 (moto)
-    result = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", script],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    probe = isolated_probe(script)
 
     # THEN boto3 came from the zip, worked, and the config inside the zip is the repository's
-    assert result.returncode == 0, result.stderr
-    probe = json.loads(result.stdout)
     assert probe["boto3"].startswith(str(packages_zip))
     assert probe["read_back"] == json.loads((REPO / BUNDLED_CONFIG).read_text())
 
@@ -143,18 +149,10 @@ print(json.dumps({{
 }}))
 """
     # WHEN it renders the alerts page
-    result = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", script],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    probe = isolated_probe(script)
 
     # THEN Jinja2, MarkupSafe (its pure-Python escaping), plotly, the page's module and its
     # template all came from the zip
-    assert result.returncode == 0, result.stderr
-    probe = json.loads(result.stdout)
     assert [path.startswith(str(packages_zip)) for path in probe["modules"]] == [True] * 4
     assert probe["template"].startswith(str(packages_zip))
     assert probe["escaping"] == "markupsafe._native"
