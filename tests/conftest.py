@@ -1,5 +1,6 @@
 """Shared fixtures: one local SparkSession for the whole suite, job configs in tmp dirs, the
-servers and the cluster the tests start, and the docs pages run in the background."""
+servers and the cluster the tests start, and the long runs (the docs pages, whole jobs in
+processes of their own) in the background."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -338,7 +339,20 @@ def spark_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             stop_group(process)
 
 
-# --- The docs examples (tests/docs_examples.py), run in the background from the first test on ---
+# --- Long runs in the background: the docs pages, then the test modules' runs of the whole job ---
+
+# A test module's start of its long run: given the session's fixture request (for session
+# fixtures) and the background thread, it submits the run and returns its future.
+BackgroundStart = Callable[[pytest.FixtureRequest, ThreadPoolExecutor], Future]
+BACKGROUND_STARTS: dict[str, BackgroundStart] = {}
+
+
+def in_background(start: BackgroundStart) -> BackgroundStart:
+    """Register a test module's start of its long run (a whole job in processes of its own):
+    it is submitted at the suite's start, after the docs pages, and the module's tests run
+    last, reading its result (``background_runs[module]``)."""
+    BACKGROUND_STARTS[start.__module__] = start
+    return start
 
 
 def runs_docs_pages(item: pytest.Item) -> bool:
@@ -346,31 +360,59 @@ def runs_docs_pages(item: pytest.Item) -> bool:
     return "page_runs" in getattr(item, "fixturenames", ())
 
 
+def background_order(item: pytest.Item) -> int:
+    """0 for a test that reads no background run; else its run's place in the queue."""
+    if runs_docs_pages(item):
+        return 1
+    module = getattr(getattr(item, "module", None), "__name__", None)
+    return 2 + list(BACKGROUND_STARTS).index(module) if module in BACKGROUND_STARTS else 0
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The tests of the docs pages' runs last (in their order): the pages run while the
-    other tests do, and are done, or nearly, when their tests ask."""
-    items.sort(key=runs_docs_pages)
+    """The tests that read a background run last, in the order the runs are queued: the
+    runs go on while the other tests do, and are done, or nearly, when their tests ask."""
+    items.sort(key=background_order)
+
+
+@pytest.fixture(scope="session")
+def background() -> Iterator[ThreadPoolExecutor]:
+    """The one thread that runs the suite's long runs, one at a time, beside the tests (the
+    machine has two cores: the tests in this process use about one)."""
+    with ThreadPoolExecutor(1) as pool:
+        yield pool
 
 
 @pytest.fixture(scope="session")
 def page_runs(
-    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
+    background: ThreadPoolExecutor,
 ) -> Iterator[dict[str, Future]]:
     """Every docs page with examples, running in a scratch copy of its own: its outcomes (a
     future) by page. The pages are waited for, and the checkout checked unchanged, at the end."""
     import docs_examples
 
     master_url = request.getfixturevalue("spark_cluster") if docs_examples.needs_cluster() else None
-    with docs_examples.running_pages(master_url, tmp_path_factory) as runs:
+    with docs_examples.running_pages(master_url, tmp_path_factory, background) as runs:
         yield runs
 
 
 @pytest.fixture(scope="session", autouse=True)
-def docs_pages_in_background(request: pytest.FixtureRequest) -> None:
-    """Start the docs pages' runs with the suite's first test, when any of their tests is
-    selected."""
-    if any(runs_docs_pages(item) for item in request.session.items):
+def background_runs(
+    request: pytest.FixtureRequest, background: ThreadPoolExecutor
+) -> dict[str, Future]:
+    """Queue the long runs of the selected tests with the suite's first test: the docs
+    pages first, then each registered module's run (:func:`in_background`); their futures
+    by module."""
+    items = request.session.items
+    if any(runs_docs_pages(item) for item in items):
         request.getfixturevalue("page_runs")
+    selected = {getattr(getattr(item, "module", None), "__name__", None) for item in items}
+    return {
+        module: start(request, background)
+        for module, start in BACKGROUND_STARTS.items()
+        if module in selected
+    }
 
 
 # --- Real servers on 127.0.0.1, started by the tests (moto for AWS, Prometheus Pushgateway) ---

@@ -37,7 +37,7 @@ import shutil
 import subprocess
 import threading
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,9 +55,6 @@ MASTER_PLACEHOLDER = "spark://HOST:7077"
 BLOCK_SECONDS = 1200
 SESSION_SECONDS = 900
 BLOCK_MARK = "<<< docs example block {} >>>"
-# Pages run one at a time, beside the rest of the suite: a run of the sample keeps about one
-# of the machine's two cores busy, and the in-process tests leave about one free.
-PAGES_AT_ONCE = 1
 
 
 class ExampleFailed(AssertionError):
@@ -443,11 +440,12 @@ def needs_cluster() -> bool:
 
 @contextmanager
 def running_pages(
-    master_url: str | None, tmp_path_factory: pytest.TempPathFactory
+    master_url: str | None, tmp_path_factory: pytest.TempPathFactory, pool: Executor
 ) -> Iterator[dict[str, Future[PageOutcomes]]]:
-    """Start every page with examples to run, each in a scratch copy of its own,
-    ``PAGES_AT_ONCE`` pages at a time; yield a page's outcomes (a future) by page. On exit,
-    wait for them all; the checkout must be as before."""
+    """Start every page with examples to run, each in a scratch copy of its own, on ``pool``
+    (the suite's background thread: one page at a time, beside the rest of the suite); yield
+    a page's outcomes (a future) by page. On exit, wait for them all; the checkout must be as
+    before."""
     before = checkout_state()
     # the pages with the most to run first, so that the last to finish is a short one
     pages = sorted(
@@ -456,17 +454,18 @@ def running_pages(
         reverse=True,
     )
     first = FirstCommands(tmp_path_factory.mktemp("docs_first_commands"))
-    with ThreadPoolExecutor(PAGES_AT_ONCE) as pool:
-        yield {
-            page: pool.submit(
-                run_page,
-                page,
-                scratch_copy(REPO, tmp_path_factory.mktemp("docs_checkout")),
-                master_url,
-                first,
-            )
-            for page in pages
-        }
+    runs = {
+        page: pool.submit(
+            run_page,
+            page,
+            scratch_copy(REPO, tmp_path_factory.mktemp("docs_checkout")),
+            master_url,
+            first,
+        )
+        for page in pages
+    }
+    yield runs
+    wait(runs.values())
     assert checkout_state() == before, "a docs example wrote into the checkout"
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
@@ -20,7 +19,7 @@ from typing import Any
 
 import pytest
 from chispa import assert_df_equality
-from conftest import RUN_DATE, SPARK_HOME, TEST_DATA, cluster_environment, stop_group
+from conftest import RUN_DATE, SPARK_HOME, TEST_DATA, cluster_environment, in_background, stop_group
 from pyspark.sql import SparkSession
 
 from dependencies import s3
@@ -63,20 +62,24 @@ def run_bounded(command: list[str], cwd: Path, timeout: float) -> Finished:
     return Finished(process.returncode, stdout, stderr)
 
 
-@pytest.fixture(scope="module")
-def marked_input(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def marked_input(directory: Path) -> Path:
     """A copy of the sample with every table marked complete (``_SUCCESS``)."""
-    copy = tmp_path_factory.mktemp("input") / "mdm"
+    copy = directory / "mdm"
     shutil.copytree(TEST_DATA, copy)
     for table in TABLE_NAMES:
         (copy / table / "_SUCCESS").touch()
     return copy
 
 
-def job_config(directory: Path, marked_input: Path, moto_server: str) -> Path:
-    """A config that requires the markers and copies the report to S3 (moto)."""
+def job_config(directory: Path, moto_server: str) -> Path:
+    """A config that requires the markers (on a marked copy of the sample) and copies the
+    report to S3 (moto)."""
     config = {
-        "input": {"path": str(marked_input), "format": "csv", "require_success_marker": True},
+        "input": {
+            "path": str(marked_input(directory)),
+            "format": "csv",
+            "require_success_marker": True,
+        },
         "output": {
             "path": str(directory / "output"),
             "report_s3_url": f"s3://{REPORT_BUCKET}/cluster",
@@ -89,65 +92,62 @@ def job_config(directory: Path, marked_input: Path, moto_server: str) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def report_bucket(moto_server: str) -> Any:
-    """The S3 bucket (moto) the cluster run copies its report to; its client."""
-    client = s3.client(
+def report_client(moto_server: str) -> Any:
+    """A client of the S3 server (moto) the cluster run copies its report to."""
+    return s3.client(
         {"region": "us-east-1", "profile": "", "endpoint_url": moto_server, "max_attempts": 2}
     )
-    client.create_bucket(Bucket=REPORT_BUCKET)
-    return client
 
 
-@pytest.fixture(scope="module")
-def cluster_submission(
-    spark_cluster: str,
-    packages_zip: Path,
-    tmp_path_factory: pytest.TempPathFactory,
-    marked_input: Path,
-    moto_server: str,
-    report_bucket: Any,
-) -> tuple[Submission, Path]:
-    """How make submit would submit the job to the test cluster, and the run's directory."""
-    directory = tmp_path_factory.mktemp("cluster_run")
-    config = job_config(directory, marked_input, moto_server)
+@dataclass(frozen=True)
+class ClusterRun:
+    """How make submit would submit the job to the test cluster, the run's directory, and
+    the finished run."""
+
+    submission: Submission
+    directory: Path
+    finished: Finished
+
+
+@in_background
+def submit_the_sample(request: pytest.FixtureRequest, pool: ThreadPoolExecutor) -> Future:
+    """The job spark-submitted to the cluster with packages.zip, in the background."""
+    moto_server = request.getfixturevalue("moto_server")
+    directory = request.getfixturevalue("tmp_path_factory").mktemp("cluster_run")
+    report_client(moto_server).create_bucket(Bucket=REPORT_BUCKET)
     extra = ("--driver-memory", "1g", "--executor-memory", "1g", "--conf", "spark.log.level=WARN")
-    return Submission(
+    submission = Submission(
         str(SPARK_HOME / "bin" / "spark-submit"),
-        spark_cluster,
+        request.getfixturevalue("spark_cluster"),
         "client",
-        str(packages_zip),
-        str(config),
+        str(request.getfixturevalue("packages_zip")),
+        str(job_config(directory, moto_server)),
         extra,
         jars=tuple(str(path) for path in jar_paths(DELTA_PACKAGES)),
-    ), directory
+    )
+    command = submission.command(date.fromisoformat(RUN_DATE))
+    return pool.submit(
+        lambda: ClusterRun(submission, directory, run_bounded(command, directory, SUBMIT_SECONDS))
+    )
 
 
 @pytest.fixture(scope="module")
-def cluster_run_started(cluster_submission: tuple[Submission, Path]) -> Iterator[Future[Finished]]:
-    """The job spark-submitted to the cluster with packages.zip, in the background."""
-    submission, directory = cluster_submission
-    with ThreadPoolExecutor(1) as pool:
-        yield pool.submit(
-            run_bounded, submission.command(date.fromisoformat(RUN_DATE)), directory, SUBMIT_SECONDS
-        )
+def cluster(background_runs: dict[str, Future]) -> ClusterRun:
+    """The cluster run, finished."""
+    return background_runs[__name__].result()
 
 
 @pytest.fixture(scope="module")
-def cluster_run(
-    cluster_submission: tuple[Submission, Path], cluster_run_started: Future[Finished]
-) -> Path:
-    """The job spark-submitted to the cluster with packages.zip, finished; its output path."""
-    finished = cluster_run_started.result()
-    assert finished.returncode == datalake_job.EXIT_OK, finished.stderr[-5000:]
-    return cluster_submission[1] / "output"
+def cluster_run(cluster: ClusterRun) -> Path:
+    """The cluster run, succeeded: its output path."""
+    assert cluster.finished.returncode == datalake_job.EXIT_OK, cluster.finished.stderr[-5000:]
+    return cluster.directory / "output"
 
 
 def published(output: Path, table: str) -> Path:
     return output / table / f"run_date={RUN_DATE}"
 
 
-@pytest.mark.usefixtures("cluster_run_started")  # first: the suite's local run meanwhile
 def test_the_cluster_run_publishes_what_the_local_run_publishes(
     spark: SparkSession, sample_published: Path, cluster_run: Path
 ) -> None:
@@ -169,36 +169,33 @@ def test_the_cluster_run_publishes_what_the_local_run_publishes(
         assert_df_equality(local_rows, cluster_rows)
 
 
-def test_the_cluster_run_copied_its_report_to_s3(cluster_run: Path, report_bucket: Any) -> None:
+def test_the_cluster_run_copied_its_report_to_s3(cluster_run: Path, moto_server: str) -> None:
     # GIVEN the run configured to copy its report to S3: boto3 came from packages.zip on the
     # cluster's driver
     url = f"s3://{REPORT_BUCKET}/cluster/run_date={RUN_DATE}/report.json"
     # THEN the copy is the published report
-    copied = json.loads(s3.read_text(report_bucket, url))
+    copied = json.loads(s3.read_text(report_client(moto_server), url))
     assert copied == json.loads((published(cluster_run, "reports") / "report.json").read_text())
 
 
-def test_without_the_zip_the_same_submit_fails(cluster_submission: tuple[Submission, Path]) -> None:
+def test_without_the_zip_the_same_submit_fails(cluster: ClusterRun) -> None:
     # GIVEN the same submit command without --py-files packages.zip
-    submission, directory = cluster_submission
-    command = submission.command(date.fromisoformat(RUN_DATE))
+    command = cluster.submission.command(date.fromisoformat(RUN_DATE))
     at = command.index("--py-files")
     del command[at : at + 2]
 
     # WHEN it is submitted to the cluster
-    finished = run_bounded(command, directory, SUBMIT_SECONDS)
+    finished = run_bounded(command, cluster.directory, SUBMIT_SECONDS)
 
     # THEN the driver cannot import the job's modules (spark-submit relays its stderr on stdout)
     assert finished.returncode != 0
     assert "ModuleNotFoundError: No module named 'dependencies'" in finished.stdout
 
 
-def test_a_setting_the_submitted_session_lacks_is_named(
-    cluster_run_started: Future[Finished],
-) -> None:
+def test_a_setting_the_submitted_session_lacks_is_named(cluster: ClusterRun) -> None:
     # GIVEN the job spark-submitted with --driver-memory 1g, its config (the bundled defaults)
     # asking for 8g
-    finished = cluster_run_started.result()
+    finished = cluster.finished
     # THEN the run's log (the console, on stdout) says so, with the option that would apply
     # it, instead of ignoring it
     assert (

@@ -11,13 +11,27 @@ import re
 import shlex
 import subprocess
 import sys
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
 
-from conftest import REPO, RUN_DATE
+import pytest
+from conftest import REPO, RUN_DATE, in_background, write_job_config
 
 
-def test_at_a_terminal_a_run_shows_progress_each_event_once_and_the_summary(write_config, tmp_path):
-    # GIVEN a config that differs from the defaults in its output path (and Spark partitions)
-    config = write_config()
+@dataclass(frozen=True)
+class TerminalRun:
+    """A run of the job at a pseudo-terminal: its directory, exit code and what it showed."""
+
+    directory: Path
+    returncode: int
+    shown: str
+
+
+def run_at_a_terminal(directory: Path) -> TerminalRun:
+    """Run the job (DEBUG=1, the sample, a config that differs from the defaults in its
+    output path and Spark partitions) under a pseudo-terminal (``script``), in ``directory``."""
+    config = write_job_config(directory)
     job = [
         sys.executable,
         str(REPO / "jobs" / "datalake_job.py"),
@@ -26,20 +40,32 @@ def test_at_a_terminal_a_run_shows_progress_each_event_once_and_the_summary(writ
         "--run-date",
         RUN_DATE,
     ]
-
-    # WHEN the job runs at a pseudo-terminal
     finished = subprocess.run(
         ["script", "-qfec", shlex.join(job), "/dev/null"],
         check=False,
         capture_output=True,
         timeout=900,
-        cwd=tmp_path,
+        cwd=directory,
         env={**os.environ, "DEBUG": "1", "PYSPARK_PYTHON": sys.executable},
     )
-    shown = finished.stdout.decode(
-        "utf-8", errors="replace"
-    )  # bytes: text mode would turn \r into \n
-    assert finished.returncode == 0, shown[-3000:]
+    # bytes: text mode would turn \r into \n
+    return TerminalRun(directory, finished.returncode, finished.stdout.decode("utf-8", "replace"))
+
+
+@in_background
+def run_in_the_background(request: pytest.FixtureRequest, pool: ThreadPoolExecutor) -> Future:
+    directory = request.getfixturevalue("tmp_path_factory").mktemp("console")
+    return pool.submit(run_at_a_terminal, directory)
+
+
+def test_at_a_terminal_a_run_shows_progress_each_event_once_and_the_summary(
+    background_runs: dict[str, Future],
+) -> None:
+    # GIVEN a config that differs from the defaults in its output path (and Spark partitions)
+    # WHEN the job runs at a pseudo-terminal
+    run = background_runs[__name__].result()
+    shown, tmp_path = run.shown, run.directory
+    assert run.returncode == 0, shown[-3000:]
 
     # THEN a status line named the job's stages and the Spark tasks, redrawn in place
     steps = re.findall(r"\rdatalake_job \d+:\d\d \| (\w+) \d+:\d\d", shown)
