@@ -163,19 +163,21 @@ def readings_inputs(
 
 
 def count_rows(
-    tables: ValidatedTables, readings: DataFrame, readings_read: int
+    tables: ValidatedTables, readings: DataFrame, readings_read: int | None
 ) -> dict[str, dict[str, Any]]:
     """Per table: rows read, used, rejected (and by reason), deduplicated, outside_window, in
     one query. ``readings``: the readings with their status, one row per reading or the
     ledger's rows (each standing for ``readings`` of them); ``readings_read``: how many the
-    pass read (the small tables' rows read are counted on their input).
+    pass read, or None when it read every reading of the input (counted on it then, as the
+    small tables' rows read are).
 
     Fails loudly if the counts do not reconcile; an empty device table is bad input."""
     statuses = {table: tables.with_status(table) for table in SMALL_TABLES}
     statuses["measurements"] = readings
-    reads: dict[str, int] = {"measurements": readings_read}
+    reads: dict[str, int] = {} if readings_read is None else {"measurements": readings_read}
     by_status: dict[str, dict[str, int]] = {table: {} for table in statuses}
-    for row in _counts(tables, statuses):
+    on_input = [*SMALL_TABLES, *(["measurements"] if readings_read is None else [])]
+    for row in _counts(tables, statuses, on_input):
         if row["status"] is None:  # the rows read
             reads[row["table"]] = row["count"]
         else:
@@ -214,15 +216,17 @@ def _status_counts(frame: DataFrame, table: str) -> DataFrame:
     )
 
 
-def _counts(tables: ValidatedTables, statuses: dict[str, DataFrame]) -> list[Any]:
+def _counts(
+    tables: ValidatedTables, statuses: dict[str, DataFrame], on_input: list[str]
+) -> list[Any]:
     """(table, status, count) of every table in ``statuses``, and (table, None, rows read)
-    of the small tables, in one query; when it fails, each small table's are asked alone,
-    so that a file that cannot be read is named by its own table (else the readings')."""
+    of the tables ``on_input``, in one query; when it fails, each small table's are asked
+    alone, so that a file that cannot be read is named by its own table (else the readings')."""
     reads = [
         tables.raw[table]
         .agg(F.count("*").alias("count"))
         .select(F.lit(table).alias("table"), F.lit(None).cast("string").alias("status"), "count")
-        for table in SMALL_TABLES
+        for table in on_input
     ]
     counted = [_status_counts(frame, table) for table, frame in statuses.items()]
     with tables.failures_named(), read_failures_named("measurements"):

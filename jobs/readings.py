@@ -28,11 +28,12 @@ from jobs.run import Run
 class ReadingsLedger:
     """The run's ledger of readings (``frame``: a row per device and day of used intervals
     with its usage, a row per status and reject record of the other readings, each with the
-    number of readings it stands for), how many readings the pass read, and what the ledger
-    store reused and computed (``reuse``)."""
+    number of readings it stands for), how many readings the pass read (None: every reading
+    of the input, counted on it with the run's other counts), and what the ledger store
+    reused and computed (``reuse``)."""
 
     frame: DataFrame
-    read_count: int
+    read_count: int | None
     reuse: LedgerReuse
 
     def daily_usage(self, window: RunWindow) -> DataFrame:

@@ -27,7 +27,7 @@ from dependencies.fence import NO_FENCE, Fence
 from dependencies.logging import LOGGER_NAME
 from dependencies.publish import HadoopFs
 from dependencies.run_window import RunWindow, midnight
-from dependencies.tables import MEASURED_DATE, count_read, read_failures_named
+from dependencies.tables import MEASURED_DATE, read_failures_named
 from dependencies.transforms import union_all
 from jobs import usage
 from jobs.ledger.compute import (
@@ -109,11 +109,13 @@ def _is_iso_date(text: str) -> bool:
         return False
 
 
-def unstored(inputs: Inputs, days: str, why: str) -> tuple[DataFrame, int, LedgerReuse]:
-    """The run's ledger computed from every reading of its read range, kept nowhere."""
+def unstored(inputs: Inputs, days: str, why: str) -> tuple[DataFrame, None, LedgerReuse]:
+    """The run's ledger computed from every reading of its read range, kept nowhere; the
+    readings it read are every reading of the input, counted with the run's other counts
+    (None: not counted here)."""
     logging.getLogger(LOGGER_NAME).info("readings ledger: computing every day, not stored: %s", why)
     outcome = LedgerReuse("unstored", computed=[{"days": days, "components": ALL, "reason": why}])
-    return unstored_ledger(inputs), count_read(inputs.raw, "measurements"), outcome
+    return unstored_ledger(inputs), None, outcome
 
 
 def readings_ledger(
@@ -125,11 +127,12 @@ def readings_ledger(
     full_refresh: bool,
     work: str,
     fence: Fence = NO_FENCE,
-) -> tuple[DataFrame, int, LedgerReuse]:
+) -> tuple[DataFrame, int | None, LedgerReuse]:
     """The run's ledger of readings (:func:`jobs.usage.run_ledger`), the number of readings
-    read, and what was reused and computed. Uses and updates the store when the input is
-    partitioned by day; ``work`` is the run's own directory for what it computes, ``fence``
-    checks each commit to the store."""
+    read (None when the run read every reading of the input: they are counted on it with the
+    run's other counts), and what was reused and computed. Uses and updates the store when
+    the input is partitioned by day; ``work`` is the run's own directory for what it
+    computes, ``fence`` checks each commit to the store."""
     window = inputs.window
     whole_range = f"{window.read_start_date}..{window.run_date}"
     if MEASURED_DATE not in inputs.raw.columns:
