@@ -295,12 +295,14 @@ def delta_version(fs: HadoopFs, path: str) -> int | None:
 def publish(
     spark: SparkSession,
     staging: str,
+    staged: dict[str, DataFrame],
     report: dict[str, Any],
     output_path: str,
     run_date: date,
     fence: Fence = NO_FENCE,
 ) -> tuple[dict[str, str], dict[str, Any]]:
-    """Publish every staged output for ``run_date``: its old report goes first, then each
+    """Publish every staged output for ``run_date`` (``staged``: each table as
+    :func:`stage_outputs` returned it, under ``staging``): its old report goes first, then each
     table's rows are replaced in one commit, then the page and the report are written, the
     report naming the Delta version of each table that holds the date's rows
     (``table_versions``: a reader pinned to them reads the date as published, whatever
@@ -314,7 +316,7 @@ def publish(
     versions = {}
     for table in ORDER:
         fence.check(f"committing {table}")
-        commit_table(spark.read.parquet(f"{staging}/{table}"), output_path, table, run_date)
+        commit_table(staged[table], output_path, table, run_date)
         versions[table] = delta_version(fs, table_path(output_path, table))
     report = {**report, TABLE_VERSIONS: versions}
     fence.check("publishing the report")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 
 from dependencies import s3
 from dependencies.fence import NO_FENCE, Fence
@@ -24,9 +24,10 @@ from jobs.run import Run
 
 @dataclass(frozen=True)
 class StagedRun:
-    """What :func:`stage_run` staged: the run report (to publish), and the highest-ranked
-    alerts as rows (for the summary)."""
+    """What :func:`stage_run` staged: the output tables (as staged), the run report (to
+    publish), and the highest-ranked alerts as rows (for the summary)."""
 
+    tables: dict[str, DataFrame]
     report: dict[str, Any]
     top: list[dict[str, Any]]
 
@@ -51,13 +52,15 @@ def stage_run(
         "findings": detection.findings,
         "rejects": rejects(results.tables, results.ledger.frame),
     }
-    staged = replace(results.scored, alerts=stage_outputs(outputs, staging)["alerts"])
+    tables = stage_outputs(outputs, staging)
+    staged = replace(results.scored, alerts=tables["alerts"])
     evidence = alert_evidence(detection, staged.alerts, config)
-    evidence_rows = stage_outputs({"evidence": evidence}, staging)["evidence"]
+    tables.update(stage_outputs({"evidence": evidence}, staging))
     report = build_report(spark, config, replace(results, scored=staged))
     top = top_alerts(staged.alerts, config)
-    stage_report_page(spark, staging, report_page(report, top, evidence_rows, config, run.command))
-    return StagedRun(report, top)
+    page = report_page(report, top, tables["evidence"], config, run.command)
+    stage_report_page(spark, staging, page)
+    return StagedRun(tables, report, top)
 
 
 def publish_run(
@@ -71,7 +74,7 @@ def publish_run(
     """Publish what ``staged`` stands for (``fence`` checks each commit); copy the report
     to ``output.report_s3_url`` when set."""
     paths, report = publish(
-        spark, staging, staged.report, config["output"]["path"], run.run_date, fence
+        spark, staging, staged.tables, staged.report, config["output"]["path"], run.run_date, fence
     )
     paths["report_html"] = f"{paths['reports']}/{REPORT_PAGE}"
     if config["output"]["report_s3_url"]:

@@ -78,17 +78,17 @@ def test_a_paused_holder_commits_nothing_after_the_takeover(
     hold(client, bucket, "A")
     fence_a = fence_of(moto_aws_config, bucket, "A")
     with staging_directory(spark, str(output), RUN_DATE, "run-a", fence_a) as staging_a:
-        stage_outputs(outputs(spark, "v1"), staging_a)
+        staged_a = stage_outputs(outputs(spark, "v1"), staging_a)
         # WHEN run B takes the lock over and publishes the date (v2)
         hold(client, bucket, "B")
         fence_b = fence_of(moto_aws_config, bucket, "B")
         with staging_directory(spark, str(output), RUN_DATE, "run-b", fence_b) as staging_b:
-            stage_outputs(outputs(spark, "v2"), staging_b)
-            publish(spark, staging_b, {"version": "v2"}, str(output), RUN_DATE, fence_b)
+            staged_b = stage_outputs(outputs(spark, "v2"), staging_b)
+            publish(spark, staging_b, staged_b, {"version": "v2"}, str(output), RUN_DATE, fence_b)
         history = {table: commits(spark, output, table) for table in ORDER}
         # ... and A resumes and publishes
         with pytest.raises(LockLost, match="before removing the date's report"):
-            publish(spark, staging_a, {"version": "v1"}, str(output), RUN_DATE, fence_a)
+            publish(spark, staging_a, staged_a, {"version": "v1"}, str(output), RUN_DATE, fence_a)
     # THEN the date holds only B's rows and report, and A added no commit to any table
     assert_published(spark, output, "v2")
     assert {table: commits(spark, output, table) for table in ORDER} == history
@@ -119,9 +119,9 @@ def test_a_holder_losing_its_lock_mid_publish_stops_before_the_next_commit(
     fence_a = fence_of(moto_aws_config, bucket, "A")
     # WHEN A publishes
     with staging_directory(spark, str(output), RUN_DATE, "run-a", fence_a) as staging:
-        stage_outputs(outputs(spark, "v1"), staging)
+        staged = stage_outputs(outputs(spark, "v1"), staging)
         with pytest.raises(LockLost, match="before committing findings"):
-            publish(spark, staging, {"version": "v1"}, str(output), RUN_DATE, fence_a)
+            publish(spark, staging, staged, {"version": "v1"}, str(output), RUN_DATE, fence_a)
     # THEN it committed nothing after the alerts: no other table, no report; and it left the
     # date's staging to the new holder
     assert commits(spark, output, "alerts") == ["WRITE"]

@@ -71,8 +71,8 @@ def run(
     """Stage and publish ``version``'s outputs for ``run_date``, as the job does; the
     published paths and report."""
     with staging_directory(spark, str(output), run_date, f"{run_date}-{version}") as staging:
-        stage_outputs(outputs(spark, version), staging)
-        return publish(spark, staging, {"version": version}, str(output), run_date)
+        staged = stage_outputs(outputs(spark, version), staging)
+        return publish(spark, staging, staged, {"version": version}, str(output), run_date)
 
 
 def assert_published(
@@ -246,10 +246,10 @@ def test_the_report_page_is_published_with_the_report(spark: SparkSession, tmp_p
     # GIVEN D staged with its HTML page beside the report
     output = tmp_path / "output"
     with staging_directory(spark, str(output), RUN_DATE, "run-v1") as staging:
-        stage_outputs(outputs(spark, "v1"), staging)
+        staged = stage_outputs(outputs(spark, "v1"), staging)
         stage_report_page(spark, staging, "<p>v1</p>")
         # WHEN published
-        paths, published = publish(spark, staging, {"version": "v1"}, str(output), RUN_DATE)
+        paths, published = publish(spark, staging, staged, {"version": "v1"}, str(output), RUN_DATE)
     # THEN the page is in D's report directory, and nothing is left in staging
     assert (Path(paths["reports"]) / "alerts.html").read_text() == "<p>v1</p>"
     assert report(output) == published == {"version": "v1", TABLE_VERSIONS: dict.fromkeys(ORDER, 0)}
