@@ -409,10 +409,23 @@ def background_runs(
         request.getfixturevalue("page_runs")
     selected = {getattr(getattr(item, "module", None), "__name__", None) for item in items}
     return {
-        module: start(request, background)
+        module: started(start, request, background)
         for module, start in BACKGROUND_STARTS.items()
         if module in selected
     }
+
+
+def started(
+    start: BackgroundStart, request: pytest.FixtureRequest, background: ThreadPoolExecutor
+) -> Future:
+    """``start``'s future; if starting fails (a server or the cluster that does not come
+    up), a future holding that failure: only the module's tests fail, when they read it."""
+    try:
+        return start(request, background)
+    except (Exception, pytest.fail.Exception) as error:
+        failed: Future = Future()
+        failed.set_exception(error)
+        return failed
 
 
 # --- Real servers on 127.0.0.1, started by the tests (moto for AWS, Prometheus Pushgateway) ---
