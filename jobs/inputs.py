@@ -174,9 +174,13 @@ def count_rows(
     Fails loudly if the counts do not reconcile; an empty device table is bad input."""
     statuses = {table: tables.with_status(table) for table in SMALL_TABLES}
     statuses["measurements"] = readings
-    reads: dict[str, int] = {} if readings_read is None else {"measurements": readings_read}
+    reads: dict[str, int] = {}
+    on_input = list(SMALL_TABLES)
+    if readings_read is None:
+        on_input.append("measurements")
+    else:
+        reads["measurements"] = readings_read
     by_status: dict[str, dict[str, int]] = {table: {} for table in statuses}
-    on_input = [*SMALL_TABLES, *(["measurements"] if readings_read is None else [])]
     for row in _counts(tables, statuses, on_input):
         if row["status"] is None:  # the rows read
             reads[row["table"]] = row["count"]

@@ -360,11 +360,16 @@ def runs_docs_pages(item: pytest.Item) -> bool:
     return "page_runs" in getattr(item, "fixturenames", ())
 
 
+def module_name(item: pytest.Item) -> str | None:
+    """The name of the test module ``item`` is in (None for an item outside one)."""
+    return getattr(getattr(item, "module", None), "__name__", None)
+
+
 def background_order(item: pytest.Item) -> int:
     """0 for a test that reads no background run; else its run's place in the queue."""
     if runs_docs_pages(item):
         return 1
-    module = getattr(getattr(item, "module", None), "__name__", None)
+    module = module_name(item)
     return 2 + list(BACKGROUND_STARTS).index(module) if module in BACKGROUND_STARTS else 0
 
 
@@ -407,7 +412,7 @@ def background_runs(
     items = request.session.items
     if any(runs_docs_pages(item) for item in items):
         request.getfixturevalue("page_runs")
-    selected = {getattr(getattr(item, "module", None), "__name__", None) for item in items}
+    selected = {module_name(item) for item in items}
     return {
         module: started(start, request, background)
         for module, start in BACKGROUND_STARTS.items()
