@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from pyspark.sql import Column as SparkColumn
@@ -40,12 +41,14 @@ class RuleInputs:
     """What the rules read, built once per run and shared by all of them (not the published
     evidence table: that is :mod:`jobs.alerts.evidence`).
 
-    ``daily``: usage per (device, day) with its ``period`` (B or W), ``has_data`` and the
-    day's intra-day coefficient of variation ``cv``. ``devices``: one row per device with its
-    context (service point, class, generation: of its latest installed interval in W), its W
-    and B summaries, ``comparable``, ``window_baseline_ratio`` = W mean / baseline mean (the
-    spec's r), its class's ``class_median_ratio`` and ``class_mad_ratio``, and the class drift
-    ``class_drift`` (the spec's m). ``installs`` and ``components``: the valid input tables.
+    ``daily``: usage per (device, day) with its ``period`` (B or W), ``has_data``, the
+    standard deviation of the day's interval amounts ``spread`` and its coefficient of
+    variation ``cv``. ``devices``: one row per device with its context (service point, class,
+    generation: of its latest installed interval in W), its W and B summaries (those the
+    confounders read among them), ``comparable``, ``window_baseline_ratio`` = W mean /
+    baseline mean (the spec's r), its class's ``class_median_ratio`` and ``class_mad_ratio``,
+    and the class drift ``class_drift`` (the spec's m). ``installs`` and ``components``: the
+    valid input tables.
     """
 
     daily: DataFrame
@@ -79,10 +82,11 @@ class RuleInputs:
                 F.col("present_intervals")
                 >= usage["day_has_data_share"] * F.col("expected_intervals"),
             )
-            .withColumn("cv", F.when(mean > 0, F.sqrt(variance) / mean))
+            .withColumn("spread", F.sqrt(variance))
+            .withColumn("cv", F.when(mean > 0, F.col("spread") / mean))
         )
         devices = (
-            _device_summaries(daily, window, peers)
+            _device_summaries(daily, window, peers, config["confounders"])
             .transform(_with_context(installs))
             .transform(_with_class_drift(peers))
         )
@@ -105,7 +109,9 @@ def _hourly_means(period: str) -> SparkColumn:
     return F.array(*[F.when(n > 0, s / n) for s, n in zip(sums, counts, strict=True)])
 
 
-def _device_summaries(daily: DataFrame, window: RunWindow, peers: dict[str, Any]) -> DataFrame:
+def _device_summaries(
+    daily: DataFrame, window: RunWindow, peers: dict[str, Any], confounders: dict[str, Any]
+) -> DataFrame:
     share = peers["comparable_share"]
     summaries = daily.groupBy("device_id").agg(
         F.max(_in(WINDOW, "latest_installed_start", with_data=False)).alias(
@@ -128,6 +134,7 @@ def _device_summaries(daily: DataFrame, window: RunWindow, peers: dict[str, Any]
         F.avg(_in(BASELINE, "cv")).alias("baseline_cv"),
         _hourly_means(WINDOW).alias("window_hourly_kwh"),
         _hourly_means(BASELINE).alias("baseline_hourly_kwh"),
+        *_confounder_summaries(window, confounders),
     )
     comparable = (F.col("window_days_with_data") >= share * window.window_days) & (
         F.col("baseline_days_with_data") >= share * window.baseline_days
@@ -140,6 +147,39 @@ def _device_summaries(daily: DataFrame, window: RunWindow, peers: dict[str, Any]
             F.col("window_mean_kwh") / F.col("baseline_mean_kwh"),
         ).alias("window_baseline_ratio"),
     )
+
+
+def recent_window_days(window: RunWindow, params: dict[str, Any]) -> int:
+    """How many of W's latest days ``DROP_ENDED`` looks at: ``recent_days``, or all of a
+    shorter W."""
+    return min(params["recent_days"], window.window_days)
+
+
+def _confounder_summaries(window: RunWindow, confounders: dict[str, Any]) -> list[SparkColumn]:
+    """What the confounders read of each device, aggregated with its other summaries (one
+    pass over daily usage): the mean per-day base load (:func:`_day_base_load`) and spread
+    of W and of B, and the latest ``DROP_ENDED.recent_days`` of W (days with data, mean
+    import) with B's mean import on the same weekdays."""
+    hours = confounders["BASE_LOAD_HELD"]["lowest_hours"]
+    recent_days = recent_window_days(window, confounders["DROP_ENDED"])
+    recent_start = window.run_date - timedelta(days=recent_days - 1)
+    # Spark's dayofweek: 1 = Sunday .. 7 = Saturday.
+    weekdays = sorted(
+        {(recent_start + timedelta(days=i)).isoweekday() % 7 + 1 for i in range(recent_days)}
+    )
+    recent = F.col("has_data") & (F.col("day") >= F.lit(recent_start))
+    same_weekdays = F.dayofweek("day").isin(weekdays)
+    return [
+        F.avg(_in(WINDOW, _day_base_load(hours))).alias("window_base_kwh"),
+        F.avg(_in(BASELINE, _day_base_load(hours))).alias("baseline_base_kwh"),
+        F.avg(_in(WINDOW, "spread")).alias("window_spread_kwh"),
+        F.avg(_in(BASELINE, "spread")).alias("baseline_spread_kwh"),
+        F.count(F.when(recent, True)).alias("recent_days_with_data"),
+        F.avg(F.when(recent, F.col("import_kwh"))).alias("recent_mean_kwh"),
+        F.avg(_in(BASELINE, F.when(same_weekdays, F.col("import_kwh")))).alias(
+            "baseline_recent_weekdays_kwh"
+        ),
+    ]
 
 
 def _with_context(installs: DataFrame) -> Callable[[DataFrame], DataFrame]:
@@ -166,15 +206,28 @@ def _with_context(installs: DataFrame) -> Callable[[DataFrame], DataFrame]:
 def _with_class_drift(peers: dict[str, Any]) -> Callable[[DataFrame], DataFrame]:
     """Per customer class (of the devices that have a ``window_baseline_ratio``): the exact
     median of that ratio and its median absolute deviation; ``class_drift`` is the median, or
-    1 for a class smaller than ``min_class_devices`` (too few to tell a season from theft)."""
+    1 for a class smaller than ``min_class_devices`` (too few to tell a season from theft).
+    The same for the base load (``base_load_ratio``, W / B, of the devices without
+    generation that have one): ``class_base_drift``."""
 
     def transform(devices: DataFrame) -> DataFrame:
+        base = F.col("baseline_base_kwh")
+        devices = devices.withColumn(
+            "base_load_ratio",
+            F.when(~F.col("has_generation") & (base > 0), F.col("window_base_kwh") / base),
+        )
         rated = devices.where(
             F.col("window_baseline_ratio").isNotNull() & F.col("customer_class").isNotNull()
         )
-        medians = rated.groupBy("customer_class").agg(
-            F.count("*").alias("class_devices"),
-            F.median("window_baseline_ratio").alias("class_median_ratio"),
+        medians = (
+            devices.where(F.col("customer_class").isNotNull())
+            .groupBy("customer_class")
+            .agg(
+                F.count("window_baseline_ratio").alias("class_devices"),
+                F.median("window_baseline_ratio").alias("class_median_ratio"),
+                F.count("base_load_ratio").alias("class_base_devices"),
+                F.median("base_load_ratio").alias("class_base_ratio"),
+            )
         )
         deviations = (
             rated.join(medians, "customer_class")
@@ -185,14 +238,22 @@ def _with_class_drift(peers: dict[str, Any]) -> Callable[[DataFrame], DataFrame]
                 )
             )
         )
-        stats = medians.join(deviations, "customer_class")
+        stats = medians.join(deviations, "customer_class", "left")
         large = F.col("class_devices") >= peers["min_class_devices"]
+        large_base = (F.col("class_base_devices") >= peers["min_class_devices"]) & (
+            F.col("class_base_ratio") > 0
+        )
         return (
             devices.join(F.broadcast(stats), "customer_class", "left")
             .withColumn(
                 "class_drift", F.when(large, F.col("class_median_ratio")).otherwise(F.lit(1.0))
             )
             .withColumn("peer_class", large)
+            .withColumn(
+                "class_base_drift",
+                F.when(large_base, F.col("class_base_ratio")).otherwise(F.lit(1.0)),
+            )
+            .drop("class_base_devices", "class_base_ratio")
         )
 
     return transform
@@ -374,41 +435,72 @@ def data_gap(inputs: RuleInputs, params: dict[str, Any]) -> DataFrame:
     return _fires(devices, share < params["max_present_share"], share)
 
 
-def _base_load(hourly: str, hours: int) -> SparkColumn:
-    """A device's base load in a period: the mean of the ``hours`` lowest of its 24 hourly
-    mean amounts ``hourly`` (null unless at least ``hours`` of them are known: a meter read
-    less often than hourly has no shape)."""
-    known = F.filter(F.col(hourly), lambda amount: amount.isNotNull())
+def _day_base_load(hours: int) -> SparkColumn:
+    """A day's base load: the mean of its ``hours`` lowest hourly mean amounts (null unless
+    at least ``hours`` hours of the day have intervals: a meter read less often than hourly
+    has no shape)."""
+    means = F.zip_with(
+        F.col("hour_kwh"), F.col("hour_intervals"), lambda kwh, n: F.when(n > 0, kwh / n)
+    )
+    known = F.filter(means, lambda amount: amount.isNotNull())
     lowest = F.slice(F.array_sort(known), 1, hours)
     total = F.aggregate(lowest, F.lit(0.0), lambda acc, amount: acc + amount)
     return F.when(F.size(known) >= hours, total / hours)
 
 
 def base_load_held(inputs: RuleInputs, params: dict[str, Any]) -> DataFrame:
-    """The night-time base load (standby, fridge, the lowest hours of the day) held in W
-    while the use dropped: people away, fewer people, a changed routine use less, but the
-    base load stays. A meter slowed or bypassed (h1, h3) scales every hour, the base load
-    with it. Base load W / B, divided by its class's median (a season moves every base
-    load); not at sites with generation (their net import is zero in sunny hours). Metric:
-    that ratio."""
-    hours = params["lowest_hours"]
-    window_base = _base_load("window_hourly_kwh", hours)
-    baseline_base = _base_load("baseline_hourly_kwh", hours)
-    devices = inputs.devices.where(~F.col("has_generation")).select(
-        "device_id",
-        "customer_class",
-        F.when(baseline_base > 0, window_base / baseline_base).alias("base_ratio"),
+    """The base load (standby, the fridge: each day's lowest hours) held in W while the use
+    dropped: people away, fewer people, a changed routine use less, but the base load stays.
+    A meter slowed or bypassed (h1, h3) scales every hour, the base load with it. Each day's
+    base load is its own ``lowest_hours`` (so days away and days at home, or a clock change
+    in B, do not blur it), averaged over the period's days with data. Base load W / B
+    (``base_load_ratio``) over its class's (a season moves every base load); not at sites
+    with generation (their net import is zero in sunny hours). Metric: that ratio."""
+    held = F.col("base_load_ratio") / F.col("class_base_drift")
+    return _fires(inputs.devices, held >= params["min_ratio"], held)
+
+
+def drop_ended(inputs: RuleInputs, params: dict[str, Any]) -> DataFrame:
+    """The drop is over: the last ``recent_days`` of W (all of a shorter W) have data, and
+    their mean import is back at the meter's own level (B's mean on the same weekdays, times
+    the class drift). A household back from a trip, a shop open again after a holiday. A
+    theft still under way when the run looks keeps the latest days low. Metric: the latest
+    days' mean over that level."""
+    usual = F.col("baseline_recent_weekdays_kwh") * F.col("class_drift")
+    days = recent_window_days(inputs.window, params)
+    seen = (F.col("recent_days_with_data") == days) & (usual > 0)
+    devices = inputs.devices.select(
+        "device_id", F.when(seen, F.col("recent_mean_kwh") / usual).alias("level")
     )
-    rated = devices.where(F.col("base_ratio").isNotNull() & F.col("customer_class").isNotNull())
-    classes = rated.groupBy("customer_class").agg(
-        F.count("*").alias("_devices"), F.median("base_ratio").alias("_class_base_ratio")
+    return _fires(devices, F.col("level") >= params["min_ratio"], F.col("level"))
+
+
+def spread_held(inputs: RuleInputs, params: dict[str, Any]) -> DataFrame:
+    """The day's swings are still there: the mean standard deviation of W's interval amounts
+    is at least ``min_ratio`` of B's. The day looks flatter (its coefficient of variation
+    fell) because a steady load came on top (electric heating in winter, an appliance
+    running around the clock), not because the readings were replaced by an average or a
+    constant (h5), which takes the swings away. Metric: spread W / B."""
+    spread = F.col("baseline_spread_kwh")
+    devices = inputs.devices.select(
+        "device_id", F.when(spread > 0, F.col("window_spread_kwh") / spread).alias("ratio")
     )
-    large = (F.col("_devices") >= params["min_class_devices"]) & (F.col("_class_base_ratio") > 0)
-    class_drift = F.when(large, F.col("_class_base_ratio")).otherwise(F.lit(1.0))
-    held = devices.join(F.broadcast(classes), "customer_class", "left").withColumn(
-        "_held", F.col("base_ratio") / class_drift
-    )
-    return _fires(held, F.col("_held") >= params["min_ratio"], F.col("_held"))
+    return _fires(devices, F.col("ratio") >= params["min_ratio"], F.col("ratio"))
+
+
+def flat_baseline_profile(inputs: RuleInputs, params: dict[str, Any]) -> DataFrame:
+    """B's hour-of-day profile has no shape: its 24 hourly means vary (standard deviation
+    over mean) by less than ``max_profile_cv`` (a plant running around the clock, a constant
+    base). A correlation with a flat profile measures noise, not readings moved in the day.
+    Metric: that variation."""
+    hourly = F.filter(F.col("baseline_hourly_kwh"), lambda amount: amount.isNotNull())
+    count = F.size(hourly)
+    total = F.aggregate(hourly, F.lit(0.0), lambda acc, amount: acc + amount)
+    squares = F.aggregate(hourly, F.lit(0.0), lambda acc, amount: acc + amount * amount)
+    mean = F.when(count > 0, total / count)
+    spread = F.sqrt(F.greatest(squares / count - mean * mean, F.lit(0.0)))
+    devices = inputs.devices.select("device_id", F.when(mean > 0, spread / mean).alias("variation"))
+    return _fires(devices, F.col("variation") < params["max_profile_cv"], F.col("variation"))
 
 
 RULES: dict[str, Rule] = {
@@ -429,20 +521,15 @@ RULES: dict[str, Rule] = {
 
 CONFOUNDERS: dict[str, Rule] = {
     "BASE_LOAD_HELD": base_load_held,
+    "DROP_ENDED": drop_ended,
+    "FLAT_BASELINE_PROFILE": flat_baseline_profile,
+    "SPREAD_HELD": spread_held,
 }
 
 
 def rule_params(config: dict[str, Any], rule: str) -> dict[str, Any]:
     """A rule's own parameters, plus the shared ones some rules need."""
     return {**config["rules"][rule], "min_baseline_kwh": config["peers"]["min_baseline_kwh"]}
-
-
-def confounder_params(config: dict[str, Any], confounder: str) -> dict[str, Any]:
-    """A confounder's own parameters, plus the class size its class medians need."""
-    return {
-        **config["confounders"][confounder],
-        "min_class_devices": config["peers"]["min_class_devices"],
-    }
 
 
 def detect(inputs: RuleInputs, config: dict[str, Any]) -> DataFrame:
@@ -468,22 +555,32 @@ def _explained(inputs: RuleInputs, config: dict[str, Any]) -> Callable[[DataFram
         raise ConfigError(f"confounders: explains unknown rules {', '.join(unknown)}")
 
     def transform(findings: DataFrame) -> DataFrame:
-        for name in names:
-            held = CONFOUNDERS[name](inputs, confounder_params(config, name))
-            findings = findings.join(
-                held.select("device_id", F.lit(True).alias(f"_{name}")), "device_id", "left"
+        held = (
+            union_all(
+                CONFOUNDERS[name](inputs, config["confounders"][name]).select(
+                    "device_id", F.lit(name).alias("confounder")
+                )
+                for name in names
             )
+            .groupBy("device_id")
+            .agg(F.collect_set("confounder").alias("_held"))
+        )
         explained_by = F.coalesce(
             *[
                 F.when(
-                    F.col(f"_{name}") & F.col("rule").isin(config["confounders"][name]["explains"]),
+                    F.array_contains("_held", name)
+                    & F.col("rule").isin(config["confounders"][name]["explains"]),
                     F.lit(name),
                 )
                 for name in names
             ],
             F.lit(None).cast("string"),
         )
-        return findings.withColumn("explained_by", explained_by).drop(*[f"_{n}" for n in names])
+        return (
+            findings.join(held, "device_id", "left")
+            .withColumn("explained_by", explained_by)
+            .drop("_held")
+        )
 
     return transform
 

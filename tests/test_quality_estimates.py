@@ -1,11 +1,17 @@
-"""make quality's figures (energy at stake, precision at a realistic prevalence), on hand-made
-ground truth and alerts (no Spark)."""
+"""make quality's figures (energy at stake, precision at a realistic prevalence, what each
+confounder does), on hand-made ground truth and alerts (no Spark)."""
 
 from __future__ import annotations
 
 import pytest
 
-from jobs.tools.quality import Hidden, estimate_summary, realistic_precision
+from jobs.tools.quality import (
+    Device,
+    Hidden,
+    confounder_rows,
+    estimate_summary,
+    realistic_precision,
+)
 
 
 def test_median_error_per_case_and_value_held_by_the_top_alerts() -> None:
@@ -85,3 +91,34 @@ def test_precision_at_a_realistic_prevalence() -> None:
     assert realistic_precision(0.9, 0.001, 0.01) == pytest.approx(0.009 / 0.00999)
     # ... and with no alert at all, no precision
     assert realistic_precision(0.0, 0.0, 0.01) == 0.0
+
+
+def device(device_id: str, case: str, alerted: bool = False) -> Device:
+    return Device(
+        device_id, case, "RESIDENTIAL", False, False, "INTERVAL", "none", {}, None, alerted, ()
+    )
+
+
+def test_each_confounder_counts_the_devices_it_kept_from_an_alert() -> None:
+    # GIVEN findings (weight, explained by) of honest and planted devices, none alerted but A
+    devices = [
+        device("A", "h1", alerted=True),
+        device("H1", "honest"),
+        device("H2", "honest"),
+        device("H3", "honest"),
+        device("P1", "h3"),
+    ]
+    weighed = {
+        "A": [(0.6, None), (0.5, "DROP_ENDED")],  # alerted anyway: kept from nothing
+        "H1": [(0.6, "DROP_ENDED"), (0.4, "DROP_ENDED")],  # 0.76 without it
+        "H2": [(0.4, "DROP_ENDED")],  # 0.4: would not alert either way
+        "H3": [(0.4, None), (0.5, "BASE_LOAD_HELD")],  # 0.7 without it
+        "P1": [(0.5, "BASE_LOAD_HELD"), (0.4, "DROP_ENDED")],  # 0.5 / 0.4: one of them
+    }
+    # WHEN each confounder's effect is counted at the alert threshold 0.5
+    rows = confounder_rows(devices, weighed, 0.5)
+    # THEN each names the honest and planted devices that alert when it alone is left out
+    assert rows == [
+        {"confounder": "BASE_LOAD_HELD", "honest": 1, "planted": 1},
+        {"confounder": "DROP_ENDED", "honest": 1, "planted": 0},
+    ]

@@ -628,12 +628,17 @@ BEHAVIOUR_DROP = [0.2 + (v - 0.2) * 0.3 for v in PROFILE]
 SLOWED = scaled(0.6)
 
 
-def held(spark: SparkSession, rows: list[dict[str, Any]]) -> dict[str, float]:
-    """{device: metric} where BASE_LOAD_HELD holds."""
-    frame = rules.base_load_held(
-        rule_inputs(spark, rows), rules.confounder_params(CONFIG, "BASE_LOAD_HELD")
+def holds(spark: SparkSession, confounder: str, rows: list[dict[str, Any]]) -> dict[str, float]:
+    """{device: metric} where ``confounder`` holds."""
+    frame = rules.CONFOUNDERS[confounder](
+        rule_inputs(spark, rows), CONFIG["confounders"][confounder]
     )
     return {row["device_id"]: row["metric"] for row in frame.collect()}
+
+
+def held(spark: SparkSession, rows: list[dict[str, Any]]) -> dict[str, float]:
+    """{device: metric} where BASE_LOAD_HELD holds."""
+    return holds(spark, "BASE_LOAD_HELD", rows)
 
 
 def test_base_load_held_when_use_dropped_but_the_base_load_did_not(spark: SparkSession) -> None:
@@ -652,6 +657,16 @@ def test_base_load_held_is_measured_against_the_class(spark: SparkSession) -> No
     found = held(spark, rows)
     assert "SAME" not in found
     assert found["P00"] == pytest.approx(1.0)
+
+
+def test_base_load_held_is_measured_day_by_day(spark: SparkSession) -> None:
+    # GIVEN a night low of three hours (0.1 kWh) that moves two hours later on half of B's
+    # days (a clock change, a later bedtime): B's average profile has no hour that low
+    night = [0.1 if 2 <= h < 5 else v for h, v in enumerate(PROFILE)]
+    later = night[-2:] + night[:-2]
+    rows = meter("DST", night, lambda day: night if day < B_DAYS[14] else later)
+    # WHEN the confounder looks at it THEN each day's own lowest hours held: 1.0
+    assert held(spark, rows) == {"DST": pytest.approx(1.0)}
 
 
 def test_base_load_held_not_at_a_solar_site_nor_without_a_shape(spark: SparkSession) -> None:
@@ -683,11 +698,152 @@ def test_a_confounder_explaining_an_unknown_rule_is_a_config_error(spark: SparkS
     config = {
         **CONFIG,
         "confounders": {
+            **CONFIG["confounders"],
             "BASE_LOAD_HELD": {
                 **CONFIG["confounders"]["BASE_LOAD_HELD"],
                 "explains": ["CONSUMPTION_DORP"],
-            }
+            },
         },
     }
     with pytest.raises(ConfigError, match="explains unknown rules CONSUMPTION_DORP"):
         rules.detect(rule_inputs(spark, meter("A")), config)
+
+
+# --- Confounders: DROP_ENDED ----------------------------------------------------------------
+
+
+def away_until(last_day_away: int, level: float = 0.1) -> Hourly:
+    """PROFILE at ``level`` up to W's day ``last_day_away`` (0-based), then as usual."""
+    return lambda day: scaled(level if day <= W_DAYS[last_day_away] else 1.0)
+
+
+def test_drop_ended_when_the_latest_days_are_back_at_the_usual_level(spark: SparkSession) -> None:
+    # GIVEN a household away for W's first ten days, home for its last four; and a meter
+    # slowed to 0.6 through W
+    rows = meter("BACK", away_until(9)) + meter("SLOW", SLOWED)
+    # WHEN the confounder looks at them THEN the drop ended for the first only
+    assert holds(spark, "DROP_ENDED", rows) == {"BACK": pytest.approx(1.0)}
+
+
+def test_drop_ended_not_just_below_its_threshold(spark: SparkSession) -> None:
+    # GIVEN the latest three days at 0.86 and at 0.84 of the usual level
+    rows = meter("ABOVE", lambda d: scaled(0.1 if d <= W_DAYS[10] else 0.86)) + meter(
+        "BELOW", lambda d: scaled(0.1 if d <= W_DAYS[10] else 0.84)
+    )
+    assert holds(spark, "DROP_ENDED", rows) == {"ABOVE": pytest.approx(0.86)}
+
+
+def test_drop_ended_needs_every_latest_day(spark: SparkSession) -> None:
+    # GIVEN a household back home on W's last two days, and one whose last day has no data
+    silent_last_day = [r for r in meter("SILENT", away_until(9)) if r["day"] != W_DAYS[-1]]
+    rows = meter("TWO", away_until(11)) + silent_last_day
+    # THEN the drop has not been seen to end for either
+    assert holds(spark, "DROP_ENDED", rows) == {}
+
+
+def test_drop_ended_compares_the_same_weekdays(spark: SparkSession) -> None:
+    # GIVEN a shop closed at weekends (a tenth of its weekday use), back from a holiday for
+    # W's last three days: Friday to Sunday, 15 November 2026 being a Sunday
+    def shop(level: float) -> Hourly:
+        return lambda day: scaled(level * (0.1 if day.isoweekday() >= 6 else 1.0))
+
+    rows = meter("SHOP", lambda d: shop(0.1 if d <= W_DAYS[10] else 1.0)(d), shop(1.0))
+    # WHEN the confounder looks at it THEN its last days match B's Fridays to Sundays
+    assert holds(spark, "DROP_ENDED", rows) == {"SHOP": pytest.approx(1.0)}
+
+
+def test_drop_ended_is_relative_to_the_class_drift(spark: SparkSession) -> None:
+    # GIVEN a class of 20 at 1.3 (a cold spell) and a household back at its own baseline
+    rows = peers(20, factor=lambda i: 1.3) + meter("BACK", away_until(9))
+    # THEN it is back at 1 / 1.3 of where its class is: not the usual level
+    assert "BACK" not in holds(spark, "DROP_ENDED", rows)
+
+
+def test_a_drop_that_ended_is_a_finding_but_not_an_alert(spark: SparkSession) -> None:
+    # GIVEN a household away for W's first ten days (r = 0.36) and a slowed meter
+    ev = rule_inputs(spark, meter("BACK", away_until(9)) + meter("SLOW", SLOWED))
+    # WHEN the rules run and the findings are scored
+    found = rules.detect(ev, CONFIG)
+    alerts = rules.score(found, ev, CONFIG)
+    # THEN the household's drop is explained by its return, and only the slowed meter alerts
+    drops = {
+        (r["device_id"], r["explained_by"])
+        for r in found.where(F.col("rule") == "CONSUMPTION_DROP").collect()
+    }
+    assert drops == {("BACK", "DROP_ENDED"), ("SLOW", None)}
+    assert [r["device_id"] for r in alerts.collect()] == ["SLOW"]
+
+
+# --- Confounders: FLAT_BASELINE_PROFILE -----------------------------------------------------
+
+
+def ripple(amplitude: float) -> list[float]:
+    """A day of 1 kWh an hour, up and down by ``amplitude`` every other hour (its 24 hourly
+    means vary by exactly ``amplitude`` of their mean)."""
+    return [1.0 + (amplitude if h % 2 else -amplitude) for h in range(24)]
+
+
+def test_flat_baseline_profile_holds_below_its_threshold_not_above(spark: SparkSession) -> None:
+    # GIVEN baselines whose hourly means vary by 4 % and 6 %, and a household's
+    rows = (
+        meter("PLANT", ripple(0.04), ripple(0.04))
+        + meter("SHAPED", ripple(0.06), ripple(0.06))
+        + meter("HOME")
+    )
+    # THEN only the first has no shape to shift
+    assert holds(spark, "FLAT_BASELINE_PROFILE", rows) == {"PLANT": pytest.approx(0.04)}
+
+
+def test_a_shift_of_a_flat_profile_is_a_finding_but_not_an_alert(spark: SparkSession) -> None:
+    # GIVEN a plant whose flat profile's ripple turned over (noise of 4 %), and a household
+    # whose day is reversed
+    rows = meter("PLANT", ripple(-0.04), ripple(0.04)) + meter("H6", PROFILE[::-1])
+    ev = rule_inputs(spark, rows)
+    # WHEN the rules run THEN both shifts are findings, the plant's explained by its flat
+    # baseline, and only the reversed day alerts
+    found = rules.detect(ev, CONFIG)
+    shifts = {
+        (r["device_id"], r["explained_by"])
+        for r in found.where(F.col("rule") == "PROFILE_SHIFT").collect()
+    }
+    assert shifts == {("PLANT", "FLAT_BASELINE_PROFILE"), ("H6", None)}
+    assert [r["device_id"] for r in rules.score(found, ev, CONFIG).collect()] == ["H6"]
+
+
+# --- Confounders: SPREAD_HELD ---------------------------------------------------------------
+
+# A steady kilowatt on top of every hour (electric heating, an appliance running around the
+# clock): the day's swings unchanged, its mean up from 0.42 to 1.42 kWh an hour, so its
+# coefficient of variation falls to 0.29 of B's.
+HEATED = [v + 1.0 for v in PROFILE]
+
+
+def test_spread_held_when_a_steady_load_came_on_top(spark: SparkSession) -> None:
+    # GIVEN a heated household and a day replaced by its mean (h5)
+    rows = meter("HEATED", HEATED) + meter("H5", flattened(0.0))
+    # WHEN the confounder looks at them THEN the swings held for the first only
+    assert holds(spark, "SPREAD_HELD", rows) == {"HEATED": pytest.approx(1.0)}
+
+
+def test_spread_held_not_just_below_its_threshold(spark: SparkSession) -> None:
+    # GIVEN the same steady kilowatt on top of swings kept at 0.41 and at 0.39 of B's
+    rows = meter("ABOVE", [v + 1.0 for v in flattened(0.41)]) + meter(
+        "BELOW", [v + 1.0 for v in flattened(0.39)]
+    )
+    assert holds(spark, "SPREAD_HELD", rows) == {"ABOVE": pytest.approx(0.41)}
+
+
+def test_a_flatter_day_with_a_load_on_top_is_a_finding_but_not_an_alert(
+    spark: SparkSession,
+) -> None:
+    # GIVEN a heated household and a day replaced by its mean
+    ev = rule_inputs(spark, meter("HEATED", HEATED) + meter("H5", flattened(0.0)))
+    # WHEN the rules run THEN both are flatter than B; the heated one is explained, and only
+    # the replayed mean alerts
+    found = rules.detect(ev, CONFIG)
+    flat = {
+        (r["device_id"], r["explained_by"])
+        for r in found.where(F.col("rule") == "FLAT_PROFILE").collect()
+    }
+    assert flat == {("HEATED", "SPREAD_HELD"), ("H5", None)}
+    assert [r["device_id"] for r in rules.score(found, ev, CONFIG).collect()] == ["H5"]

@@ -64,6 +64,9 @@ PARTIAL_BAND_RECALL = 0.80
 PARTIAL_BANDS = ((0.5, 0.6), (0.6, 0.7), (0.7, 0.8))
 H6_MAX_REVERSE_CORRELATION = 0.3
 HONEST_MAX_ALERTED = 0.01
+# The project's own target, stricter than the spec's bar: one false alert in a thousand honest
+# meters (an investigator's visit wasted in a few alerts at most, at a realistic prevalence).
+HONEST_TARGET_ALERTED = 0.001
 # The theft prevalence at which the report states the alerts' precision (a realistic share of
 # thieves among a utility's meters; the generated populations carry far more).
 REALISTIC_PREVALENCE = 0.01
@@ -170,11 +173,16 @@ def _published(spark: Any, output_path: Path, table: str, run_date: str) -> Any:
     return read_published(spark, str(output_path), table, date.fromisoformat(run_date))
 
 
+# A device's findings as the score sees them: (weight, the confounder that explains it or None).
+Weighed = list[tuple[float, str | None]]
+
+
 def read_alerts(
     output_path: Path, run_date: str
-) -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]:
-    """Alerted devices with their rules, and every device's fired rules (findings; one that
-    a confounder explains is marked :data:`EXPLAINED_MARK`)."""
+) -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]], dict[str, Weighed]]:
+    """Alerted devices with their rules; every device's fired rules (findings; one that a
+    confounder explains is marked :data:`EXPLAINED_MARK`); and every device's findings'
+    weights with the confounder that explains each."""
     spark = _reader_spark()
     try:
         alerts = _published(spark, output_path, "alerts", run_date)
@@ -183,12 +191,65 @@ def read_alerts(
             r["device_id"]: tuple(r["rules"]) for r in alerts.select("device_id", "rules").collect()
         }
         fired: dict[str, list[str]] = {}
-        for row in findings.select("device_id", "rule", "explained_by").collect():
+        weighed: dict[str, Weighed] = {}
+        for row in findings.select("device_id", "rule", "weight", "explained_by").collect():
             mark = EXPLAINED_MARK if row["explained_by"] else ""
             fired.setdefault(row["device_id"], []).append(row["rule"] + mark)
+            weighed.setdefault(row["device_id"], []).append((row["weight"], row["explained_by"]))
     finally:
         spark.stop()
-    return alerted, {k: tuple(sorted(v)) for k, v in fired.items()}
+    return alerted, {k: tuple(sorted(v)) for k, v in fired.items()}, weighed
+
+
+def score_of(weights: list[float]) -> float:
+    """The job's score of findings of these weights: 1 - prod(1 - weight)."""
+    kept = 1.0
+    for weight in weights:
+        kept *= 1 - weight
+    return 1 - kept
+
+
+def confounder_rows(
+    devices: list[Device], weighed: dict[str, Weighed], threshold: float
+) -> list[dict[str, Any]]:
+    """Per confounder of the job: the honest and the planted devices it kept from an alert
+    (not alerted, yet alerted were that confounder's explanations counted in the score)."""
+    names = sorted({name for found in weighed.values() for _, name in found if name})
+    rows = []
+    for name in names:
+        kept = Counter(
+            d.case == HONEST
+            for d in devices
+            if not d.alerted
+            and score_of([w for w, by in weighed.get(d.device_id, ()) if by in (None, name)])
+            >= threshold - 1e-12
+        )
+        rows.append({"confounder": name, "honest": kept[True], "planted": kept[False]})
+    return rows
+
+
+def render_confounders(rows: list[dict[str, Any]], summary: dict[str, Any]) -> str:
+    """The section on what each confounder buys (honest devices kept from an alert) and
+    costs (planted devices kept from one)."""
+    lines = [
+        "## What each confounder of the job does",
+        "",
+        (
+            "A confounder explains a finding (`explained_by`), which then leaves the score. "
+            "Devices each one kept from an alert (they would have been alerted with its "
+            "explanations counted), honest and planted: what it buys in false alerts and what "
+            "it costs in recall."
+        ),
+        "",
+        "| confounder | honest devices kept from an alert | planted devices kept from an alert |",
+        "|---|---:|---:|",
+    ]
+    lines += [
+        f"| `{r['confounder']}` | {r['honest']} of {summary['honest']} "
+        f"| {r['planted']} of {summary['planted']} |"
+        for r in rows
+    ] or ["| (no finding was explained) | — | — |"]
+    return "\n".join(lines) + "\n\n"
 
 
 def recall_rows(devices: list[Device]) -> list[dict[str, Any]]:
@@ -344,6 +405,12 @@ def render(
             f"{'yes' if summary['honest_met'] else '**no**'} |"
         ),
         (
+            "| honest devices alerted: the precision target "
+            f"| {100 * summary['honest_rate']:.2f} % "
+            f"| ≤ {_percent(HONEST_TARGET_ALERTED)} "
+            f"| {'yes' if summary['honest_rate'] <= HONEST_TARGET_ALERTED else '**no**'} |"
+        ),
+        (
             f"| precision (alerts on planted devices / all alerts) | {summary['precision']:.3f} "
             f"({summary['alerts']} alerts) | — | — |"
         ),
@@ -475,11 +542,12 @@ def sweep_partial_rule(data: Path, work: Path, run_date: str) -> dict[str, dict[
 def alerted_at(findings: dict[str, float], threshold: float, config: dict[str, Any]) -> bool:
     """Whether a device with these findings (from the sweep run) is alerted when SWEPT_RULE
     fires at ``metric <= threshold``: the job's score, 1 - prod(1 - weight), recomputed."""
-    kept = 1.0
-    for rule, metric in findings.items():
-        if rule != SWEPT_RULE or metric <= threshold:
-            kept *= 1 - config["rules"][rule]["weight"]
-    return 1 - kept >= config["alert_threshold"] - 1e-12
+    weights = [
+        config["rules"][rule]["weight"]
+        for rule, metric in findings.items()
+        if rule != SWEPT_RULE or metric <= threshold
+    ]
+    return score_of(weights) >= config["alert_threshold"] - 1e-12
 
 
 def curve_groups(devices: list[Device]) -> dict[str, list[Device]]:
@@ -608,7 +676,7 @@ def measure_population(
     if stats.exit_code != 0:
         print(f"the job failed ({stats.exit_code}):\n{stats.output_tail}", file=sys.stderr)
         return None
-    alerted, fired = read_alerts(work / "output", run_date)
+    alerted, fired, weighed = read_alerts(work / "output", run_date)
     devices = load_devices(data, alerted)
     summary = summarize(devices)
     context = {
@@ -631,7 +699,10 @@ def measure_population(
     estimates = estimate_summary(
         read_hidden_energy(data), read_ranked_alerts(work / "output", run_date)
     )
-    return render(summary, devices, fired, context) + render_estimates(
+    confounders = render_confounders(
+        confounder_rows(devices, weighed, bundled_defaults()["alert_threshold"]), summary
+    )
+    return render(summary, devices, fired, context) + confounders + render_estimates(
         estimates
     ) + partial, summary["all_met"]
 
