@@ -116,9 +116,10 @@ def test_each_confounder_counts_the_devices_it_kept_from_an_alert() -> None:
         "P1": [(0.5, "BASE_LOAD_HELD"), (0.4, "DROP_ENDED")],  # 0.5 / 0.4: one of them
     }
     # WHEN each confounder's effect is counted at the alert threshold 0.5
-    rows = confounder_rows(devices, weighed, 0.5)
+    rows = confounder_rows(devices, weighed, 0.5, ["DROP_ENDED", "BASE_LOAD_HELD", "SPREAD_HELD"])
     # THEN each names the honest and planted devices that alert when it alone is left out
     assert rows == [
         {"confounder": "BASE_LOAD_HELD", "honest": 1, "planted": 1},
         {"confounder": "DROP_ENDED", "honest": 1, "planted": 0},
+        {"confounder": "SPREAD_HELD", "honest": 0, "planted": 0},
     ]

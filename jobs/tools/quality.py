@@ -210,13 +210,12 @@ def score_of(weights: list[float]) -> float:
 
 
 def confounder_rows(
-    devices: list[Device], weighed: dict[str, Weighed], threshold: float
+    devices: list[Device], weighed: dict[str, Weighed], threshold: float, names: list[str]
 ) -> list[dict[str, Any]]:
-    """Per confounder of the job: the honest and the planted devices it kept from an alert
-    (not alerted, yet alerted were that confounder's explanations counted in the score)."""
-    names = sorted({name for found in weighed.values() for _, name in found if name})
+    """Per confounder of the job (``names``): the honest and the planted devices it kept from
+    an alert (not alerted, yet alerted were that confounder's explanations counted)."""
     rows = []
-    for name in names:
+    for name in sorted(names):
         kept = Counter(
             d.case == HONEST
             for d in devices
@@ -232,13 +231,15 @@ def render_confounders(rows: list[dict[str, Any]], summary: dict[str, Any]) -> s
     """The section on what each confounder buys (honest devices kept from an alert) and
     costs (planted devices kept from one)."""
     lines = [
+        "",
         "## What each confounder of the job does",
         "",
         (
             "A confounder explains a finding (`explained_by`), which then leaves the score. "
             "Devices each one kept from an alert (they would have been alerted with its "
             "explanations counted), honest and planted: what it buys in false alerts and what "
-            "it costs in recall."
+            "it costs in recall. A finding names the first confounder (by name) that explains "
+            "it, so a device that two of them explain counts for the first."
         ),
         "",
         "| confounder | honest devices kept from an alert | planted devices kept from an alert |",
@@ -248,8 +249,8 @@ def render_confounders(rows: list[dict[str, Any]], summary: dict[str, Any]) -> s
         f"| `{r['confounder']}` | {r['honest']} of {summary['honest']} "
         f"| {r['planted']} of {summary['planted']} |"
         for r in rows
-    ] or ["| (no finding was explained) | — | — |"]
-    return "\n".join(lines) + "\n\n"
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def recall_rows(devices: list[Device]) -> list[dict[str, Any]]:
@@ -699,9 +700,11 @@ def measure_population(
     estimates = estimate_summary(
         read_hidden_energy(data), read_ranked_alerts(work / "output", run_date)
     )
-    confounders = render_confounders(
-        confounder_rows(devices, weighed, bundled_defaults()["alert_threshold"]), summary
+    defaults = bundled_defaults()
+    rows = confounder_rows(
+        devices, weighed, defaults["alert_threshold"], list(defaults["confounders"])
     )
+    confounders = render_confounders(rows, summary)
     return render(summary, devices, fired, context) + confounders + render_estimates(
         estimates
     ) + partial, summary["all_met"]
