@@ -19,7 +19,7 @@ from datetime import timedelta
 from typing import Any
 
 from pyspark.sql import Column as SparkColumn
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from dependencies.config import ConfigError
@@ -44,8 +44,9 @@ class RuleInputs:
     ``daily``: usage per (device, day) with its ``period`` (B or W), ``has_data``, the
     standard deviation of the day's interval amounts ``spread`` and its coefficient of
     variation ``cv``. ``devices``: one row per device with its context (service point, class,
-    generation: of its latest installed interval in W), its W and B summaries (those the
-    confounders read among them), ``comparable``, ``window_baseline_ratio`` = W mean /
+    generation: of its latest installed interval in W), its W and B summaries (among them
+    the arrays some rules read: W's weekly means, W's days with data, each day's longest
+    zero run; and what the confounders read), ``comparable``, ``window_baseline_ratio`` = W mean /
     baseline mean (the spec's r), its class's ``class_median_ratio`` and ``class_mad_ratio``,
     and the class drift ``class_drift`` (the spec's m). ``installs`` and ``components``: the
     valid input tables.
@@ -109,6 +110,16 @@ def _hourly_means(period: str) -> SparkColumn:
     return F.array(*[F.when(n > 0, s / n) for s, n in zip(sums, counts, strict=True)])
 
 
+def _window_week_means(window: RunWindow) -> SparkColumn:
+    """The mean daily import of each week of W (weeks counted from W's start, each over its
+    days with data; null for a week without any)."""
+    week = F.floor(F.date_diff(F.col("day"), F.lit(window.window_start_date)) / 7)
+    weeks = -(-window.window_days // 7)
+    return F.array(
+        *[F.avg(_in(WINDOW, F.when(week == k, F.col("import_kwh")))) for k in range(weeks)]
+    )
+
+
 def _device_summaries(
     daily: DataFrame, window: RunWindow, peers: dict[str, Any], confounders: dict[str, Any]
 ) -> DataFrame:
@@ -134,6 +145,22 @@ def _device_summaries(
         F.avg(_in(BASELINE, "cv")).alias("baseline_cv"),
         _hourly_means(WINDOW).alias("window_hourly_kwh"),
         _hourly_means(BASELINE).alias("baseline_hourly_kwh"),
+        _window_week_means(window).alias("window_week_kwh"),
+        F.collect_list(
+            _in(
+                WINDOW,
+                F.struct(
+                    F.date_diff(F.col("day"), F.lit(window.window_start_date)).alias("day"),
+                    F.col("import_kwh").alias("kwh"),
+                ),
+            )
+        ).alias("window_day_kwh"),
+        F.collect_list(_in(WINDOW, "longest_zero_run_minutes", with_data=False)).alias(
+            "window_zero_runs"
+        ),
+        F.collect_list(_in(BASELINE, "longest_zero_run_minutes", with_data=False)).alias(
+            "baseline_zero_runs"
+        ),
         *_confounder_summaries(window, confounders),
     )
     comparable = (F.col("window_days_with_data") >= share * window.window_days) & (
@@ -290,29 +317,32 @@ def tamper_events(inputs: RuleInputs, params: dict[str, Any]) -> DataFrame:
     return _fires(inputs.devices, events >= params["min_events"], events)
 
 
+def _longest_run(days: SparkColumn) -> SparkColumn:
+    """The longest run of consecutive integers in the array ``days`` (0 when empty)."""
+    start = F.struct(F.lit(-2).alias("previous"), F.lit(0).alias("run"), F.lit(0).alias("best"))
+
+    def step(acc: SparkColumn, day: SparkColumn) -> SparkColumn:
+        run = F.when(day == acc["previous"] + 1, acc["run"] + 1).otherwise(F.lit(1))
+        return F.struct(
+            day.alias("previous"), run.alias("run"), F.greatest(acc["best"], run).alias("best")
+        )
+
+    return F.aggregate(F.array_sort(days), start, step, lambda acc: acc["best"])
+
+
 def zero_consumption(inputs: RuleInputs, params: dict[str, Any]) -> DataFrame:
     """Consecutive days with data and (almost) no import, at a place that used to consume:
     a full bypass. Days without data break a run, so a communication gap is not zero use.
     Metric: longest run, days."""
-    zero_days = inputs.daily.where(
-        (F.col("period") == WINDOW) & F.col("has_data") & (F.col("import_kwh") < params["max_kwh"])
+    zero_days = F.transform(
+        F.filter(F.col("window_day_kwh"), lambda day: day["kwh"] < params["max_kwh"]),
+        lambda day: day["day"],
     )
-    order = Window.partitionBy("device_id").orderBy("day")
-    runs = (
-        zero_days.withColumn(
-            "run",
-            F.date_diff("day", F.lit(inputs.window.window_start_date)) - F.row_number().over(order),
-        )
-        .groupBy("device_id", "run")
-        .count()
-        .groupBy("device_id")
-        .agg(F.max("count").alias("longest_zero_days"))
-    )
-    devices = inputs.devices.join(runs, "device_id")
-    condition = (F.col("longest_zero_days") >= params["min_days"]) & (
+    longest = _longest_run(zero_days)
+    condition = (longest >= params["min_days"]) & (
         F.col("baseline_mean_kwh") >= params["min_baseline_kwh"]
     )
-    return _fires(devices, condition, F.col("longest_zero_days"))
+    return _fires(inputs.devices, condition, longest)
 
 
 def consumption_drop(inputs: RuleInputs, params: dict[str, Any]) -> DataFrame:
@@ -327,28 +357,18 @@ def consumption_drop(inputs: RuleInputs, params: dict[str, Any]) -> DataFrame:
     )
 
 
-def highest_window_week(inputs: RuleInputs) -> DataFrame:
-    """Per device: ``highest_week_kwh``, the highest of W's weekly mean daily imports (weeks
-    counted from W's start, each over its days with data)."""
-    week = F.floor(F.date_diff(F.col("day"), F.lit(inputs.window.window_start_date)) / 7)
-    weeks = (
-        inputs.daily.where((F.col("period") == WINDOW) & F.col("has_data"))
-        .groupBy("device_id", week.alias("week"))
-        .agg(F.avg("import_kwh").alias("week_kwh"))
-    )
-    return weeks.groupBy("device_id").agg(F.max("week_kwh").alias("highest_week_kwh"))
-
-
 def sustained_drop(inputs: RuleInputs, params: dict[str, Any]) -> DataFrame:
     """Even W's best week far below the baseline, after removing the class drift: a share of
     the load gone for all of W (a bypassed circuit, a slowed meter: h1, h3 with a cut of
     20-40 %). A week away or a few odd days lower one week of W, not every week, so they do
     not fire it. Only devices with a ``window_baseline_ratio`` (comparable, real baseline).
     Metric: highest weekly mean of W / baseline mean / class drift."""
-    ratio = F.col("highest_week_kwh") / F.col("baseline_mean_kwh") / F.col("class_drift")
-    devices = inputs.devices.join(highest_window_week(inputs), "device_id")
+    highest_week = F.array_max(F.col("window_week_kwh"))
+    ratio = highest_week / F.col("baseline_mean_kwh") / F.col("class_drift")
     return _fires(
-        devices, F.col("window_baseline_ratio").isNotNull() & (ratio <= params["max_ratio"]), ratio
+        inputs.devices,
+        F.col("window_baseline_ratio").isNotNull() & (ratio <= params["max_ratio"]),
+        ratio,
     )
 
 
@@ -356,19 +376,19 @@ def zero_runs(inputs: RuleInputs, params: dict[str, Any]) -> DataFrame:
     """On several days of W, hours-long runs of zero import that B never had: a switched
     bypass for part of the day (h2). Not at sites with generation, whose net import is zero
     while the sun shines. Metric: days."""
-    long_run = F.col("longest_zero_run_minutes") >= params["min_run_hours"] * 60
-    days = inputs.daily.groupBy("device_id").agg(
-        F.count(F.when((F.col("period") == WINDOW) & long_run, True)).alias("window_run_days"),
-        F.count(F.when((F.col("period") == BASELINE) & long_run, True)).alias("baseline_run_days"),
-    )
-    devices = inputs.devices.join(days, "device_id")
+    minutes = params["min_run_hours"] * 60
+
+    def long_runs(runs: str) -> SparkColumn:
+        return F.size(F.filter(F.col(runs), lambda run: run >= minutes))
+
+    window_days = long_runs("window_zero_runs")
     condition = (
         F.col("comparable")
         & ~F.col("has_generation")
-        & (F.col("window_run_days") >= params["min_days"])
-        & (F.col("baseline_run_days") == 0)
+        & (window_days >= params["min_days"])
+        & (long_runs("baseline_zero_runs") == 0)
     )
-    return _fires(devices, condition, F.col("window_run_days"))
+    return _fires(inputs.devices, condition, window_days)
 
 
 def flat_profile(inputs: RuleInputs, params: dict[str, Any]) -> DataFrame:
