@@ -59,7 +59,7 @@ def build_report(
         {
             "component_types": (results.tables.used("measuring_component"), "component_type"),
             "findings_by_rule": (results.detection.findings, "rule"),
-            "alerts": (scored.alerts, None),
+            **history.summary_tallies(scored.previous, scored.alerts),
         }
     )
     return {
@@ -71,11 +71,11 @@ def build_report(
         # Types other than IMPORT_KWH, EXPORT_KWH and TAMPER_COUNT are kept and ignored.
         "component_types": dict(sorted(tally["component_types"].items())),
         "findings_by_rule": {rule: tally["findings_by_rule"].get(rule, 0) for rule in rules.RULES},
-        "alerts": tally["alerts"].get(None, 0),
+        "alerts": sum(tally[history.BY_STATUS].values()),
         "spark_application_id": spark.sparkContext.applicationId,
         "durations_seconds": run.timer.seconds,
         "spark_jobs": run.timer.jobs,  # per timed stage; the whole run's: its last log line
-        "history": history.summary(scored.previous, scored.alerts),
+        "history": history.summary(scored.previous, tally),
         "ledger": results.ledger.reuse.summary(),
     }
 

@@ -63,7 +63,10 @@ os.environ.pop("AWS_PROFILE", None)
 # process) lives for one run of the sample: with the JIT's first tier alone it costs a third
 # less CPU (65 -> 44 core-seconds), and the suite is CPU-bound. The suite's own session lives
 # for the whole suite and keeps the full JIT (C1 alone makes it slower: docs/performance.md).
-SHORT_LIVED_JVM = {"SPARK_SUBMIT_OPTS": "-XX:TieredStopAtLevel=1"}
+# With the first tier alone the JVM reserves 48 MB for compiled code, not 240: a run on S3A
+# (the AWS SDK's classes) fills that about 25 s in; the compiler stops, and the JVM dies
+# ("Out of space in CodeCache for adapters") when it next needs an adapter.
+SHORT_LIVED_JVM = {"SPARK_SUBMIT_OPTS": "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m"}
 os.environ.update(SHORT_LIVED_JVM)
 
 

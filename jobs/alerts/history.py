@@ -84,14 +84,28 @@ def with_history(previous: PreviousRun, run_date: date) -> Transform:
     return transform
 
 
-def summary(previous: PreviousRun, alerts: DataFrame) -> dict[str, Any]:
-    """The report's ``history``: the previous run date, how many alerts are new and
-    continuing, and the devices cleared (alerted at the previous run date, not now)."""
-    by_status = {row["status"]: row["count"] for row in alerts.groupBy("status").count().collect()}
-    cleared: list[str] = []
+# The names of what the history summary counts (:func:`summary_tallies`).
+BY_STATUS, CLEARED = "alerts_by_status", "cleared_devices"
+
+
+def summary_tallies(
+    previous: PreviousRun, alerts: DataFrame
+) -> dict[str, tuple[DataFrame, str | None]]:
+    """What the report's ``history`` counts, to be counted with the report's other tallies in
+    one query (``jobs.report.tallies``): the alerts per status, and the devices cleared
+    (alerted at the previous run date, not now), one count per device."""
+    counted: dict[str, tuple[DataFrame, str | None]] = {BY_STATUS: (alerts, "status")}
     if previous.alerts is not None:
         gone = previous.alerts.join(alerts.select("device_id"), "device_id", "left_anti")
-        cleared = sorted(row["device_id"] for row in gone.select("device_id").collect())
+        counted[CLEARED] = (gone, "device_id")
+    return counted
+
+
+def summary(previous: PreviousRun, tallied: dict[str, dict[Any, int]]) -> dict[str, Any]:
+    """The report's ``history`` from the counts of :func:`summary_tallies`: the previous run
+    date, how many alerts are new and continuing, and the devices cleared."""
+    by_status = tallied[BY_STATUS]
+    cleared = sorted(tallied.get(CLEARED, {}))
     return {
         "previous_run_date": previous.run_date.isoformat() if previous.run_date else None,
         NEW: by_status.get(NEW, 0),
