@@ -42,14 +42,15 @@ class RuleInputs:
     evidence table: that is :mod:`jobs.alerts.evidence`).
 
     ``daily``: usage per (device, day) with its ``period`` (B or W), ``has_data``, the
-    standard deviation of the day's interval amounts ``spread`` and its coefficient of
-    variation ``cv``. ``devices``: one row per device with its context (service point, class,
-    generation: of its latest installed interval in W), its W and B summaries (among them
-    the arrays some rules read: W's weekly means, W's days with data, each day's longest
-    zero run; and what the confounders read), ``comparable``, ``window_baseline_ratio`` = W mean /
-    baseline mean (the spec's r), its class's ``class_median_ratio`` and ``class_mad_ratio``,
-    and the class drift ``class_drift`` (the spec's m). ``installs`` and ``components``: the
-    valid input tables.
+    standard deviation of the day's interval amounts ``spread``, its coefficient of
+    variation ``cv`` and its base load ``base_kwh`` (:func:`_day_base_load`). ``devices``:
+    one row per device with its context (service point, class, generation: of its latest
+    installed interval in W), its W and B summaries (among them the arrays some rules read:
+    W's weekly means, W's days with data, each day's longest zero run; and what the
+    confounders read), ``comparable``, ``window_baseline_ratio`` = W mean / baseline mean
+    (the spec's r), its class's ``class_median_ratio`` and ``class_mad_ratio``, and the
+    class drift ``class_drift`` (the spec's m). ``installs`` and ``components``: the valid
+    input tables.
     """
 
     daily: DataFrame
@@ -85,6 +86,9 @@ class RuleInputs:
             )
             .withColumn("spread", F.sqrt(variance))
             .withColumn("cv", F.when(mean > 0, F.col("spread") / mean))
+            .withColumn(
+                "base_kwh", _day_base_load(config["confounders"]["BASE_LOAD_HELD"]["lowest_hours"])
+            )
         )
         devices = (
             _device_summaries(daily, window, peers, config["confounders"])
@@ -184,10 +188,9 @@ def recent_window_days(window: RunWindow, params: dict[str, Any]) -> int:
 
 def _confounder_summaries(window: RunWindow, confounders: dict[str, Any]) -> list[SparkColumn]:
     """What the confounders read of each device, aggregated with its other summaries (one
-    pass over daily usage): the mean per-day base load (:func:`_day_base_load`) and spread
-    of W and of B, and the latest ``DROP_ENDED.recent_days`` of W (days with data, mean
-    import) with B's mean import on the same weekdays."""
-    hours = confounders["BASE_LOAD_HELD"]["lowest_hours"]
+    pass over daily usage): the mean per-day base load and spread of W and of B, and the
+    latest ``DROP_ENDED.recent_days`` of W (days with data, mean import) with B's mean
+    import on the same weekdays."""
     recent_days = recent_window_days(window, confounders["DROP_ENDED"])
     recent_start = window.run_date - timedelta(days=recent_days - 1)
     # Spark's dayofweek: 1 = Sunday .. 7 = Saturday.
@@ -197,8 +200,8 @@ def _confounder_summaries(window: RunWindow, confounders: dict[str, Any]) -> lis
     recent = F.col("has_data") & (F.col("day") >= F.lit(recent_start))
     same_weekdays = F.dayofweek("day").isin(weekdays)
     return [
-        F.avg(_in(WINDOW, _day_base_load(hours))).alias("window_base_kwh"),
-        F.avg(_in(BASELINE, _day_base_load(hours))).alias("baseline_base_kwh"),
+        F.avg(_in(WINDOW, "base_kwh")).alias("window_base_kwh"),
+        F.avg(_in(BASELINE, "base_kwh")).alias("baseline_base_kwh"),
         F.avg(_in(WINDOW, "spread")).alias("window_spread_kwh"),
         F.avg(_in(BASELINE, "spread")).alias("baseline_spread_kwh"),
         F.count(F.when(recent, True)).alias("recent_days_with_data"),

@@ -677,21 +677,29 @@ def test_base_load_held_not_at_a_solar_site_nor_without_a_shape(spark: SparkSess
     assert held(spark, rows) == {}
 
 
+def explained_and_alerted(
+    spark: SparkSession, rows: list[dict[str, Any]], rule: str
+) -> tuple[set[tuple[str, str | None]], list[str]]:
+    """Every rule run and scored on ``rows``: ``rule``'s findings as (device, the confounder
+    that explains it), and the alerted devices."""
+    ev = rule_inputs(spark, rows)
+    found = rules.detect(ev, CONFIG)
+    explained = {
+        (r["device_id"], r["explained_by"]) for r in found.where(F.col("rule") == rule).collect()
+    }
+    return explained, [r["device_id"] for r in rules.score(found, ev, CONFIG).collect()]
+
+
 def test_an_explained_drop_is_a_finding_but_not_an_alert(spark: SparkSession) -> None:
     # GIVEN a household whose use dropped to 0.64 of its baseline with its base load held,
     # and a meter slowed to 0.6
-    ev = rule_inputs(spark, meter("AWAY", BEHAVIOUR_DROP) + meter("SLOW", SLOWED))
+    rows = meter("AWAY", BEHAVIOUR_DROP) + meter("SLOW", SLOWED)
     # WHEN the rules run and the findings are scored
-    found = rules.detect(ev, CONFIG)
-    alerts = rules.score(found, ev, CONFIG)
+    drops, alerted = explained_and_alerted(spark, rows, "CONSUMPTION_DROP")
     # THEN both drops are findings; the household's is explained by its base load, and only
     # the slowed meter alerts
-    drops = {
-        (r["device_id"], r["explained_by"])
-        for r in found.where(F.col("rule") == "CONSUMPTION_DROP").collect()
-    }
     assert drops == {("AWAY", "BASE_LOAD_HELD"), ("SLOW", None)}
-    assert [r["device_id"] for r in alerts.collect()] == ["SLOW"]
+    assert alerted == ["SLOW"]
 
 
 def test_a_confounder_explaining_an_unknown_rule_is_a_config_error(spark: SparkSession) -> None:
@@ -761,17 +769,12 @@ def test_drop_ended_is_relative_to_the_class_drift(spark: SparkSession) -> None:
 
 def test_a_drop_that_ended_is_a_finding_but_not_an_alert(spark: SparkSession) -> None:
     # GIVEN a household away for W's first ten days (r = 0.36) and a slowed meter
-    ev = rule_inputs(spark, meter("BACK", away_until(9)) + meter("SLOW", SLOWED))
+    rows = meter("BACK", away_until(9)) + meter("SLOW", SLOWED)
     # WHEN the rules run and the findings are scored
-    found = rules.detect(ev, CONFIG)
-    alerts = rules.score(found, ev, CONFIG)
+    drops, alerted = explained_and_alerted(spark, rows, "CONSUMPTION_DROP")
     # THEN the household's drop is explained by its return, and only the slowed meter alerts
-    drops = {
-        (r["device_id"], r["explained_by"])
-        for r in found.where(F.col("rule") == "CONSUMPTION_DROP").collect()
-    }
     assert drops == {("BACK", "DROP_ENDED"), ("SLOW", None)}
-    assert [r["device_id"] for r in alerts.collect()] == ["SLOW"]
+    assert alerted == ["SLOW"]
 
 
 # --- Confounders: FLAT_BASELINE_PROFILE -----------------------------------------------------
@@ -798,16 +801,11 @@ def test_a_shift_of_a_flat_profile_is_a_finding_but_not_an_alert(spark: SparkSes
     # GIVEN a plant whose flat profile's ripple turned over (noise of 4 %), and a household
     # whose day is reversed
     rows = meter("PLANT", ripple(-0.04), ripple(0.04)) + meter("H6", PROFILE[::-1])
-    ev = rule_inputs(spark, rows)
     # WHEN the rules run THEN both shifts are findings, the plant's explained by its flat
     # baseline, and only the reversed day alerts
-    found = rules.detect(ev, CONFIG)
-    shifts = {
-        (r["device_id"], r["explained_by"])
-        for r in found.where(F.col("rule") == "PROFILE_SHIFT").collect()
-    }
+    shifts, alerted = explained_and_alerted(spark, rows, "PROFILE_SHIFT")
     assert shifts == {("PLANT", "FLAT_BASELINE_PROFILE"), ("H6", None)}
-    assert [r["device_id"] for r in rules.score(found, ev, CONFIG).collect()] == ["H6"]
+    assert alerted == ["H6"]
 
 
 # --- Confounders: SPREAD_HELD ---------------------------------------------------------------
@@ -837,13 +835,9 @@ def test_a_flatter_day_with_a_load_on_top_is_a_finding_but_not_an_alert(
     spark: SparkSession,
 ) -> None:
     # GIVEN a heated household and a day replaced by its mean
-    ev = rule_inputs(spark, meter("HEATED", HEATED) + meter("H5", flattened(0.0)))
+    rows = meter("HEATED", HEATED) + meter("H5", flattened(0.0))
     # WHEN the rules run THEN both are flatter than B; the heated one is explained, and only
     # the replayed mean alerts
-    found = rules.detect(ev, CONFIG)
-    flat = {
-        (r["device_id"], r["explained_by"])
-        for r in found.where(F.col("rule") == "FLAT_PROFILE").collect()
-    }
+    flat, alerted = explained_and_alerted(spark, rows, "FLAT_PROFILE")
     assert flat == {("HEATED", "SPREAD_HELD"), ("H5", None)}
-    assert [r["device_id"] for r in rules.score(found, ev, CONFIG).collect()] == ["H5"]
+    assert alerted == ["H5"]
