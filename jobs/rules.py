@@ -13,13 +13,14 @@ unexplained findings into ``1 - prod(1 - weight)`` and keeps the devices at or a
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from pyspark.sql import Column as SparkColumn
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from dependencies.config import ConfigError
@@ -234,56 +235,48 @@ def _with_context(installs: DataFrame) -> Callable[[DataFrame], DataFrame]:
 
 
 def _with_class_drift(peers: dict[str, Any]) -> Callable[[DataFrame], DataFrame]:
-    """Per customer class (of the devices that have a ``window_baseline_ratio``): the exact
-    median of that ratio and its median absolute deviation; ``class_drift`` is the median, or
-    1 for a class smaller than ``min_class_devices`` (too few to tell a season from theft).
-    The same for the base load (``base_load_ratio``, W / B, of the devices without
-    generation that have one): ``class_base_drift``."""
+    """Per customer class, in one window over its devices (the summaries computed once, not
+    joined back): the exact median of ``window_baseline_ratio`` and its median absolute
+    deviation; ``class_drift`` is the median, or 1 for a class with fewer than
+    ``min_class_devices`` ratios (too few to tell a season from theft) or a median of 0. The
+    same for the base load (``base_load_ratio``, W / B, of the devices without generation
+    that have one): ``class_base_drift``. A device without a class has no class numbers."""
 
     def transform(devices: DataFrame) -> DataFrame:
-        base = F.col("baseline_base_kwh")
-        devices = devices.withColumn(
-            "base_load_ratio",
-            F.when(~F.col("has_generation") & (base > 0), F.col("window_base_kwh") / base),
-        )
-        rated = devices.where(
-            F.col("window_baseline_ratio").isNotNull() & F.col("customer_class").isNotNull()
-        )
-        medians = (
-            devices.where(F.col("customer_class").isNotNull())
-            .groupBy("customer_class")
-            .agg(
-                F.count("window_baseline_ratio").alias("class_devices"),
-                F.median("window_baseline_ratio").alias("class_median_ratio"),
-                F.count("base_load_ratio").alias("class_base_devices"),
-                F.median("base_load_ratio").alias("class_base_ratio"),
-            )
-        )
-        deviations = (
-            rated.join(medians, "customer_class")
-            .groupBy("customer_class")
-            .agg(
-                F.median(F.abs(F.col("window_baseline_ratio") - F.col("class_median_ratio"))).alias(
-                    "class_mad_ratio"
-                )
-            )
-        )
-        stats = medians.join(deviations, "customer_class", "left")
-        large = F.col("class_devices") >= peers["min_class_devices"]
-        large_base = (F.col("class_base_devices") >= peers["min_class_devices"]) & (
-            F.col("class_base_ratio") > 0
-        )
+        in_class = Window.partitionBy("customer_class")
+
+        def per_class(aggregate: SparkColumn) -> SparkColumn:
+            return F.when(F.col("customer_class").isNotNull(), aggregate.over(in_class))
+
+        def drift(count: str, median: str) -> SparkColumn:
+            large = (F.col(count) >= peers["min_class_devices"]) & (F.col(median) > 0)
+            return F.when(large, F.col(median)).otherwise(F.lit(1.0))
+
+        ratio, base = F.col("window_baseline_ratio"), F.col("baseline_base_kwh")
         return (
-            devices.join(F.broadcast(stats), "customer_class", "left")
-            .withColumn(
-                "class_drift", F.when(large, F.col("class_median_ratio")).otherwise(F.lit(1.0))
+            devices.withColumn(
+                "base_load_ratio",
+                F.when(~F.col("has_generation") & (base > 0), F.col("window_base_kwh") / base),
             )
-            .withColumn("peer_class", large)
-            .withColumn(
-                "class_base_drift",
-                F.when(large_base, F.col("class_base_ratio")).otherwise(F.lit(1.0)),
+            .withColumns(
+                {
+                    "class_devices": per_class(F.count(ratio)),
+                    "class_median_ratio": per_class(F.median(ratio)),
+                    "_base_devices": per_class(F.count("base_load_ratio")),
+                    "_base_median": per_class(F.median("base_load_ratio")),
+                }
             )
-            .drop("class_base_devices", "class_base_ratio")
+            .withColumns(
+                {
+                    "class_mad_ratio": per_class(
+                        F.median(F.abs(ratio - F.col("class_median_ratio")))
+                    ),
+                    "class_drift": drift("class_devices", "class_median_ratio"),
+                    "peer_class": F.col("class_devices") >= peers["min_class_devices"],
+                    "class_base_drift": drift("_base_devices", "_base_median"),
+                }
+            )
+            .drop("_base_devices", "_base_median")
         )
 
     return transform
@@ -461,14 +454,18 @@ def data_gap(inputs: RuleInputs, params: dict[str, Any]) -> DataFrame:
 def _day_base_load(hours: int) -> SparkColumn:
     """A day's base load: the mean of its ``hours`` lowest hourly mean amounts (null unless
     at least ``hours`` hours of the day have intervals: a meter read less often than hourly
-    has no shape)."""
-    means = F.zip_with(
-        F.col("hour_kwh"), F.col("hour_intervals"), lambda kwh, n: F.when(n > 0, kwh / n)
+    has no shape). The hours without intervals sort last, as infinity."""
+    means = F.array(
+        *[
+            F.when(
+                F.col("hour_intervals")[h] > 0, F.col("hour_kwh")[h] / F.col("hour_intervals")[h]
+            ).otherwise(F.lit(math.inf))
+            for h in HOURS
+        ]
     )
-    known = F.filter(means, lambda amount: amount.isNotNull())
-    lowest = F.slice(F.array_sort(known), 1, hours)
+    lowest = F.slice(F.sort_array(means), 1, hours)
     total = F.aggregate(lowest, F.lit(0.0), lambda acc, amount: acc + amount)
-    return F.when(F.size(known) >= hours, total / hours)
+    return F.when(total < F.lit(math.inf), total / hours)
 
 
 def base_load_held(inputs: RuleInputs, params: dict[str, Any]) -> DataFrame:
