@@ -4,12 +4,21 @@ timing)."""
 from __future__ import annotations
 
 import copy
+from datetime import datetime
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from jobs.tools.bench import render
-from jobs.tools.daily import daily_section, daily_targets, report_differences
+from jobs.tools.daily import (
+    change_installs,
+    daily_section,
+    daily_targets,
+    report_differences,
+    restore_installs,
+)
 from jobs.tools.scaling import cost_model, days_in, project, render_scaling
 
 MACHINE = {
@@ -62,6 +71,17 @@ def daily_result(daily_seconds: float = 20.0) -> dict[str, Any]:
             },
         ],
     }
+    fleet_ledger = {
+        **daily_ledger,
+        "computed": [
+            {
+                "days": "2026-11-06",
+                "components": 12,
+                "devices": ["M0000000", "M0002500", "M0005000", "M0007500"],
+                "reason": "their component row or install periods changed",
+            }
+        ],
+    }
     return {
         "devices": 10000,
         "run_date": "2026-11-15",
@@ -76,6 +96,8 @@ def daily_result(daily_seconds: float = 20.0) -> dict[str, Any]:
             "full": run(120.0),
             "late": run(30.0),
             "late_full": run(120.0),
+            "fleet": run(24.0),
+            "fleet_full": run(120.0),
         },
         "daily": {
             "readings": 4_100_000,
@@ -91,9 +113,12 @@ def daily_result(daily_seconds: float = 20.0) -> dict[str, Any]:
             "stages": {"usage": 100.0, "detect": 13.0, "publish": 2.0},
         },
         "late": {"readings": 4_100_000, "components": 30000, "ledger": late_ledger, "stages": {}},
+        "fleet_devices": ["M0000000", "M0002500", "M0005000", "M0007500"],
+        "fleet": {"readings": 4_100_000, "components": 30000, "ledger": fleet_ledger, "stages": {}},
         "store_bytes": 30000 * 43 * 100,
         "same": {"identical": True, "day_readings": {"2026-11-15": 100_000, "2026-11-03": 100_000}},
         "same_late": {"identical": True, "day_readings": {"2026-11-03": 110_000}},
+        "same_fleet": {"identical": True, "day_readings": {}},
     }
 
 
@@ -144,7 +169,7 @@ def test_daily_section_has_a_row_per_size():
     row = next(line for line in lines if line.startswith("| 10,000 |"))
     assert row.startswith(
         "| 10,000 | 4,100,000 | 100,000 | 120 | 20 | 0.17 (1/6.0) | 30 | 120 | 0.25 (1/4.0) "
-        "| yes, yes | 123.0 |"
+        "| 24 | 120 | 0.20 (1/5.0) | yes, yes, yes | 123.0 |"
     )
     # AND the daily run's stages with the time outside them and their Spark jobs, and the
     # late file's ledger parts
@@ -157,6 +182,28 @@ def test_daily_section_has_a_row_per_size():
     assert any(
         "2026-11-04 (40 components: an earlier day changed their state)" in line for line in lines
     )
+    # AND the fleet change's devices and what the ledger computed again for them
+    assert any(
+        "fleet change (4 devices removed)" in line
+        and "2026-11-06 (12 components of M0000000, M0002500" in line
+        for line in lines
+    )
+
+
+def test_daily_section_of_figures_without_a_fleet_change():
+    # GIVEN a daily case measured before the benchmark changed the fleet
+    older = daily_result()
+    for key in ("fleet", "fleet_devices", "same_fleet"):
+        del older[key]
+    for run_name in ("fleet", "fleet_full"):
+        del older["runs"][run_name]
+    lines = daily_section([older])
+    # THEN its fleet cells are blank and two comparisons are shown
+    row = next(line for line in lines if line.startswith("| 10,000 |"))
+    assert "| 0.25 (1/4.0) |  |  |  | yes, yes | 123.0 |" in row
+    assert not any("devices removed" in line for line in lines)
+    # AND its targets have no fleet row
+    assert not any("install rows" in target for target, _, _ in daily_targets([older], (10000,)))
 
 
 def test_daily_section_names_a_failed_run():
@@ -180,12 +227,21 @@ def test_daily_targets():
         "20 s of 120 s: 0.17 (1/6.0)",
         "yes",
     )
-    assert rows[1] == (
+    assert rows[2] == (
         "daily run ≤ 1/5 of the full run at 30,000 devices",
         "30 s of 120 s: 0.25 (1/4.0)",
         "**no**",
     )
-    assert rows[2][1:] == ("1 of 2 sizes (10,000, 30,000 devices)", "**no**")
+    # AND each size's run after the fleet change, 1/5 of its full run, meets its target
+    assert rows[1] == (
+        (
+            "a run after 0.1% of the devices' install rows changed ≤ 1/4 of its full run at "
+            "10,000 devices"
+        ),
+        "24 s of 120 s: 0.20 (1/5.0)",
+        "yes",
+    )
+    assert rows[4][1:] == ("1 of 2 sizes (10,000, 30,000 devices)", "**no**")
 
 
 def test_benchmark_report_with_only_the_daily_case():
@@ -262,3 +318,44 @@ def test_benchmark_report_names_the_spark_jobs_of_each_stage():
     # WHEN rendered THEN their sum and each stage's are there
     text = render([size], MACHINE, [])
     assert '- 1,000 devices: 110 in all, `{"usage": 70, "detect": 40}`' in text
+
+
+def test_fleet_change_rewrites_the_install_table_and_puts_it_back(tmp_path):
+    # GIVEN an install table of ten installed devices, one removed and one installed late
+    data, aside = tmp_path / "data", tmp_path / "aside"
+    (data / "install_event").mkdir(parents=True)
+    removal = datetime(2026, 11, 6, 6)
+    devices = [f"M{n:02d}" for n in range(12)]
+    original = pa.table(
+        {
+            "device_id": devices,
+            "installed_at": [datetime(2025, 1, 1)] * 11 + [datetime(2026, 11, 10)],
+            "removed_at": [None] * 10 + [datetime(2026, 1, 1), None],
+        },
+        schema=pa.schema(
+            [
+                ("device_id", pa.string()),
+                *[(c, pa.timestamp("ns")) for c in ("installed_at", "removed_at")],
+            ]
+        ),
+    )
+    source = data / "install_event" / "part-00000.parquet"
+    pq.write_table(original, source)
+    before = source.read_bytes()
+    # WHEN a fifth of the installed devices are removed
+    changed = change_installs(data, aside, removal, 0.2)
+    # THEN two of the ten still installed before the removal are, every fifth by id
+    assert changed == ["M00", "M05"]
+    table = pq.read_table(data / "install_event")
+    removed = dict(
+        zip(table["device_id"].to_pylist(), table["removed_at"].to_pylist(), strict=True)
+    )
+    assert {d for d, at in removed.items() if at == removal} == {"M00", "M05"}
+    assert removed["M10"] == datetime(2026, 1, 1)
+    assert removed["M11"] is None
+    # AND the original file waits aside until it is put back, unchanged
+    assert not source.exists()
+    assert restore_installs(data, aside)
+    assert source.read_bytes() == before
+    assert [f.name for f in (data / "install_event").iterdir()] == ["part-00000.parquet"]
+    assert not restore_installs(data, aside)

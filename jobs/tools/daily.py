@@ -13,10 +13,14 @@ For one dataset (the benchmark's, with its day partitions up to the run date):
    and the two reports' counts, findings, alerts and history;
 5. the late file is moved back (with a fresh modification time) and the run date runs again
    in both outputs: incrementally in the daily one, with ``--full-refresh`` in the other
-   (both measured), and they are compared again.
+   (both measured), and they are compared again;
+6. a fleet change: ``FLEET_CHANGED_SHARE`` of the installed devices (at least one) get
+   their install row changed (removed ``FLEET_CHANGE_DAY_BEFORE`` days before the run date,
+   a meter that went on drawing after its removal), and the run date runs again in both
+   outputs, incrementally and with ``--full-refresh`` (both measured); compared again.
 
-The dataset is cached for the other cases: the file goes back even when a step fails, and a
-file an interrupted run left aside goes back before anything else.
+The dataset is cached for the other cases: the file and the install table go back even when
+a step fails, and what an interrupted run left aside goes back before anything else.
 """
 
 from __future__ import annotations
@@ -25,9 +29,13 @@ import json
 import os
 import shutil
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from dependencies.progress import echo
 from dependencies.tables import MEASURED_DATE
@@ -38,6 +46,12 @@ from jobs.tools.common import RunStats
 # The late file's day: this many days before the run date (inside both runs' read range).
 LATE_DAY_BEFORE = 12
 FULL_REFRESH = ("--full-refresh",)
+# The fleet change: this share of the installed devices (at least one) are removed this many
+# days before the run date (inside both runs' read range), at this hour (UTC).
+FLEET_CHANGED_SHARE = 0.001
+FLEET_CHANGE_DAY_BEFORE = 9
+FLEET_CHANGE_HOUR = 6
+INSTALLS = "install_event"
 # What of the two reports must agree (the rest: run ids, durations, paths, the ledger itself).
 COMPARED_REPORT_KEYS = ("counts", "findings_by_rule", "alerts", "history")
 
@@ -68,6 +82,49 @@ def put_back(aside: Path) -> Path | None:
         os.utime(origin)
     origin_note.unlink()
     return origin
+
+
+def change_installs(data: Path, aside: Path, removed_at: datetime, share: float) -> list[str]:
+    """Move the install table's files of ``data`` into ``aside`` and write the table again
+    with ``share`` of its installed devices (at least one; every n-th by id, installed before
+    ``removed_at``) removed at ``removed_at``; return those devices."""
+    table_dir = data / INSTALLS
+    files = sorted(table_dir.glob("*.parquet"))
+    table = pa.concat_tables([pq.read_table(f) for f in files])
+    removed = pa.scalar(removed_at, type=table.schema.field("removed_at").type)
+    installed = pc.and_(pc.is_null(table["removed_at"]), pc.less(table["installed_at"], removed))
+    candidates = sorted(set(table.filter(installed)["device_id"].to_pylist()))
+    count = max(1, round(len(candidates) * share))
+    devices = candidates[:: max(1, len(candidates) // count)][:count]
+    chosen = pc.and_(installed, pc.is_in(table["device_id"], pa.array(devices)))
+    changed = table.set_column(
+        table.schema.get_field_index("removed_at"),
+        "removed_at",
+        pc.if_else(chosen, removed, table["removed_at"]),
+    )
+    kept = aside / INSTALLS
+    kept.mkdir(parents=True, exist_ok=True)
+    for file in files:
+        shutil.move(file, kept / file.name)
+    # INT96 and the table's Spark schema, as Spark wrote it: the job reads the same types.
+    pq.write_table(
+        changed, table_dir / "part-fleet-change.parquet", use_deprecated_int96_timestamps=True
+    )
+    return devices
+
+
+def restore_installs(data: Path, aside: Path) -> bool:
+    """Put the install table's files set aside in ``aside`` back in ``data`` (the changed
+    table removed); False when none are aside."""
+    kept = aside / INSTALLS
+    if not kept.exists():
+        return False
+    for file in (data / INSTALLS).glob("*.parquet"):
+        file.unlink()
+    for file in kept.iterdir():
+        shutil.move(file, data / INSTALLS / file.name)
+    kept.rmdir()
+    return True
 
 
 def copy_published(source: Path, target: Path) -> None:
@@ -164,7 +221,8 @@ def bench_daily(
     late_day = _days_before(run_date, LATE_DAY_BEFORE)
     work = common.bench_dir() / "bench" / f"daily{devices}"
     aside = work / "aside"
-    put_back(aside)  # an interrupted run's file first
+    put_back(aside)  # what an interrupted run left aside first
+    restore_installs(data, aside)
     for directory in ("daily", "full"):
         shutil.rmtree(work / directory, ignore_errors=True)
     daily_output, full_output = work / "daily" / "output", work / "full" / "output"
@@ -218,9 +276,28 @@ def bench_daily(
             work / "compare_late.log",
             (late_day,),
         )
+    removed_at = datetime.combine(
+        date.fromisoformat(_days_before(run_date, FLEET_CHANGE_DAY_BEFORE)), datetime.min.time()
+    ) + timedelta(hours=FLEET_CHANGE_HOUR)
+    try:
+        result["fleet_devices"] = change_installs(data, aside, removed_at, FLEET_CHANGED_SHARE)
+        echo(f"  fleet change: {len(result['fleet_devices'])} devices removed at {removed_at}")
+        on_step("fleet change")
+        runs["fleet"] = _run("fleet", daily_config, run_date, work)
+        on_step("fleet change, full run")
+        runs["fleet_full"] = _run("fleet_full", full_config, run_date, work, FULL_REFRESH)
+        if runs["fleet"]["exit_code"] == 0 and runs["fleet_full"]["exit_code"] == 0:
+            result["fleet"] = _report_figures(daily_output, run_date)
+            on_step("compare")
+            result["same_fleet"] = compare_runs(
+                daily_config, run_date, (daily_output, full_output), work / "compare_fleet.log"
+            )
+    finally:
+        restore_installs(data, aside)
     echo(
         f"  identical: {result['same']['identical']} (daily), "
-        f"{result.get('same_late', {}).get('identical')} (late file)"
+        f"{result.get('same_late', {}).get('identical')} (late file), "
+        f"{result.get('same_fleet', {}).get('identical')} (fleet change)"
     )
     for directory in ("daily", "full"):
         shutil.rmtree(work / directory / "output", ignore_errors=True)
@@ -234,6 +311,8 @@ def _days_before(day: str, days: int) -> str:
 # -- the benchmark report's rows ------------------------------------------------------------
 # The issue's target: a daily run at most this share of a full run (aim: half of it).
 MAX_DAILY_SHARE = 1 / 5
+# ... and a run after a fleet change (FLEET_CHANGED_SHARE of the install rows) at most this.
+MAX_FLEET_SHARE = 1 / 4
 
 
 def daily_share(result: dict[str, Any], run: str = "daily", full: str = "full") -> float:
@@ -265,9 +344,14 @@ def _failed_step(result: dict[str, Any]) -> str:
     )
 
 
+def _compared(result: dict[str, Any]) -> tuple[str, ...]:
+    """The comparisons a daily case made: daily, late file, and the fleet change if run."""
+    return ("same", "same_late") + (("same_fleet",) if "fleet" in result["runs"] else ())
+
+
 def _identical(result: dict[str, Any]) -> str:
     return ", ".join(
-        "yes" if result.get(key, {}).get("identical") else "**no**" for key in ("same", "same_late")
+        "yes" if result.get(key, {}).get("identical") else "**no**" for key in _compared(result)
     )
 
 
@@ -282,7 +366,9 @@ def _ledger_words(ledger: dict[str, Any] | None) -> str:
         return "no ledger section"
     parts = (
         "; ".join(
-            f"{part['days']} ({part['components']} components: {part['reason']})"
+            f"{part['days']} ({part['components']} components"
+            f"{' of ' + ', '.join(part['devices']) if part.get('devices') else ''}"
+            f": {part['reason']})"
             for part in ledger["computed"]
         )
         or "nothing"
@@ -306,20 +392,25 @@ def daily_section(daily: list[dict[str, Any]]) -> list[str]:
             "alerts, findings, rejects, evidence and reports (counts, findings by rule, alerts, "
             "history) are compared. Then a late file (one Parquet file of an old day, set aside "
             "until then) arrives, and the date runs again in both outputs: incrementally, and with "
-            "`--full-refresh`. Times are wall-clock seconds of each process (JVM start included)."
+            "`--full-refresh`. Then a fleet change: "
+            f"{FLEET_CHANGED_SHARE:.1%} of the installed devices are removed "
+            f"{FLEET_CHANGE_DAY_BEFORE} days before the run date (their install rows changed), "
+            "and the date runs again in both outputs. Times are wall-clock seconds of each "
+            "process (JVM start included)."
         ),
         "",
         (
             "| devices | readings read | new day's readings | full run (s) | daily run (s) "
             "| daily / full | late file (s) | its full run (s) | late / full "
-            "| identical (daily, late) | store (MiB) | measured (commit, load) |"
+            "| fleet change (s) | its full run (s) | fleet / full "
+            "| identical (daily, late, fleet) | store (MiB) | measured (commit, load) |"
         ),
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|",
     ]
     for r in daily:
         when = f"{r['measured_at']} ({r['commit']}, load {r['load_average']})"
         if not measured(r):
-            lines.append(f"| {r['devices']:,} | {_failed_step(r)} | | | | | | | | | | {when} |")
+            lines.append(f"| {r['devices']:,} | {_failed_step(r)} |{' |' * 12} {when} |")
             continue
         runs = r["runs"]
         new_day = r["same"]["day_readings"][r["run_date"]]
@@ -330,6 +421,7 @@ def daily_section(daily: list[dict[str, Any]]) -> list[str]:
             f"{runs['late']['seconds']:.0f} | "
             f"{runs['late_full']['seconds']:.0f} | "
             f"{share_words(daily_share(r, 'late', 'late_full'))} | "
+            f"{_fleet_cells(r)} | "
             f"{_identical(r)} | {r['store_bytes'] / 2**20:.1f} | {when} |"
         )
     lines += [
@@ -352,7 +444,25 @@ def daily_section(daily: list[dict[str, Any]]) -> list[str]:
             f"- {r['devices']:,} devices, late file in {r['late_day']}: "
             f"{_ledger_words(r['late']['ledger'])}"
         )
+        if "fleet" in r:
+            lines.append(
+                f"- {r['devices']:,} devices, fleet change "
+                f"({len(r['fleet_devices'])} devices removed): "
+                f"{_ledger_words(r['fleet']['ledger'])}"
+            )
     return lines
+
+
+def _fleet_cells(result: dict[str, Any]) -> str:
+    """The fleet change's three cells: its run, its full run and their share (blank when the
+    case was measured before it had one, or a run of it failed)."""
+    if "fleet" not in result:
+        return " | ".join([""] * 3)
+    runs = result["runs"]
+    return (
+        f"{runs['fleet']['seconds']:.0f} | {runs['fleet_full']['seconds']:.0f} | "
+        f"{share_words(daily_share(result, 'fleet', 'fleet_full'))}"
+    )
 
 
 def daily_targets(
@@ -381,13 +491,30 @@ def daily_targets(
                 "yes" if share <= MAX_DAILY_SHARE else "**no**",
             )
         )
+        if "fleet" in r:
+            share = daily_share(r, "fleet", "fleet_full")
+            rows.append(
+                (
+                    (
+                        f"a run after {FLEET_CHANGED_SHARE:.1%} of the devices' install rows "
+                        f"changed ≤ 1/{1 / MAX_FLEET_SHARE:.0f} of its full run at "
+                        f"{devices:,} devices"
+                    ),
+                    (
+                        f"{r['runs']['fleet']['seconds']:.0f} s of "
+                        f"{r['runs']['fleet_full']['seconds']:.0f} s: {share_words(share)}"
+                    ),
+                    "yes" if share <= MAX_FLEET_SHARE else "**no**",
+                )
+            )
     if daily:
-        compared = [r for r in daily if "same" in r and "same_late" in r]
-        identical = [r for r in compared if r["same"]["identical"] and r["same_late"]["identical"]]
+        identical = [
+            r for r in daily if all(r.get(key, {}).get("identical") for key in _compared(r))
+        ]
         sizes_words = ", ".join(f"{r['devices']:,}" for r in daily)
         rows.append(
             (
-                "daily outputs identical to a full run (and after a late file)",
+                "daily outputs identical to a full run (and after a late file and a fleet change)",
                 f"{len(identical)} of {len(daily)} sizes ({sizes_words} devices)",
                 "yes" if len(identical) == len(daily) else "**no**",
             )
