@@ -87,13 +87,27 @@ def test_a_rewritten_file_is_a_changed_file():
     assert planned(stored(DAYS), files)[0] == Block((DAYS[0],), ALL, (FILES_CHANGED,))
 
 
-def test_a_fleet_change_checks_every_stored_day_for_the_components_it_touched():
+def test_a_fleet_change_checks_every_stored_day_for_the_components_it_touched_in_one_block():
     # GIVEN every day stored with another fleet WHEN a run plans
     blocks = planned(stored(DAYS, Provenance("v1", 6)))
-    # THEN each day is a block of the changed components
+    # THEN the days are one block of the changed components
     assert blocks == [
-        *[Block((day,), CHANGED, (FLEET_CHANGED,)) for day in DAYS[:1]],
-        *[Block((day,), CHANGED, (FLEET_CHANGED, STATE_MOVED)) for day in DAYS[1:]],
+        Block(tuple(DAYS), CHANGED, (FLEET_CHANGED,)),
+        Block((AFTER,), ALL, (AFTER_RUN_DATE,)),
+    ]
+
+
+def test_a_fleet_change_block_ends_where_a_day_continued_from_another_state():
+    # GIVEN every day stored with another fleet, the third recorded as continuing from a
+    # state the second no longer ends with (a run killed between them)
+    store = stored(DAYS, Provenance("v1", 6))
+    store[DAYS[2]] = StoredDay(
+        FILES[DAYS[2]], Provenance("v1", 6), 10, 0, state_hash=2, entered_with=99
+    )
+    # THEN that day begins a block of its own, which checks its moved components too
+    assert planned(store) == [
+        Block(tuple(DAYS[:2]), CHANGED, (FLEET_CHANGED,)),
+        Block(tuple(DAYS[2:]), CHANGED, (FLEET_CHANGED, STATE_MOVED)),
         Block((AFTER,), ALL, (AFTER_RUN_DATE,)),
     ]
 

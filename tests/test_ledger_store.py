@@ -262,18 +262,13 @@ def test_a_history_of_runs_reusing_the_store_publishes_what_full_runs_publish(
     )
     write_rows(components_file, header, [r for r in rows if r is not gone])
     ledger = ledgers.update(LAST_DATE)
-    # THEN only those are computed again: the device on the days its intervals reach the
-    # removal, the component's readings (now unknown_component) on every day
-    assert all(part["components"] != "all" for part in own_parts(ledger))
-    assert all(
-        part["reason"].startswith("their component or install rows changed")
-        for part in own_parts(ledger)
-    )
-    by_day = {part["days"]: set(part["devices"]) for part in own_parts(ledger)}
-    removal_days = set(days_between(date.fromisoformat(removal_day), LAST_DATE))
-    assert by_day == {
-        day: {gone[0]} | ({device} if day in removal_days else set()) for day in partitions
-    }
+    # THEN only those are computed again, in one chain over the days from the first that
+    # changed (the component's readings, now unknown_component, change on every day)
+    parts = own_parts(ledger)
+    assert [(part["days"], part["components"], set(part["devices"])) for part in parts] == [
+        (f"{partitions[0]}..{partitions[-1]}", 2, {gone[0], device})
+    ]
+    assert parts[0]["reason"] == "their component or install rows changed"
 
     # WHEN an earlier date is backfilled THEN its days come from the store (and the day
     # after it, a stored day, is computed for that run alone)

@@ -8,11 +8,15 @@ compute, in order:
   or usage settings, changed input files, ``--full-refresh``) are computed for every
   component, in one block; so are the days after the run date, in a block of their own
   (read for this run only, never stored);
-- a reusable day whose fleet changed (component rows, install periods) since it was stored,
-  or that follows a computed day, or whose recorded entering state is not its predecessor's,
-  is a block of one day for the components that changed: those whose fingerprint there no
-  longer matches and those whose entering state moved. Finding them takes Spark; a block
-  whose set is empty is reused after all.
+- consecutive reusable days whose fleet changed (component rows, install periods) since
+  they were stored are one block for the components that changed: those whose fingerprint
+  no longer matches on any of its days (and, on its first day, those whose entering state
+  moved), their chains computed through the block from the first day one of them changed;
+  a day whose recorded entering state is not its predecessor's (a run killed between them)
+  begins a block of its own;
+- any other reusable day that follows a computed day, or whose recorded entering state is
+  not its predecessor's, is a block of one day for the components whose entering state
+  moved. Finding the components takes Spark; a block whose set is empty is reused after all.
 
 Every other day is reused as stored.
 """
@@ -132,7 +136,18 @@ def plan(
             follows_computed or stored[day].entered_with != stored[previous].state_hash
         ):
             reasons.append(STATE_MOVED)
-        if reasons:
+        if not reasons:
+            continue
+        last = blocks[-1] if follows_computed else None
+        if (
+            last is not None
+            and last.components == CHANGED
+            and FLEET_CHANGED in last.reasons
+            and FLEET_CHANGED in reasons
+            and stored[day].entered_with == stored[previous].state_hash
+        ):
+            blocks[-1] = Block((*last.days, day), CHANGED, last.reasons)
+        else:
             blocks.append(Block((day,), CHANGED, tuple(reasons)))
     close_whole()
     if after:

@@ -186,9 +186,7 @@ class Update:
         self.store.remove_former()
         self.known = {} if full_refresh else self.store.stored_days(own)
         blocks = plan(self.days, run_date, files, self.known, self.provenance, full_refresh)
-        fleet_changed = self._fleet_changed(
-            [b.days[0] for b in blocks if FLEET_CHANGED in b.reasons]
-        )
+        fleet_changed = self._fleet_changed([b for b in blocks if FLEET_CHANGED in b.reasons])
         outcome = LedgerReuse("incremental")
         computed: set[str] = set()
         for block in blocks:
@@ -198,10 +196,10 @@ class Update:
                 outcome.computed.append({"days": block.span, "components": ALL, "reason": reason})
                 computed.update(block.days)
             else:
-                part = self._compute_changed(block, fleet_changed.get(block.days[0]))
+                part, days = self._compute_changed(block, fleet_changed.get(block.days[0]))
                 if part:
                     outcome.computed.append(part)
-                    computed.update(block.days)
+                    computed.update(days)
         outcome.reused = [d for d in own if d not in computed]
         self.store.record(self.changed)
         self.store.vacuum_now_and_then()
@@ -231,17 +229,17 @@ class Update:
         """The state each component entered ``day``'s successor with."""
         return None if day is None else self.store.read(STATES, [day])
 
-    def _fleet_changed(self, days: list[str]) -> dict[str, DataFrame]:
-        """Per day, the components whose fingerprint there no longer matches, read for all
-        ``days`` at once."""
-        if not days:
+    def _fleet_changed(self, blocks: list[Block]) -> dict[str, DataFrame]:
+        """Per block (by its first day), the (day, component) whose fingerprint there no
+        longer matches, read for all ``blocks`` at once."""
+        if not blocks:
             return {}
         mismatched = (
-            self.store.read(STATES, days)
+            self.store.read(STATES, [d for b in blocks for d in b.days])
             .transform(changed_fingerprints(self.inputs.components, self.inputs.installs))
             .cache()
         )
-        return {day: mismatched.where(F.col(PARTITION) == day).select(COMPONENT) for day in days}
+        return {b.days[0]: mismatched.where(F.col(PARTITION).isin(*b.days)) for b in blocks}
 
     def _compute_all(self, block: Block) -> None:
         """Compute every component's rows over ``block``'s days: the settled days' rows and
@@ -263,34 +261,43 @@ class Update:
         chain_start = midnight(date.fromisoformat(days[0]))
         return block_rows(self.inputs.with_raw(raw), entering, chain_start)
 
-    def _compute_changed(self, block: Block, fleet_changed: DataFrame | None) -> dict[str, Any]:
-        """Compute a reusable day's rows and states again for the components that changed
-        (if any): their rows recomputed, the others' kept as stored. Returns the computed
-        part, or an empty one when nothing changed."""
-        day = block.days[0]
-        previous = self._previous(day)
-        stored = self.known[day]
-        entering = self._entering(previous)
+    def _compute_changed(
+        self, block: Block, fleet_changed: DataFrame | None
+    ) -> tuple[dict[str, Any], list[str]]:
+        """Compute reusable days again for the components that changed (if any): those whose
+        fingerprint changed on any day of ``block`` (``fleet_changed``: day, component) and,
+        on its first day, those whose entering state moved. From the first day one of them
+        changed, their rows are computed again in one chain through the block's days, the
+        others' kept as stored. Returns the computed part and its days (empty when nothing
+        changed: the days are recorded as holding for the fleet and state as they are now)."""
+        first = block.days[0]
+        previous = self._previous(first)
         sets = []
         if fleet_changed is not None:
-            sets.append(fleet_changed.withColumn("_reason", F.lit(FLEET_CHANGED)))
-        entered_with = self._state_hash(previous)
-        if STATE_MOVED in block.reasons and entered_with != stored.entered_with:
-            moved = self.store.read(STATES, [day]).transform(moved_states(entering))
-            sets.append(moved.withColumn("_reason", F.lit(STATE_MOVED)))
-        changed = union_all(sets).cache() if sets else None
+            sets.append(fleet_changed.select(PARTITION, COMPONENT, F.lit(FLEET_CHANGED)))
+        if (
+            STATE_MOVED in block.reasons
+            and self._state_hash(previous) != self.known[first].entered_with
+        ):
+            moved = self.store.read(STATES, [first]).transform(
+                moved_states(self._entering(previous))
+            )
+            sets.append(moved.select(F.lit(first), COMPONENT, F.lit(STATE_MOVED)))
+        changed = (
+            union_all([frame.toDF(PARTITION, COMPONENT, "_reason") for frame in sets]).cache()
+            if sets
+            else None
+        )
         found = self._named(changed) if changed is not None else None
-        if found is None:  # checked: the day holds for the fleet and state as they are now
-            if (
-                stored.provenance.fleet != self.provenance.fleet
-                or stored.entered_with != entered_with
-            ):
-                self.known[day] = self.changed[day] = replace(
-                    stored, provenance=self.provenance, entered_with=entered_with
-                )
-            return {}
+        start = found.pop("first_day") if found is not None else None
+        self._recorded_as_they_are([d for d in block.days if start is None or d < start])
+        if found is None:
+            return {}, []
+        days = [d for d in block.days if d >= start]
+        previous = self._previous(start)
+        entering = self._entering(previous)
         redo = changed.select(COMPONENT).distinct().cache()
-        raw = self.inputs.raw.where(F.col(MEASURED_DATE).cast("string") == day)
+        raw = self.inputs.raw.where(F.col(MEASURED_DATE).cast("string").isin(*days))
         raw = raw.join(
             F.broadcast(redo),
             F.trim(raw[COMPONENT].cast("string")).eqNullSafe(redo[COMPONENT]),
@@ -299,17 +306,33 @@ class Update:
         only = (
             None if entering is None else entering.join(F.broadcast(redo), COMPONENT, "left_semi")
         )
-        rows = block_rows(self.inputs.with_raw(raw), only, midnight(date.fromisoformat(day)))
-        kept = self.store.read(ROWS, [day])
+        rows = block_rows(self.inputs.with_raw(raw), only, midnight(date.fromisoformat(start)))
+        kept = self.store.read(ROWS, days)
         rows = rows.unionByName(
             kept.join(F.broadcast(redo), kept[COMPONENT].eqNullSafe(redo[COMPONENT]), "left_anti")
         )
-        self._commit_block([day], rows, entering, previous, read=stored.read)
-        return {"days": day, **found}
+        read = {day: self.known[day].read for day in days}
+        self._commit_block(days, rows, entering, previous, read=read)
+        return {"days": span(days), **found}, days
+
+    def _recorded_as_they_are(self, days: list[str]) -> None:
+        """Checked reusable days that hold for the fleet and state as they are now: their
+        records name both (in order: each entered with the state the day before ends with)."""
+        for day in days:
+            stored = self.known[day]
+            entered_with = self._state_hash(self._previous(day))
+            if (
+                stored.provenance.fleet != self.provenance.fleet
+                or stored.entered_with != entered_with
+            ):
+                self.known[day] = self.changed[day] = replace(
+                    stored, provenance=self.provenance, entered_with=entered_with
+                )
 
     def _named(self, components: DataFrame) -> dict[str, Any] | None:
-        """Components to compute again, each with why (``_reason``) -> how many, the first
-        of their devices by name and the reasons, in one query; None if there are none."""
+        """Components to compute again, each with its day and why (``_reason``) -> how
+        many, the first of their devices by name, the reasons and the first day, in one
+        query; None if there are none."""
         devices = components.join(
             self.inputs.components.select(COMPONENT, "device_id"), COMPONENT, "left"
         )
@@ -320,6 +343,7 @@ class Update:
                 F.array_sort(F.collect_set(F.coalesce("device_id", COMPONENT))), 1, NAMED_DEVICES
             ).alias("devices"),
             F.collect_set("_reason").alias("reasons"),
+            F.min(PARTITION).alias("first_day"),
         ).first()
         if not row["rows"]:
             return None
@@ -328,6 +352,7 @@ class Update:
             "components": row["components"],
             "devices": list(row["devices"]),
             "reason": "; ".join(reasons),
+            "first_day": row["first_day"],
         }
 
     def _commit_block(
@@ -336,11 +361,11 @@ class Update:
         rows: DataFrame,
         entering: DataFrame | None,
         previous: str | None,
-        read: int | None = None,
+        read: dict[str, int] | None = None,
     ) -> None:
         """Commit a block of settled days' rows to the store, then their states computed
-        from the rows as committed, and note what it computed (``read``: the readings the
-        day read, when the block recomputed only some components of one day)."""
+        from the rows as committed, and note what it computed (``read``: the readings each
+        day read, when the block recomputed only some components)."""
         with read_failures_named("measurements"):
             self.store.commit(ROWS, rows, days)
         committed = self.store.read(ROWS, days)
@@ -353,7 +378,7 @@ class Update:
         for day in days:
             facts = self.facts[day]
             if read is not None:
-                facts["read"] = read
+                facts["read"] = read[day]
             self.known[day] = self.changed[day] = StoredDay(
                 self.files[day],
                 self.provenance,
