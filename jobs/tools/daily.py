@@ -262,36 +262,33 @@ def bench_daily(
         )
     finally:
         put_back(aside)
-    on_step("late file")
-    runs["late"] = _run("late", daily_config, run_date, work)
-    on_step("late file, full run")
-    runs["late_full"] = _run("late_full", full_config, run_date, work, FULL_REFRESH)
-    if runs["late"]["exit_code"] == 0 and runs["late_full"]["exit_code"] == 0:
-        result["late"] = _report_figures(daily_output, run_date)
-        on_step("compare")
-        result["same_late"] = compare_runs(
-            daily_config,
-            run_date,
-            (daily_output, full_output),
-            work / "compare_late.log",
-            (late_day,),
-        )
+
+    def run_again(name: str, step: str, count_days: tuple[str, ...] = ()) -> None:
+        """The run date again in both outputs, incrementally and with --full-refresh (as
+        ``name`` and ``name_full``), then compared (``same_name``)."""
+        on_step(step)
+        runs[name] = _run(name, daily_config, run_date, work)
+        on_step(f"{step}, full run")
+        runs[f"{name}_full"] = _run(f"{name}_full", full_config, run_date, work, FULL_REFRESH)
+        if runs[name]["exit_code"] == 0 and runs[f"{name}_full"]["exit_code"] == 0:
+            result[name] = _report_figures(daily_output, run_date)
+            on_step("compare")
+            result[f"same_{name}"] = compare_runs(
+                daily_config,
+                run_date,
+                (daily_output, full_output),
+                work / f"compare_{name}.log",
+                count_days,
+            )
+
+    run_again("late", "late file", (late_day,))
     removed_at = datetime.combine(
         date.fromisoformat(_days_before(run_date, FLEET_CHANGE_DAY_BEFORE)), datetime.min.time()
     ) + timedelta(hours=FLEET_CHANGE_HOUR)
     try:
         result["fleet_devices"] = change_installs(data, aside, removed_at, FLEET_CHANGED_SHARE)
         echo(f"  fleet change: {len(result['fleet_devices'])} devices removed at {removed_at}")
-        on_step("fleet change")
-        runs["fleet"] = _run("fleet", daily_config, run_date, work)
-        on_step("fleet change, full run")
-        runs["fleet_full"] = _run("fleet_full", full_config, run_date, work, FULL_REFRESH)
-        if runs["fleet"]["exit_code"] == 0 and runs["fleet_full"]["exit_code"] == 0:
-            result["fleet"] = _report_figures(daily_output, run_date)
-            on_step("compare")
-            result["same_fleet"] = compare_runs(
-                daily_config, run_date, (daily_output, full_output), work / "compare_fleet.log"
-            )
+        run_again("fleet", "fleet change")
     finally:
         restore_installs(data, aside)
     echo(
