@@ -81,6 +81,13 @@ class LedgerReuse:
         return {"mode": self.mode, "reused_days": self.reused, "computed": self.computed}
 
 
+def part_words(part: dict[str, Any]) -> str:
+    """A computed part of :class:`LedgerReuse` in words: its days, its components (and the
+    first of their devices, when it computed some) and why."""
+    devices = f" of {', '.join(part['devices'])}" if part.get("devices") else ""
+    return f"{part['days']} ({part['components']} components{devices}: {part['reason']})"
+
+
 def shaping_hash(usage_config: dict[str, Any]) -> str:
     """The hash of the ledger's version and of the usage settings that shape a day's rows."""
     settings = {k: v for k, v in usage_config.items() if k not in NOT_SHAPING_USAGE}
@@ -148,13 +155,7 @@ def readings_ledger(
         "readings ledger: reused %d days%s; computed %s",
         len(outcome.reused),
         f" ({span(outcome.reused)})" if outcome.reused else "",
-        "; ".join(
-            f"{part['days']} ({part['components']} components"
-            f"{' of ' + ', '.join(part['devices']) if part.get('devices') else ''}"
-            f": {part['reason']})"
-            for part in outcome.computed
-        )
-        or "nothing",
+        "; ".join(part_words(part) for part in outcome.computed) or "nothing",
     )
     return update.rows().transform(usage.run_ledger(window)), update.read_count(), outcome
 

@@ -40,6 +40,7 @@ import pyarrow.parquet as pq
 from dependencies.progress import echo
 from dependencies.tables import MEASURED_DATE
 from jobs.ledger import STORE
+from jobs.ledger.update import part_words
 from jobs.tools import common
 from jobs.tools.common import RunStats
 
@@ -361,15 +362,7 @@ def outside_stages(result: dict[str, Any], run: str, figures: str) -> float:
 def _ledger_words(ledger: dict[str, Any] | None) -> str:
     if not ledger:
         return "no ledger section"
-    parts = (
-        "; ".join(
-            f"{part['days']} ({part['components']} components"
-            f"{' of ' + ', '.join(part['devices']) if part.get('devices') else ''}"
-            f": {part['reason']})"
-            for part in ledger["computed"]
-        )
-        or "nothing"
-    )
+    parts = "; ".join(part_words(part) for part in ledger["computed"]) or "nothing"
     return f"{ledger['mode']}, {len(ledger['reused_days'])} days reused, computed: {parts}"
 
 
@@ -462,6 +455,18 @@ def _fleet_cells(result: dict[str, Any]) -> str:
     )
 
 
+def _share_target(
+    target: str, result: dict[str, Any], run: str, full: str, limit: float
+) -> tuple[str, str, str]:
+    """A target row: ``run``'s seconds against its ``full`` run's, met when their share is at
+    most ``limit``."""
+    runs, share = result["runs"], daily_share(result, run, full)
+    measured_words = (
+        f"{runs[run]['seconds']:.0f} s of {runs[full]['seconds']:.0f} s: {share_words(share)}"
+    )
+    return (target, measured_words, "yes" if share <= limit else "**no**")
+
+
 def daily_targets(
     daily: list[dict[str, Any]], sizes: tuple[int, ...]
 ) -> list[tuple[str, str, str]]:
@@ -476,34 +481,13 @@ def daily_targets(
         if "same" not in r:
             rows.append((target, _failed_step(r), "**no**"))
             continue
-        share = daily_share(r)
-        rows.append(
-            (
-                target,
-                (
-                    f"{r['runs']['daily']['seconds']:.0f} s of "
-                    f"{r['runs']['full']['seconds']:.0f} s: "
-                    f"{share_words(share)}"
-                ),
-                "yes" if share <= MAX_DAILY_SHARE else "**no**",
-            )
-        )
+        rows.append(_share_target(target, r, "daily", "full", MAX_DAILY_SHARE))
         if "fleet" in r:
-            share = daily_share(r, "fleet", "fleet_full")
-            rows.append(
-                (
-                    (
-                        f"a run after {FLEET_CHANGED_SHARE:.1%} of the devices' install rows "
-                        f"changed ≤ 1/{1 / MAX_FLEET_SHARE:.0f} of its full run at "
-                        f"{devices:,} devices"
-                    ),
-                    (
-                        f"{r['runs']['fleet']['seconds']:.0f} s of "
-                        f"{r['runs']['fleet_full']['seconds']:.0f} s: {share_words(share)}"
-                    ),
-                    "yes" if share <= MAX_FLEET_SHARE else "**no**",
-                )
+            fleet_target = (
+                f"a run after {FLEET_CHANGED_SHARE:.1%} of the devices' install rows changed "
+                f"≤ 1/{1 / MAX_FLEET_SHARE:.0f} of its full run at {devices:,} devices"
             )
+            rows.append(_share_target(fleet_target, r, "fleet", "fleet_full", MAX_FLEET_SHARE))
     if daily:
         identical = [
             r for r in daily if all(r.get(key, {}).get("identical") for key in _compared(r))
