@@ -14,9 +14,11 @@ unexplained findings into ``1 - prod(1 - weight)`` and keeps the devices at or a
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import reduce
 from typing import Any
 
 from pyspark.sql import Column as SparkColumn
@@ -47,11 +49,11 @@ class RuleInputs:
     variation ``cv`` and its base load ``base_kwh`` (:func:`_day_base_load`). ``devices``:
     one row per device with its context (service point, class, generation: of its latest
     installed interval in W), its W and B summaries (among them the arrays some rules read:
-    W's weekly means, W's days with data, each day's longest zero run; and what the
-    confounders read), ``comparable``, ``window_baseline_ratio`` = W mean / baseline mean
-    (the spec's r), its class's ``class_median_ratio`` and ``class_mad_ratio``, and the
-    class drift ``class_drift`` (the spec's m). ``installs`` and ``components``: the valid
-    input tables.
+    W's weekly means, and by day of W or B the day's import (W's days with data) and its
+    longest zero run, null where a day has none; and what the confounders read),
+    ``comparable``, ``window_baseline_ratio`` = W mean / baseline mean (the spec's r), its
+    class's ``class_median_ratio`` and ``class_mad_ratio``, and the class drift
+    ``class_drift`` (the spec's m). ``installs`` and ``components``: the valid input tables.
     """
 
     daily: DataFrame
@@ -125,6 +127,18 @@ def _window_week_means(window: RunWindow) -> SparkColumn:
     )
 
 
+def _by_day(period: str, window: RunWindow, column: SparkColumn) -> SparkColumn:
+    """``column`` on each day of ``period``, in order (null for a day without a row): one
+    aggregate per day, so that the summaries stay plain hash aggregates."""
+    first, days = (
+        (window.window_start_date, window.window_days)
+        if period == WINDOW
+        else (window.baseline_start_date, window.baseline_days)
+    )
+    position = F.date_diff(F.col("day"), F.lit(first))
+    return F.array(*[F.max(F.when(position == k, column)) for k in range(days)])
+
+
 def _device_summaries(
     daily: DataFrame, window: RunWindow, peers: dict[str, Any], confounders: dict[str, Any]
 ) -> DataFrame:
@@ -151,21 +165,9 @@ def _device_summaries(
         _hourly_means(WINDOW).alias("window_hourly_kwh"),
         _hourly_means(BASELINE).alias("baseline_hourly_kwh"),
         _window_week_means(window).alias("window_week_kwh"),
-        F.collect_list(
-            _in(
-                WINDOW,
-                F.struct(
-                    F.date_diff(F.col("day"), F.lit(window.window_start_date)).alias("day"),
-                    F.col("import_kwh").alias("kwh"),
-                ),
-            )
-        ).alias("window_day_kwh"),
-        F.collect_list(_in(WINDOW, "longest_zero_run_minutes", with_data=False)).alias(
-            "window_zero_runs"
-        ),
-        F.collect_list(_in(BASELINE, "longest_zero_run_minutes", with_data=False)).alias(
-            "baseline_zero_runs"
-        ),
+        _by_day(WINDOW, window, _in(WINDOW, "import_kwh")).alias("window_day_kwh"),
+        _by_day(WINDOW, window, F.col("longest_zero_run_minutes")).alias("window_zero_runs"),
+        _by_day(BASELINE, window, F.col("longest_zero_run_minutes")).alias("baseline_zero_runs"),
         *_confounder_summaries(window, confounders),
     )
     comparable = (F.col("window_days_with_data") >= share * window.window_days) & (
@@ -330,9 +332,9 @@ def zero_consumption(inputs: RuleInputs, params: dict[str, Any]) -> DataFrame:
     """Consecutive days with data and (almost) no import, at a place that used to consume:
     a full bypass. Days without data break a run, so a communication gap is not zero use.
     Metric: longest run, days."""
-    zero_days = F.transform(
-        F.filter(F.col("window_day_kwh"), lambda day: day["kwh"] < params["max_kwh"]),
-        lambda day: day["day"],
+    zero_days = F.filter(
+        F.transform(F.col("window_day_kwh"), lambda kwh, day: F.when(kwh < params["max_kwh"], day)),
+        lambda day: day.isNotNull(),
     )
     longest = _longest_run(zero_days)
     condition = (longest >= params["min_days"]) & (
@@ -463,8 +465,8 @@ def _day_base_load(hours: int) -> SparkColumn:
             for h in HOURS
         ]
     )
-    lowest = F.slice(F.sort_array(means), 1, hours)
-    total = F.aggregate(lowest, F.lit(0.0), lambda acc, amount: acc + amount)
+    lowest = F.sort_array(means)
+    total = reduce(operator.add, [lowest[k] for k in range(hours)])
     return F.when(total < F.lit(math.inf), total / hours)
 
 
