@@ -134,11 +134,14 @@ def check_keys(table: str) -> Transform:
     fields = [c.name for c in TABLES[table]]
 
     def transform(frame: DataFrame) -> DataFrame:
-        same_key = Window.partitionBy(*keys, F.col("status").isNull())
-        versions = F.size(F.collect_set(F.struct(*fields)).over(same_key))
+        # Both windows are partitioned by the key alone (one shuffle): the valid rows are
+        # picked inside them.
+        same_key = Window.partitionBy(*keys)
+        valid = F.col("status").isNull()
+        versions = F.size(F.collect_set(F.when(valid, F.struct(*fields))).over(same_key))
         frame = flag(frame, versions > 1, "duplicate_key")
-        order = Window.partitionBy(*keys, F.col("status").isNull()).orderBy(*fields)
-        return flag(frame, F.row_number().over(order) > 1, DEDUPLICATED)
+        valid_first = same_key.orderBy(F.col("status").isNotNull(), *fields)
+        return flag(frame, F.row_number().over(valid_first) > 1, DEDUPLICATED)
 
     return transform
 
@@ -149,13 +152,16 @@ def check_overlaps(frame: DataFrame) -> DataFrame:
     Each device's valid periods are walked in time order (ties by id); a period is kept when
     it starts at or after the end of the last kept one, so a rejected period never causes a
     later one to be rejected too."""
-    device = Window.partitionBy("device_id", F.col("status").isNull())
+    device = Window.partitionBy("device_id")
     periods = F.array_sort(
         F.collect_list(
-            F.struct(
-                F.col("installed_at").alias("start"),
-                F.col("install_event_id").alias("id"),
-                F.coalesce("removed_at", F.lit(NEVER).cast("timestamp")).alias("end"),
+            F.when(
+                F.col("status").isNull(),
+                F.struct(
+                    F.col("installed_at").alias("start"),
+                    F.col("install_event_id").alias("id"),
+                    F.coalesce("removed_at", F.lit(NEVER).cast("timestamp")).alias("end"),
+                ),
             )
         ).over(device)
     )
