@@ -102,9 +102,10 @@ def block_rows(inputs: Inputs, entering: DataFrame | None, chain_start: datetime
 
 
 def fingerprints(present: DataFrame, components: DataFrame, installs: DataFrame) -> DataFrame:
-    """(partition, component, min_start) -> its fingerprint there: the component's row and
-    its device's valid install periods clipped to [min_start, the day's end) (the only
-    install times the day's intervals can fall in); an unknown component has its own."""
+    """(partition, component, min_start, ...: one row per partition and component) -> the
+    same rows with their ``fingerprint`` there: the component's row and its device's valid
+    install periods clipped to [min_start, the day's end) (the only install times the day's
+    intervals can fall in); an unknown component has its own."""
     periods = installs.select(
         F.col("device_id").alias("_device"),
         "installed_at",
@@ -124,17 +125,20 @@ def fingerprints(present: DataFrame, components: DataFrame, installs: DataFrame)
         F.least("_removed", day_end).alias("until"),
         "has_generation",
     )
+    # The other columns of a row are the same on each of its periods: taken as they are.
+    carried = [c for c in present.columns if c not in (PARTITION, COMPONENT)]
     grouped = (
         keyed.join(F.broadcast(periods), overlap, "left")
         .groupBy(PARTITION, COMPONENT, *ATTRIBUTES)
         .agg(
+            *[F.first(c).alias(c) for c in carried],
             F.sort_array(F.collect_list(F.when(F.col("_device").isNotNull(), clipped))).alias(
                 "_periods"
-            )
+            ),
         )
     )
     return grouped.select(
-        PARTITION, COMPONENT, F.xxhash64(*ATTRIBUTES, "_periods").alias("fingerprint")
+        PARTITION, COMPONENT, *carried, F.xxhash64(*ATTRIBUTES, "_periods").alias("fingerprint")
     )
 
 
@@ -155,18 +159,13 @@ def _state_hash() -> Column:
 
 
 def _per_day(rows: DataFrame) -> DataFrame:
-    """Per (day, component) of a block's rows: what its state takes from that day."""
-    return (
-        rows.groupBy(PARTITION, COMPONENT)
-        .agg(
-            F.max("_last_at").alias("last_at"),
-            F.max_by("_last_value", "_last_at").alias("last_value"),
-            F.sum(F.when(F.col("status") == validate.USED, F.col(usage.READINGS))).alias("used"),
-            F.max("_run_break").alias("run_since"),
-            F.min("_min_start").alias("min_start"),
-        )
-        .withColumn("present", F.lit(True))
-        .withColumnsRenamed({COMPONENT: "_component", PARTITION: "_day"})
+    """Per (partition, component) of a block's rows: what its state takes from that day."""
+    return rows.groupBy(PARTITION, COMPONENT).agg(
+        F.max("_last_at").alias("last_at"),
+        F.max_by("_last_value", "_last_at").alias("last_value"),
+        F.sum(F.when(F.col("status") == validate.USED, F.col(usage.READINGS))).alias("used"),
+        F.max("_run_break").alias("run_since"),
+        F.min("_min_start").alias("min_start"),
     )
 
 
@@ -174,22 +173,25 @@ def _in_position(
     spark: SparkSession, days: list[str], per_day: DataFrame, entering: DataFrame | None
 ) -> DataFrame:
     """Every component of the block (or entering it) on every day of it (``_position``),
-    with that day's numbers (null where it had no rows), and its entering state at -1."""
+    with that day's numbers and fingerprint (``per_day``; null where it had no rows), and
+    its entering state at -1."""
     positions = spark.createDataFrame(
         [(d, i) for i, d in enumerate(days)], f"{PARTITION} string, _position int"
     )
-    components = per_day.select(F.col("_component").alias(COMPONENT))
+    components = per_day.select(COMPONENT)
     if entering is not None:
         components = components.unionByName(entering.select(COMPONENT))
     grid = components.distinct().crossJoin(F.broadcast(positions))
+    present = per_day.withColumnsRenamed({COMPONENT: "_component", PARTITION: "_day"})
     on = F.col(COMPONENT).eqNullSafe(F.col("_component")) & (F.col(PARTITION) == F.col("_day"))
-    filled = grid.join(per_day, on, "left").select(
+    filled = grid.join(present.withColumn("present", F.lit(True)), on, "left").select(
         COMPONENT,
         PARTITION,
         "_position",
         *STATE,
         "min_start",
         F.coalesce("present", F.lit(False)).alias("present"),
+        "fingerprint",
         F.lit(None).cast("long").alias("hash"),
     )
     if entering is None:
@@ -201,6 +203,7 @@ def _in_position(
         *STATE,
         F.lit(None).cast("timestamp").alias("min_start"),
         F.lit(False).alias("present"),
+        F.lit(None).cast("long").alias("fingerprint"),
         "hash",
     )
     return filled.unionByName(start)
@@ -214,7 +217,8 @@ def day_states(
     it had rows that day, its earliest interval start and its fingerprint there."""
 
     def transform(rows: DataFrame) -> DataFrame:
-        filled = _in_position(rows.sparkSession, days, _per_day(rows), entering)
+        per_day = fingerprints(_per_day(rows), components, installs)
+        filled = _in_position(rows.sparkSession, days, per_day, entering)
         so_far = (
             Window.partitionBy(COMPONENT)
             .orderBy("_position")
@@ -228,6 +232,7 @@ def day_states(
             "_position",
             "present",
             "min_start",
+            "fingerprint",
             F.col("hash").alias("_entering_hash"),
             F.max("last_at").over(so_far).alias("last_at"),
             F.last("last_value", ignorenulls=True).over(so_far).alias("last_value"),
@@ -245,12 +250,7 @@ def day_states(
             .withColumn("entered_with", F.lag(F.when(F.col("_kept"), F.col("hash"))).over(in_order))
             .where((F.col("_position") >= 0) & F.col("_kept"))
         )
-        present = state.where("present").select(PARTITION, COMPONENT, "min_start")
-        prints = fingerprints(present, components, installs).select(
-            F.col(PARTITION).alias("_day"), F.col(COMPONENT).alias("_component"), "fingerprint"
-        )
-        on = (F.col(PARTITION) == F.col("_day")) & F.col(COMPONENT).eqNullSafe(F.col("_component"))
-        return state.join(prints, on, "left").select(
+        return state.select(
             PARTITION,
             COMPONENT,
             *STATE,
