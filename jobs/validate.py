@@ -241,15 +241,23 @@ def check_readings(window: RunWindow) -> Transform:
 
 
 def check_measurements(
-    components: DataFrame, window: RunWindow, run_started_at: datetime
+    components: DataFrame,
+    window: RunWindow,
+    run_started_at: datetime,
+    carried: DataFrame | None = None,
 ) -> Transform:
     """Raw readings -> one row per reading with its status (and reject record), its
     component, instant and value, and the day partition it was read from (``partition``,
-    null when the input is not partitioned by day). Lazy: the ledger reads it once."""
+    null when the input is not partitioned by day). Lazy: the ledger reads it once.
+
+    ``carried``: readings already checked (each with its status, and columns of its own,
+    kept; null on the raw readings), shuffled with the raw ones and passed through as they
+    are: a block of days continues each component's chain from them."""
+    final = ["measuring_component_id", "measured_at", "value", "status", "record", PARTITION]
 
     def transform(raw: DataFrame) -> DataFrame:
         partition = F.col(f"{RAW}.{MEASURED_DATE}") if MEASURED_DATE in raw.columns else F.lit(None)
-        return (
+        checked = (
             raw.transform(type_rows("measurements"))
             .withColumn(PARTITION, partition.cast("string"))
             .transform(check_measurement_values(run_started_at))
@@ -261,11 +269,16 @@ def check_measurements(
                     "unknown_component",
                 )
             )
+        )
+        own = [] if carried is None else [c for c in carried.columns if c not in final]
+        if carried is not None:
+            checked = checked.unionByName(carried, allowMissingColumns=True)
+        return (
             # One shuffle by component: the duplicate, window and usage windows all reuse it.
-            .repartition("measuring_component_id")
+            checked.repartition("measuring_component_id")
             .transform(check_readings(window))
             .transform(finish)
-            .select("measuring_component_id", "measured_at", "value", "status", "record", PARTITION)
+            .select(*final, *own)
         )
 
     return transform

@@ -22,7 +22,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import bcrypt
 import pyspark
@@ -33,6 +33,9 @@ from pyspark.sql.types import ArrayType, DoubleType
 
 from dependencies import jars, s3
 from dependencies.spark import DRIVER_CLASS_PATH
+
+if TYPE_CHECKING:
+    from jobs.ledger import Inputs
 
 REPO = Path(__file__).resolve().parent.parent
 TEST_DATA = REPO / "tests" / "test_data"
@@ -210,20 +213,25 @@ def write_job_config(
 SAMPLE_RUN_STARTED_AT = datetime(2026, 11, 16, 6, tzinfo=UTC)
 
 
-def sample_rows(spark: SparkSession) -> DataFrame:
-    """The sample's readings (bundled config, run date RUN_DATE) folded by the one pass
-    into the ledger's rows, as the store keeps a day's; nothing is computed yet."""
+def sample_inputs(spark: SparkSession) -> Inputs:
+    """What the pass over the sample's readings needs (bundled config, run date RUN_DATE)."""
     from dependencies.config import bundled_defaults
     from dependencies.run_window import RunWindow
     from jobs.inputs import extract, readings_inputs, validate_tables
-    from jobs.ledger import unstored_rows
 
     config = {**bundled_defaults(), "input": {"path": str(TEST_DATA), "format": "csv"}}
     window = RunWindow.from_config(datetime.fromisoformat(RUN_DATE).date(), config)
     raw = extract(spark, config["input"], window)
     checked = validate_tables(raw, window)
-    inputs = readings_inputs(checked, config["usage"], window, SAMPLE_RUN_STARTED_AT)
-    return unstored_rows(inputs)
+    return readings_inputs(checked, config["usage"], window, SAMPLE_RUN_STARTED_AT)
+
+
+def sample_rows(spark: SparkSession) -> DataFrame:
+    """The sample's readings folded by the one pass into the ledger's rows, as the store
+    keeps a day's; nothing is computed yet."""
+    from jobs.ledger import unstored_rows
+
+    return unstored_rows(sample_inputs(spark))
 
 
 @pytest.fixture(scope="session")

@@ -1,14 +1,19 @@
 """The one pass over the readings shuffles them once: partitioned by component and sorted by
 time, every window (validation, intervals, zero runs) and the fold into rows per component
-and day run on that one partitioning. A change that adds an exchange or a sort of the
-readings (a window on other keys, a join that is not broadcast) makes this test fail."""
+and day run on that one partitioning, also when a block of days continues each component's
+chain from a stored state. A change that adds an exchange or a sort of the readings (a
+window on other keys, a join that is not broadcast, a union that loses the partitioning)
+makes this test fail."""
 
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
-from conftest import TEST_DATA, sample_rows
-from pyspark.sql import SparkSession
+from conftest import TEST_DATA, sample_inputs, sample_rows
+from pyspark.sql import DataFrame, SparkSession
+
+from jobs.ledger.compute import block_rows
 
 # The operators of the plan a reading passes through, by how the physical plan names them.
 SHUFFLE = "Exchange hashpartitioning"
@@ -33,13 +38,31 @@ def operators_above(tree: str, leaf: str) -> list[str]:
     return path
 
 
-def test_the_readings_are_shuffled_and_sorted_once(spark: SparkSession) -> None:
-    # GIVEN the sample's tables WHEN the pass folds the readings into rows per component
-    # and day
-    plan = sample_rows(spark)._jdf.queryExecution().executedPlan().treeString()
-    # THEN between the readings' scan and the rows there is one exchange (by component) and
-    # one sort
+def assert_shuffled_and_sorted_once(rows: DataFrame) -> None:
+    """Between the readings' scan and ``rows`` there is one exchange (by component) and one
+    sort."""
+    plan = rows._jdf.queryExecution().executedPlan().treeString()
     above = operators_above(plan, f"{TEST_DATA}/measurements")
     shuffles = [re.sub(r"#\d+", "", op.split(",")[0]) for op in above if op.startswith(SHUFFLE)]
     assert shuffles == [f"{SHUFFLE}(measuring_component_id"], above
     assert len([op for op in above if op.startswith(SORT)]) == 1, above
+
+
+def test_the_readings_are_shuffled_and_sorted_once(spark: SparkSession) -> None:
+    # GIVEN the sample's tables WHEN the pass folds the readings into rows per component
+    # and day THEN they are shuffled once, by component, and sorted once
+    assert_shuffled_and_sorted_once(sample_rows(spark))
+
+
+def test_a_block_continuing_from_a_state_shuffles_the_readings_once(spark: SparkSession) -> None:
+    # GIVEN the sample's tables and the state a component entered the block with
+    inputs = sample_inputs(spark)
+    entering = spark.createDataFrame(
+        [("R01-IMP", datetime(2026, 10, 4, 23, 45), 100.0, 2, None)],
+        "measuring_component_id string, last_at timestamp, last_value double, used long, "
+        "run_since timestamp",
+    )
+    # WHEN a block of days folds the readings, continuing each chain from that state
+    rows = block_rows(inputs, entering, inputs.window.read_start)
+    # THEN the carried readings join the readings' partitioning: still one shuffle, one sort
+    assert_shuffled_and_sorted_once(rows)

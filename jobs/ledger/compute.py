@@ -50,9 +50,12 @@ class Inputs:
         return replace(self, raw=raw)
 
 
-def checked_readings(inputs: Inputs) -> DataFrame:
-    """The raw readings, each with its status."""
-    check = validate.check_measurements(inputs.components, inputs.window, inputs.run_started_at)
+def checked_readings(inputs: Inputs, carried: DataFrame | None = None) -> DataFrame:
+    """The raw readings, each with its status (and the ``carried`` readings they continue
+    from, if any, shuffled with them)."""
+    check = validate.check_measurements(
+        inputs.components, inputs.window, inputs.run_started_at, carried
+    )
     return inputs.raw.transform(check)
 
 
@@ -89,14 +92,8 @@ def block_rows(inputs: Inputs, entering: DataFrame | None, chain_start: datetime
     """The rows of a block of days whose raw readings are ``inputs.raw``, continuing each
     component's chain from the state ``entering`` (None: the chains begin here), the block
     beginning at ``chain_start``."""
-    checked = checked_readings(inputs)
-    if entering is not None:
-        checked = (
-            checked.withColumn(usage.CARRIED_USED, F.lit(None).cast("long"))
-            .withColumn(usage.CARRIED_RUN_SINCE, F.lit(None).cast("timestamp"))
-            .unionByName(carried_readings(entering))
-        )
-    return checked.transform(
+    carried = None if entering is None else carried_readings(entering)
+    return checked_readings(inputs, carried).transform(
         usage.readings_rows(inputs.components, inputs.installs, inputs.usage_config, chain_start)
     )
 
