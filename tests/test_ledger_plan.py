@@ -18,6 +18,7 @@ from jobs.ledger.plan import (
     Files,
     Provenance,
     StoredDay,
+    passes,
     plan,
 )
 
@@ -140,3 +141,21 @@ def test_a_backfill_reuses_its_days_and_reads_the_stored_day_after_for_itself():
     blocks = plan(DAYS[:3], DAYS[1], FILES, stored(DAYS), NOW)
     # THEN its own days are reused and the day after is computed for it alone
     assert blocks == [Block((DAYS[2],), ALL, (AFTER_RUN_DATE,))]
+
+
+def test_consecutive_blocks_of_every_component_are_one_pass_over_the_readings():
+    days = [*DAYS, AFTER]
+    # GIVEN a daily run's blocks WHEN grouped into passes THEN the run date and the day
+    # after are one pass
+    daily = planned(stored(DAYS[:-1]))
+    assert passes(daily, days) == [daily]
+    # GIVEN blocks of every component apart, or with a block of changed components between
+    apart = [Block((DAYS[0],), ALL, (FILES_CHANGED,)), Block((DAYS[2],), ALL, (FILES_CHANGED,))]
+    between = [
+        Block((DAYS[2],), ALL, (FILES_CHANGED,)),
+        Block((DAYS[3],), CHANGED, (STATE_MOVED,)),
+        Block((AFTER,), ALL, (AFTER_RUN_DATE,)),
+    ]
+    # WHEN grouped THEN each is a pass of its own
+    assert passes(apart, days) == [[block] for block in apart]
+    assert passes(between, days) == [[block] for block in between]

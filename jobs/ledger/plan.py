@@ -153,3 +153,23 @@ def plan(
     if after:
         blocks.append(Block(after, ALL, (AFTER_RUN_DATE,)))
     return blocks
+
+
+def passes(blocks: list[Block], days: list[str]) -> list[list[Block]]:
+    """``blocks`` (of :func:`plan`, in order, over ``days``) grouped into passes over the
+    readings: consecutive blocks for every component (the run's last days and the days after
+    the run date) are one pass, one chain through their days; a block for the components
+    that changed is a pass of its own."""
+    grouped: list[list[Block]] = []
+    for block in blocks:
+        last = grouped[-1][-1] if grouped else None
+        if (
+            last is not None
+            and last.components == ALL
+            and block.components == ALL
+            and days.index(block.days[0]) == days.index(last.days[-1]) + 1
+        ):
+            grouped[-1].append(block)
+        else:
+            grouped.append([block])
+    return grouped

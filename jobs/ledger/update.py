@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from typing import Any
 
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -47,6 +48,7 @@ from jobs.ledger.plan import (
     Files,
     Provenance,
     StoredDay,
+    passes,
     plan,
     span,
 )
@@ -190,13 +192,16 @@ class Update:
         fleet_changed = self._fleet_changed([b for b in blocks if FLEET_CHANGED in b.reasons])
         outcome = LedgerReuse("incremental")
         computed: set[str] = set()
-        for block in blocks:
-            if block.components == ALL:
-                self._compute_all(block)
-                reason = "; ".join(block.reasons)
-                outcome.computed.append({"days": block.span, "components": ALL, "reason": reason})
-                computed.update(block.days)
+        for group in passes(blocks, self.days):
+            if group[0].components == ALL:
+                self._compute_all([day for block in group for day in block.days])
+                for block in group:
+                    reason = "; ".join(block.reasons)
+                    part = {"days": block.span, "components": ALL, "reason": reason}
+                    outcome.computed.append(part)
+                    computed.update(block.days)
             else:
+                (block,) = group
                 part, days = self._compute_changed(block, fleet_changed.get(block.days[0]))
                 if part:
                     outcome.computed.append(part)
@@ -242,19 +247,27 @@ class Update:
         )
         return {b.days[0]: mismatched.where(F.col(PARTITION).isin(*b.days)) for b in blocks}
 
-    def _compute_all(self, block: Block) -> None:
-        """Compute every component's rows over ``block``'s days: the settled days' rows and
-        states committed to the store, then the others' rows alone (nothing continues from
-        them in this run) under the run's work directory."""
-        settled = [d for d in block.days if self._settled(d)]
-        unsettled = [d for d in block.days if not self._settled(d)]
+    def _compute_all(self, days: list[str]) -> None:
+        """Compute every component's rows over consecutive ``days`` in one pass: the settled
+        days' rows and states committed to the store, then the others' rows alone (nothing
+        continues from them in this run) under the run's work directory."""
+        settled = [d for d in days if self._settled(d)]
+        unsettled = [d for d in days if not self._settled(d)]
+        previous = self._previous(days[0])
+        entering = self._entering(previous)
+        both = bool(settled and unsettled)
+        if both and entering is not None:
+            # Cut from the store's states table: a commit to it would drop the kept pass.
+            entering = entering.localCheckpoint()
+        rows = self._block_rows(days, entering)
+        if both:  # kept (memory, then disk) for its two writes
+            rows = rows.persist(StorageLevel.MEMORY_AND_DISK)
         if settled:
-            previous = self._previous(settled[0])
-            entering = self._entering(previous)
-            self._commit_block(settled, self._block_rows(settled, entering), entering, previous)
+            self._commit_block(settled, rows, entering, previous)
         if unsettled:
-            entering = self._entering(self._previous(unsettled[0]))
-            self._work_block(unsettled, self._block_rows(unsettled, entering))
+            self._work_block(unsettled, rows.where(F.col(PARTITION).isin(*unsettled)))
+        if both:
+            rows.unpersist()
 
     def _block_rows(self, days: list[str], entering: DataFrame | None) -> DataFrame:
         """Every component's rows over consecutive ``days``, continuing from ``entering``."""
