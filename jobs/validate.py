@@ -270,8 +270,9 @@ def check_measurements(
                 )
             )
         )
-        own = [] if carried is None else [c for c in carried.columns if c not in final]
+        own: list[str] = []
         if carried is not None:
+            own = [c for c in carried.columns if c not in final]
             checked = checked.unionByName(carried, allowMissingColumns=True)
         return (
             # One shuffle by component: the duplicate, window and usage windows all reuse it.

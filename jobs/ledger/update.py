@@ -285,16 +285,16 @@ class Update:
         others' kept as stored. Returns the computed part and its days (empty when nothing
         changed: the days are recorded as holding for the fleet and state as they are now)."""
         first = block.days[0]
-        previous = self._previous(first)
+        before_block = self._previous(first)
         sets = []
         if fleet_changed is not None:
             sets.append(fleet_changed.select(PARTITION, COMPONENT, F.lit(FLEET_CHANGED)))
         if (
             STATE_MOVED in block.reasons
-            and self._state_hash(previous) != self.known[first].entered_with
+            and self._state_hash(before_block) != self.known[first].entered_with
         ):
             moved = self.store.read(STATES, [first]).transform(
-                moved_states(self._entering(previous))
+                moved_states(self._entering(before_block))
             )
             sets.append(moved.select(F.lit(first), COMPONENT, F.lit(STATE_MOVED)))
         changed = (
