@@ -13,7 +13,7 @@ from typing import Any
 from pyspark.sql import SparkSession
 
 from dependencies import s3
-from dependencies.tables import path_exists
+from dependencies.hadoop_fs import HadoopFs
 
 SUCCESS_MARKER = "_SUCCESS"
 
@@ -35,7 +35,8 @@ def missing_markers(
     if s3.is_s3_url(input_path):
         s3_client = s3.client(aws_config)
         return [marker for marker in markers if not s3.object_exists(s3_client, marker)]
-    return [marker for marker in markers if not path_exists(spark, marker)]
+    fs = HadoopFs(spark, input_path)
+    return [marker for marker in markers if not fs.exists(marker)]
 
 
 def require_ready(

@@ -10,6 +10,7 @@ Problems with a whole table (missing directory or column, a file that cannot be 
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,8 +21,11 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
+from dependencies.hadoop_fs import HadoopFs
+
 CORRUPT_RECORD = "_corrupt_record"
 MEASURED_DATE = "measured_date"
+BYTE_ORDER_MARK = "\ufeff"
 # What a failed Spark read raises: an analysis error, or a Java error from a task or a footer.
 SPARK_ERRORS = (PySparkException, Py4JJavaError)
 
@@ -121,12 +125,16 @@ def _first_line(text: str | None) -> str:
     return (text or "").strip().split("\n", 1)[0].strip()
 
 
-def path_exists(spark: SparkSession, path: str) -> bool:
-    """Whether ``path`` exists, through Hadoop's file system API (local, HDFS, s3a …)."""
-    jvm = spark.sparkContext._jvm
-    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
-    fs = hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
-    return bool(fs.exists(hadoop_path))
+def csv_header(fs: HadoopFs, path: str) -> list[str] | None:
+    """The column names in the header of the first CSV file below ``path`` (in path order)
+    that has a first line, read without a Spark job; None if no file has one. A blank name
+    is ``_c<position>``, as Spark names it."""
+    for relative, size, _ in fs.files(path):
+        line = fs.first_line(f"{path}/{relative}") if size else None
+        if line:
+            names = next(csv.reader([line.removeprefix(BYTE_ORDER_MARK)]))
+            return [name or f"_c{position}" for position, name in enumerate(names)]
+    return None
 
 
 def read_raw_table(spark: SparkSession, base_path: str, table: str, fmt: str) -> DataFrame:
@@ -138,11 +146,14 @@ def read_raw_table(spark: SparkSession, base_path: str, table: str, fmt: str) ->
     raises :class:`InputError` naming the table.
     """
     path = f"{base_path.rstrip('/')}/{table}"
-    if not path_exists(spark, path):
+    fs = HadoopFs(spark, path)
+    if not fs.exists(path):
         raise InputError(f"table {table}: directory not found: {path}")
     try:
         if fmt == "csv":
-            header = spark.read.option("header", True).csv(path).columns
+            header = csv_header(fs, path)
+            if header is None:
+                raise InputError(f"table {table}: no CSV file with a header line in {path}")
             data_columns = [c for c in header if c != MEASURED_DATE]
             schema = StructType(
                 [StructField(name, StringType()) for name in data_columns]

@@ -19,6 +19,12 @@ def remove_install_events(spark: SparkSession, data: Path) -> str:
     return "table install_event: directory not found"
 
 
+def remove_install_event_files(spark: SparkSession, data: Path) -> str:
+    for path in (data / "install_event").iterdir():
+        path.unlink()
+    return "table install_event: no CSV file with a header line"
+
+
 def drop_value_column(spark: SparkSession, data: Path) -> str:
     (data / "measurements" / "part-00000.csv").write_text(
         "measuring_component_id,measured_at\nR01-IMP,2026-11-05T10:00:00Z\n", encoding="utf-8"
@@ -56,6 +62,7 @@ def corrupt_a_parquet_file(spark: SparkSession, data: Path) -> str:
     "break_input",
     [
         remove_install_events,
+        remove_install_event_files,
         drop_value_column,
         empty_devices,
         reorder_device_columns_in_one_file,

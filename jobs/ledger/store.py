@@ -26,7 +26,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from dependencies.fence import NO_FENCE, Fence
-from dependencies.publish import DELTA_LOG, HadoopFs, delta_version, vacuum
+from dependencies.hadoop_fs import HadoopFs
+from dependencies.publish import DELTA_LOG, delta_version, vacuum
 from jobs.ledger.plan import Files, Provenance, StoredDay
 from jobs.usage import PARTITION
 

@@ -25,8 +25,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from dependencies.fence import NO_FENCE, Fence
+from dependencies.hadoop_fs import HadoopFs
 from dependencies.logging import LOGGER_NAME
-from dependencies.publish import HadoopFs
 from dependencies.run_window import RunWindow, midnight
 from dependencies.tables import MEASURED_DATE, read_failures_named
 from dependencies.transforms import union_all
