@@ -376,8 +376,20 @@ def module_name(item: pytest.Item) -> str | None:
     return getattr(getattr(item, "module", None), "__name__", None)
 
 
+# The marker of a test that runs after all others, when every background run has been read:
+# alone on the machine (a long test whose own time is held to a bound).
+ALONE = "alone"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", f"{ALONE}: run last, alone on the machine")
+
+
 def background_order(item: pytest.Item) -> int:
-    """0 for a test that reads no background run; else its run's place in the queue."""
+    """0 for a test that reads no background run; else its run's place in the queue; after
+    them all, a test marked :data:`ALONE`."""
+    if item.get_closest_marker(ALONE) is not None:
+        return 2 + len(BACKGROUND_STARTS)
     if runs_docs_pages(item):
         return 1
     module = module_name(item)
@@ -386,7 +398,8 @@ def background_order(item: pytest.Item) -> int:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The tests that read a background run last, in the order the runs are queued: the
-    runs go on while the other tests do, and are done, or nearly, when their tests ask."""
+    runs go on while the other tests do, and are done, or nearly, when their tests ask.
+    Then the tests marked :data:`ALONE`, with nothing else running."""
     items.sort(key=background_order)
 
 

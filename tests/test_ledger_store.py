@@ -166,6 +166,8 @@ def killed_at(table: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(LedgerTables, "commit", commit_or_die)
 
 
+# Its own time is held to a bound (120 s): it runs alone, after the suite's background runs.
+@pytest.mark.alone
 def test_a_history_of_runs_reusing_the_store_publishes_what_full_runs_publish(
     spark: SparkSession, generated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
