@@ -36,6 +36,10 @@ from jobs.usage import READINGS
 
 # The tables validated row by row, in dependency order (the readings: by the ledger).
 SMALL_TABLES = ("device", "measuring_component", "install_event")
+# The small tables are checked in one partition: every window and aggregation of their
+# checks then needs no shuffle (nor a Spark job of its own). A fleet's tables hold a few rows
+# per meter, millions at most: one task sorts them in seconds.
+SMALL_TABLE_PARTITIONS = 1
 
 
 @dataclass(frozen=True)
@@ -133,7 +137,7 @@ def _checked(
     table_checks: tuple[Transform, ...] = (),
 ) -> DataFrame:
     """``table`` typed, checked row by row, deduplicated by its keys, checked across rows,
-    every row given its status."""
+    every row given its status (in :data:`SMALL_TABLE_PARTITIONS` partitions)."""
     steps = (
         validate.type_rows(table),
         *row_checks,
@@ -141,7 +145,7 @@ def _checked(
         *table_checks,
         validate.finish,
     )
-    return reduce(DataFrame.transform, steps, raw[table])
+    return reduce(DataFrame.transform, steps, raw[table].coalesce(SMALL_TABLE_PARTITIONS))
 
 
 def readings_inputs(
