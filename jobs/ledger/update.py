@@ -381,7 +381,9 @@ class Update:
         from the rows as committed, and note what it computed (``read``: the readings each
         day read, when the block recomputed only some components)."""
         with read_failures_named("measurements"):
-            self.store.commit(ROWS, rows, days)
+            # Each device's rows side by side in a day's files: a run's merge of them into
+            # device-days (jobs.usage.merge_rows) then does most of its work before its shuffle.
+            self.store.commit(ROWS, rows.repartition(PARTITION, "device_id"), days)
         committed = self.store.read(ROWS, days)
         states = committed.transform(
             day_states(days, self.inputs.components, self.inputs.installs, entering)
