@@ -137,12 +137,13 @@ def latest_complete_run_date(
 
 
 def stage_outputs(outputs: dict[str, DataFrame], staging: str) -> dict[str, DataFrame]:
-    """Write every output, sorted, as Parquet under the run's staging directory; return
-    each as staged (read back), for the steps that build on it."""
+    """Write every output, sorted, as Parquet under the run's staging directory (one file
+    each: the last step of each is one task, no shuffle); return each as staged (read back),
+    for the steps that build on it."""
     staged = {}
     for table, frame in outputs.items():
         (
-            frame.repartition(1)
+            frame.coalesce(1)
             .sortWithinPartitions(*ORDER[table])
             .write.mode("overwrite")
             .parquet(f"{staging}/{table}")
