@@ -16,7 +16,7 @@ from datetime import datetime
 from functools import reduce
 from typing import Any
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from dependencies.run_window import RunWindow
@@ -73,7 +73,7 @@ class ValidatedTables:
         for table in SMALL_TABLES:
             count_read(self.raw[table], table)
             with read_failures_named(table):
-                _status_counts(self.small[table], table).collect()
+                _status_counts([_weighed(self.small[table], table, F.col("status"))]).collect()
 
     @contextmanager
     def failures_named(self) -> Iterator[None]:
@@ -213,32 +213,32 @@ def _reconciled(table: str, read: int, found: dict[str, int]) -> dict[str, Any]:
     return entry
 
 
-def _status_counts(frame: DataFrame, table: str) -> DataFrame:
-    """(table, status, count) of a table's rows (the rows a ledger row stands for counted
-    as such)."""
-    weight = F.sum(READINGS) if READINGS in frame.columns else F.count("*")
-    return (
-        frame.groupBy("status")
-        .agg(weight.cast("long").alias("count"))
-        .select(F.lit(table).alias("table"), "status", "count")
+def _weighed(frame: DataFrame, table: str, status: Column) -> DataFrame:
+    """(table, status, weight) per row of ``frame``: the rows a ledger row stands for, or 1."""
+    weight = F.col(READINGS) if READINGS in frame.columns else F.lit(1)
+    return frame.select(
+        F.lit(table).alias("table"), status.alias("status"), weight.cast("long").alias("weight")
     )
+
+
+def _status_counts(frames: list[DataFrame]) -> DataFrame:
+    """(table, status, count) of the rows of :func:`_weighed` ``frames``, in one aggregation."""
+    return union_all(frames).groupBy("table", "status").agg(F.sum("weight").alias("count"))
 
 
 def _counts(
     tables: ValidatedTables, statuses: dict[str, DataFrame], on_input: list[str]
 ) -> list[Any]:
     """(table, status, count) of every table in ``statuses``, and (table, None, rows read)
-    of the tables ``on_input``, in one query; when it fails, each small table's are asked
-    alone, so that a file that cannot be read is named by its own table (else the readings')."""
-    reads = [
-        tables.raw[table]
-        .agg(F.count("*").alias("count"))
-        .select(F.lit(table).alias("table"), F.lit(None).cast("string").alias("status"), "count")
-        for table in on_input
-    ]
-    counted = [_status_counts(frame, table) for table, frame in statuses.items()]
+    of the tables ``on_input`` (0 for an empty one), in one query; when it fails, each small
+    table's are asked alone, so that a file that cannot be read is named by its own table
+    (else the readings')."""
+    reads = [_weighed(tables.raw[table], table, F.lit(None).cast("string")) for table in on_input]
+    counted = [_weighed(frame, table, F.col("status")) for table, frame in statuses.items()]
     with tables.failures_named(), read_failures_named("measurements"):
-        return union_all([*counted, *reads]).collect()
+        found = _status_counts([*counted, *reads]).collect()
+    empty = set(on_input) - {row["table"] for row in found if row["status"] is None}
+    return [*found, *({"table": t, "status": None, "count": 0} for t in sorted(empty))]
 
 
 def rejects(tables: ValidatedTables, readings: DataFrame) -> DataFrame:
