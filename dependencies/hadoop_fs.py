@@ -66,12 +66,15 @@ class HadoopFs:
             return None
         stream = self._fs.open(self._path(path))
         try:
-            reader = self._jvm.java.io.BufferedReader(
-                self._jvm.java.io.InputStreamReader(stream, "UTF-8")
-            )
-            return "\n".join(iter(reader.readLine, None))
+            return "\n".join(iter(self._utf8_reader(stream).readLine, None))
         finally:
             stream.close()
+
+    def _utf8_reader(self, stream: Any) -> Any:
+        """A Java reader of ``stream``'s lines, as UTF-8 text."""
+        return self._jvm.java.io.BufferedReader(
+            self._jvm.java.io.InputStreamReader(stream, "UTF-8")
+        )
 
     def first_line(self, path: str) -> str | None:
         """The first line (UTF-8) of file ``path``, decompressed by its name's codec (as Spark
@@ -84,10 +87,7 @@ class HadoopFs:
             ).getCodec(hadoop_path)
             if codec is not None:
                 stream = codec.createInputStream(stream)
-            reader = self._jvm.java.io.BufferedReader(
-                self._jvm.java.io.InputStreamReader(stream, "UTF-8")
-            )
-            line = reader.readLine()
+            line = self._utf8_reader(stream).readLine()
             return None if line is None else str(line)
         finally:
             stream.close()
