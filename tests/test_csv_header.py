@@ -17,7 +17,7 @@ def test_the_header_comes_from_the_first_file_with_a_line(
     # GIVEN a partitioned table whose first file is empty, whose next is gzip-compressed
     # with a quoted name, a blank one and a byte order mark, and hidden files before both
     table = tmp_path / "measurements"
-    (table / "_SUCCESS").parent.mkdir()
+    table.mkdir()
     (table / "_SUCCESS").write_text("", encoding="utf-8")
     (table / ".part-0.csv.crc").write_text("not,data", encoding="utf-8")
     first_day = table / "measured_date=2026-11-01"
