@@ -324,3 +324,30 @@ def test_a_sample_not_partitioned_by_day_is_computed_whole_and_not_stored(
     assert report["ledger"]["mode"] == "unstored"
     assert report["ledger"]["computed"][0]["reason"] == "the input is not partitioned by day"
     assert not (sample_published / STORE).exists()
+
+
+def test_the_store_keeps_no_column_statistics(spark: SparkSession, tmp_path: Path) -> None:
+    # GIVEN a new store WHEN a block of two days' states is committed, then one day again
+    store = LedgerTables(spark, str(tmp_path), "run-1")
+    states = spark.createDataFrame(
+        [("2026-11-01", "C1", 1.0), ("2026-11-02", "C1", 2.0)],
+        "partition string, measuring_component_id string, last_value double",
+    )
+    store.commit(STATES, states, ["2026-11-01", "2026-11-02"])
+    store.commit(STATES, states, ["2026-11-02"])
+    # THEN the table is made to collect none (it is read by day partition only), and no
+    # file it holds carries any: each file's statistics are its row count alone
+    table = tmp_path / STORE / STATES
+    detail = spark.sql(f"DESCRIBE DETAIL delta.`{table}`").first()
+    assert detail["properties"] == {"delta.dataSkippingNumIndexedCols": "0"}
+    added = [
+        json.loads(action["add"]["stats"])
+        for commit in sorted((table / "_delta_log").glob("*.json"))
+        for action in map(json.loads, commit.read_text(encoding="utf-8").splitlines())
+        if "add" in action
+    ]
+    assert added == [{"numRecords": 1}] * 3
+    # ... and the days read back are what was committed
+    assert sorted(store.read(STATES, ["2026-11-01", "2026-11-02"]).collect()) == sorted(
+        states.collect()
+    )

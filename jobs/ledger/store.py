@@ -40,6 +40,9 @@ FORMER = ("manifests", "blocks")
 # table's files, which costs more than a day's commit. It keeps the files of the last week's
 # versions (Delta's default ``delta.deletedFileRetentionDuration``): a week of time travel.
 VACUUM_EVERY = 10
+# The store is read by day partition only: a table created without per-file column statistics
+# (which data skipping on other columns would use) costs each commit nothing to collect them.
+TABLE_PROPERTIES = {"delta.dataSkippingNumIndexedCols": "0"}
 DAYS_SCHEMA = (
     "day string, files array<struct<path: string, size: long, modified: long>>, "
     "shaping string, fleet long, read long, misfiled long, state_hash long, "
@@ -129,6 +132,7 @@ class LedgerTables:
             .mode("overwrite")
             .option("replaceWhere", _in(PARTITION, days))
             .option("userMetadata", self._metadata(days))
+            .options(**TABLE_PROPERTIES)  # taken when the commit creates the table
             .partitionBy(PARTITION)
             .save(self._table(name))
         )
