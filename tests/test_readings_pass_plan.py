@@ -13,7 +13,7 @@ from datetime import datetime
 from conftest import TEST_DATA, sample_inputs, sample_rows
 from pyspark.sql import DataFrame, SparkSession
 
-from jobs.ledger.compute import block_rows
+from jobs.ledger.compute import block_rows, unstored_ledger
 
 # The operators of the plan a reading passes through, by how the physical plan names them.
 SHUFFLE = "Exchange hashpartitioning"
@@ -66,3 +66,13 @@ def test_a_block_continuing_from_a_state_shuffles_the_readings_once(spark: Spark
     rows = block_rows(inputs, entering, inputs.window.read_start)
     # THEN the carried readings join the readings' partitioning: still one shuffle, one sort
     assert_shuffled_and_sorted_once(rows)
+
+
+def test_an_unstored_ledger_folds_the_readings_once(spark: SparkSession) -> None:
+    # GIVEN the sample's tables, whose readings are not partitioned by day (nothing stored)
+    # WHEN the run's ledger is computed from every reading of its read range
+    ledger = unstored_ledger(sample_inputs(spark))
+    # THEN its query reads the rows the pass folded, kept once: not the readings (which it
+    # would read twice, once for the readings before B)
+    plan = ledger._jdf.queryExecution().executedPlan().treeString()
+    assert f"{TEST_DATA}/measurements" not in plan

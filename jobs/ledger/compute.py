@@ -20,6 +20,7 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from dependencies.run_window import RunWindow
+from dependencies.tables import read_failures_named
 from dependencies.transforms import Transform
 from jobs import usage, validate
 from jobs.usage import COMPONENT, PARTITION
@@ -69,8 +70,12 @@ def unstored_rows(inputs: Inputs) -> DataFrame:
 
 
 def unstored_ledger(inputs: Inputs) -> DataFrame:
-    """The run's ledger of readings, computed from every reading of its read range."""
-    return unstored_rows(inputs).transform(usage.run_ledger(inputs.window))
+    """The run's ledger of readings, computed from every reading of its read range. The
+    rows are computed here, once (:func:`jobs.usage.run_ledger` reads them twice: the
+    readings before B apart), and kept on the executors (memory, then disk)."""
+    with read_failures_named("measurements"):
+        rows = unstored_rows(inputs).localCheckpoint()
+    return rows.transform(usage.run_ledger(inputs.window))
 
 
 def carried_readings(entering: DataFrame) -> DataFrame:
