@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from dependencies.run_window import RunWindow
@@ -171,36 +171,23 @@ def _per_day(rows: DataFrame) -> DataFrame:
     )
 
 
-def _in_position(
-    spark: SparkSession, days: list[str], per_day: DataFrame, entering: DataFrame | None
-) -> DataFrame:
-    """Every component of the block (or entering it) on every day of it (``_position``),
-    with that day's numbers and fingerprint (``per_day``; null where it had no rows), and
-    its entering state at -1."""
-    positions = spark.createDataFrame(
-        [(d, i) for i, d in enumerate(days)], f"{PARTITION} string, _position int"
-    )
-    components = per_day.select(COMPONENT)
-    if entering is not None:
-        components = components.unionByName(entering.select(COMPONENT))
-    grid = components.distinct().crossJoin(F.broadcast(positions))
-    present = per_day.withColumnsRenamed({COMPONENT: "_component", PARTITION: "_day"})
-    on = F.col(COMPONENT).eqNullSafe(F.col("_component")) & (F.col(PARTITION) == F.col("_day"))
-    filled = grid.join(present.withColumn("present", F.lit(True)), on, "left").select(
+def _present(days: list[str], per_day: DataFrame, entering: DataFrame | None) -> DataFrame:
+    """Each component's days with rows in the block (``per_day``: their numbers and
+    fingerprint), at their ``_position`` in ``days``, and its entering state at -1."""
+    position = F.array_position(F.array(*[F.lit(d) for d in days]), F.col(PARTITION)) - 1
+    present = per_day.where(position >= 0).select(
         COMPONENT,
-        PARTITION,
-        "_position",
+        position.cast("int").alias("_position"),
         *STATE,
         "min_start",
-        F.coalesce("present", F.lit(False)).alias("present"),
+        F.lit(True).alias("present"),
         "fingerprint",
         F.lit(None).cast("long").alias("hash"),
     )
     if entering is None:
-        return filled
+        return present
     start = entering.select(
         COMPONENT,
-        F.lit(None).cast("string").alias(PARTITION),
         F.lit(-1).alias("_position"),
         *STATE,
         F.lit(None).cast("timestamp").alias("min_start"),
@@ -208,7 +195,7 @@ def _in_position(
         F.lit(None).cast("long").alias("fingerprint"),
         "hash",
     )
-    return filled.unionByName(start)
+    return present.unionByName(start)
 
 
 def day_states(
@@ -216,21 +203,19 @@ def day_states(
 ) -> Transform:
     """A block's rows -> per day of the block (``days``) and component: the state its next
     day continues from, its hash and the hash of the state it entered the day with, whether
-    it had rows that day, its earliest interval start and its fingerprint there."""
+    it had rows that day, its earliest interval start and its fingerprint there.
+
+    The state is carried from each day a component had rows (or entered with) to the days
+    after it up to its next: those days' rows are made from it, one window over the days
+    with rows, not over every component on every day."""
 
     def transform(rows: DataFrame) -> DataFrame:
         per_day = fingerprints(_per_day(rows), components, installs)
-        filled = _in_position(rows.sparkSession, days, per_day, entering)
-        so_far = (
-            Window.partitionBy(COMPONENT)
-            .orderBy("_position")
-            .rowsBetween(Window.unboundedPreceding, 0)
-        )
-        since = F.max("run_since").over(so_far)
-        day_start = F.to_timestamp(F.col(PARTITION).cast("date"))
-        state = filled.select(
+        present = _present(days, per_day, entering)
+        by_position = Window.partitionBy(COMPONENT).orderBy("_position")
+        so_far = by_position.rowsBetween(Window.unboundedPreceding, 0)
+        carried = present.select(
             COMPONENT,
-            PARTITION,
             "_position",
             "present",
             "min_start",
@@ -241,15 +226,38 @@ def day_states(
             F.least(
                 F.lit(2).cast("long"), F.coalesce(F.sum("used").over(so_far), F.lit(0).cast("long"))
             ).alias("used"),
-            F.when(since >= day_start, since).alias("run_since"),
+            F.max("run_since").over(so_far).alias("_since"),
+            F.lead("_position", 1, len(days)).over(by_position).alias("_next"),
+        )
+        # Each day up to the next with rows: the first is the day itself, the others had none.
+        each_day = F.posexplode(F.sequence(F.col("_position"), F.col("_next") - 1))
+        day_list = F.array(*[F.lit(d) for d in days])
+        filled = carried.select("*", each_day.alias("_offset", "_day_position")).select(
+            COMPONENT,
+            F.col("_day_position").alias("_position"),
+            F.when(
+                F.col("_day_position") >= 0, F.element_at(day_list, F.col("_day_position") + 1)
+            ).alias(PARTITION),
+            *[
+                F.when(F.col("_offset") == 0, F.col(c)).alias(c)
+                for c in ("min_start", "fingerprint", "_entering_hash")
+            ],
+            (F.col("present") & (F.col("_offset") == 0)).alias("present"),
+            *STATE[:3],
+            "_since",
+        )
+        day_start = F.to_timestamp(F.col(PARTITION).cast("date"))
+        state = filled.withColumn(
+            "run_since", F.when(F.col("_since") >= day_start, F.col("_since"))
         ).withColumn("hash", F.coalesce(F.col("_entering_hash"), _state_hash()))
-        in_order = Window.partitionBy(COMPONENT).orderBy("_position")
         # A component is in a day's state once it has had a valid reading (or readings that
         # day): the same rows however far back the computation began.
         kept = F.col("present") | F.col("last_at").isNotNull() | F.col("_entering_hash").isNotNull()
         state = (
             state.withColumn("_kept", kept)
-            .withColumn("entered_with", F.lag(F.when(F.col("_kept"), F.col("hash"))).over(in_order))
+            .withColumn(
+                "entered_with", F.lag(F.when(F.col("_kept"), F.col("hash"))).over(by_position)
+            )
             .where((F.col("_position") >= 0) & F.col("_kept"))
         )
         return state.select(
