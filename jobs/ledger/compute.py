@@ -171,10 +171,14 @@ def _per_day(rows: DataFrame) -> DataFrame:
     )
 
 
+def _day_list(days: list[str]) -> Column:
+    return F.array(*[F.lit(d) for d in days])
+
+
 def _present(days: list[str], per_day: DataFrame, entering: DataFrame | None) -> DataFrame:
     """Each component's days with rows in the block (``per_day``: their numbers and
     fingerprint), at their ``_position`` in ``days``, and its entering state at -1."""
-    position = F.array_position(F.array(*[F.lit(d) for d in days]), F.col(PARTITION)) - 1
+    position = F.array_position(_day_list(days), F.col(PARTITION)) - 1
     present = per_day.where(position >= 0).select(
         COMPONENT,
         position.cast("int").alias("_position"),
@@ -231,19 +235,21 @@ def day_states(
         )
         # Each day up to the next with rows: the first is the day itself, the others had none.
         each_day = F.posexplode(F.sequence(F.col("_position"), F.col("_next") - 1))
-        day_list = F.array(*[F.lit(d) for d in days])
         filled = carried.select("*", each_day.alias("_offset", "_day_position")).select(
             COMPONENT,
             F.col("_day_position").alias("_position"),
             F.when(
-                F.col("_day_position") >= 0, F.element_at(day_list, F.col("_day_position") + 1)
+                F.col("_day_position") >= 0,
+                F.element_at(_day_list(days), F.col("_day_position") + 1),
             ).alias(PARTITION),
             *[
                 F.when(F.col("_offset") == 0, F.col(c)).alias(c)
                 for c in ("min_start", "fingerprint", "_entering_hash")
             ],
             (F.col("present") & (F.col("_offset") == 0)).alias("present"),
-            *STATE[:3],
+            "last_at",
+            "last_value",
+            "used",
             "_since",
         )
         day_start = F.to_timestamp(F.col(PARTITION).cast("date"))
