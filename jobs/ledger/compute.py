@@ -202,71 +202,61 @@ def _present(days: list[str], per_day: DataFrame, entering: DataFrame | None) ->
     return present.unionByName(start)
 
 
-def day_states(
-    days: list[str], components: DataFrame, installs: DataFrame, entering: DataFrame | None
-) -> Transform:
-    """A block's rows -> per day of the block (``days``) and component: the state its next
-    day continues from, its hash and the hash of the state it entered the day with, whether
-    it had rows that day, its earliest interval start and its fingerprint there.
+def _each_day(days: list[str], present: DataFrame) -> DataFrame:
+    """Rows of :func:`_present` -> every day from a component's first to the block's last,
+    each with the state carried so far (a day without rows carries its last one on), and
+    ``_since``, the latest end of a zero run so far."""
+    by_position = Window.partitionBy(COMPONENT).orderBy("_position")
+    so_far = by_position.rowsBetween(Window.unboundedPreceding, 0)
+    carried = present.select(
+        COMPONENT,
+        "_position",
+        "present",
+        "min_start",
+        "fingerprint",
+        F.col("hash").alias("_entering_hash"),
+        F.max("last_at").over(so_far).alias("last_at"),
+        F.last("last_value", ignorenulls=True).over(so_far).alias("last_value"),
+        F.least(
+            F.lit(2).cast("long"), F.coalesce(F.sum("used").over(so_far), F.lit(0).cast("long"))
+        ).alias("used"),
+        F.max("run_since").over(so_far).alias("_since"),
+        F.lead("_position", 1, len(days)).over(by_position).alias("_next"),
+    )
+    # Each day up to the next with rows: the first is the day itself, the others had none.
+    each_day = F.posexplode(F.sequence(F.col("_position"), F.col("_next") - 1))
+    first = F.col("_offset") == 0
+    return carried.select("*", each_day.alias("_offset", "_day_position")).select(
+        COMPONENT,
+        F.col("_day_position").alias("_position"),
+        F.when(
+            F.col("_day_position") >= 0, F.element_at(_day_list(days), F.col("_day_position") + 1)
+        ).alias(PARTITION),
+        *[F.when(first, F.col(c)).alias(c) for c in ("min_start", "fingerprint", "_entering_hash")],
+        (F.col("present") & first).alias("present"),
+        "last_at",
+        "last_value",
+        "used",
+        "_since",
+    )
 
-    The state is carried from each day a component had rows (or entered with) to the days
-    after it up to its next: those days' rows are made from it, one window over the days
-    with rows, not over every component on every day."""
 
-    def transform(rows: DataFrame) -> DataFrame:
-        per_day = fingerprints(_per_day(rows), components, installs)
-        present = _present(days, per_day, entering)
-        by_position = Window.partitionBy(COMPONENT).orderBy("_position")
-        so_far = by_position.rowsBetween(Window.unboundedPreceding, 0)
-        carried = present.select(
-            COMPONENT,
-            "_position",
-            "present",
-            "min_start",
-            "fingerprint",
-            F.col("hash").alias("_entering_hash"),
-            F.max("last_at").over(so_far).alias("last_at"),
-            F.last("last_value", ignorenulls=True).over(so_far).alias("last_value"),
-            F.least(
-                F.lit(2).cast("long"), F.coalesce(F.sum("used").over(so_far), F.lit(0).cast("long"))
-            ).alias("used"),
-            F.max("run_since").over(so_far).alias("_since"),
-            F.lead("_position", 1, len(days)).over(by_position).alias("_next"),
-        )
-        # Each day up to the next with rows: the first is the day itself, the others had none.
-        each_day = F.posexplode(F.sequence(F.col("_position"), F.col("_next") - 1))
-        filled = carried.select("*", each_day.alias("_offset", "_day_position")).select(
-            COMPONENT,
-            F.col("_day_position").alias("_position"),
-            F.when(
-                F.col("_day_position") >= 0,
-                F.element_at(_day_list(days), F.col("_day_position") + 1),
-            ).alias(PARTITION),
-            *[
-                F.when(F.col("_offset") == 0, F.col(c)).alias(c)
-                for c in ("min_start", "fingerprint", "_entering_hash")
-            ],
-            (F.col("present") & (F.col("_offset") == 0)).alias("present"),
-            "last_at",
-            "last_value",
-            "used",
-            "_since",
-        )
-        day_start = F.to_timestamp(F.col(PARTITION).cast("date"))
-        state = filled.withColumn(
-            "run_since", F.when(F.col("_since") >= day_start, F.col("_since"))
-        ).withColumn("hash", F.coalesce(F.col("_entering_hash"), _state_hash()))
-        # A component is in a day's state once it has had a valid reading (or readings that
-        # day): the same rows however far back the computation began.
-        kept = F.col("present") | F.col("last_at").isNotNull() | F.col("_entering_hash").isNotNull()
-        state = (
-            state.withColumn("_kept", kept)
-            .withColumn(
-                "entered_with", F.lag(F.when(F.col("_kept"), F.col("hash"))).over(by_position)
-            )
-            .where((F.col("_position") >= 0) & F.col("_kept"))
-        )
-        return state.select(
+def _hashed(each_day: DataFrame) -> DataFrame:
+    """Rows of :func:`_each_day` -> the kept ones of the block's days, each with its state's
+    run since, its hash and the hash of the state the day before handed on."""
+    day_start = F.to_timestamp(F.col(PARTITION).cast("date"))
+    state = each_day.withColumn(
+        "run_since", F.when(F.col("_since") >= day_start, F.col("_since"))
+    ).withColumn("hash", F.coalesce(F.col("_entering_hash"), _state_hash()))
+    # A component is in a day's state once it has had a valid reading (or readings that
+    # day): the same rows however far back the computation began.
+    kept = F.col("present") | F.col("last_at").isNotNull() | F.col("_entering_hash").isNotNull()
+    in_order = Window.partitionBy(COMPONENT).orderBy("_position")
+    return (
+        state.withColumn("_kept", kept)
+        .withColumn("entered_with", F.lag(F.when(F.col("_kept"), F.col("hash"))).over(in_order))
+        .where((F.col("_position") >= 0) & F.col("_kept"))
+        .select(
             PARTITION,
             COMPONENT,
             *STATE,
@@ -276,6 +266,21 @@ def day_states(
             "min_start",
             "fingerprint",
         )
+    )
+
+
+def day_states(
+    days: list[str], components: DataFrame, installs: DataFrame, entering: DataFrame | None
+) -> Transform:
+    """A block's rows -> per day of the block (``days``) and component: the state its next
+    day continues from, its hash and the hash of the state it entered the day with, whether
+    it had rows that day, its earliest interval start and its fingerprint there. The state is
+    carried from each day a component had rows (or entered with) to the days up to its next:
+    one window over the days with rows, not every component on every day."""
+
+    def transform(rows: DataFrame) -> DataFrame:
+        per_day = fingerprints(_per_day(rows), components, installs)
+        return _hashed(_each_day(days, _present(days, per_day, entering)))
 
     return transform
 
