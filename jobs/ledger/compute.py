@@ -175,6 +175,11 @@ def _day_list(days: list[str]) -> Column:
     return F.array(*[F.lit(d) for d in days])
 
 
+def _by_position() -> Window:
+    """A component's days in the block's order, its entering state (-1) first."""
+    return Window.partitionBy(COMPONENT).orderBy("_position")
+
+
 def _present(days: list[str], per_day: DataFrame, entering: DataFrame | None) -> DataFrame:
     """Each component's days with rows in the block (``per_day``: their numbers and
     fingerprint), at their ``_position`` in ``days``, and its entering state at -1."""
@@ -206,8 +211,7 @@ def _each_day(days: list[str], present: DataFrame) -> DataFrame:
     """Rows of :func:`_present` -> every day from a component's first to the block's last,
     each with the state carried so far (a day without rows carries its last one on), and
     ``_since``, the latest end of a zero run so far."""
-    by_position = Window.partitionBy(COMPONENT).orderBy("_position")
-    so_far = by_position.rowsBetween(Window.unboundedPreceding, 0)
+    so_far = _by_position().rowsBetween(Window.unboundedPreceding, 0)
     carried = present.select(
         COMPONENT,
         "_position",
@@ -221,7 +225,7 @@ def _each_day(days: list[str], present: DataFrame) -> DataFrame:
             F.lit(2).cast("long"), F.coalesce(F.sum("used").over(so_far), F.lit(0).cast("long"))
         ).alias("used"),
         F.max("run_since").over(so_far).alias("_since"),
-        F.lead("_position", 1, len(days)).over(by_position).alias("_next"),
+        F.lead("_position", 1, len(days)).over(_by_position()).alias("_next"),
     )
     # Each day up to the next with rows: the first is the day itself, the others had none.
     each_day = F.posexplode(F.sequence(F.col("_position"), F.col("_next") - 1))
@@ -251,10 +255,11 @@ def _hashed(each_day: DataFrame) -> DataFrame:
     # A component is in a day's state once it has had a valid reading (or readings that
     # day): the same rows however far back the computation began.
     kept = F.col("present") | F.col("last_at").isNotNull() | F.col("_entering_hash").isNotNull()
-    in_order = Window.partitionBy(COMPONENT).orderBy("_position")
     return (
         state.withColumn("_kept", kept)
-        .withColumn("entered_with", F.lag(F.when(F.col("_kept"), F.col("hash"))).over(in_order))
+        .withColumn(
+            "entered_with", F.lag(F.when(F.col("_kept"), F.col("hash"))).over(_by_position())
+        )
         .where((F.col("_position") >= 0) & F.col("_kept"))
         .select(
             PARTITION,
