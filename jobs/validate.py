@@ -60,30 +60,36 @@ def type_rows(table: str) -> Transform:
 
     def transform(raw: DataFrame) -> DataFrame:
         present = [c for c in columns if c.name in raw.columns]
-        typed = {c.name: _typed(raw, c.name, c.type) for c in present}
         contract = {c.name: c.type for c in present}
         kept = {name: _changed_by_typing(raw, name, contract.get(name)) for name in raw.columns}
-        status = F.when(F.col(CORRUPT_RECORD).isNotNull(), F.lit("malformed_row")).when(
-            _any([_blank_as_read(raw, c.name) for c in present if c.required]),
-            F.lit("missing_required"),
+        # First each value typed and each column's blankness, once per row; then the status
+        # from them: a parse (text to timestamp or number) the status tests again is not
+        # repeated, since Spark does not merge a projection that would copy it.
+        typed = raw.select(
+            F.struct(
+                *[value.alias(name) for name, value in kept.items() if value is not None]
+            ).alias(RAW),
+            *[_typed(raw, c.name, c.type).alias(c.name) for c in present],
+            *[F.lit(None).cast(c.type).alias(c.name) for c in columns if c not in present],
+            F.col(CORRUPT_RECORD).isNotNull().alias("_malformed"),
+            *[_blank_as_read(raw, c.name).alias(f"_blank_{c.name}") for c in present],
+        )
+        blank = {c.name: F.col(f"_blank_{c.name}") for c in present}
+        status = F.when(F.col("_malformed"), F.lit("malformed_row")).when(
+            _any([blank[c.name] for c in present if c.required]), F.lit("missing_required")
         )
         for reason in dict.fromkeys(type_reasons.values()):
             unparsed = [
-                ~_blank_as_read(raw, c.name) & typed[c.name].isNull()
+                ~blank[c.name] & F.col(c.name).isNull()
                 for c in present
                 if type_reasons.get(c.type) == reason
             ]
             if reason == "bad_number":
-                unparsed += [_not_finite(typed[c.name]) for c in present if c.type == "double"]
+                unparsed += [_not_finite(F.col(c.name)) for c in present if c.type == "double"]
             status = status.when(_any(unparsed), F.lit(reason))
-        return raw.select(
-            F.struct(
-                *[value.alias(name) for name, value in kept.items() if value is not None]
-            ).alias(RAW),
-            *[value.alias(name) for name, value in typed.items()],
-            *[F.lit(None).cast(c.type).alias(c.name) for c in columns if c not in present],
-            status.alias("status"),
-        ).withMetadata(RAW, {"columns": raw.columns})
+        return typed.select(RAW, *[c.name for c in columns], status.alias("status")).withMetadata(
+            RAW, {"columns": raw.columns}
+        )
 
     return transform
 

@@ -3,7 +3,7 @@ time, every window (validation, intervals, zero runs) and the fold into rows per
 and day run on that one partitioning, also when a block of days continues each component's
 chain from a stored state. A change that adds an exchange or a sort of the readings (a
 window on other keys, a join that is not broadcast, a union that loses the partitioning)
-makes this test fail."""
+makes this test fail. So does a text value of the readings parsed more than once per row."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from datetime import datetime
 from conftest import TEST_DATA, sample_inputs, sample_rows
 from pyspark.sql import DataFrame, SparkSession
 
+from dependencies.tables import read_raw_table
 from jobs.ledger.compute import block_rows, unstored_ledger
+from jobs.validate import type_rows
 
 # The operators of the plan a reading passes through, by how the physical plan names them.
 SHUFFLE = "Exchange hashpartitioning"
@@ -76,3 +78,14 @@ def test_an_unstored_ledger_folds_the_readings_once(spark: SparkSession) -> None
     # would read twice, once for the readings before B)
     plan = ledger._jdf.queryExecution().executedPlan().treeString()
     assert f"{TEST_DATA}/measurements" not in plan
+
+
+def test_each_text_value_of_a_reading_is_parsed_once(spark: SparkSession) -> None:
+    # GIVEN the sample's readings as CSV text
+    raw = read_raw_table(spark, str(TEST_DATA), "measurements", "csv")
+    # WHEN they are typed and each given the status that typing finds
+    plan = raw.transform(type_rows("measurements"))._jdf.queryExecution().optimizedPlan()
+    # THEN the instant and the value are each parsed once per row, though the status tests
+    # both parses again
+    parses = re.findall(r"try_cast\(trim\((\w+)#\d+, None\) as (\w+)\)", plan.toString())
+    assert sorted(parses) == [("measured_at", "timestamp"), ("value", "double")]
