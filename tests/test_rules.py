@@ -4,6 +4,7 @@ and the confounder it must not fire on. Then the score and the alerts."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -16,6 +17,7 @@ from dependencies.config import ConfigError, bundled_defaults
 from dependencies.run_window import RunWindow
 from dependencies.tables import ddl
 from jobs import rules, usage
+from jobs.debug import checkpoint
 
 CONFIG = bundled_defaults()
 WINDOW = RunWindow(date(2026, 11, 15), 14, 28, 1)
@@ -127,13 +129,15 @@ def rule_inputs(
                 for r in rows
             }
         )
-    return rules.RuleInputs.build(
+    inputs = rules.RuleInputs.build(
         daily,
         spark.createDataFrame(components or [], COMPONENT_SCHEMA),
         spark.createDataFrame(installs, INSTALL_SCHEMA),
         WINDOW,
         CONFIG,
     )
+    # As the job does: the per-device summaries every rule reads are computed once.
+    return replace(inputs, devices=checkpoint(inputs.devices, "devices"))
 
 
 def fired(
@@ -683,7 +687,7 @@ def explained_and_alerted(
     """Every rule run and scored on ``rows``: ``rule``'s findings as (device, the confounder
     that explains it), and the alerted devices."""
     ev = rule_inputs(spark, rows)
-    found = rules.detect(ev, CONFIG)
+    found = checkpoint(rules.detect(ev, CONFIG), "findings")  # read twice, as in the job
     explained = {
         (r["device_id"], r["explained_by"]) for r in found.where(F.col("rule") == rule).collect()
     }
