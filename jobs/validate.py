@@ -71,11 +71,11 @@ def type_rows(table: str) -> Transform:
             ).alias(RAW),
             *[_typed(raw, c.name, c.type).alias(c.name) for c in present],
             *[F.lit(None).cast(c.type).alias(c.name) for c in columns if c not in present],
-            F.col(CORRUPT_RECORD).isNotNull().alias("_malformed"),
             *[_blank_as_read(raw, c.name).alias(f"_blank_{c.name}") for c in present],
         )
         blank = {c.name: F.col(f"_blank_{c.name}") for c in present}
-        status = F.when(F.col("_malformed"), F.lit("malformed_row")).when(
+        malformed = F.col(f"{RAW}.{CORRUPT_RECORD}").isNotNull()  # the line as read, kept
+        status = F.when(malformed, F.lit("malformed_row")).when(
             _any([blank[c.name] for c in present if c.required]), F.lit("missing_required")
         )
         for reason in dict.fromkeys(type_reasons.values()):
