@@ -15,9 +15,17 @@ from dependencies.config import find_config_file, load_config
 from dependencies.jars import DELTA_SESSION_CONFIG, class_path
 from dependencies.logging import build_logger, redact
 
-# Settings that must hold in every context: timestamps are UTC everywhere, and the
-# published tables are Delta tables.
-REQUIRED_SPARK_CONFIG = {"spark.sql.session.timeZone": "UTC", **DELTA_SESSION_CONFIG}
+# Whether PySpark records the Python call site of every column function a driver calls (an
+# error's query context then names the line). It costs a few milliseconds per call: a run
+# builds thousands of columns, and paid seconds of planning for them.
+CALL_SITES = "spark.python.sql.dataFrameDebugging.enabled"
+# Settings that must hold in every context: timestamps are UTC everywhere, the published
+# tables are Delta tables, and building a query costs no stack inspection.
+REQUIRED_SPARK_CONFIG = {
+    "spark.sql.session.timeZone": "UTC",
+    **DELTA_SESSION_CONFIG,
+    CALL_SITES: "false",
+}
 # Where a local session finds the packages of dependencies/jars.py.
 DRIVER_CLASS_PATH = "spark.driver.extraClassPath"
 # The master of a local session whose config's ``spark`` section names none.

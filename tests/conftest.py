@@ -32,7 +32,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, DoubleType
 
 from dependencies import jars, s3
-from dependencies.spark import DRIVER_CLASS_PATH
+from dependencies.spark import DRIVER_CLASS_PATH, REQUIRED_SPARK_CONFIG
 
 if TYPE_CHECKING:
     from jobs.ledger import Inputs
@@ -142,21 +142,21 @@ def submit_command(
 
 @pytest.fixture(scope="session")
 def spark() -> Iterator[SparkSession]:
-    """The suite's one local session: UTC, two shuffle partitions, no UI, and room for every
-    query's generated code (the suite runs the same queries many times: each is compiled once)."""
+    """The suite's one local session: the settings every session of the job has (UTC, Delta,
+    no call-site capture), two shuffle partitions, no UI, and room for every query's
+    generated code (the suite runs the same queries many times: each is compiled once)."""
     for key in SHORT_LIVED_JVM:  # this JVM is the long-lived one
         os.environ.pop(key)
     session = (
         SparkSession.builder.master("local[2]")
         .config("spark.sql.codegen.cache.maxEntries", "5000")
         .appName("datalake-tests")
-        .config("spark.sql.session.timeZone", "UTC")
         .config(map=SMALL_SPARK)
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.driver.memory", "6g")
         .config(DRIVER_CLASS_PATH, jars.class_path())
-        .config(map=jars.DELTA_SESSION_CONFIG)
+        .config(map=REQUIRED_SPARK_CONFIG)
         .getOrCreate()
     )
     os.environ.update(SHORT_LIVED_JVM)

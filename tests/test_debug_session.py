@@ -26,6 +26,8 @@ PROBE_PACKAGE = "org.example.datalake:probe:1.0"
 PROBE_SCRIPT = """
 import json, sys
 from pyspark import SparkFiles
+from pyspark.errors.utils import is_debugging_enabled
+from pyspark.sql import functions as F
 from dependencies.spark import start_spark
 
 spark, log, loaded = start_spark(app_name="debug-probe", config_path=sys.argv[1])
@@ -37,6 +39,8 @@ print(json.dumps({
     "jars": context._jsc.sc().listJars().mkString(",").split(","),
     "file": open(SparkFiles.get("probe.txt")).read(),
     "shuffle_partitions": spark.conf.get("spark.sql.shuffle.partitions"),
+    "column": str(F.col("x")),
+    "captures_call_sites": is_debugging_enabled(),
 }))
 spark.stop()
 """
@@ -151,3 +155,6 @@ def test_start_spark_under_debug_applies_its_arguments(
     )
     assert session["file"] == "shipped with files"
     assert session["shuffle_partitions"] == "3"
+    # AND building a column (after the session started) records no Python call site
+    assert session["column"] == "Column<'x'>"
+    assert session["captures_call_sites"] is False
