@@ -112,8 +112,10 @@ def _in(period: str, column: SparkColumn | str, with_data: bool = True) -> Spark
 def _hourly_means(period: str) -> SparkColumn:
     """Mean interval amount per hour of day over ``period``'s days with data (plain sums
     per hour: no per-row array functions)."""
-    sums = [F.sum(_in(period, F.col("hour_kwh")[h])) for h in HOURS]
-    counts = [F.sum(_in(period, F.col("hour_intervals")[h])) for h in HOURS]
+    # The day's arrays, null off the period: one condition per period, not one per hour.
+    kwh, intervals = _in(period, "hour_kwh"), _in(period, "hour_intervals")
+    sums = [F.sum(kwh[h]) for h in HOURS]
+    counts = [F.sum(intervals[h]) for h in HOURS]
     return F.array(*[F.when(n > 0, s / n) for s, n in zip(sums, counts, strict=True)])
 
 
@@ -457,13 +459,9 @@ def _day_base_load(hours: int) -> SparkColumn:
     """A day's base load: the mean of its ``hours`` lowest hourly mean amounts (null unless
     at least ``hours`` hours of the day have intervals: a meter read less often than hourly
     has no shape). The hours without intervals sort last, as infinity."""
+    kwh, intervals, infinity = F.col("hour_kwh"), F.col("hour_intervals"), F.lit(math.inf)
     means = F.array(
-        *[
-            F.when(
-                F.col("hour_intervals")[h] > 0, F.col("hour_kwh")[h] / F.col("hour_intervals")[h]
-            ).otherwise(F.lit(math.inf))
-            for h in HOURS
-        ]
+        *[F.when(intervals[h] > 0, kwh[h] / intervals[h]).otherwise(infinity) for h in HOURS]
     )
     lowest = F.sort_array(means)
     total = reduce(operator.add, [lowest[k] for k in range(hours)])
