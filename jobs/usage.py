@@ -462,7 +462,8 @@ def merge_rows(rows: DataFrame) -> DataFrame:
         if name in MERGED_BY_MAX:
             merged.append(F.max(name).alias(name))
         elif name in MERGED_EACH:
-            merged.append(F.array(*[F.sum(F.col(name)[h]) for h in HOURS]).alias(name))
+            hourly = F.col(name)  # one column reference for the 24 hours, as in jobs/rules.py
+            merged.append(F.array(*[F.sum(hourly[h]) for h in HOURS]).alias(name))
         else:
             merged.append(F.sum(name).alias(name))
     return rows.groupBy(*LEDGER_KEYS).agg(*merged)
