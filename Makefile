@@ -93,8 +93,9 @@ generate: install
 quality: install
 	PYSPARK_PYTHON=$(CURDIR)/$(PYTHON) $(PYTHON) -m jobs.tools.quality
 
+# FORMAT=csv: the figures of every run also as CSV on stdout (make -s bench FORMAT=csv > f.csv).
 bench: install
-	PYSPARK_PYTHON=$(CURDIR)/$(PYTHON) $(PYTHON) -m jobs.tools.bench
+	@PYSPARK_PYTHON=$(CURDIR)/$(PYTHON) $(PYTHON) -m jobs.tools.bench $(if $(FORMAT),--format $(FORMAT))
 
 clean:
 	rm -rf $(VENV) packages.zip output .pytest_cache .ruff_cache spark-warehouse metastore_db derby.log

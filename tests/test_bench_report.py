@@ -4,6 +4,9 @@ timing)."""
 from __future__ import annotations
 
 import copy
+import csv
+import io
+import json
 from datetime import datetime
 from typing import Any
 
@@ -11,7 +14,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from jobs.tools.bench import render
+from jobs.tools.bench import figures_csv, main, render, results_dir
+from jobs.tools.common import BENCH_DIR_VARIABLE
 from jobs.tools.daily import (
     change_installs,
     daily_section,
@@ -301,9 +305,9 @@ def test_scaling_report_warns_when_no_cost_per_reading_separates():
     )
 
 
-def test_benchmark_report_names_the_spark_jobs_of_each_stage():
-    # GIVEN a size whose run report counted the Spark jobs of its stages
-    size = {
+def size_result() -> dict[str, Any]:
+    """1,000 devices: a job of 40 s (30 s usage, 10 s detect; 110 Spark jobs), its floor 20 s."""
+    return {
         "devices": 1000,
         "input_bytes": 2**20,
         "readings": 4_000_000,
@@ -315,9 +319,73 @@ def test_benchmark_report_names_the_spark_jobs_of_each_stage():
         "job_stages": {"usage": 30.0, "detect": 10.0},
         "spark_jobs": {"usage": 70, "detect": 40},
     }
+
+
+def test_benchmark_report_names_the_spark_jobs_of_each_stage():
+    # GIVEN a size whose run report counted the Spark jobs of its stages
     # WHEN rendered THEN their sum and each stage's are there
-    text = render([size], MACHINE, [])
+    text = render([size_result()], MACHINE, [])
     assert '- 1,000 devices: 110 in all, `{"usage": 70, "detect": 40}`' in text
+
+
+def test_figures_as_csv_a_row_per_run():
+    # GIVEN a size and a daily case
+    # WHEN their figures are written as CSV
+    rows = list(csv.DictReader(io.StringIO(figures_csv([size_result()], [daily_result()]))))
+    # THEN a row per process run: the size's job and floor, the daily case's seven runs
+    assert [(r["case"], r["run"]) for r in rows] == [("size", "job"), ("size", "floor")] + [
+        ("daily", run_name) for run_name in daily_result()["runs"]
+    ]
+    by_run = {(r["case"], r["run"]): r for r in rows}
+    job, floor = by_run["size", "job"], by_run["size", "floor"]
+    # AND the job against its floor, with its readings, Spark jobs, memory and stages
+    assert (job["versus"], job["ratio"], job["readings"], job["spark_jobs"]) == (
+        "floor",
+        "2.000",
+        "4000000",
+        "110",
+    )
+    assert (job["jvm_peak_gib"], job["stage_usage_s"], job["stage_detect_s"]) == (
+        "1.00",
+        "30.0",
+        "10.0",
+    )
+    assert (floor["versus"], floor["ratio"], floor["stage_usage_s"]) == ("", "", "")
+    # AND each incremental run against its full run; the full runs stand alone
+    daily, late = by_run["daily", "daily"], by_run["daily", "late"]
+    assert (daily["versus"], daily["ratio"], daily["spark_jobs"]) == ("full", "0.167", "100")
+    assert (daily["stage_usage_s"], daily["stage_publish_s"]) == ("5.0", "2.0")
+    assert (late["versus"], late["ratio"], late["seconds"]) == ("late_full", "0.250", "30.0")
+    assert by_run["daily", "fleet"]["ratio"] == "0.200"
+    assert (by_run["daily", "full"]["versus"], by_run["daily", "previous"]["ratio"]) == ("", "")
+
+
+def test_bench_prints_the_stored_figures_as_csv(tmp_path, monkeypatch, capsys):
+    # GIVEN the stored figures of a size and of a daily case
+    monkeypatch.setenv(BENCH_DIR_VARIABLE, str(tmp_path / "bench"))
+    results_dir().mkdir(parents=True)
+    (results_dir() / "devices1000.json").write_text(json.dumps(size_result()))
+    (results_dir() / "daily10000.json").write_text(json.dumps(daily_result()))
+    # WHEN the reports are rendered with --format csv
+    code = main(
+        [
+            "--render",
+            "--format",
+            "csv",
+            "--report",
+            str(tmp_path / "benchmark.md"),
+            "--scaling-report",
+            str(tmp_path / "scaling.md"),
+        ]
+    )
+    # THEN stdout is the CSV of every stored run, the messages are on stderr
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert out == figures_csv([size_result()], [daily_result()])
+    assert out.startswith("case,devices,run,exit_code,seconds,versus,ratio,")
+    assert f"wrote {tmp_path / 'benchmark.md'}" in err
+    # AND the Markdown reports are written as without it
+    assert "| 1,000 | 4,000,000 |" in (tmp_path / "benchmark.md").read_text()
 
 
 def test_fleet_change_rewrites_the_install_table_and_puts_it_back(tmp_path):

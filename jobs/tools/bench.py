@@ -9,12 +9,15 @@ peak memory of the Python driver and of the JVM; then the daily case at 10,000 a
 devices (:mod:`jobs.tools.daily`: a run reusing the stored ledger against a full run). It
 writes ``docs/benchmark.md`` and ``docs/scaling.md`` (:mod:`jobs.tools.scaling`: the
 figures projected to a fleet). ``--daily`` measures only the daily case; ``--render`` writes
-the reports from the stored figures.
+the reports from the stored figures. ``--format csv`` also prints every stored run as a CSV row
+on stdout (the messages go to stderr), for a spreadsheet or another tool.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
 import os
 import platform
@@ -22,6 +25,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable
+from contextlib import redirect_stdout
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -64,6 +68,24 @@ MAX_EVIDENCE_SHARE = 0.10
 # (an upper bound on what the evidence table and the page add).
 EVIDENCE_STAGES = ("publish",)
 GIB = 1024**3
+# --format csv: a row per process run; the runs of a daily case each set against its full run.
+CSV_COLUMNS = (
+    "case",
+    "devices",
+    "run",
+    "exit_code",
+    "seconds",
+    "versus",
+    "ratio",
+    "readings",
+    "spark_jobs",
+    "driver_peak_gib",
+    "jvm_peak_gib",
+    "measured_at",
+    "commit",
+    "load_average",
+)
+DAILY_VERSUS = {"daily": "full", "late": "late_full", "fleet": "fleet_full"}
 
 
 def bench_size(devices: int, on_step: Callable[[str], None] = lambda part: None) -> dict[str, Any]:
@@ -100,6 +122,62 @@ def bench_size(devices: int, on_step: Callable[[str], None] = lambda part: None)
 
 def _gib(value: int) -> str:
     return f"{value / GIB:.2f}"
+
+
+def figures_csv(results: list[dict[str, Any]], daily: list[dict[str, Any]]) -> str:
+    """Every stored run as a CSV row (``CSV_COLUMNS``, then ``stage_<name>_s`` for each stage
+    a run report timed): a size's job and floor (the job's ``ratio`` versus its floor), and
+    each run of a daily case (a daily, late-file or fleet-change run versus its full run)."""
+    rows = []
+
+    def add(
+        case: str,
+        r: dict[str, Any],
+        run: str,
+        stats: dict[str, Any],
+        figures: dict[str, Any],
+        versus: str,
+    ) -> None:
+        reference = (r["runs"] if case == "daily" else r).get(versus, {}).get("seconds")
+        rows.append(
+            {
+                "case": case,
+                "devices": r["devices"],
+                "run": run,
+                "exit_code": stats["exit_code"],
+                "seconds": stats["seconds"],
+                "versus": versus if reference else "",
+                "ratio": f"{stats['seconds'] / reference:.3f}" if reference else "",
+                "readings": figures.get("readings", ""),
+                "spark_jobs": sum(figures["spark_jobs"].values())
+                if figures.get("spark_jobs")
+                else "",
+                "driver_peak_gib": _gib(stats["driver_peak_rss"]),
+                "jvm_peak_gib": _gib(stats["jvm_peak_rss"]),
+                "measured_at": r["measured_at"],
+                "commit": r["commit"],
+                "load_average": r["load_average"],
+                **{f"stage_{k}_s": v for k, v in figures.get("stages", {}).items()},
+            }
+        )
+
+    for r in results:
+        job_figures = {
+            "readings": r.get("readings"),
+            "spark_jobs": r.get("spark_jobs"),
+            "stages": r.get("job_stages", {}),
+        }
+        add("size", r, "job", r["job"], job_figures, "floor")
+        add("size", r, "floor", r["floor"], {}, "")
+    for r in daily:
+        for run, stats in r["runs"].items():
+            add("daily", r, run, stats, r.get(run, {}), DAILY_VERSUS.get(run, ""))
+    stages = sorted({key for row in rows for key in row} - set(CSV_COLUMNS))
+    text = io.StringIO()
+    writer = csv.DictWriter(text, [*CSV_COLUMNS, *stages], restval="", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return text.getvalue()
 
 
 def render(
@@ -292,9 +370,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--render", action="store_true", help="only write the reports from stored figures"
     )
+    parser.add_argument(
+        "--format",
+        choices=("markdown", "csv"),
+        default="markdown",
+        help="csv: also print every stored run as CSV on stdout (messages go to stderr)",
+    )
     args = parser.parse_args(argv)
+    if args.format == "csv":
+        with redirect_stdout(sys.stderr):
+            exit_code = measure(args)
+        results, daily = stored_figures(results_dir())
+        sys.stdout.write(figures_csv(results, daily))
+        return exit_code
+    return measure(args)
+
+
+def measure(args: argparse.Namespace) -> int:
+    """Measure the cases ``args`` asks for, storing each one's figures, and write the reports;
+    the exit code is 1 when a case failed."""
     machine = describe_machine()
-    stored = bench_dir() / "bench" / "results"
+    stored = results_dir()
     stored.mkdir(parents=True, exist_ok=True)
     exit_code = 0
     if args.render:
@@ -351,17 +447,27 @@ def write_reports(
     stored: Path, report: Path, scaling_report: Path, machine: dict[str, Any]
 ) -> None:
     """The reports of every size measured so far (a size run alone keeps the others' figures)."""
-    results = [json.loads(p.read_text(encoding="utf-8")) for p in stored.glob("devices*.json")]
-    results.sort(key=lambda r: r["devices"])
-    daily = [
-        json.loads(p.read_text(encoding="utf-8")) for p in stored.glob(f"{DAILY_PREFIX}*.json")
-    ]
-    daily.sort(key=lambda r: r["devices"])
+    results, daily = stored_figures(stored)
     report.parent.mkdir(parents=True, exist_ok=True)
     report.write_text(render(results, machine, daily), encoding="utf-8")
     echo(f"wrote {report}")
     scaling_report.write_text(render_scaling(daily, machine, COMMAND), encoding="utf-8")
     echo(f"wrote {scaling_report}")
+
+
+def results_dir() -> Path:
+    """Where each measured case's figures are stored (one JSON file each)."""
+    return bench_dir() / "bench" / "results"
+
+
+def stored_figures(stored: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The stored figures of the sizes and of the daily cases, each by number of devices."""
+
+    def read(pattern: str) -> list[dict[str, Any]]:
+        figures = [json.loads(p.read_text(encoding="utf-8")) for p in stored.glob(pattern)]
+        return sorted(figures, key=lambda r: r["devices"])
+
+    return read("devices*.json"), read(f"{DAILY_PREFIX}*.json")
 
 
 def current_commit() -> str:
