@@ -62,6 +62,8 @@ RANGES: dict[tuple[str, ...], tuple[float | None, float | None]] = {
     ("confounders", "*", "lowest_hours"): (1, 24),
     ("confounders", "*", "min_ratio"): (0.0, None),
     ("confounders", "*", "recent_days"): (1, None),
+    ("confounders", "*", "latest_baseline_days"): (1, None),
+    ("confounders", "*", "max_latest_ratio"): (0.0, None),
     ("confounders", "*", "max_profile_cv"): (0.0, None),
     ("logging", "file", "max_bytes"): (0, None),
     ("logging", "file", "backup_count"): (0, None),

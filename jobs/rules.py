@@ -27,7 +27,7 @@ from pyspark.sql import functions as F
 
 from dependencies.config import ConfigError
 from dependencies.run_window import RunWindow
-from dependencies.transforms import correlation, union_all
+from dependencies.transforms import array_median, correlation, union_all
 from jobs.usage import HOURS, IMPORT_KWH, MINUTES_PER_DAY, holding_period
 
 WINDOW = "W"
@@ -175,14 +175,30 @@ def _device_summaries(
     comparable = (F.col("window_days_with_data") >= share * window.window_days) & (
         F.col("baseline_days_with_data") >= share * window.baseline_days
     )
+    latest_days = latest_baseline_days(window, confounders["DROP_BEFORE_WINDOW"])
+    baseline_days = F.col("baseline_day_kwh")
+    latest = F.slice(baseline_days, window.baseline_days - latest_days + 1, latest_days)
+    earlier = F.slice(baseline_days, 1, window.baseline_days - latest_days)
+    latest_seen = F.size(F.filter(latest, lambda kwh: kwh.isNotNull()))
     return summaries.select(
         "*",
+        array_median(F.col("window_day_kwh")).alias("window_median_kwh"),
+        F.when(latest_seen >= share * latest_days, array_median(latest)).alias(
+            "latest_baseline_median_kwh"
+        ),
+        array_median(earlier).alias("earlier_baseline_median_kwh"),
         comparable.alias("comparable"),
         F.when(
             comparable & (F.col("baseline_mean_kwh") >= peers["min_baseline_kwh"]),
             F.col("window_mean_kwh") / F.col("baseline_mean_kwh"),
         ).alias("window_baseline_ratio"),
     )
+
+
+def latest_baseline_days(window: RunWindow, params: dict[str, Any]) -> int:
+    """How many of B's latest days ``DROP_BEFORE_WINDOW`` takes as the level B ended with:
+    ``latest_baseline_days``, leaving at least one earlier day of B."""
+    return max(1, min(params["latest_baseline_days"], window.baseline_days - 1))
 
 
 def recent_window_days(window: RunWindow, params: dict[str, Any]) -> int:
@@ -193,9 +209,9 @@ def recent_window_days(window: RunWindow, params: dict[str, Any]) -> int:
 
 def _confounder_summaries(window: RunWindow, confounders: dict[str, Any]) -> list[SparkColumn]:
     """What the confounders read of each device, aggregated with its other summaries (one
-    pass over daily usage): the mean per-day base load and spread of W and of B, and the
-    latest ``DROP_ENDED.recent_days`` of W (days with data, mean import) with B's mean
-    import on the same weekdays."""
+    pass over daily usage): B's import on each of its days (with data), the mean per-day base
+    load and spread of W and of B, and the latest ``DROP_ENDED.recent_days`` of W (days with
+    data, mean import) with B's mean import on the same weekdays."""
     recent_days = recent_window_days(window, confounders["DROP_ENDED"])
     recent_start = window.run_date - timedelta(days=recent_days - 1)
     # Spark's dayofweek: 1 = Sunday .. 7 = Saturday.
@@ -205,6 +221,7 @@ def _confounder_summaries(window: RunWindow, confounders: dict[str, Any]) -> lis
     recent = F.col("has_data") & (F.col("day") >= F.lit(recent_start))
     same_weekdays = F.dayofweek("day").isin(weekdays)
     return [
+        _by_day(BASELINE, window, _in(BASELINE, "import_kwh")).alias("baseline_day_kwh"),
         F.avg(_in(WINDOW, "base_kwh")).alias("window_base_kwh"),
         F.avg(_in(BASELINE, "base_kwh")).alias("baseline_base_kwh"),
         F.avg(_in(WINDOW, "spread")).alias("window_spread_kwh"),
@@ -244,7 +261,9 @@ def _with_class_drift(peers: dict[str, Any]) -> Callable[[DataFrame], DataFrame]
     deviation; ``class_drift`` is the median, or 1 for a class with fewer than
     ``min_class_devices`` ratios (too few to tell a season from theft) or a median of 0. The
     same for the base load (``base_load_ratio``, W / B, of the devices without generation
-    that have one): ``class_base_drift``. A device without a class has no class numbers."""
+    that have one): ``class_base_drift``; and for ``latest_level_ratio``, W's median daily
+    import over that of B's latest days (of the devices with a ``window_baseline_ratio``):
+    ``class_latest_drift``. A device without a class has no class numbers."""
 
     def transform(devices: DataFrame) -> DataFrame:
         in_class = Window.partitionBy("customer_class")
@@ -258,9 +277,18 @@ def _with_class_drift(peers: dict[str, Any]) -> Callable[[DataFrame], DataFrame]
 
         ratio, base = F.col("window_baseline_ratio"), F.col("baseline_base_kwh")
         return (
-            devices.withColumn(
-                "base_load_ratio",
-                F.when(~F.col("has_generation") & (base > 0), F.col("window_base_kwh") / base),
+            devices.withColumns(
+                {
+                    "base_load_ratio": F.when(
+                        ~F.col("has_generation") & (base > 0), F.col("window_base_kwh") / base
+                    ),
+                    "latest_level_ratio": F.when(
+                        ratio.isNotNull(),
+                        F.try_divide(
+                            F.col("window_median_kwh"), F.col("latest_baseline_median_kwh")
+                        ),
+                    ),
+                }
             )
             .withColumns(
                 {
@@ -268,6 +296,8 @@ def _with_class_drift(peers: dict[str, Any]) -> Callable[[DataFrame], DataFrame]
                     "class_median_ratio": per_class(F.median(ratio)),
                     "_base_devices": per_class(F.count("base_load_ratio")),
                     "_base_median": per_class(F.median("base_load_ratio")),
+                    "_latest_devices": per_class(F.count("latest_level_ratio")),
+                    "_latest_median": per_class(F.median("latest_level_ratio")),
                 }
             )
             .withColumns(
@@ -278,9 +308,10 @@ def _with_class_drift(peers: dict[str, Any]) -> Callable[[DataFrame], DataFrame]
                     "class_drift": drift("class_devices", "class_median_ratio"),
                     "peer_class": F.col("class_devices") >= peers["min_class_devices"],
                     "class_base_drift": drift("_base_devices", "_base_median"),
+                    "class_latest_drift": drift("_latest_devices", "_latest_median"),
                 }
             )
-            .drop("_base_devices", "_base_median")
+            .drop("_base_devices", "_base_median", "_latest_devices", "_latest_median")
         )
 
     return transform
@@ -495,6 +526,26 @@ def drop_ended(inputs: RuleInputs, params: dict[str, Any]) -> DataFrame:
     return _fires(devices, F.col("level") >= params["min_ratio"], F.col("level"))
 
 
+def drop_before_window(inputs: RuleInputs, params: dict[str, Any]) -> DataFrame:
+    """The use dropped in B, before W: the median daily import of B's latest
+    ``latest_baseline_days`` days (with data on ``comparable_share`` of them) is at most
+    ``max_latest_ratio`` of B's earlier days', and W's median is at least ``min_ratio`` of
+    it, over its class's (``class_latest_drift``: the season moves both). Someone moved out,
+    the routine changed weeks ago: the drop against B's mean only measures B's older days.
+    A theft begun with W drops from the level of B's latest days. Medians, so that a few
+    days away at the end of B do not pass for a lower level, and a few days of W without
+    use for W's level. Metric: W's level over B's latest, over the class's."""
+    level = F.col("latest_level_ratio") / F.col("class_latest_drift")
+    dropped = F.try_divide(
+        F.col("latest_baseline_median_kwh"), F.col("earlier_baseline_median_kwh")
+    )
+    return _fires(
+        inputs.devices,
+        (level >= params["min_ratio"]) & (dropped <= params["max_latest_ratio"]),
+        level,
+    )
+
+
 def spread_held(inputs: RuleInputs, params: dict[str, Any]) -> DataFrame:
     """The day's swings are still there: the mean standard deviation of W's interval amounts
     is at least ``min_ratio`` of B's. The day looks flatter (its coefficient of variation
@@ -542,6 +593,7 @@ RULES: dict[str, Rule] = {
 CONFOUNDERS: dict[str, Rule] = {
     "BASE_LOAD_HELD": base_load_held,
     "DROP_ENDED": drop_ended,
+    "DROP_BEFORE_WINDOW": drop_before_window,
     "FLAT_BASELINE_PROFILE": flat_baseline_profile,
     "SPREAD_HELD": spread_held,
 }
