@@ -263,10 +263,14 @@ def _with_class_drift(peers: dict[str, Any]) -> Callable[[DataFrame], DataFrame]
     same for the base load (``base_load_ratio``, W / B, of the devices without generation
     that have one): ``class_base_drift``; and for ``latest_level_ratio``, W's median daily
     import over that of B's latest days (of the devices with a ``window_baseline_ratio``):
-    ``class_latest_drift``. A device without a class has no class numbers."""
+    ``class_latest_drift``. ``cohort_drift``: the median ratio of the device's class and
+    generation (sites with generation net their import against the sun, which the season
+    moves far more than use), or ``class_drift`` where that cohort is too small. A device
+    without a class has no class numbers."""
 
     def transform(devices: DataFrame) -> DataFrame:
         in_class = Window.partitionBy("customer_class")
+        in_cohort = Window.partitionBy("customer_class", "has_generation")
 
         def per_class(aggregate: SparkColumn) -> SparkColumn:
             return F.when(F.col("customer_class").isNotNull(), aggregate.over(in_class))
@@ -298,6 +302,8 @@ def _with_class_drift(peers: dict[str, Any]) -> Callable[[DataFrame], DataFrame]
                     "_base_median": per_class(F.median("base_load_ratio")),
                     "_latest_devices": per_class(F.count("latest_level_ratio")),
                     "_latest_median": per_class(F.median("latest_level_ratio")),
+                    "_cohort_devices": F.count(ratio).over(in_cohort),
+                    "_cohort_median": F.median(ratio).over(in_cohort),
                 }
             )
             .withColumns(
@@ -311,7 +317,23 @@ def _with_class_drift(peers: dict[str, Any]) -> Callable[[DataFrame], DataFrame]
                     "class_latest_drift": drift("_latest_devices", "_latest_median"),
                 }
             )
-            .drop("_base_devices", "_base_median", "_latest_devices", "_latest_median")
+            .withColumn(
+                "cohort_drift",
+                F.when(
+                    F.col("customer_class").isNotNull()
+                    & (F.col("_cohort_devices") >= peers["min_class_devices"])
+                    & (F.col("_cohort_median") > 0),
+                    F.col("_cohort_median"),
+                ).otherwise(F.col("class_drift")),
+            )
+            .drop(
+                "_base_devices",
+                "_base_median",
+                "_latest_devices",
+                "_latest_median",
+                "_cohort_devices",
+                "_cohort_median",
+            )
         )
 
     return transform
@@ -389,13 +411,14 @@ def consumption_drop(inputs: RuleInputs, params: dict[str, Any]) -> DataFrame:
 
 
 def sustained_drop(inputs: RuleInputs, params: dict[str, Any]) -> DataFrame:
-    """Even W's best week far below the baseline, after removing the class drift: a share of
-    the load gone for all of W (a bypassed circuit, a slowed meter: h1, h3 with a cut of
-    20-40 %). A week away or a few odd days lower one week of W, not every week, so they do
-    not fire it. Only devices with a ``window_baseline_ratio`` (comparable, real baseline).
-    Metric: highest weekly mean of W / baseline mean / class drift."""
+    """Even W's best week far below the baseline, after removing the drift of its cohort
+    (``cohort_drift``: its class, with or without generation): a share of the load gone for
+    all of W (a bypassed circuit, a slowed meter: h1, h3 with a cut of 20-40 %). A week away
+    or a few odd days lower one week of W, not every week, so they do not fire it. Only
+    devices with a ``window_baseline_ratio`` (comparable, real baseline). Metric: highest
+    weekly mean of W / baseline mean / cohort drift."""
     highest_week = F.array_max(F.col("window_week_kwh"))
-    ratio = highest_week / F.col("baseline_mean_kwh") / F.col("class_drift")
+    ratio = highest_week / F.col("baseline_mean_kwh") / F.col("cohort_drift")
     return _fires(
         inputs.devices,
         F.col("window_baseline_ratio").isNotNull() & (ratio <= params["max_ratio"]),

@@ -508,6 +508,18 @@ def test_sustained_drop_is_relative_to_the_class_drift(spark: SparkSession) -> N
     assert fired(spark, "SUSTAINED_DROP", rows) == pytest.approx({"LOW": 0.6})
 
 
+def test_sustained_drop_is_relative_to_the_drift_of_sites_with_generation(
+    spark: SparkSession,
+) -> None:
+    # GIVEN a class of 21 sites without generation as in B, and 21 with generation whose net
+    # import fell to 70 % (a sunnier month): among them, each kind has one meter at 70 %
+    solar = [r for i in range(20) for r in meter(f"S{i:02d}", scaled(0.7), generation=True)]
+    rows = peers(20) + solar + meter("SUNNY", scaled(0.7), generation=True)
+    rows += meter("LOW", scaled(0.7))
+    # WHEN SUSTAINED_DROP runs THEN only the meter without generation is low for its kind
+    assert fired(spark, "SUSTAINED_DROP", rows) == pytest.approx({"LOW": 0.7})
+
+
 # --- DATA_GAP ------------------------------------------------------------------------------
 
 IMPORT = [("GAP-IMP", "GAP", "IMPORT_KWH", "CUMULATIVE", 60, None)]
