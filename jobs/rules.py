@@ -175,24 +175,33 @@ def _device_summaries(
     comparable = (F.col("window_days_with_data") >= share * window.window_days) & (
         F.col("baseline_days_with_data") >= share * window.baseline_days
     )
-    latest_days = latest_baseline_days(window, confounders["DROP_BEFORE_WINDOW"])
-    baseline_days = F.col("baseline_day_kwh")
-    latest = F.slice(baseline_days, window.baseline_days - latest_days + 1, latest_days)
-    earlier = F.slice(baseline_days, 1, window.baseline_days - latest_days)
-    latest_seen = F.size(F.filter(latest, lambda kwh: kwh.isNotNull()))
     return summaries.select(
         "*",
-        array_median(F.col("window_day_kwh")).alias("window_median_kwh"),
-        F.when(latest_seen >= share * latest_days, array_median(latest)).alias(
-            "latest_baseline_median_kwh"
+        *_median_levels(
+            window, share, latest_baseline_days(window, confounders["DROP_BEFORE_WINDOW"])
         ),
-        array_median(earlier).alias("earlier_baseline_median_kwh"),
         comparable.alias("comparable"),
         F.when(
             comparable & (F.col("baseline_mean_kwh") >= peers["min_baseline_kwh"]),
             F.col("window_mean_kwh") / F.col("baseline_mean_kwh"),
         ).alias("window_baseline_ratio"),
     )
+
+
+def _median_levels(window: RunWindow, share: float, latest_days: int) -> list[SparkColumn]:
+    """The median daily import of W, of B's ``latest_days`` latest days (null unless
+    ``share`` of them have data) and of B's earlier days, from the summaries' arrays by day."""
+    baseline_days = F.col("baseline_day_kwh")
+    latest = F.slice(baseline_days, window.baseline_days - latest_days + 1, latest_days)
+    earlier = F.slice(baseline_days, 1, window.baseline_days - latest_days)
+    latest_seen = F.size(F.filter(latest, lambda kwh: kwh.isNotNull()))
+    return [
+        array_median(F.col("window_day_kwh")).alias("window_median_kwh"),
+        F.when(latest_seen >= share * latest_days, array_median(latest)).alias(
+            "latest_baseline_median_kwh"
+        ),
+        array_median(earlier).alias("earlier_baseline_median_kwh"),
+    ]
 
 
 def latest_baseline_days(window: RunWindow, params: dict[str, Any]) -> int:
@@ -263,14 +272,11 @@ def _with_class_drift(peers: dict[str, Any]) -> Callable[[DataFrame], DataFrame]
     same for the base load (``base_load_ratio``, W / B, of the devices without generation
     that have one): ``class_base_drift``; and for ``latest_level_ratio``, W's median daily
     import over that of B's latest days (of the devices with a ``window_baseline_ratio``):
-    ``class_latest_drift``. ``cohort_drift``: the median ratio of the device's class and
-    generation (sites with generation net their import against the sun, which the season
-    moves far more than use), or ``class_drift`` where that cohort is too small. A device
+    ``class_latest_drift``; then ``cohort_drift`` (:func:`_with_cohort_drift`). A device
     without a class has no class numbers."""
 
     def transform(devices: DataFrame) -> DataFrame:
         in_class = Window.partitionBy("customer_class")
-        in_cohort = Window.partitionBy("customer_class", "has_generation")
 
         def per_class(aggregate: SparkColumn) -> SparkColumn:
             return F.when(F.col("customer_class").isNotNull(), aggregate.over(in_class))
@@ -280,20 +286,15 @@ def _with_class_drift(peers: dict[str, Any]) -> Callable[[DataFrame], DataFrame]
             return F.when(large, F.col(median)).otherwise(F.lit(1.0))
 
         ratio, base = F.col("window_baseline_ratio"), F.col("baseline_base_kwh")
+        level = F.try_divide(F.col("window_median_kwh"), F.col("latest_baseline_median_kwh"))
+        ratios = {
+            "base_load_ratio": F.when(
+                ~F.col("has_generation") & (base > 0), F.col("window_base_kwh") / base
+            ),
+            "latest_level_ratio": F.when(ratio.isNotNull(), level),
+        }
         return (
-            devices.withColumns(
-                {
-                    "base_load_ratio": F.when(
-                        ~F.col("has_generation") & (base > 0), F.col("window_base_kwh") / base
-                    ),
-                    "latest_level_ratio": F.when(
-                        ratio.isNotNull(),
-                        F.try_divide(
-                            F.col("window_median_kwh"), F.col("latest_baseline_median_kwh")
-                        ),
-                    ),
-                }
-            )
+            devices.withColumns(ratios)
             .withColumns(
                 {
                     "class_devices": per_class(F.count(ratio)),
@@ -302,8 +303,6 @@ def _with_class_drift(peers: dict[str, Any]) -> Callable[[DataFrame], DataFrame]
                     "_base_median": per_class(F.median("base_load_ratio")),
                     "_latest_devices": per_class(F.count("latest_level_ratio")),
                     "_latest_median": per_class(F.median("latest_level_ratio")),
-                    "_cohort_devices": F.count(ratio).over(in_cohort),
-                    "_cohort_median": F.median(ratio).over(in_cohort),
                 }
             )
             .withColumns(
@@ -317,23 +316,30 @@ def _with_class_drift(peers: dict[str, Any]) -> Callable[[DataFrame], DataFrame]
                     "class_latest_drift": drift("_latest_devices", "_latest_median"),
                 }
             )
-            .withColumn(
-                "cohort_drift",
-                F.when(
-                    F.col("customer_class").isNotNull()
-                    & (F.col("_cohort_devices") >= peers["min_class_devices"])
-                    & (F.col("_cohort_median") > 0),
-                    F.col("_cohort_median"),
-                ).otherwise(F.col("class_drift")),
-            )
-            .drop(
-                "_base_devices",
-                "_base_median",
-                "_latest_devices",
-                "_latest_median",
-                "_cohort_devices",
-                "_cohort_median",
-            )
+            .drop("_base_devices", "_base_median", "_latest_devices", "_latest_median")
+            .transform(_with_cohort_drift(peers))
+        )
+
+    return transform
+
+
+def _with_cohort_drift(peers: dict[str, Any]) -> Callable[[DataFrame], DataFrame]:
+    """``cohort_drift``: the median ``window_baseline_ratio`` of the device's class and
+    generation (a site with generation nets its import against the sun, which the season
+    moves far more than use), or its ``class_drift`` where that cohort has fewer than
+    ``min_class_devices`` ratios (or a median of 0)."""
+
+    def transform(devices: DataFrame) -> DataFrame:
+        in_cohort = Window.partitionBy("customer_class", "has_generation")
+        ratio = F.col("window_baseline_ratio")
+        count, median = F.count(ratio).over(in_cohort), F.median(ratio).over(in_cohort)
+        large = (
+            F.col("customer_class").isNotNull()
+            & (count >= peers["min_class_devices"])
+            & (median > 0)
+        )
+        return devices.withColumn(
+            "cohort_drift", F.when(large, median).otherwise(F.col("class_drift"))
         )
 
     return transform
