@@ -281,10 +281,6 @@ def _with_class_drift(peers: dict[str, Any]) -> Callable[[DataFrame], DataFrame]
         def per_class(aggregate: SparkColumn) -> SparkColumn:
             return F.when(F.col("customer_class").isNotNull(), aggregate.over(in_class))
 
-        def drift(count: str, median: str) -> SparkColumn:
-            large = (F.col(count) >= peers["min_class_devices"]) & (F.col(median) > 0)
-            return F.when(large, F.col(median)).otherwise(F.lit(1.0))
-
         ratio, base = F.col("window_baseline_ratio"), F.col("baseline_base_kwh")
         level = F.try_divide(F.col("window_median_kwh"), F.col("latest_baseline_median_kwh"))
         ratios = {
@@ -310,10 +306,16 @@ def _with_class_drift(peers: dict[str, Any]) -> Callable[[DataFrame], DataFrame]
                     "class_mad_ratio": per_class(
                         F.median(F.abs(ratio - F.col("class_median_ratio")))
                     ),
-                    "class_drift": drift("class_devices", "class_median_ratio"),
+                    "class_drift": _peer_drift(
+                        F.col("class_devices"), F.col("class_median_ratio"), peers, F.lit(1.0)
+                    ),
                     "peer_class": F.col("class_devices") >= peers["min_class_devices"],
-                    "class_base_drift": drift("_base_devices", "_base_median"),
-                    "class_latest_drift": drift("_latest_devices", "_latest_median"),
+                    "class_base_drift": _peer_drift(
+                        F.col("_base_devices"), F.col("_base_median"), peers, F.lit(1.0)
+                    ),
+                    "class_latest_drift": _peer_drift(
+                        F.col("_latest_devices"), F.col("_latest_median"), peers, F.lit(1.0)
+                    ),
                 }
             )
             .drop("_base_devices", "_base_median", "_latest_devices", "_latest_median")
@@ -332,17 +334,22 @@ def _with_cohort_drift(peers: dict[str, Any]) -> Callable[[DataFrame], DataFrame
     def transform(devices: DataFrame) -> DataFrame:
         in_cohort = Window.partitionBy("customer_class", "has_generation")
         ratio = F.col("window_baseline_ratio")
-        count, median = F.count(ratio).over(in_cohort), F.median(ratio).over(in_cohort)
-        large = (
-            F.col("customer_class").isNotNull()
-            & (count >= peers["min_class_devices"])
-            & (median > 0)
-        )
+        count = F.when(F.col("customer_class").isNotNull(), F.count(ratio).over(in_cohort))
+        median = F.median(ratio).over(in_cohort)
         return devices.withColumn(
-            "cohort_drift", F.when(large, median).otherwise(F.col("class_drift"))
+            "cohort_drift", _peer_drift(count, median, peers, F.col("class_drift"))
         )
 
     return transform
+
+
+def _peer_drift(
+    count: SparkColumn, median: SparkColumn, peers: dict[str, Any], otherwise: SparkColumn
+) -> SparkColumn:
+    """``median``, a group's drift, where the group has ``min_class_devices`` ratios
+    (``count``) and a median above 0; else ``otherwise``."""
+    large = (count >= peers["min_class_devices"]) & (median > 0)
+    return F.when(large, median).otherwise(otherwise)
 
 
 def _fires(devices: DataFrame, condition: SparkColumn, metric: SparkColumn) -> DataFrame:
