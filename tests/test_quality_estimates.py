@@ -3,11 +3,14 @@ confounder does), on hand-made ground truth and alerts (no Spark)."""
 
 from __future__ import annotations
 
+import argparse
+
 import pytest
 
 from jobs.tools.quality import (
     Device,
     Hidden,
+    _population,
     confounder_rows,
     estimate_summary,
     realistic_precision,
@@ -123,3 +126,12 @@ def test_each_confounder_counts_the_devices_it_kept_from_an_alert() -> None:
         {"confounder": "DROP_ENDED", "honest": 1, "planted": 0},
         {"confounder": "SPREAD_HELD", "honest": 0, "planted": 0},
     ]
+
+
+def test_another_population_is_named_by_its_seed_and_run_date() -> None:
+    # GIVEN --other's values WHEN parsed THEN a seed and an ISO run date, or a one-line error
+    assert _population("31:2026-04-15") == (31, "2026-04-15")
+    with pytest.raises(argparse.ArgumentTypeError, match="expected SEED:YYYY-MM-DD, got '31'"):
+        _population("31")
+    with pytest.raises(argparse.ArgumentTypeError, match="got 'x:2026-04-15'"):
+        _population("x:2026-04-15")

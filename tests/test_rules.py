@@ -429,6 +429,23 @@ def test_profile_shift_fires_on_a_reversed_day(spark: SparkSession) -> None:
     assert found["H6"] < 0.4
 
 
+def blended(share: float) -> list[float]:
+    """PROFILE's day, ``share`` of it as it was and the rest reversed."""
+    reversed_day = PROFILE[::-1]
+    return [
+        share * kept + (1 - share) * moved
+        for kept, moved in zip(PROFILE, reversed_day, strict=True)
+    ]
+
+
+def test_profile_shift_fires_below_its_threshold_not_above(spark: SparkSession) -> None:
+    # GIVEN W days half reversed: correlating 0.445 and 0.540 with B (threshold 0.5; a
+    # reversed day in spring, B's hours blurred by the clock change, correlates up to 0.49)
+    rows = meter("BELOW", blended(0.44)) + meter("ABOVE", blended(0.48))
+    # WHEN PROFILE_SHIFT runs THEN only the day under the threshold fires, with its correlation
+    assert fired(spark, "PROFILE_SHIFT", rows) == pytest.approx({"BELOW": 0.445}, abs=1e-3)
+
+
 def test_profile_shift_not_on_a_profile_moved_by_an_hour(spark: SparkSession) -> None:
     # GIVEN the same day one hour later (daylight-saving, a later routine): still correlated
     assert fired(spark, "PROFILE_SHIFT", meter("LATE", PROFILE[-1:] + PROFILE[:-1])) == {}

@@ -4,9 +4,10 @@ false-alert rate and the precision of the alerts, against the spec's quality bar
 ``make quality`` (or ``python -m jobs.tools.quality``) generates the population once (cached
 under ``$DATALAKE_BENCH_DIR`` or ``.bench/``), runs the real job on it in its own process,
 compares the published alerts with the generator's ground truth, and writes the report to
-``docs/quality.md``: for the default population, then for a second one (another seed, a run
-date in summer). For each, the job is run a second time with ``SUSTAINED_DROP``'s threshold
-opened up, to draw its recall against the honest false-alert rate (a PNG beside the report).
+``docs/quality.md``: for the default population (autumn), then for two others (other seeds,
+run dates in summer and in spring, whose baseline holds the clock change). For each, the job is
+run a second time with ``SUSTAINED_DROP``'s threshold opened up, to draw its recall against the
+honest false-alert rate (a PNG beside the report).
 """
 
 from __future__ import annotations
@@ -38,10 +39,10 @@ from jobs.tools.generate_data import ATTACKS, EVENTS, GROUND_TRUTH, HONEST, SETT
 DEFAULT_DEVICES = 3000
 DEFAULT_SEED = 11
 DEFAULT_RUN_DATE = "2026-11-15"
-# The second population: another seed, and a run date in another season (summer: heating off,
-# solar sites netting most of their daytime load).
-SECOND_SEED = 23
-SECOND_RUN_DATE = "2026-07-15"
+# The other populations: other seeds, and run dates in other seasons (summer: heating off,
+# solar sites netting most of their daytime load; spring: days lengthening fast, and the clock
+# change of 29 March inside the baseline, which moves every household's hours in UTC).
+OTHER_POPULATIONS = ((23, "2026-07-15"), (31, "2026-04-15"))
 REPORT = REPO / "docs" / "quality.md"
 COMMAND = "make quality"
 # The partial-theft measure whose threshold the report sweeps, and how.
@@ -857,6 +858,15 @@ def render_estimates(estimates: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _population(text: str) -> tuple[int, str]:
+    """``SEED:RUN_DATE`` -> (seed, run date), the date checked."""
+    seed, _, run_date = text.partition(":")
+    try:
+        return int(seed), date.fromisoformat(run_date).isoformat()
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"expected SEED:YYYY-MM-DD, got {text!r}") from error
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Measure detection quality on a generated population."
@@ -865,21 +875,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--run-date", default=DEFAULT_RUN_DATE)
     parser.add_argument(
-        "--second-seed",
-        type=int,
-        default=SECOND_SEED,
-        help="seed of the second population (another season: --second-run-date)",
+        "--other",
+        type=_population,
+        action="append",
+        metavar="SEED:RUN_DATE",
+        help="another population to measure after the first (repeatable; default: "
+        + ", ".join(f"{seed}:{day}" for seed, day in OTHER_POPULATIONS)
+        + ")",
     )
-    parser.add_argument("--second-run-date", default=SECOND_RUN_DATE)
     parser.add_argument(
-        "--no-second", action="store_true", help="measure the first population only"
+        "--first-only", action="store_true", help="measure the first population only"
     )
     parser.add_argument("--report", type=Path, default=REPORT)
     args = parser.parse_args(argv)
 
     populations = [(args.seed, args.run_date)]
-    if not args.no_second:
-        populations.append((args.second_seed, args.second_run_date))
+    if not args.first_only:
+        populations.extend(args.other or OTHER_POPULATIONS)
     sections = []
     for seed, run_date in populations:
         measured = measure_population(args.devices, seed, run_date, args.report)
@@ -891,7 +903,7 @@ def main(argv: list[str] | None = None) -> int:
         + _demoted(
             section.replace(
                 "# Detection quality on a generated population",
-                f"# Second population: seed {seed}, run date {run_date}",
+                f"# Another population: seed {seed}, run date {run_date}",
                 1,
             )
         )
