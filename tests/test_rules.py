@@ -827,12 +827,12 @@ def test_drop_before_window_when_b_latest_days_already_held_w_level(spark: Spark
 
 
 def test_drop_before_window_not_just_below_its_threshold(spark: SparkSession) -> None:
-    # GIVEN two households at 0.7 since the middle of B, at 0.63 and 0.62 in W (0.9 and 0.886
-    # of B's latest level)
-    rows = meter("ABOVE", scaled(0.63), down_since(B_DAYS[14], 0.7)) + meter(
-        "BELOW", scaled(0.62), down_since(B_DAYS[14], 0.7)
+    # GIVEN two households at 0.7 since the middle of B, at 0.5775 and 0.5705 in W (0.825 and
+    # 0.815 of B's latest level; the threshold is 0.82)
+    rows = meter("ABOVE", scaled(0.5775), down_since(B_DAYS[14], 0.7)) + meter(
+        "BELOW", scaled(0.5705), down_since(B_DAYS[14], 0.7)
     )
-    assert holds(spark, "DROP_BEFORE_WINDOW", rows) == {"ABOVE": pytest.approx(0.9)}
+    assert holds(spark, "DROP_BEFORE_WINDOW", rows) == {"ABOVE": pytest.approx(0.825)}
 
 
 def test_drop_before_window_is_not_a_few_days_away_at_the_end_of_b(spark: SparkSession) -> None:
