@@ -22,7 +22,7 @@ from functools import reduce
 from typing import Any
 
 from pyspark.sql import Column as SparkColumn
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import DataFrame, Window, WindowSpec
 from pyspark.sql import functions as F
 
 from dependencies.config import ConfigError
@@ -279,7 +279,7 @@ def _with_class_drift(peers: dict[str, Any]) -> Callable[[DataFrame], DataFrame]
         in_class = Window.partitionBy("customer_class")
 
         def per_class(aggregate: SparkColumn) -> SparkColumn:
-            return F.when(F.col("customer_class").isNotNull(), aggregate.over(in_class))
+            return _over_peers(aggregate, in_class)
 
         ratio, base = F.col("window_baseline_ratio"), F.col("baseline_base_kwh")
         level = F.try_divide(F.col("window_median_kwh"), F.col("latest_baseline_median_kwh"))
@@ -334,13 +334,19 @@ def _with_cohort_drift(peers: dict[str, Any]) -> Callable[[DataFrame], DataFrame
     def transform(devices: DataFrame) -> DataFrame:
         in_cohort = Window.partitionBy("customer_class", "has_generation")
         ratio = F.col("window_baseline_ratio")
-        count = F.when(F.col("customer_class").isNotNull(), F.count(ratio).over(in_cohort))
+        count = _over_peers(F.count(ratio), in_cohort)
         median = F.median(ratio).over(in_cohort)
         return devices.withColumn(
             "cohort_drift", _peer_drift(count, median, peers, F.col("class_drift"))
         )
 
     return transform
+
+
+def _over_peers(aggregate: SparkColumn, peers: WindowSpec) -> SparkColumn:
+    """``aggregate`` over a device's ``peers`` (a window of its class), null for a device
+    without a class."""
+    return F.when(F.col("customer_class").isNotNull(), aggregate.over(peers))
 
 
 def _peer_drift(
