@@ -135,6 +135,8 @@ def not_applied_warnings(
 
 def jobs_started(spark: SparkSession) -> int:
     """How many Spark jobs the session's context has started so far (its job ids count up
-    from 0; the newest are always among those its status tracker keeps)."""
-    ids = spark.sparkContext.statusTracker().getJobIdsForGroup(None)
-    return max(ids, default=-1) + 1
+    from 0; the newest are always among those its status tracker keeps). The highest id is
+    found in the JVM: the tracker keeps up to a thousand ids, and Python would fetch them
+    one call each."""
+    ids = spark.sparkContext._jsc.statusTracker().getJobIdsForGroup(None)
+    return spark._jvm.java.util.Arrays.stream(ids).max().orElse(-1) + 1

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from concurrent.futures import Future
 from pathlib import Path
 
@@ -19,11 +20,13 @@ from docs_examples import (
     FirstCommands,
     PageOutcomes,
     check_config_snippet,
+    command_words,
     convention_problems,
     fenced_blocks,
     outcome,
     run_python_session,
     run_shell_block,
+    shell_commands,
 )
 
 
@@ -53,6 +56,21 @@ def test_python_session_runs_and_prints_what_the_page_shows(
     page: str, page_runs: dict[str, Future[PageOutcomes]]
 ) -> None:
     outcome(page_runs, page, page)
+
+
+def test_the_readme_s_run_without_make_is_what_make_run_runs() -> None:
+    # GIVEN the README's run of the job without make (not run by the docs test: make run is)
+    (block,) = [
+        b for b in BLOCKS if b.page == "README.md" and "jobs/datalake_job.py --config" in b.body
+    ]
+    (command,) = shell_commands(block.body)
+    # WHEN make prints the command make run runs (its last line; make -n runs nothing)
+    printed = subprocess.run(
+        ["make", "-n", "run"], cwd=REPO, capture_output=True, text=True, check=True, timeout=60
+    ).stdout.splitlines()[-1]
+    # THEN both are the same command (make also names the executors' Python)
+    made = tuple(w for w in command_words(printed) if not w.startswith("PYSPARK_PYTHON="))
+    assert command_words(command) == made
 
 
 # --- the runner fails on broken examples (small, no Spark) ---

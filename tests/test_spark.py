@@ -15,6 +15,7 @@ from dependencies.config import ConfigError
 from dependencies.spark import (
     DRIVER_CLASS_PATH,
     LOCAL_MASTER,
+    jobs_started,
     not_applied,
     not_applied_warnings,
     session_builder,
@@ -143,3 +144,13 @@ def test_start_spark_fails_loudly_on_a_bad_config(tmp_path: Path) -> None:
     bad.write_text('{"input": {"path": "/in"}, "output": {"path": "/o"}, "alert_treshold": 0.5}')
     with pytest.raises(ConfigError, match=r"bad_config.json: unknown key alert_treshold"):
         start_spark(config_path=str(bad))
+
+
+def test_jobs_started_counts_each_job_the_session_starts(spark: SparkSession) -> None:
+    # GIVEN the count of jobs the suite's session has started so far
+    before = jobs_started(spark)
+    # WHEN three actions run, one Spark job each
+    for _ in range(3):
+        spark.sparkContext.parallelize([1, 2], 1).count()
+    # THEN the count is three more
+    assert jobs_started(spark) == before + 3
