@@ -30,6 +30,8 @@ from docs_examples import (
     shell_commands,
 )
 
+from jobs.datalake_job import SCRIPT
+
 
 def test_every_fence_follows_the_convention() -> None:
     assert BLOCKS, "no fenced blocks found in README.md and docs/*.md"
@@ -61,9 +63,7 @@ def test_python_session_runs_and_prints_what_the_page_shows(
 
 def test_the_readme_s_run_without_make_is_what_make_run_runs() -> None:
     # GIVEN the README's run of the job without make (not run by the docs test: make run is)
-    (block,) = [
-        b for b in BLOCKS if b.page == "README.md" and "jobs/datalake_job.py --config" in b.body
-    ]
+    (block,) = [b for b in BLOCKS if b.page == "README.md" and f"{SCRIPT} --config" in b.body]
     (command,) = shell_commands(block.body)
     # WHEN make prints the commands make run runs (make -n runs nothing; as a make of its own,
     # not one nested in make test's, which would print the directories it enters)
@@ -79,7 +79,7 @@ def test_the_readme_s_run_without_make_is_what_make_run_runs() -> None:
             check=True,
             timeout=60,
         ).stdout.splitlines()
-        if "jobs/datalake_job.py" in line
+        if SCRIPT in line
     ]
     # THEN both are the same command (make also names the executors' Python)
     made = tuple(w for w in command_words(printed) if not w.startswith("PYSPARK_PYTHON="))
