@@ -110,9 +110,12 @@ def rule_inputs(
     rows: list[dict[str, Any]],
     installs: list[tuple] | None = None,
     components: list[tuple] | None = None,
+    read_once: bool = False,
 ) -> rules.RuleInputs:
     """What the rules read of daily rows; without ``installs``, each device has one install period
-    (service point ``SP-<device>``, since before B) with its rows' class and generation."""
+    (service point ``SP-<device>``, since before B) with its rows' class and generation.
+    ``read_once``: for a single rule (or confounder), which reads the per-device summaries
+    once: they are left to its query, which computes only the summaries it reads."""
     daily = spark.createDataFrame(rows, DAILY_SCHEMA)
     if installs is None:
         installs = sorted(
@@ -136,6 +139,8 @@ def rule_inputs(
         WINDOW,
         CONFIG,
     )
+    if read_once:
+        return inputs
     # As the job does: the per-device summaries every rule reads are computed once.
     return replace(inputs, devices=checkpoint(inputs.devices, "devices"))
 
@@ -144,7 +149,8 @@ def fired(
     spark: SparkSession, rule: str, rows: list[dict[str, Any]], **tables: list[tuple]
 ) -> dict[str, float]:
     """{device: metric} where ``rule`` fires."""
-    frame = rules.RULES[rule](rule_inputs(spark, rows, **tables), rules.rule_params(CONFIG, rule))
+    inputs = rule_inputs(spark, rows, **tables, read_once=True)
+    frame = rules.RULES[rule](inputs, rules.rule_params(CONFIG, rule))
     return {row["device_id"]: row["metric"] for row in frame.collect()}
 
 
@@ -664,7 +670,7 @@ SLOWED = scaled(0.6)
 def holds(spark: SparkSession, confounder: str, rows: list[dict[str, Any]]) -> dict[str, float]:
     """{device: metric} where ``confounder`` holds."""
     frame = rules.CONFOUNDERS[confounder](
-        rule_inputs(spark, rows), CONFIG["confounders"][confounder]
+        rule_inputs(spark, rows, read_once=True), CONFIG["confounders"][confounder]
     )
     return {row["device_id"]: row["metric"] for row in frame.collect()}
 
