@@ -46,7 +46,7 @@ SMALL_SPARK = {
     "spark.databricks.delta.snapshotPartitions": "1",
     # Adaptive execution plans each stage of a query as a job of its own: on tiny inputs that
     # is all it does (the sample: 57 jobs a run, 30 without; 20-24 s a warm run, 16-18 s).
-    # The job runs in JVMs of their own (docs, cluster, S3A, console) keep the bundled settings.
+    # The job's runs on the docs pages, on the cluster and at the console keep adaptive execution.
     "spark.sql.adaptive.enabled": "false",
 }
 
