@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from chispa import assert_df_equality
+from conftest import RUN_DATE, SMALL_SPARK, TEST_DATA
 from prometheus_client.parser import text_string_to_metric_families
 
 from dependencies.cloudwatch import logs_client
@@ -27,8 +28,6 @@ from dependencies.logging import LOGGER_NAME
 from dependencies.publish import read_published
 from jobs.datalake_job import EXIT_BAD_INPUT, EXIT_OK, main
 
-TEST_DATA = Path(__file__).resolve().parent / "test_data"
-RUN_DATE = "2026-11-15"
 SECRET = "SECRET-IN-CONFIG"
 
 
@@ -57,7 +56,7 @@ def run_job(
     config = {
         "input": {"path": str(TEST_DATA), "format": "csv"},
         "output": {"path": str(directory / "output")},
-        "spark": {"spark.sql.shuffle.partitions": "2", "spark.hadoop.fs.s3a.secret.key": SECRET},
+        "spark": {**SMALL_SPARK, "spark.hadoop.fs.s3a.secret.key": SECRET},
         "logging": {
             "console": {"enabled": True, "format": "json"},
             "file": {"enabled": True, "path": str(directory / "logs" / "datalake.jsonl")},
