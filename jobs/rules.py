@@ -129,16 +129,38 @@ def _window_week_means(window: RunWindow) -> SparkColumn:
     )
 
 
+def _period_days(period: str, window: RunWindow) -> tuple[Any, int]:
+    """The first day of ``period`` and its number of days."""
+    if period == WINDOW:
+        return window.window_start_date, window.window_days
+    return window.baseline_start_date, window.baseline_days
+
+
 def _by_day(period: str, window: RunWindow, column: SparkColumn) -> SparkColumn:
-    """``column`` on each day of ``period``, in order (null for a day without a row): one
-    aggregate per day, so that the summaries stay plain hash aggregates."""
-    first, days = (
-        (window.window_start_date, window.window_days)
-        if period == WINDOW
-        else (window.baseline_start_date, window.baseline_days)
-    )
+    """An aggregate: ``column`` on each day of ``period`` with a value, as a map from the
+    day's place in ``period`` (0 for its first day). One aggregate that collects, rather than
+    one per day: :func:`_day_array` then lays it out by day."""
+    first, days = _period_days(period, window)
     position = F.date_diff(F.col("day"), F.lit(first))
-    return F.array(*[F.max(F.when(position == k, column)) for k in range(days)])
+    kept = position.between(0, days - 1) & column.isNotNull()
+    return F.map_from_entries(F.collect_list(F.when(kept, F.struct(position, column))))
+
+
+def _day_array(period: str, window: RunWindow, name: str) -> SparkColumn:
+    """The map of :func:`_by_day` in column ``name`` -> its values by day of ``period``, in
+    order (null for a day without one)."""
+    _, days = _period_days(period, window)
+    by_place = F.col(name)
+    return F.transform(F.sequence(F.lit(0), F.lit(days - 1)), lambda k: by_place[k]).alias(name)
+
+
+# The summaries by day of a period (:func:`_by_day`): name, period.
+DAY_ARRAYS = (
+    ("window_day_kwh", WINDOW),
+    ("window_zero_runs", WINDOW),
+    ("baseline_zero_runs", BASELINE),
+    ("baseline_day_kwh", BASELINE),
+)
 
 
 def _device_summaries(
@@ -174,6 +196,10 @@ def _device_summaries(
     )
     comparable = (F.col("window_days_with_data") >= share * window.window_days) & (
         F.col("baseline_days_with_data") >= share * window.baseline_days
+    )
+    by_day = dict(DAY_ARRAYS)
+    summaries = summaries.select(
+        *[_day_array(by_day[c], window, c) if c in by_day else F.col(c) for c in summaries.columns]
     )
     return summaries.select(
         "*",
