@@ -37,6 +37,7 @@ RANGES: dict[tuple[str, ...], tuple[float | None, float | None]] = {
     ("alert_threshold",): (0.0, 1.0),
     ("history_days",): (0, None),
     ("evidence_max_devices",): (0, 10_000),
+    ("adaptive_execution_min_input_mib",): (0, None),
     ("tariffs", "per_class", "*"): (0.0, None),
     ("usage", "lookback_days"): (0, None),
     ("usage", "gap_factor"): (1.0, None),

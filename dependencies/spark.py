@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from pyspark import SparkFiles
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 
 import __main__
 from dependencies.config import find_config_file, load_config
@@ -37,6 +37,10 @@ DRIVER_CLASS_PATH = "spark.driver.extraClassPath"
 LOCAL_MASTER = "local[*]"
 # Settings a running session still takes (the others are fixed when its JVM starts).
 RUNTIME_PREFIX = "spark.sql."
+# Spark's adaptive execution: it plans each query again after each of its stages (each stage
+# then a Spark job of its own), which pays at scale and only costs on a tiny input.
+ADAPTIVE_EXECUTION = "spark.sql.adaptive.enabled"
+MIB = 1024**2
 
 
 def uses_local_settings(environ: Mapping[str, str], main_module: object) -> bool:
@@ -145,3 +149,25 @@ def jobs_started(spark: SparkSession) -> int:
     one call each."""
     ids = spark.sparkContext._jsc.statusTracker().getJobIdsForGroup(None)
     return spark._jvm.java.util.Arrays.stream(ids).max().orElse(-1) + 1
+
+
+def planned_bytes(frame: DataFrame) -> int:
+    """The size Spark's optimizer gives ``frame``: for a scan of files, the size of the files
+    it reads, from the listing made when the frame was defined (no data is read)."""
+    return int(frame._jdf.queryExecution().optimizedPlan().stats().sizeInBytes())
+
+
+def adaptive_execution_for_input(
+    spark: SparkSession, frame: DataFrame, min_input_mib: float, spark_config: Mapping[str, str]
+) -> bool | None:
+    """Turn the session's adaptive execution off when ``frame`` (the input that makes a
+    run's size) is under ``min_input_mib`` MiB, on otherwise; return the setting made. None:
+    left as it is, because ``spark_config`` (the config's ``spark`` section) or the session's
+    own settings (spark-submit's ``--conf``) set it."""
+    if ADAPTIVE_EXECUTION in spark_config or spark.sparkContext.getConf().contains(
+        ADAPTIVE_EXECUTION
+    ):
+        return None
+    adaptive = planned_bytes(frame) >= min_input_mib * MIB
+    spark.conf.set(ADAPTIVE_EXECUTION, str(adaptive).lower())
+    return adaptive

@@ -48,7 +48,7 @@ from dependencies.progress import Progress
 from dependencies.publish import stage_work, staging_directory, work_path
 from dependencies.readiness import InputNotReady, require_ready
 from dependencies.run_window import RunWindow
-from dependencies.spark import jobs_started, start_spark
+from dependencies.spark import adaptive_execution_for_input, jobs_started, start_spark
 from dependencies.submit import LockBusy, job_fence
 from dependencies.tables import TABLE_NAMES, InputError
 from jobs.alerts import history
@@ -163,6 +163,7 @@ def run_job(
 
         with run.timer.stage("extract"):
             raw = extract(spark, config["input"], window)
+            sized_for_input(spark, raw["measurements"], config)
         with run.timer.stage("validate"):
             tables = validate_tables(raw, window)
         with run.timer.stage("usage"):  # the readings validated too: the one pass over them
@@ -178,6 +179,19 @@ def run_job(
             results = RunResults(run, window, counts, tables, ledger, detection, scored)
             staged = stage_run(spark, staging, config, results)
         return publish_run(spark, staging, staged, config, run, fence)
+
+
+def sized_for_input(spark: SparkSession, measurements: DataFrame, config: dict[str, Any]) -> None:
+    """Spark's adaptive execution for the rest of the run, by the size of the measurements it
+    reads (off under ``adaptive_execution_min_input_mib``), unless the config's ``spark``
+    section or spark-submit set it."""
+    adaptive = adaptive_execution_for_input(
+        spark, measurements, config["adaptive_execution_min_input_mib"], config["spark"]
+    )
+    if adaptive is not None:
+        logging.getLogger(LOGGER_NAME).info(
+            "adaptive execution %s for this input's size", "on" if adaptive else "off"
+        )
 
 
 if __name__ == "__main__":

@@ -85,6 +85,9 @@ def job_config(directory: Path, moto_server: str) -> Path:
             "report_s3_url": f"s3://{REPORT_BUCKET}/cluster",
         },
         "spark": {"spark.sql.shuffle.partitions": "2"},
+        # Adaptive execution whatever the input's size: this run checks that it publishes
+        # the rows the suite's run (without it) publishes.
+        "adaptive_execution_min_input_mib": 0,
         "aws": {"endpoint_url": moto_server, "region": "us-east-1"},
     }
     path = directory / "datalake_config.json"
@@ -149,7 +152,7 @@ def published(output: Path, table: str) -> Path:
 
 
 def test_the_cluster_run_publishes_what_the_local_run_publishes(
-    spark: SparkSession, sample_published: Path, cluster_run: Path
+    spark: SparkSession, sample_published: Path, cluster: ClusterRun, cluster_run: Path
 ) -> None:
     # GIVEN the sample run locally (the suite's run of it, in this process) and on the
     # cluster (its copy marked complete, the report copied to S3)
@@ -157,7 +160,9 @@ def test_the_cluster_run_publishes_what_the_local_run_publishes(
     local_report = json.loads((published(local_run, "reports") / "report.json").read_text())
     cluster_report = json.loads((published(cluster_run, "reports") / "report.json").read_text())
 
-    # THEN the cluster ran it, and every output table holds the same rows in the same order
+    # THEN the cluster ran it with adaptive execution (the suite's run without), and every
+    # output table holds the same rows in the same order
+    assert "adaptive execution on for this input's size" in cluster.finished.stdout
     assert cluster_report["spark_application_id"].startswith("app-")
     assert local_report["spark_application_id"].startswith("local-")
     assert cluster_report["counts"] == local_report["counts"]

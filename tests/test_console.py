@@ -6,6 +6,7 @@ piped case (no progress at all) is checked on the runs of tests/test_job_logging
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -16,7 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import REPO, RUN_DATE, in_background, write_job_config
+from conftest import MAX_SAMPLE_SPARK_JOBS, REPO, RUN_DATE, in_background, write_job_config
+
+from dependencies.spark import ADAPTIVE_EXECUTION
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,10 @@ def run_at_a_terminal(directory: Path) -> TerminalRun:
     """Run the job (DEBUG=1, the sample, a config that differs from the defaults in its
     output path and Spark partitions) under a pseudo-terminal (``script``), in ``directory``."""
     config = write_job_config(directory)
+    # Adaptive execution as a run of the bundled config has it: decided by the input's size.
+    settings = json.loads(config.read_text(encoding="utf-8"))
+    del settings["spark"][ADAPTIVE_EXECUTION]
+    config.write_text(json.dumps(settings), encoding="utf-8")
     job = [
         sys.executable,
         str(REPO / "jobs" / "datalake_job.py"),
@@ -79,6 +86,10 @@ def test_at_a_terminal_a_run_shows_progress_each_event_once_and_the_summary(
     started = next(line for line in shown.splitlines() if "run started" in line)
     assert f'"output.path": "{tmp_path / "output"}"' in started
     assert "UNINSTALLED_CONSUMPTION" not in started
+    # AND adaptive execution is off for an input this small: a run starts few Spark jobs
+    assert shown.count("adaptive execution off for this input's size") == 1
+    report = next((tmp_path / "output" / "reports").glob("run_date=*/report.json"))
+    assert sum(json.loads(report.read_text())["spark_jobs"].values()) <= MAX_SAMPLE_SPARK_JOBS
     # AND the summary ends the output as aligned tables
     summary = shown[shown.index("\ndatalake run ") :].replace("\r", "")
     assert re.search(r"\n  table +read +used +rejected +deduplicated +outside_window\n", summary)

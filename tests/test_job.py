@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from chispa import assert_approx_df_equality
+from conftest import MAX_SAMPLE_SPARK_JOBS
 from make_test_data import EXPECTED_RULES
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
@@ -22,13 +23,6 @@ from jobs.report import tallies
 
 RUN_DATE = date(2026, 11, 15)
 W_START, W_END = date(2026, 11, 2), RUN_DATE
-# The Spark jobs a run of the sample starts in its timed stages (its report's spark_jobs).
-# Each job is planned and scheduled apart: on small data their number, not the rows, is
-# what a run costs. Lower this as the job needs fewer; it must not creep back up. Counted
-# with the suite's settings for tiny inputs (conftest.SMALL_SPARK: adaptive execution off):
-# 30 jobs. With the bundled settings adaptive execution starts a job per stage of a query:
-# 57 jobs.
-MAX_SAMPLE_SPARK_JOBS = 34
 # The timed stages of a run, as the job's story tells them.
 STAGES = ("extract", "validate", "usage", "detect", "score", "publish")
 

@@ -13,11 +13,14 @@ from pyspark.sql import SparkSession
 from dependencies import jars
 from dependencies.config import ConfigError
 from dependencies.spark import (
+    ADAPTIVE_EXECUTION,
     DRIVER_CLASS_PATH,
     LOCAL_MASTER,
+    adaptive_execution_for_input,
     jobs_started,
     not_applied,
     not_applied_warnings,
+    planned_bytes,
     session_builder,
     start_spark,
     uses_local_settings,
@@ -154,3 +157,25 @@ def test_jobs_started_counts_each_job_the_session_starts(spark: SparkSession) ->
         spark.sparkContext.parallelize([1, 2], 1).count()
     # THEN the count is three more
     assert jobs_started(spark) == before + 3
+
+
+def test_adaptive_execution_set_in_the_config_is_kept(spark: SparkSession) -> None:
+    # GIVEN a session with adaptive execution off, and a config whose spark section sets it
+    before = spark.conf.get(ADAPTIVE_EXECUTION)
+    frame = spark.createDataFrame([(1,)], "n int")
+    # WHEN a run sizes Spark for an input above the limit
+    chosen = adaptive_execution_for_input(spark, frame, 0, {ADAPTIVE_EXECUTION: before})
+    # THEN nothing is chosen, and the session keeps its setting
+    assert chosen is None
+    assert spark.conf.get(ADAPTIVE_EXECUTION) == before
+
+
+def test_planned_bytes_is_the_size_of_the_files_a_scan_reads(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    # GIVEN a CSV file of known size
+    path = tmp_path / "rows.csv"
+    path.write_text("n\n1\n2\n", encoding="utf-8")
+    # WHEN its scan's size is asked THEN it is the file's, read from the listing
+    frame = spark.read.option("header", True).csv(str(path))
+    assert planned_bytes(frame) == path.stat().st_size
