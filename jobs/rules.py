@@ -154,19 +154,23 @@ def _day_array(period: str, window: RunWindow, name: str) -> SparkColumn:
     return F.transform(F.sequence(F.lit(0), F.lit(days - 1)), lambda k: by_place[k]).alias(name)
 
 
-# The summaries by day of a period (:func:`_by_day`): name, period.
-DAY_ARRAYS = (
-    ("window_day_kwh", WINDOW),
-    ("window_zero_runs", WINDOW),
-    ("baseline_zero_runs", BASELINE),
-    ("baseline_day_kwh", BASELINE),
-)
+def _day_summaries() -> dict[str, tuple[str, SparkColumn]]:
+    """The summaries by day of a period (:func:`_by_day`), by name: the period and the column
+    (W's import on its days with data and its longest zero runs, B's zero runs, and B's import
+    on its days with data, which the confounders read)."""
+    return {
+        "window_day_kwh": (WINDOW, _in(WINDOW, "import_kwh")),
+        "window_zero_runs": (WINDOW, F.col("longest_zero_run_minutes")),
+        "baseline_zero_runs": (BASELINE, F.col("longest_zero_run_minutes")),
+        "baseline_day_kwh": (BASELINE, _in(BASELINE, "import_kwh")),
+    }
 
 
 def _device_summaries(
     daily: DataFrame, window: RunWindow, peers: dict[str, Any], confounders: dict[str, Any]
 ) -> DataFrame:
     share = peers["comparable_share"]
+    by_day = _day_summaries()
     summaries = daily.groupBy("device_id").agg(
         F.max(_in(WINDOW, "latest_installed_start", with_data=False)).alias(
             "latest_installed_start"
@@ -189,17 +193,17 @@ def _device_summaries(
         _hourly_means(WINDOW).alias("window_hourly_kwh"),
         _hourly_means(BASELINE).alias("baseline_hourly_kwh"),
         _window_week_means(window).alias("window_week_kwh"),
-        _by_day(WINDOW, window, _in(WINDOW, "import_kwh")).alias("window_day_kwh"),
-        _by_day(WINDOW, window, F.col("longest_zero_run_minutes")).alias("window_zero_runs"),
-        _by_day(BASELINE, window, F.col("longest_zero_run_minutes")).alias("baseline_zero_runs"),
+        *[_by_day(period, window, column).alias(name) for name, (period, column) in by_day.items()],
         *_confounder_summaries(window, confounders),
     )
     comparable = (F.col("window_days_with_data") >= share * window.window_days) & (
         F.col("baseline_days_with_data") >= share * window.baseline_days
     )
-    by_day = dict(DAY_ARRAYS)
     summaries = summaries.select(
-        *[_day_array(by_day[c], window, c) if c in by_day else F.col(c) for c in summaries.columns]
+        *[
+            _day_array(by_day[c][0], window, c) if c in by_day else F.col(c)
+            for c in summaries.columns
+        ]
     )
     return summaries.select(
         "*",
@@ -244,9 +248,10 @@ def recent_window_days(window: RunWindow, params: dict[str, Any]) -> int:
 
 def _confounder_summaries(window: RunWindow, confounders: dict[str, Any]) -> list[SparkColumn]:
     """What the confounders read of each device, aggregated with its other summaries (one
-    pass over daily usage): B's import on each of its days (with data), the mean per-day base
-    load and spread of W and of B, and the latest ``DROP_ENDED.recent_days`` of W (days with
-    data, mean import) with B's mean import on the same weekdays."""
+    pass over daily usage; B's import on each of its days is among :func:`_day_summaries`):
+    the mean per-day base load and spread of W and of B, and the latest
+    ``DROP_ENDED.recent_days`` of W (days with data, mean import) with B's mean import on the
+    same weekdays."""
     recent_days = recent_window_days(window, confounders["DROP_ENDED"])
     recent_start = window.run_date - timedelta(days=recent_days - 1)
     # Spark's dayofweek: 1 = Sunday .. 7 = Saturday.
@@ -256,7 +261,6 @@ def _confounder_summaries(window: RunWindow, confounders: dict[str, Any]) -> lis
     recent = F.col("has_data") & (F.col("day") >= F.lit(recent_start))
     same_weekdays = F.dayofweek("day").isin(weekdays)
     return [
-        _by_day(BASELINE, window, _in(BASELINE, "import_kwh")).alias("baseline_day_kwh"),
         F.avg(_in(WINDOW, "base_kwh")).alias("window_base_kwh"),
         F.avg(_in(BASELINE, "base_kwh")).alias("baseline_base_kwh"),
         F.avg(_in(WINDOW, "spread")).alias("window_spread_kwh"),
