@@ -12,6 +12,7 @@ driver.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from functools import reduce
 from typing import Any
@@ -412,18 +413,16 @@ def _day_aggregates(intervals: DataFrame) -> list[Column]:
 MERGED_BY_MAX = ("expected_intervals", "longest_zero_run_minutes", "latest_installed_start")
 MERGED_EACH = ("hour_kwh", "hour_intervals")
 LEDGER_KEYS = ("device_id", "day", "status", "record")
-# What a component's rows keep of its readings for the next day (:mod:`jobs.ledger`).
-STATE_COLUMNS = ("_last_at", "_last_value", "_run_break", "_min_start")
 
 
-def by_component_day(intervals: DataFrame) -> DataFrame:
+def by_component_day(intervals: DataFrame, *kept: Column) -> DataFrame:
     """The readings' rows, per input partition, reading day, component, (device,) interval
-    day and opening day, status and reject record: the ledger's numbers (:func:`by_day`)
-    plus what the component's next day continues from (its latest valid reading, the latest
-    end of a zero run, its earliest interval start). Rows of one (device, day) merge exactly
-    (:func:`merge_rows`), so a day's rows can be kept and merged with other days' later."""
+    day and opening day, status and reject record: the ledger's numbers (:func:`by_day`),
+    and the aggregates ``kept`` that a caller adds to the same aggregation (the ledger store
+    keeps what each component's next day continues from). Rows of one (device, day) merge
+    exactly (:func:`merge_rows`, without ``kept``), so a day's rows can be kept and merged
+    with other days' later."""
     has_interval = F.col("start").isNotNull()
-    valid = F.col("status") == USED
     return (
         intervals.withColumn("_shape_hour", F.when(F.col("is_shape"), F.col("hour")))
         .groupBy(
@@ -436,26 +435,18 @@ def by_component_day(intervals: DataFrame) -> DataFrame:
             "status",
             "record",
         )
-        .agg(
-            *_day_aggregates(intervals),
-            F.max(F.when(valid, F.col("measured_at"))).alias("_last_at"),
-            F.max_by(F.when(valid, F.col("value")), F.when(valid, F.col("measured_at"))).alias(
-                "_last_value"
-            ),
-            F.max(RUN_BREAK).alias("_run_break"),
-            F.min("start").alias("_min_start"),
-        )
+        .agg(*_day_aggregates(intervals), *kept)
     )
 
 
 def merge_rows(rows: DataFrame) -> DataFrame:
-    """Rows of :func:`by_component_day` -> the ledger: one row per (device, day, status,
-    record), its numbers summed (counts, amounts, hourly arrays element by element) or
-    maximised (the latest, the longest, the expected)."""
+    """Rows of :func:`by_component_day` (without the aggregates a caller kept) -> the ledger:
+    one row per (device, day, status, record), its numbers summed (counts, amounts, hourly
+    arrays element by element) or maximised (the latest, the longest, the expected)."""
     numbers = [
         c
         for c in rows.columns
-        if c not in (*LEDGER_KEYS, *STATE_COLUMNS, PARTITION, READING_DAY, COMPONENT, OPENED_ON)
+        if c not in (*LEDGER_KEYS, PARTITION, READING_DAY, COMPONENT, OPENED_ON)
     ]
     merged = []
     for name in numbers:
@@ -482,11 +473,11 @@ def by_day(intervals: DataFrame) -> DataFrame:
 
 
 def run_ledger(window: RunWindow) -> Transform:
-    """Rows of :func:`by_component_day` of the run's read range, however far back their
-    components' chains of readings began -> the run's ledger, as a run reading only its own
-    range sees it: a register interval opened before the range is no interval (its closing
-    reading only opens), and of a component's valid readings before B only the last is used
-    (it opens B), the others are ``outside_window``."""
+    """Rows of :func:`by_component_day` (without the aggregates a caller kept) of the run's
+    read range, however far back their components' chains of readings began -> the run's
+    ledger, as a run reading only its own range sees it: a register interval opened before
+    the range is no interval (its closing reading only opens), and of a component's valid
+    readings before B only the last is used (it opens B), the others are ``outside_window``."""
     first_day, baseline_day = window.read_start_date, window.baseline_start_date
 
     def transform(rows: DataFrame) -> DataFrame:
@@ -497,7 +488,6 @@ def run_ledger(window: RunWindow) -> Transform:
             if c
             not in (
                 *LEDGER_KEYS,
-                *STATE_COLUMNS,
                 PARTITION,
                 READING_DAY,
                 COMPONENT,
@@ -571,16 +561,20 @@ def readings_intervals(
 
 
 def readings_rows(
-    components: DataFrame, installs: DataFrame, usage: dict[str, Any], chain_start: datetime
+    components: DataFrame,
+    installs: DataFrame,
+    usage: dict[str, Any],
+    chain_start: datetime,
+    kept: Sequence[Column] = (),
 ) -> Transform:
     """The one pass over the readings: as :func:`readings_intervals`, folded into the rows of
-    :func:`by_component_day`."""
+    :func:`by_component_day` (with the aggregates ``kept``)."""
 
     def transform(readings: DataFrame) -> DataFrame:
         return (
             readings.transform(readings_intervals(components, installs, usage, chain_start))
             .transform(split_by_day)
-            .transform(by_component_day)
+            .transform(by_component_day, *kept)
         )
 
     return transform

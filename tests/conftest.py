@@ -240,10 +240,11 @@ def sample_inputs(spark: SparkSession) -> Inputs:
 
 def sample_rows(spark: SparkSession) -> DataFrame:
     """The sample's readings folded by the one pass into the ledger's rows, as the store
-    keeps a day's; nothing is computed yet."""
-    from jobs.ledger import unstored_rows
+    keeps a day's (each component's day state with them); nothing is computed yet."""
+    from jobs.ledger import block_rows
 
-    return unstored_rows(sample_inputs(spark))
+    inputs = sample_inputs(spark)
+    return block_rows(inputs, None, inputs.window.read_start)
 
 
 @pytest.fixture(scope="session")

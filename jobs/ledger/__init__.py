@@ -5,7 +5,7 @@ computes a block of days' rows and states, :mod:`~jobs.ledger.store` keeps them 
 tables, and :mod:`~jobs.ledger.update` runs the plan: :func:`readings_ledger`.
 """
 
-from jobs.ledger.compute import Inputs, checked_readings, unstored_ledger, unstored_rows
+from jobs.ledger.compute import Inputs, block_rows, checked_readings, unstored_ledger
 from jobs.ledger.plan import AFTER_RUN_DATE
 from jobs.ledger.store import STORE
 from jobs.ledger.update import LEDGER_VERSION, readings_ledger
@@ -15,8 +15,8 @@ __all__ = [
     "LEDGER_VERSION",
     "STORE",
     "Inputs",
+    "block_rows",
     "checked_readings",
     "readings_ledger",
     "unstored_ledger",
-    "unstored_rows",
 ]

@@ -27,6 +27,10 @@ from jobs.usage import COMPONENT, PARTITION
 
 # The state a component's next day continues from.
 STATE = ("last_at", "last_value", "used", "run_since")
+# What a block's rows keep of each component's day, for its state (:func:`_day_state`): its
+# latest valid reading (instant and value), the latest end of a zero run, its earliest
+# interval start. The run's ledger merges the rows without them.
+DAY_STATE = ("_last_at", "_last_value", "_run_break", "_min_start")
 # What fingerprints a component's day: its component row ...
 ATTRIBUTES = ("device_id", "component_type", "reading_type", "interval_minutes", "register_max")
 # ... and its device's install periods.
@@ -93,13 +97,32 @@ def carried_readings(entering: DataFrame) -> DataFrame:
     )
 
 
+def _day_state() -> list[Column]:
+    """The aggregates of :data:`DAY_STATE`, over a component's intervals of a day."""
+    valid = F.col("status") == validate.USED
+    columns = (
+        F.max(F.when(valid, F.col("measured_at"))),
+        F.max_by(F.when(valid, F.col("value")), F.when(valid, F.col("measured_at"))),
+        F.max(usage.RUN_BREAK),
+        F.min("start"),
+    )
+    return [column.alias(name) for name, column in zip(DAY_STATE, columns, strict=True)]
+
+
+def without_day_state(rows: DataFrame) -> DataFrame:
+    """A block's rows as the run's ledger merges them: without :data:`DAY_STATE`."""
+    return rows.drop(*DAY_STATE)
+
+
 def block_rows(inputs: Inputs, entering: DataFrame | None, chain_start: datetime) -> DataFrame:
-    """The rows of a block of days whose raw readings are ``inputs.raw``, continuing each
-    component's chain from the state ``entering`` (None: the chains begin here), the block
-    beginning at ``chain_start``."""
+    """The rows of a block of days whose raw readings are ``inputs.raw``, with each
+    component's :data:`DAY_STATE`, continuing each component's chain from the state
+    ``entering`` (None: the chains begin here), the block beginning at ``chain_start``."""
     carried = None if entering is None else carried_readings(entering)
     return checked_readings(inputs, carried).transform(
-        usage.readings_rows(inputs.components, inputs.installs, inputs.usage_config, chain_start)
+        usage.readings_rows(
+            inputs.components, inputs.installs, inputs.usage_config, chain_start, _day_state()
+        )
     )
 
 

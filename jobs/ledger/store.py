@@ -1,7 +1,7 @@
 """The readings' ledger kept between runs, as three Delta tables under ``<output>/_ledger/``.
 
-- ``rows``: the rows of each stored day (:func:`jobs.usage.by_component_day`), partitioned
-  by the input's day partition;
+- ``rows``: the rows of each stored day (:func:`jobs.usage.by_component_day`, with each
+  component's :data:`jobs.ledger.compute.DAY_STATE`), partitioned by the input's day partition;
 - ``states``: per stored day and component, the state its next day continues from
   (:func:`jobs.ledger.compute.day_states`), partitioned the same way;
 - ``days``: a row per stored day: what it was derived from (its input files, the ledger's

@@ -39,6 +39,7 @@ from jobs.ledger.compute import (
     fleet_fingerprint,
     moved_states,
     unstored_ledger,
+    without_day_state,
 )
 from jobs.ledger.plan import (
     ALL,
@@ -159,7 +160,8 @@ def readings_ledger(
         f" ({span(outcome.reused)})" if outcome.reused else "",
         "; ".join(part_words(part) for part in outcome.computed) or "nothing",
     )
-    return update.rows().transform(usage.run_ledger(window)), update.read_count(), outcome
+    ledger = update.rows().transform(without_day_state).transform(usage.run_ledger(window))
+    return ledger, update.read_count(), outcome
 
 
 class Update:
