@@ -413,6 +413,8 @@ def _day_aggregates(intervals: DataFrame) -> list[Column]:
 MERGED_BY_MAX = ("expected_intervals", "longest_zero_run_minutes", "latest_installed_start")
 MERGED_EACH = ("hour_kwh", "hour_intervals")
 LEDGER_KEYS = ("device_id", "day", "status", "record")
+# What places a row of :func:`by_component_day`; its other columns are its numbers.
+ROW_KEYS = (*LEDGER_KEYS, PARTITION, READING_DAY, COMPONENT, OPENED_ON)
 
 
 def by_component_day(intervals: DataFrame, *kept: Column) -> DataFrame:
@@ -439,17 +441,17 @@ def by_component_day(intervals: DataFrame, *kept: Column) -> DataFrame:
     )
 
 
+def _numbers(rows: DataFrame) -> list[str]:
+    """The numbers of rows of :func:`by_component_day`: every column but :data:`ROW_KEYS`."""
+    return [c for c in rows.columns if c not in ROW_KEYS]
+
+
 def merge_rows(rows: DataFrame) -> DataFrame:
     """Rows of :func:`by_component_day` (without the aggregates a caller kept) -> the ledger:
     one row per (device, day, status, record), its numbers summed (counts, amounts, hourly
     arrays element by element) or maximised (the latest, the longest, the expected)."""
-    numbers = [
-        c
-        for c in rows.columns
-        if c not in (*LEDGER_KEYS, PARTITION, READING_DAY, COMPONENT, OPENED_ON)
-    ]
     merged = []
-    for name in numbers:
+    for name in _numbers(rows):
         if name in MERGED_BY_MAX:
             merged.append(F.max(name).alias(name))
         elif name in MERGED_EACH:
@@ -482,19 +484,7 @@ def run_ledger(window: RunWindow) -> Transform:
 
     def transform(rows: DataFrame) -> DataFrame:
         opened_before = F.col(OPENED_ON) < F.lit(first_day)
-        numbers = [
-            c
-            for c in rows.columns
-            if c
-            not in (
-                *LEDGER_KEYS,
-                PARTITION,
-                READING_DAY,
-                COMPONENT,
-                OPENED_ON,
-                READINGS,
-            )
-        ]
+        numbers = [c for c in _numbers(rows) if c != READINGS]
         rows = rows.select(
             *[
                 F.when(~opened_before | F.col(OPENED_ON).isNull(), F.col(c)).alias(c)
